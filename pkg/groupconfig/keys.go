@@ -1,0 +1,278 @@
+// Package groupconfig owns the spotmax:* Auto Scaling group tags: their
+// keys, value types, defaults, which of them propagate to instances at
+// launch, parsing and validating a group's tags into a typed Config,
+// rendering a Config back to tags, diffing tag sets and "did you mean" hints
+// for misspelt keys.
+//
+// It is the only place in spotmax that spells a spotmax: tag key or knows a
+// default; everything else uses the Tag* constants, Defs and Config.
+package groupconfig
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Prefix is the prefix of every spotmax tag key. Tags without it are not
+// spotmax's and are ignored.
+const Prefix = "spotmax:"
+
+// Tag keys, in the order of the tag table in SPEC.md.
+const (
+	// TagGroup marks a managed group; its value is the group name.
+	// Propagated to instances so the agent can tell it runs in a spotmax group.
+	TagGroup = "spotmax:group"
+	// TagIgnore set to true makes spotmax leave the group alone.
+	TagIgnore = "spotmax:ignore_tag"
+	// TagPersistenceDev is the device name of the data volume kept across
+	// replacements, e.g. /dev/sdf.
+	TagPersistenceDev = "spotmax:persistence_dev"
+	// TagPersistenceMountPath is where the agent mounts the data volume.
+	// Propagated to instances so the agent can read it from IMDS.
+	TagPersistenceMountPath = "spotmax:persistence_mount_path"
+	// TagDetachingDelaySeconds is the wait before the old instance is
+	// detached from the group.
+	TagDetachingDelaySeconds = "spotmax:detaching_delay_seconds"
+	// TagConsulPort is the Consul agent HTTP port on instances; setting it
+	// enables Consul deregistration.
+	TagConsulPort = "spotmax:consul_port"
+	// TagSDDelayDetachSecs is the time allowed for service-discovery removal
+	// before detaching.
+	TagSDDelayDetachSecs = "spotmax:sd_delay_detach_secs"
+	// TagK8sConfigFilePath is the kubeconfig path on the host running
+	// spotmax; setting it enables Kubernetes drain.
+	TagK8sConfigFilePath = "spotmax:k8s_config_file_path"
+	// TagK8sNodeDrainGraceSecond is the pod termination grace / drain budget.
+	TagK8sNodeDrainGraceSecond = "spotmax:k8s_node_drain_grace_second"
+	// TagK8sDelayDrainingSecs is the delay before draining on an interruption.
+	TagK8sDelayDrainingSecs = "spotmax:k8s_delay_draining_secs"
+	// TagPreactionK8sDelayDrainingSecs is the delay before draining in a
+	// proactive replacement.
+	TagPreactionK8sDelayDrainingSecs = "spotmax:preaction_k8s_delay_draining_secs"
+	// TagInstanceDurationHours is the maximum life of an instance.
+	TagInstanceDurationHours = "spotmax:instance_duration_hours"
+	// TagGuaranteeLivingMins is the age in minutes after which an instance is
+	// replaced (0 = off). The misspelling is the original product's and IS
+	// the tag; TagGuaranteeLivingMinsAlias is accepted too, and when both are
+	// set this spelling wins.
+	TagGuaranteeLivingMins = "spotmax:gurantee_living_mins"
+	// TagGuaranteeLivingMinsAlias is the correctly spelt alias of
+	// TagGuaranteeLivingMins, accepted on input and never written.
+	TagGuaranteeLivingMinsAlias = "spotmax:guarantee_living_mins"
+	// TagBufferMins is the safety margin subtracted from the guarantee.
+	TagBufferMins = "spotmax:buffer_mins"
+	// TagEnableODFallback enables on-demand instances when spot cannot be had.
+	TagEnableODFallback = "spotmax:is_enable_od_fallback"
+	// TagOnlyODRep makes replacements on-demand only.
+	TagOnlyODRep = "spotmax:is_only_od_rep"
+	// TagODLeastLiveMins is how long an on-demand stand-in lives at least
+	// before it is swapped back to spot.
+	TagODLeastLiveMins = "spotmax:od_least_live_mins"
+	// TagAlt is the common prefix of the alternative instance type tags
+	// spotmax:alt1 … spotmax:altN; use AltKey and ParseAltKey for the
+	// numbered keys. "spotmax:alt" alone is not a valid tag.
+	TagAlt = "spotmax:alt"
+	// TagPreferMultipleTypes makes spotmax try alternative spot types before
+	// on-demand.
+	TagPreferMultipleTypes = "spotmax:is_prefer_multiple_types"
+	// TagAltLeastLiveMins is how long an alternative-type instance lives at
+	// least before it is swapped back.
+	TagAltLeastLiveMins = "spotmax:alt_least_live_mins"
+	// TagMaxNumOfTerminatedOneTime is the batch size of proactive replacements.
+	TagMaxNumOfTerminatedOneTime = "spotmax:max_num_of_terminated_one_time"
+	// TagEnablePreaction enables proactive replacement (before interruptions).
+	TagEnablePreaction = "spotmax:is_enable_preaction"
+	// TagPreactionDetachDelaySeconds is the detach delay in proactive
+	// replacements.
+	TagPreactionDetachDelaySeconds = "spotmax:preaction_detach_delay_seconds"
+	// TagPreactionTerminationDelaySeconds is the interval between proactive
+	// terminations.
+	TagPreactionTerminationDelaySeconds = "spotmax:preaction_termination_delay_seconds"
+	// TagHandleRebalanceEvent makes spotmax act on EC2 rebalance
+	// recommendations.
+	TagHandleRebalanceEvent = "spotmax:is_to_handle_rebalance_event"
+	// TagHandleScalingFailure makes spotmax act on group launch failures.
+	TagHandleScalingFailure = "spotmax:is_to_handle_scaling_failure"
+	// TagAZRebalance selects the AZ placement of new instances.
+	TagAZRebalance = "spotmax:az_rebalance"
+)
+
+// AZRebalanceOptimize is the only accepted value of TagAZRebalance: put new
+// instances in the Availability Zone with the fewest.
+const AZRebalanceOptimize = "optimize"
+
+// Tag is one ASG tag as spotmax sees it.
+type Tag struct {
+	Key               string `json:"key"`
+	Value             string `json:"value"`
+	PropagateAtLaunch bool   `json:"propagate_at_launch"`
+}
+
+// Def describes one tag.
+type Def struct {
+	// Key is the tag key, e.g. "spotmax:detaching_delay_seconds". For the
+	// numbered alternative types it is TagAlt and Pattern says more.
+	Key string
+	// Kind is the type of the value.
+	Kind Kind
+	// Default is the value that applies when the tag is absent, in canonical
+	// form; "" when the tag has no default (the setting is off).
+	Default string
+	// Propagate is the PropagateAtLaunch the tag is written with: true for
+	// the tags the agent reads from the instance.
+	Propagate bool
+	// Flag is the name of the `spotmax group tag` flag that sets the tag.
+	Flag string
+	// Help is one line for --help and docs.
+	Help string
+	// Enum lists the accepted values of a KindEnum tag.
+	Enum []string
+	// Aliases are other keys accepted for this tag on input; they are never
+	// written.
+	Aliases []string
+	// Pattern is the shape of the keys of a numbered tag ("spotmax:alt<N>",
+	// N ≥ 1); empty for the others.
+	Pattern string
+}
+
+var defs = []Def{
+	{Key: TagGroup, Kind: KindString, Propagate: true, Flag: "group",
+		Help: "marks a managed group; the value is the group name (instances carry it too)"},
+	{Key: TagIgnore, Kind: KindBool, Default: "false", Flag: "ignore",
+		Help: "true: spotmax leaves this group alone"},
+	{Key: TagPersistenceDev, Kind: KindDevice, Flag: "persistence-dev",
+		Help: "device name of the data volume kept across replacements, e.g. /dev/sdf"},
+	{Key: TagPersistenceMountPath, Kind: KindPath, Propagate: true, Flag: "persistence-mount-path",
+		Help: "where the agent mounts the data volume, e.g. /data (needs persistence_dev)"},
+	{Key: TagDetachingDelaySeconds, Kind: KindSeconds, Default: "30", Flag: "detaching-delay",
+		Help: "wait before the old instance is detached from the group"},
+	{Key: TagConsulPort, Kind: KindPort, Flag: "consul-port",
+		Help: "Consul agent HTTP port on instances, e.g. 8500; enables Consul deregistration"},
+	{Key: TagSDDelayDetachSecs, Kind: KindSeconds, Default: "30", Flag: "sd-delay-detach",
+		Help: "time allowed for service-discovery removal before detaching"},
+	{Key: TagK8sConfigFilePath, Kind: KindPath, Flag: "k8s-config",
+		Help: "kubeconfig path on the host running spotmax; enables Kubernetes drain"},
+	{Key: TagK8sNodeDrainGraceSecond, Kind: KindSeconds, Default: "300", Flag: "k8s-drain-grace",
+		Help: "pod termination grace / drain budget"},
+	{Key: TagK8sDelayDrainingSecs, Kind: KindSeconds, Default: "90", Flag: "k8s-delay-draining",
+		Help: "delay before draining on an interruption (new node getting ready)"},
+	{Key: TagPreactionK8sDelayDrainingSecs, Kind: KindSeconds, Default: "240", Flag: "preaction-k8s-delay-draining",
+		Help: "delay before draining in a proactive replacement"},
+	{Key: TagInstanceDurationHours, Kind: KindHours, Flag: "instance-duration-hours",
+		Help: "maximum life of an instance (0 or absent = unlimited)"},
+	{Key: TagGuaranteeLivingMins, Kind: KindMinutes, Default: "0", Flag: "guarantee-living-mins",
+		Aliases: []string{TagGuaranteeLivingMinsAlias},
+		Help: "after this many minutes the instance is replaced (0 = off); original spelling, " +
+			TagGuaranteeLivingMinsAlias + " is accepted too and loses when both are set"},
+	{Key: TagBufferMins, Kind: KindMinutes, Default: "1", Flag: "buffer-mins",
+		Help: "safety margin subtracted from the guarantee and the maximum life"},
+	{Key: TagEnableODFallback, Kind: KindBool, Default: "true", Flag: "od-fallback",
+		Help: "use on-demand when spot cannot be had"},
+	{Key: TagOnlyODRep, Kind: KindBool, Default: "false", Flag: "only-od",
+		Help: "replace with on-demand only (needs od-fallback)"},
+	{Key: TagODLeastLiveMins, Kind: KindMinutes, Default: "15", Flag: "od-least-live-mins",
+		Help: "an on-demand stand-in lives at least this long before it is swapped back to spot"},
+	{Key: TagAlt, Kind: KindInstanceType, Flag: "alt", Pattern: TagAlt + "<N>",
+		Help: "alternative instance types (tags spotmax:alt1 … spotmax:altN, tried in order; the flag takes a comma list)"},
+	{Key: TagPreferMultipleTypes, Kind: KindBool, Default: "true", Flag: "prefer-multiple-types",
+		Help: "try alternative spot types before on-demand"},
+	{Key: TagAltLeastLiveMins, Kind: KindMinutes, Default: "15", Flag: "alt-least-live-mins",
+		Help: "an alternative-type instance lives at least this long before it is swapped back"},
+	{Key: TagMaxNumOfTerminatedOneTime, Kind: KindInt, Default: "1", Flag: "max-terminated-one-time",
+		Help: "batch size of proactive replacements (at least 1)"},
+	{Key: TagEnablePreaction, Kind: KindBool, Default: "true", Flag: "preaction",
+		Help: "proactive replacement (before interruptions)"},
+	{Key: TagPreactionDetachDelaySeconds, Kind: KindSeconds, Default: "30", Flag: "preaction-detach-delay",
+		Help: "detach delay in proactive replacements"},
+	{Key: TagPreactionTerminationDelaySeconds, Kind: KindSeconds, Default: "300", Flag: "preaction-termination-delay",
+		Help: "interval between proactive terminations"},
+	{Key: TagHandleRebalanceEvent, Kind: KindBool, Default: "false", Flag: "handle-rebalance",
+		Help: "act on EC2 rebalance recommendations"},
+	{Key: TagHandleScalingFailure, Kind: KindBool, Default: "true", Flag: "handle-scaling-failure",
+		Help: "act on group launch failures (e.g. no spot capacity)"},
+	{Key: TagAZRebalance, Kind: KindEnum, Enum: []string{AZRebalanceOptimize}, Flag: "az-rebalance",
+		Help: `"optimize": put new instances in the AZ with the fewest`},
+}
+
+// byKey maps every accepted key (canonical and alias) and flag to its
+// index in defs.
+var byKey, byFlag = func() (map[string]int, map[string]int) {
+	k, f := map[string]int{}, map[string]int{}
+	for i, d := range defs {
+		k[d.Key] = i
+		for _, a := range d.Aliases {
+			k[a] = i
+		}
+		f[d.Flag] = i
+	}
+	return k, f
+}()
+
+func (d Def) clone() Def {
+	d.Enum = slices.Clone(d.Enum)
+	d.Aliases = slices.Clone(d.Aliases)
+	return d
+}
+
+// Defs returns every tag in the order of SPEC.md's table. The numbered
+// alternative types are one Def with Key TagAlt. The result is a copy.
+func Defs() []Def {
+	out := make([]Def, len(defs))
+	for i, d := range defs {
+		out[i] = d.clone()
+	}
+	return out
+}
+
+// Lookup returns the Def of a tag key. It also finds aliases (returning the
+// Def of the canonical key) and the numbered keys spotmax:alt<N> (returning
+// the TagAlt Def).
+func Lookup(key string) (Def, bool) {
+	if i, ok := byKey[key]; ok {
+		return defs[i].clone(), true
+	}
+	if _, ok := ParseAltKey(key); ok {
+		return defs[byKey[TagAlt]].clone(), true
+	}
+	return Def{}, false
+}
+
+// LookupFlag returns the Def whose `spotmax group tag` flag is flag.
+func LookupFlag(flag string) (Def, bool) {
+	if i, ok := byFlag[flag]; ok {
+		return defs[i].clone(), true
+	}
+	return Def{}, false
+}
+
+// AltKey returns the key of the n-th alternative instance type, n ≥ 1.
+func AltKey(n int) string {
+	return TagAlt + strconv.Itoa(n)
+}
+
+// ParseAltKey reports whether key is spotmax:alt<N> with N ≥ 1 written
+// without leading zeros, and returns N.
+func ParseAltKey(key string) (int, bool) {
+	rest, ok := strings.CutPrefix(key, TagAlt)
+	if !ok || rest == "" || rest[0] == '0' || !allDigits(rest) {
+		return 0, false
+	}
+	n, err := strconv.Atoi(rest)
+	if err != nil {
+		return 0, false
+	}
+	return n, true
+}
+
+func allDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,111 @@
+package groupconfig
+
+import (
+	"strings"
+)
+
+// maxSuggestLen bounds the work Suggest does on absurd keys (ASG tag keys
+// are at most 128 characters).
+const maxSuggestLen = 128
+
+// Suggest returns the known key closest to an unknown key, or "" when
+// nothing is close. It forgives case, '-', '.' and ' ' for '_', small edit
+// distances, a unique fragment ("consul" → spotmax:consul_port) and
+// numbered alternatives written like "alt_2". The key may carry the prefix
+// in any case ("SpotMax:group"); keys without it get no suggestion.
+func Suggest(key string) string {
+	if len(key) > maxSuggestLen+len(Prefix) || len(key) < len(Prefix) ||
+		!strings.EqualFold(key[:len(Prefix)], Prefix) {
+		return ""
+	}
+	name := normaliseName(key[len(Prefix):])
+	if name == "" {
+		return ""
+	}
+	if rest, ok := strings.CutPrefix(name, "alt"); ok {
+		rest = strings.TrimLeft(rest, "_")
+		rest = strings.TrimLeft(rest, "0")
+		if allDigits(rest) {
+			if alt := TagAlt + rest; alt != key {
+				if _, ok := ParseAltKey(alt); ok {
+					return alt
+				}
+			}
+		}
+	}
+	var candidates []string
+	for _, d := range defs {
+		if d.Key == TagAlt {
+			continue
+		}
+		candidates = append(candidates, d.Key)
+		candidates = append(candidates, d.Aliases...)
+	}
+	for _, c := range candidates {
+		if c[len(Prefix):] == name && c != key {
+			return c
+		}
+	}
+	best, bestDist := "", len(name)/3
+	if bestDist < 1 {
+		bestDist = 1
+	}
+	bestDist++ // accept distances up to the threshold inclusive
+	for _, c := range candidates {
+		if c == key {
+			continue
+		}
+		if d := levenshtein(name, c[len(Prefix):]); d < bestDist {
+			best, bestDist = c, d
+		}
+	}
+	if best != "" {
+		return best
+	}
+	if len(name) >= 4 {
+		var found string
+		for _, c := range candidates {
+			if strings.Contains(c[len(Prefix):], name) && c != key {
+				if found != "" {
+					return "" // ambiguous
+				}
+				found = c
+			}
+		}
+		return found
+	}
+	return ""
+}
+
+func normaliseName(s string) string {
+	s = strings.ToLower(strings.TrimSpace(s))
+	return strings.Map(func(r rune) rune {
+		switch r {
+		case '-', '.', ' ':
+			return '_'
+		}
+		return r
+	}, s)
+}
+
+// levenshtein is the edit distance between a and b, in runes.
+func levenshtein(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	prev := make([]int, len(rb)+1)
+	cur := make([]int, len(rb)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		cur[0] = i
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(rb)]
+}

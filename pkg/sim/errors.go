@@ -1,0 +1,36 @@
+package sim
+
+import (
+	"fmt"
+	"net/http"
+)
+
+// APIError is an error as AWS returns it: an HTTP status, an error code and a message. Every
+// protocol renders it in its own error format.
+type APIError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+// Error implements error.
+func (e *APIError) Error() string { return e.Code + ": " + e.Message }
+
+// Sender reports whether the client is at fault (HTTP 4xx), for the query protocol's Type field.
+func (e *APIError) Sender() bool { return e.Status < 500 }
+
+// errf returns a client error (HTTP 400) with an AWS error code.
+func errf(code, format string, args ...any) *APIError {
+	return &APIError{Status: http.StatusBadRequest, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Error codes that several services share.
+const (
+	CodeInsufficientCapacity = "InsufficientInstanceCapacity"
+	CodeRequestLimitExceeded = "RequestLimitExceeded" // EC2's throttling code
+	CodeThrottling           = "Throttling"           // Auto Scaling and CloudWatch query
+	CodeInvalidParameter     = "InvalidParameterValue"
+	CodeMissingParameter     = "MissingParameter"
+	CodeValidationError      = "ValidationError"
+	CodeInvalidAction        = "InvalidAction"
+)
