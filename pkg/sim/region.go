@@ -101,7 +101,7 @@ type Region struct {
 	capacity  map[PoolKey]int // live-instance limit per pool; absent = unlimited
 	nextLoop  int
 
-	faults faults
+	faults  faults
 	calls   map[string]int
 	callsBy map[string]map[string]bool // access key id → service:Action
 	// hooks run after an instance changes state, with the lock held (IMDS, ASG bookkeeping).
