@@ -2,7 +2,21 @@ package groupconfig
 
 import (
 	"strings"
+	"unicode/utf8"
 )
+
+// candidates are the keys Suggest chooses from: every key and alias but the
+// numbered alternatives, which Suggest handles apart.
+var candidates = func() []string {
+	var out []string
+	for _, d := range defs {
+		if d.Key != TagAlt {
+			out = append(out, d.Key)
+			out = append(out, d.Aliases...)
+		}
+	}
+	return out
+}()
 
 // maxSuggestLen bounds the work Suggest does on absurd keys (ASG tag keys
 // are at most 128 characters).
@@ -10,12 +24,16 @@ const maxSuggestLen = 128
 
 // Suggest returns the known key closest to an unknown key, or "" when
 // nothing is close. It forgives case, '-', '.' and ' ' for '_', small edit
-// distances, a unique fragment ("consul" → spotmax:consul_port) and
+// distances, a unique fragment ("consul" → spotmax:consul_port), the
+// `spotmax group tag` flag name used as a key ("spotmax:od-fallback") and
 // numbered alternatives written like "alt_2". The key may carry the prefix
 // in any case ("SpotMax:group"); keys without it get no suggestion.
 func Suggest(key string) string {
 	if len(key) > maxSuggestLen+len(Prefix) || len(key) < len(Prefix) ||
 		!strings.EqualFold(key[:len(Prefix)], Prefix) {
+		return ""
+	}
+	if _, known := Lookup(key); known {
 		return ""
 	}
 	name := normaliseName(key[len(Prefix):])
@@ -33,17 +51,14 @@ func Suggest(key string) string {
 			}
 		}
 	}
-	var candidates []string
-	for _, d := range defs {
-		if d.Key == TagAlt {
-			continue
-		}
-		candidates = append(candidates, d.Key)
-		candidates = append(candidates, d.Aliases...)
-	}
 	for _, c := range candidates {
 		if c[len(Prefix):] == name && c != key {
 			return c
+		}
+	}
+	for _, d := range defs {
+		if d.Key != TagAlt && normaliseName(d.Flag) == name {
+			return d.Key // the flag name used as a key
 		}
 	}
 	best, bestDist := "", len(name)/3
@@ -51,11 +66,13 @@ func Suggest(key string) string {
 		bestDist = 1
 	}
 	bestDist++ // accept distances up to the threshold inclusive
+	nameLen := utf8.RuneCountInString(name)
 	for _, c := range candidates {
-		if c == key {
-			continue
+		cn := c[len(Prefix):]
+		if c == key || abs(nameLen-len(cn)) >= bestDist {
+			continue // the length difference alone is too far
 		}
-		if d := levenshtein(name, c[len(Prefix):]); d < bestDist {
+		if d := levenshtein(name, cn); d < bestDist {
 			best, bestDist = c, d
 		}
 	}
@@ -75,6 +92,13 @@ func Suggest(key string) string {
 		return found
 	}
 	return ""
+}
+
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
 }
 
 func normaliseName(s string) string {

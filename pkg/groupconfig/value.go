@@ -310,13 +310,15 @@ func formatAltList(s string) (string, error) {
 	items := strings.FieldsFunc(strings.ToLower(s), func(r rune) bool {
 		return r == ',' || unicode.IsSpace(r)
 	})
-	for i, it := range items {
+	seen := make(map[string]bool, len(items))
+	for _, it := range items {
 		if reason, hint := checkInstanceType(it); reason != "" {
 			return "", valueError(it, reason, hint)
 		}
-		if slices.Contains(items[:i], it) {
+		if seen[it] {
 			return "", valueError(it, "listed twice", "")
 		}
+		seen[it] = true
 	}
 	return strings.Join(items, ","), nil
 }

@@ -170,6 +170,9 @@ func New(opts Options) *Region {
 			s.setup(r)
 		}
 	}
+	for _, fn := range regionSetups {
+		fn(r)
+	}
 	return r
 }
 

@@ -36,6 +36,10 @@ type service struct {
 	setup func(r *Region)
 	// handle serves one call.
 	handle func(r *Region, c *call)
+	// errorShapes maps the error codes that APIError carries (the query protocol's codes) to the
+	// error structures that JSON and CBOR responses name in __type, where the two differ
+	// (sqs: AWS.SimpleQueueService.NonExistentQueue → QueueDoesNotExist).
+	errorShapes map[string]string
 }
 
 var services = map[string]*service{}
@@ -167,6 +171,8 @@ func (r *Region) serveAPI(w http.ResponseWriter, req *http.Request) {
 					scopeSvc = "sqs"
 				case "AWSEvents":
 					scopeSvc = "events"
+				case "GraniteServiceVersion20100801":
+					scopeSvc = "monitoring"
 				}
 			}
 		}
@@ -294,13 +300,19 @@ func (c *call) fail(err *APIError) {
 		}
 		h.Set("x-amzn-query-error", err.Code+";"+fault)
 		c.w.WriteHeader(err.Status)
-		_ = json.NewEncoder(c.w).Encode(map[string]string{"__type": jsonErrorNamespace(c.Service) + err.Code, "message": err.Message})
+		_ = json.NewEncoder(c.w).Encode(map[string]string{"__type": jsonErrorNamespace(c.Service) + c.errorShape(err.Code), "message": err.Message})
 	case protoCBOR:
 		h.Set("Content-Type", "application/cbor")
 		h.Set("Smithy-Protocol", "rpc-v2-cbor")
+		fault := "Sender"
+		if !err.Sender() {
+			fault = "Receiver"
+		}
+		// awsQueryCompatible clients take the error code from this header.
+		h.Set("x-amzn-query-error", err.Code+";"+fault)
 		c.w.WriteHeader(err.Status)
 		_, _ = c.w.Write(cbor.Encode(cbor.Map{
-			"__type":  cbor.String(cborErrorNamespace(c.Service) + err.Code),
+			"__type":  cbor.String(cborErrorNamespace(c.Service) + c.errorShape(err.Code)),
 			"message": cbor.String(err.Message),
 		}))
 	default:
@@ -329,8 +341,20 @@ func jsonErrorNamespace(svc string) string {
 		return "com.amazonaws.sqs#"
 	case "events":
 		return "com.amazonaws.eventbridge#"
+	case "monitoring":
+		return "com.amazonaws.cloudwatch#"
 	}
 	return ""
+}
+
+// errorShape returns the name of the error structure for an error code of the call's service.
+func (c *call) errorShape(code string) string {
+	if s := services[c.Service]; s != nil {
+		if shape, ok := s.errorShapes[code]; ok {
+			return shape
+		}
+	}
+	return code
 }
 
 func cborErrorNamespace(svc string) string {

@@ -1,0 +1,38 @@
+# spotmax — see README.md. `make help` lists the targets.
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X github.com/spotmax/spotmax/pkg/version.Version=$(VERSION)
+BIN      := bin
+PKGS     := ./...
+
+.PHONY: help build test test-short demo bench lint fuzz clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+build: ## build bin/spotmax and bin/spotmax-agent
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/spotmax ./cmd/spotmax
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/spotmax-agent ./cmd/spotmax-agent
+
+test: lint ## run every test (what CI runs)
+	$(GO) test -count=1 -timeout 15m $(PKGS)
+
+test-short: ## quick tests only
+	$(GO) test -short -count=1 $(PKGS)
+
+demo: build ## start the simulated region, tag a sample group and show what spotmax sees
+	./scripts/demo.sh
+
+bench: ## run the benchmarks (results are written up in docs/benchmarks.md)
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+lint: ## gofmt and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+fuzz: ## fuzz the tag parser for a minute
+	$(GO) test ./pkg/groupconfig -run '^$$' -fuzz FuzzParse -fuzztime 60s
+
+clean: ## remove built binaries
+	rm -rf $(BIN)

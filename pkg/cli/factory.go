@@ -1,0 +1,127 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+)
+
+// Factory hands out what commands need, lazily, so that --help and flag errors build nothing.
+type Factory struct {
+	IO *IOStreams
+
+	// Global flags.
+	Region   string
+	Profile  string
+	Output   string
+	LogLevel string
+
+	// Getenv reads the environment; tests replace it.
+	Getenv func(string) string
+
+	cfgOnce sync.Once
+	cfg     aws.Config
+	cfgErr  error
+	log     *slog.Logger
+}
+
+// NewFactory returns a factory for the process's streams and environment.
+func NewFactory(ios *IOStreams) *Factory {
+	return &Factory{IO: ios, Output: OutputTable, LogLevel: "info", Getenv: os.Getenv}
+}
+
+// AWSConfig loads the AWS configuration once, from the standard chain (environment, shared
+// config and profiles, SSO, the instance's IAM role), so AWS_ENDPOINT_URL and AWS_PROFILE work
+// as with any AWS tool.
+func (f *Factory) AWSConfig(ctx context.Context) (aws.Config, error) {
+	f.cfgOnce.Do(func() {
+		var opts []func(*config.LoadOptions) error
+		if f.Region != "" {
+			opts = append(opts, config.WithRegion(f.Region))
+		}
+		if f.Profile != "" {
+			opts = append(opts, config.WithSharedConfigProfile(f.Profile))
+		}
+		cfg, err := config.LoadDefaultConfig(ctx, opts...)
+		if err != nil {
+			f.cfgErr = &ConfigError{fmt.Errorf("loading AWS configuration: %w", err)}
+			return
+		}
+		if cfg.Region == "" {
+			f.cfgErr = &ConfigError{fmt.Errorf("no AWS region: set --region, AWS_REGION, or a region in the profile")}
+			return
+		}
+		// Resolve credentials now, so that missing ones are one clear error instead of the SDK's
+		// chain of provider messages on the first call.
+		if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
+			f.Logger().Debug("resolving AWS credentials", "error", err)
+			f.cfgErr = &ConfigError{errNoCredentials}
+			return
+		}
+		f.cfg = cfg
+	})
+	return f.cfg, f.cfgErr
+}
+
+// EC2 returns an EC2 client.
+func (f *Factory) EC2(ctx context.Context) (*ec2.Client, error) {
+	cfg, err := f.AWSConfig(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return ec2.NewFromConfig(cfg), nil
+}
+
+// AutoScaling returns an Auto Scaling client.
+func (f *Factory) AutoScaling(ctx context.Context) (*autoscaling.Client, error) {
+	cfg, err := f.AWSConfig(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return autoscaling.NewFromConfig(cfg), nil
+}
+
+// Logger returns the logger: text on a terminal, JSON under systemd (INVOCATION_ID set) or when
+// stderr is not a terminal and SPOTMAX_LOG_FORMAT=json.
+func (f *Factory) Logger() *slog.Logger {
+	if f.log != nil {
+		return f.log
+	}
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(f.LogLevel))
+	hopts := &slog.HandlerOptions{Level: level}
+	format := strings.ToLower(f.Getenv("SPOTMAX_LOG_FORMAT"))
+	if format == "" && f.Getenv("INVOCATION_ID") != "" {
+		format = "json"
+	}
+	if format == "json" {
+		f.log = slog.New(slog.NewJSONHandler(f.IO.ErrOut, hopts))
+	} else {
+		f.log = slog.New(slog.NewTextHandler(f.IO.ErrOut, hopts))
+	}
+	return f.log
+}
+
+// confirm asks a yes/no question on a terminal. Without a terminal it refuses, so that scripts
+// must pass --yes.
+func (f *Factory) confirm(question string) error {
+	if !f.IO.InTTY || !f.IO.ErrTTY {
+		return flagErrorf("%s: not on a terminal, pass --yes to go ahead", question)
+	}
+	fmt.Fprintf(f.IO.ErrOut, "%s [y/N] ", question)
+	var answer string
+	_, _ = fmt.Fscanln(f.IO.In, &answer)
+	switch strings.ToLower(strings.TrimSpace(answer)) {
+	case "y", "yes":
+		return nil
+	}
+	return ErrCancelled
+}

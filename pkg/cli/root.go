@@ -1,0 +1,112 @@
+// Package cli implements the spotmax command line: one cobra command per file, a Factory with
+// lazy clients, data on stdout and progress on stderr, and the one mapping from errors to exit
+// codes.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/spotmax/spotmax/pkg/version"
+)
+
+// Main runs the spotmax command with the process's arguments and streams and returns the exit
+// code.
+func Main() int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return Run(ctx, NewFactory(System()), os.Args[1:])
+}
+
+// Run runs the spotmax command with args and returns the exit code.
+func Run(ctx context.Context, f *Factory, args []string) int {
+	cmd := NewRootCmd(f)
+	cmd.SetArgs(args)
+	cmd.SetIn(f.IO.In)
+	cmd.SetOut(f.IO.Out)
+	cmd.SetErr(f.IO.ErrOut)
+	err := cmd.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	code := exitCode(err)
+	if code != ExitCancelled || !errors.Is(err, ErrCancelled) {
+		fmt.Fprintln(f.IO.ErrOut, "spotmax: "+errorLine(err))
+	}
+	var flagErr *FlagError
+	if errors.As(err, &flagErr) {
+		fmt.Fprintln(f.IO.ErrOut, "Run 'spotmax --help' for usage.")
+	}
+	return code
+}
+
+// NewRootCmd returns the spotmax command tree.
+func NewRootCmd(f *Factory) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "spotmax",
+		Short: "Keep EC2 Auto Scaling groups on spot without losing data, traffic or sleep",
+		Long: `spotmax keeps the Auto Scaling groups you tag with spotmax:* tags on spot instances.
+When a spot instance is interrupted, reaches its guaranteed lifetime or stands in as on-demand,
+spotmax launches a replacement, retires the old instance gracefully and moves its EBS data
+volume to the replacement.
+
+AWS configuration comes from the standard chain (environment, profiles, SSO, IAM role);
+AWS_ENDPOINT_URL points every client elsewhere, e.g. at 'spotmax sim serve'.`,
+		Version:       version.Version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			return validOutput(f.Output)
+		},
+	}
+	cmd.SetVersionTemplate("spotmax {{.Version}}\n")
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &FlagError{err: err} })
+	pf := cmd.PersistentFlags()
+	pf.StringVar(&f.Region, "region", "", "AWS region (default: from AWS_REGION or the profile)")
+	pf.StringVar(&f.Profile, "profile", "", "AWS shared-config profile (default: AWS_PROFILE)")
+	pf.StringVarP(&f.Output, "output", "o", OutputTable, "output format: table, json or yaml")
+	pf.StringVar(&f.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	_ = cmd.RegisterFlagCompletionFunc("output", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return []string{OutputTable, OutputJSON, OutputYAML}, cobra.ShellCompDirectiveNoFileComp
+	})
+
+	cmd.AddCommand(newVersionCmd(f))
+	cmd.AddCommand(newGroupCmd(f))
+	cmd.AddCommand(newSimCmd(f))
+	return cmd
+}
+
+// exactArgs is cobra.ExactArgs with a usage error.
+func exactArgs(n int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return flagErrorf("%s expects %s", cmd.CommandPath(), what)
+		}
+		return nil
+	}
+}
+
+func newVersionCmd(f *Factory) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			v := struct {
+				Version string `json:"version"`
+				Commit  string `json:"commit"`
+			}{version.Version, version.Commit()}
+			return printData(f.IO.Out, f.Output, v, func(w io.Writer) error {
+				_, err := fmt.Fprintf(w, "spotmax %s (commit %s)\n", v.Version, v.Commit)
+				return err
+			})
+		},
+	}
+}

@@ -1,0 +1,305 @@
+// Package inventory reads the spotmax groups of a region with their instances and data volumes
+// in a number of API calls that grows with the number of result pages, not with groups ×
+// instances: groups come from paged DescribeAutoScalingGroups calls filtered by the spotmax:group
+// tag key, and instances from paged DescribeInstances calls filtered by many group names at once.
+package inventory
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/spotmax/spotmax/pkg/awsapi"
+	"github.com/spotmax/spotmax/pkg/groupconfig"
+)
+
+// TagASGName is the tag AWS puts on every member of an Auto Scaling group.
+const TagASGName = "aws:autoscaling:groupName"
+
+// Page sizes: the largest each API accepts.
+const (
+	groupsPerPage    = 100
+	instancesPerPage = 1000
+	// namesPerFilter is how many group names one DescribeInstances filter carries; EC2 accepts
+	// up to 200 values per filter.
+	namesPerFilter = 200
+)
+
+// Group is an Auto Scaling group with its spotmax configuration and members.
+type Group struct {
+	Name              string
+	Min, Desired, Max int32
+	CapacityRebalance bool
+	LaunchTemplate    string // "name (version)" or "" for launch configurations and mixed policies
+	Subnets           []string
+	AZs               []string
+	Tags              []groupconfig.Tag
+	// Config is the parsed spotmax configuration; nil when ConfigErr is set.
+	Config *groupconfig.Config
+	// ConfigErr is the validation error of an invalid configuration: the group is reported and
+	// left alone.
+	ConfigErr error
+	Members   []Instance
+}
+
+// Managed reports whether spotmax acts on the group: it has a valid configuration and is not
+// ignored.
+func (g *Group) Managed() bool { return g.Config != nil && !g.Config.Ignore }
+
+// Instance is a member of a group as EC2 and Auto Scaling see it.
+type Instance struct {
+	ID             string
+	Type           string
+	AZ             string
+	SubnetID       string
+	PrivateIP      string
+	State          string // EC2 state: pending, running, ...
+	LifecycleState string // Auto Scaling: Pending, InService, Detaching, ...
+	Health         string
+	Market         string // "spot" or "on-demand"
+	LaunchTime     time.Time
+	Tags           map[string]string
+	Volumes        []Volume
+}
+
+// Volume is an EBS volume attached to an instance.
+type Volume struct {
+	ID                  string
+	Device              string
+	DeleteOnTermination bool
+}
+
+// VolumeAt returns the volume attached at device, if any.
+func (i *Instance) VolumeAt(device string) (Volume, bool) {
+	for _, v := range i.Volumes {
+		if v.Device == device || xenName(v.Device) == xenName(device) {
+			return v, true
+		}
+	}
+	return Volume{}, false
+}
+
+// xenName maps /dev/xvdf and /dev/sdf to one name: EC2 reports the name used at attach time,
+// while operators write either.
+func xenName(dev string) string {
+	const sd, xvd = "/dev/sd", "/dev/xvd"
+	if len(dev) > len(xvd) && dev[:len(xvd)] == xvd {
+		return sd + dev[len(xvd):]
+	}
+	return dev
+}
+
+// Lister reads groups and instances.
+type Lister struct {
+	ASG awsapi.AutoScalingReader
+	EC2 awsapi.EC2InstanceReader
+}
+
+// Options select what List reads.
+type Options struct {
+	// Names limits the listing to these groups, tagged or not; empty means every group with a
+	// spotmax:group tag.
+	Names []string
+	// Members also reads each group's instances.
+	Members bool
+}
+
+// List returns groups ordered by name. Unknown names in opts.Names are an
+// *awsapi.NotFoundError naming the first missing group.
+func (l *Lister) List(ctx context.Context, opts Options) ([]*Group, error) {
+	groups, err := l.groups(ctx, opts.Names)
+	if err != nil {
+		return nil, err
+	}
+	if len(opts.Names) > 0 {
+		found := map[string]bool{}
+		for _, g := range groups {
+			found[g.Name] = true
+		}
+		for _, n := range opts.Names {
+			if !found[n] {
+				return nil, &awsapi.NotFoundError{Kind: "Auto Scaling group", Name: n}
+			}
+		}
+	}
+	if opts.Members && len(groups) > 0 {
+		if err := l.members(ctx, groups); err != nil {
+			return nil, err
+		}
+	}
+	return groups, nil
+}
+
+// Group returns one group with its members.
+func (l *Lister) Group(ctx context.Context, name string) (*Group, error) {
+	gs, err := l.List(ctx, Options{Names: []string{name}, Members: true})
+	if err != nil {
+		return nil, err
+	}
+	return gs[0], nil
+}
+
+func (l *Lister) groups(ctx context.Context, names []string) ([]*Group, error) {
+	in := &autoscaling.DescribeAutoScalingGroupsInput{MaxRecords: aws.Int32(groupsPerPage)}
+	if len(names) > 0 {
+		in.AutoScalingGroupNames = names
+	} else {
+		in.Filters = []astypes.Filter{{Name: aws.String("tag-key"), Values: []string{groupconfig.TagGroup}}}
+	}
+	var out []*Group
+	p := autoscaling.NewDescribeAutoScalingGroupsPaginator(l.ASG, in)
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("describing Auto Scaling groups: %w", err)
+		}
+		for _, g := range page.AutoScalingGroups {
+			out = append(out, fromASG(g))
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+func fromASG(g astypes.AutoScalingGroup) *Group {
+	out := &Group{
+		Name:              aws.ToString(g.AutoScalingGroupName),
+		Min:               aws.ToInt32(g.MinSize),
+		Desired:           aws.ToInt32(g.DesiredCapacity),
+		Max:               aws.ToInt32(g.MaxSize),
+		CapacityRebalance: aws.ToBool(g.CapacityRebalance),
+		AZs:               g.AvailabilityZones,
+	}
+	if lt := g.LaunchTemplate; lt != nil {
+		out.LaunchTemplate = aws.ToString(lt.LaunchTemplateName)
+		if out.LaunchTemplate == "" {
+			out.LaunchTemplate = aws.ToString(lt.LaunchTemplateId)
+		}
+		if v := aws.ToString(lt.Version); v != "" {
+			out.LaunchTemplate += " (" + v + ")"
+		}
+	}
+	if z := aws.ToString(g.VPCZoneIdentifier); z != "" {
+		out.Subnets = splitComma(z)
+	}
+	for _, t := range g.Tags {
+		out.Tags = append(out.Tags, groupconfig.Tag{Key: aws.ToString(t.Key), Value: aws.ToString(t.Value),
+			PropagateAtLaunch: aws.ToBool(t.PropagateAtLaunch)})
+	}
+	cfg, err := groupconfig.Parse(out.Name, out.Tags)
+	if err != nil {
+		out.ConfigErr = err
+	} else {
+		out.Config = cfg
+	}
+	for _, m := range g.Instances {
+		out.Members = append(out.Members, Instance{
+			ID:             aws.ToString(m.InstanceId),
+			Type:           aws.ToString(m.InstanceType),
+			AZ:             aws.ToString(m.AvailabilityZone),
+			LifecycleState: string(m.LifecycleState),
+			Health:         aws.ToString(m.HealthStatus),
+		})
+	}
+	return out
+}
+
+func splitComma(s string) []string {
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
+}
+
+// members fills in the EC2 view of every group's members with DescribeInstances calls that
+// filter on up to namesPerFilter group names at a time.
+func (l *Lister) members(ctx context.Context, groups []*Group) error {
+	byGroup := map[string]*Group{}
+	names := make([]string, 0, len(groups))
+	for _, g := range groups {
+		if len(g.Members) == 0 {
+			continue
+		}
+		byGroup[g.Name] = g
+		names = append(names, g.Name)
+	}
+	found := map[string]ec2types.Instance{}
+	for start := 0; start < len(names); start += namesPerFilter {
+		end := min(start+namesPerFilter, len(names))
+		in := &ec2.DescribeInstancesInput{
+			MaxResults: aws.Int32(instancesPerPage),
+			Filters: []ec2types.Filter{
+				{Name: aws.String("tag:" + TagASGName), Values: names[start:end]},
+				{Name: aws.String("instance-state-name"), Values: []string{"pending", "running", "stopping", "stopped", "shutting-down"}},
+			},
+		}
+		p := ec2.NewDescribeInstancesPaginator(l.EC2, in)
+		for p.HasMorePages() {
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				return fmt.Errorf("describing instances of %d groups: %w", end-start, err)
+			}
+			for _, r := range page.Reservations {
+				for _, in := range r.Instances {
+					found[aws.ToString(in.InstanceId)] = in
+				}
+			}
+		}
+	}
+	for _, g := range byGroup {
+		for i := range g.Members {
+			if in, ok := found[g.Members[i].ID]; ok {
+				fillInstance(&g.Members[i], in)
+			}
+		}
+		sort.Slice(g.Members, func(i, j int) bool {
+			a, b := g.Members[i], g.Members[j]
+			if !a.LaunchTime.Equal(b.LaunchTime) {
+				return a.LaunchTime.Before(b.LaunchTime)
+			}
+			return a.ID < b.ID
+		})
+	}
+	return nil
+}
+
+// fillInstance copies EC2's view of an instance into m.
+func fillInstance(m *Instance, in ec2types.Instance) {
+	m.Type = string(in.InstanceType)
+	if in.Placement != nil {
+		m.AZ = aws.ToString(in.Placement.AvailabilityZone)
+	}
+	m.SubnetID = aws.ToString(in.SubnetId)
+	m.PrivateIP = aws.ToString(in.PrivateIpAddress)
+	if in.State != nil {
+		m.State = string(in.State.Name)
+	}
+	m.Market = "on-demand"
+	if in.InstanceLifecycle == ec2types.InstanceLifecycleTypeSpot {
+		m.Market = "spot"
+	}
+	m.LaunchTime = aws.ToTime(in.LaunchTime)
+	m.Tags = map[string]string{}
+	for _, t := range in.Tags {
+		m.Tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
+	}
+	m.Volumes = nil
+	for _, bd := range in.BlockDeviceMappings {
+		if bd.Ebs == nil {
+			continue
+		}
+		m.Volumes = append(m.Volumes, Volume{ID: aws.ToString(bd.Ebs.VolumeId), Device: aws.ToString(bd.DeviceName),
+			DeleteOnTermination: aws.ToBool(bd.Ebs.DeleteOnTermination)})
+	}
+}

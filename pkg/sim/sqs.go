@@ -1,0 +1,1250 @@
+package sim
+
+import (
+	"bytes"
+	"crypto/md5"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+func init() {
+	registerService(&service{
+		name:  "sqs",
+		xmlns: "http://queue.amazonaws.com/doc/2012-11-05/",
+		setup: func(r *Region) {
+			r.svc["sqs"] = &sqsState{queues: map[string]*sqsQueue{}, deleted: map[string]time.Time{}}
+		},
+		handle: serveSQS,
+		// SQS's JSON errors name the error structure in __type and keep the legacy query code in
+		// x-amzn-query-error, which the SDKs report as the error code.
+		errorShapes: map[string]string{
+			sqsNonExistentQueue:                                   "QueueDoesNotExist",
+			"QueueAlreadyExists":                                  "QueueNameExists",
+			"AWS.SimpleQueueService.MessageNotInflight":           "MessageNotInflight",
+			"AWS.SimpleQueueService.PurgeQueueInProgress":         "PurgeQueueInProgress",
+			"AWS.SimpleQueueService.QueueDeletedRecently":         "QueueDeletedRecently",
+			"AWS.SimpleQueueService.EmptyBatchRequest":            "EmptyBatchRequest",
+			"AWS.SimpleQueueService.TooManyEntriesInBatchRequest": "TooManyEntriesInBatchRequest",
+			"AWS.SimpleQueueService.BatchEntryIdsNotDistinct":     "BatchEntryIdsNotDistinct",
+			"AWS.SimpleQueueService.InvalidBatchEntryId":          "InvalidBatchEntryId",
+			"AWS.SimpleQueueService.BatchRequestTooLong":          "BatchRequestTooLong",
+			"AWS.SimpleQueueService.UnsupportedOperation":         "UnsupportedOperation",
+		},
+	})
+}
+
+const (
+	sqsNonExistentQueue  = "AWS.SimpleQueueService.NonExistentQueue"
+	sqsMaxWait           = 20 * time.Second
+	sqsMaxVisibility     = 43200
+	sqsMaxBatch          = 10
+	sqsMaxAttributes     = 10
+	sqsRecreateDelay     = 60 * time.Second // after DeleteQueue, before the name can be reused
+	sqsPurgeInterval     = 60 * time.Second
+	sqsMaxMessageSizeMax = 1048576
+)
+
+// sqsDefaults are the attributes of a queue created without any.
+var sqsDefaults = map[string]string{
+	"DelaySeconds":                  "0",
+	"MaximumMessageSize":            strconv.Itoa(sqsMaxMessageSizeMax),
+	"MessageRetentionPeriod":        "345600",
+	"ReceiveMessageWaitTimeSeconds": "0",
+	"VisibilityTimeout":             "30",
+	"SqsManagedSseEnabled":          "true",
+}
+
+// sqsIntAttrs are the numeric attributes with their valid ranges.
+var sqsIntAttrs = map[string][2]int64{
+	"DelaySeconds":                  {0, 900},
+	"MaximumMessageSize":            {1024, sqsMaxMessageSizeMax},
+	"MessageRetentionPeriod":        {60, 1209600},
+	"ReceiveMessageWaitTimeSeconds": {0, 20},
+	"VisibilityTimeout":             {0, sqsMaxVisibility},
+	"KmsDataKeyReusePeriodSeconds":  {60, 86400},
+}
+
+// sqsOtherAttrs can be set and are stored as given (after checks in sqsCheckAttrs).
+var sqsOtherAttrs = map[string]bool{
+	"Policy": true, "RedrivePolicy": true, "RedriveAllowPolicy": true, "KmsMasterKeyId": true,
+	"SqsManagedSseEnabled": true,
+}
+
+// sqsComputedAttrs are read-only attributes that GetQueueAttributes computes.
+var sqsComputedAttrs = []string{"QueueArn", "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+	"ApproximateNumberOfMessagesDelayed", "CreatedTimestamp", "LastModifiedTimestamp"}
+
+type sqsState struct {
+	queues  map[string]*sqsQueue // by name
+	deleted map[string]time.Time // when a queue name was last deleted
+}
+
+type sqsQueue struct {
+	name      string
+	attrs     map[string]string
+	tags      map[string]string
+	created   time.Time
+	modified  time.Time
+	lastPurge time.Time
+	msgs      []*sqsMessage // in send order
+	gone      bool
+	// notify is closed, and replaced, when a message may have become receivable; long polls wait
+	// on it without holding the region's lock.
+	notify chan struct{}
+}
+
+type sqsMessage struct {
+	id           string
+	body         string
+	attrs        map[string]sqsAttrValue
+	md5Body      string
+	md5Attrs     string
+	sender       string
+	sent         time.Time
+	visibleAt    time.Time // after a delay or a visibility timeout
+	receives     int
+	firstReceive time.Time
+	handle       string // the latest receipt handle
+}
+
+// sqsAttrValue is a message attribute, as the JSON protocol carries it.
+type sqsAttrValue struct {
+	DataType         string   `json:"DataType"`
+	StringValue      *string  `json:"StringValue,omitempty"`
+	BinaryValue      []byte   `json:"BinaryValue,omitempty"`
+	StringListValues []string `json:"StringListValues,omitempty"`
+	BinaryListValues [][]byte `json:"BinaryListValues,omitempty"`
+}
+
+func (r *Region) sqs() *sqsState { return r.svc["sqs"].(*sqsState) }
+
+func (q *sqsQueue) signal() {
+	close(q.notify)
+	q.notify = make(chan struct{})
+}
+
+func (q *sqsQueue) intAttr(name string) int64 {
+	n, _ := strconv.ParseInt(q.attrs[name], 10, 64)
+	return n
+}
+
+func (r *Region) sqsARN(name string) string {
+	return fmt.Sprintf("arn:aws:sqs:%s:%s:%s", r.opts.Region, r.opts.AccountID, name)
+}
+
+func sqsQueueMissing() *APIError {
+	return errf(sqsNonExistentQueue, "The specified queue does not exist.")
+}
+
+// expire drops messages older than the retention period.
+func (q *sqsQueue) expire(now time.Time) {
+	keep := now.Add(-time.Duration(q.intAttr("MessageRetentionPeriod")) * time.Second)
+	out := q.msgs[:0]
+	for _, m := range q.msgs {
+		if m.sent.After(keep) {
+			out = append(out, m)
+		}
+	}
+	clear(q.msgs[len(out):])
+	q.msgs = out
+}
+
+// QueueMessage is a message in a simulated SQS queue.
+type QueueMessage struct {
+	ID           string
+	Body         string
+	Attributes   map[string]string // message attributes with a string value
+	SentTime     time.Time
+	ReceiveCount int
+	// Visible reports whether a ReceiveMessage would return it now (not delayed, not in flight).
+	Visible bool
+}
+
+// QueueMessages returns copies of the messages in a queue, in send order; nil if there is no
+// such queue.
+func (r *Region) QueueMessages(queueName string) []QueueMessage {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	q := r.sqs().queues[queueName]
+	if q == nil {
+		return nil
+	}
+	now := r.now()
+	q.expire(now)
+	out := make([]QueueMessage, 0, len(q.msgs))
+	for _, m := range q.msgs {
+		qm := QueueMessage{ID: m.id, Body: m.body, SentTime: m.sent, ReceiveCount: m.receives,
+			Visible: !m.visibleAt.After(now), Attributes: map[string]string{}}
+		for k, v := range m.attrs {
+			if v.StringValue != nil {
+				qm.Attributes[k] = *v.StringValue
+			}
+		}
+		out = append(out, qm)
+	}
+	return out
+}
+
+// SendQueueMessage sends a message to a queue, as SendMessage does. Region features that deliver
+// to SQS (EventBridge rules) use it.
+func (r *Region) SendQueueMessage(queueName, body string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.sched.runDue(r.now())
+	_, err := r.sqsDeliver(queueName, body)
+	return err
+}
+
+// sqsDeliver sends a message to a queue given by name or ARN, with the lock held, and returns its
+// id. It is what region features that deliver to queues call.
+func (r *Region) sqsDeliver(queue, body string) (string, error) {
+	name := queue
+	if strings.HasPrefix(queue, "arn:") {
+		parts := strings.Split(queue, ":")
+		if len(parts) != 6 || parts[2] != "sqs" || parts[4] != r.opts.AccountID {
+			return "", fmt.Errorf("sending to %s: %w", queue, sqsQueueMissing())
+		}
+		name = parts[5]
+	}
+	q := r.sqs().queues[name]
+	if q == nil {
+		return "", fmt.Errorf("sending to queue %s: %w", queue, sqsQueueMissing())
+	}
+	if err := sqsCheckBody(body, q.intAttr("MaximumMessageSize"), 0); err != nil {
+		return "", fmt.Errorf("sending to queue %s: %w", queue, err)
+	}
+	m := r.sqsSend(q, body, nil, q.intAttr("DelaySeconds"), r.opts.AccountID)
+	return m.id, nil
+}
+
+// sqsSend appends a message to a queue and wakes long polls; the message is valid.
+func (r *Region) sqsSend(q *sqsQueue, body string, attrs map[string]sqsAttrValue, delay int64, sender string) *sqsMessage {
+	now := r.now()
+	sum := md5.Sum([]byte(body))
+	m := &sqsMessage{id: r.sqsUUID(), body: body, attrs: attrs, md5Body: hex.EncodeToString(sum[:]),
+		md5Attrs: sqsAttrsMD5(attrs), sender: sender, sent: now, visibleAt: now.Add(time.Duration(delay) * time.Second)}
+	q.msgs = append(q.msgs, m)
+	if delay > 0 {
+		r.after(time.Duration(delay)*time.Second, q.signal)
+	} else {
+		q.signal()
+	}
+	return m
+}
+
+func (r *Region) sqsUUID() string {
+	b := make([]byte, 16)
+	r.rng.Read(b)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// sqsAttrsMD5 is the MD5 of message attributes as SQS computes it: for each attribute in name
+// order, the length-prefixed name, data type, a transport byte and the length-prefixed value.
+func sqsAttrsMD5(attrs map[string]sqsAttrValue) string {
+	if len(attrs) == 0 {
+		return ""
+	}
+	names := make([]string, 0, len(attrs))
+	for n := range attrs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b bytes.Buffer
+	put := func(p []byte) {
+		_ = binary.Write(&b, binary.BigEndian, uint32(len(p)))
+		b.Write(p)
+	}
+	for _, n := range names {
+		v := attrs[n]
+		put([]byte(n))
+		put([]byte(v.DataType))
+		if v.StringValue != nil {
+			b.WriteByte(1)
+			put([]byte(*v.StringValue))
+		} else {
+			b.WriteByte(2)
+			put(v.BinaryValue)
+		}
+	}
+	sum := md5.Sum(b.Bytes())
+	return hex.EncodeToString(sum[:])
+}
+
+// sqsCheckBody applies SQS's rules on message bodies: not empty, within the queue's maximum size
+// (together with the attributes), only XML-safe characters.
+func sqsCheckBody(body string, maxSize, attrSize int64) *APIError {
+	if body == "" {
+		return errf(CodeMissingParameter, "The request must contain the parameter MessageBody.")
+	}
+	if int64(len(body))+attrSize > maxSize {
+		return errf(CodeInvalidParameter, "One or more parameters are invalid. Reason: Message must be shorter than %d bytes.", maxSize)
+	}
+	for i, c := range body {
+		if c == utf8.RuneError && !strings.HasPrefix(body[i:], "\uFFFD") {
+			return errf("InvalidMessageContents", "Invalid binary character was found in the message body: the body is not UTF-8.")
+		}
+		if !(c == 0x9 || c == 0xA || c == 0xD || (c >= 0x20 && c <= 0xD7FF) || (c >= 0xE000 && c <= 0xFFFD) || (c >= 0x10000 && c <= 0x10FFFF)) {
+			return errf("InvalidMessageContents", "Invalid binary character '#x%X' was found in the message body, the set of allowed characters is #x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF", c)
+		}
+	}
+	return nil
+}
+
+var sqsAttrName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,256}$`)
+
+// sqsCheckMessageAttrs validates message attributes and returns their size in bytes.
+func sqsCheckMessageAttrs(attrs map[string]sqsAttrValue) (int64, *APIError) {
+	if len(attrs) > sqsMaxAttributes {
+		return 0, errf(CodeInvalidParameter, "Number of message attributes [%d] exceeds the allowed maximum [%d].", len(attrs), sqsMaxAttributes)
+	}
+	var size int64
+	for name, v := range attrs {
+		lower := strings.ToLower(name)
+		if !sqsAttrName.MatchString(name) || strings.HasPrefix(lower, "aws.") || strings.HasPrefix(lower, "amazon.") ||
+			strings.HasPrefix(name, ".") || strings.HasSuffix(name, ".") || strings.Contains(name, "..") {
+			return 0, errf(CodeInvalidParameter, "Message attribute name '%s' is invalid.", name)
+		}
+		base, _, _ := strings.Cut(v.DataType, ".")
+		switch {
+		case v.DataType == "":
+			return 0, errf(CodeInvalidParameter, "The message attribute '%s' must contain a non-empty message attribute type.", name)
+		case base != "String" && base != "Number" && base != "Binary":
+			return 0, errf(CodeInvalidParameter, "The type of message (user) attribute '%s' is invalid. You must use only the following supported type prefixes: Binary, Number, String.", name)
+		case len(v.StringListValues) > 0 || len(v.BinaryListValues) > 0:
+			return 0, errf(CodeInvalidParameter, "Message attribute list values in SendMessage operation are not supported.")
+		case base == "Binary" && v.BinaryValue == nil:
+			return 0, errf(CodeInvalidParameter, "The message attribute '%s' with type 'Binary' must use field 'Binary'.", name)
+		case base != "Binary" && (v.StringValue == nil || *v.StringValue == ""):
+			return 0, errf(CodeInvalidParameter, "The message attribute '%s' must contain a non-empty message attribute value for message attribute type '%s'.", name, v.DataType)
+		case base == "Number":
+			if _, err := strconv.ParseFloat(*v.StringValue, 64); err != nil {
+				return 0, errf(CodeInvalidParameter, "Can't cast the value of message (user) attribute '%s' to a number.", name)
+			}
+		}
+		size += int64(len(name) + len(v.DataType) + len(v.BinaryValue))
+		if v.StringValue != nil {
+			size += int64(len(*v.StringValue))
+		}
+	}
+	return size, nil
+}
+
+// sqsCheckAttrs validates queue attributes given to CreateQueue or SetQueueAttributes.
+func (r *Region) sqsCheckAttrs(name string, attrs map[string]string) *APIError {
+	for k, v := range attrs {
+		if rng, ok := sqsIntAttrs[k]; ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < rng[0] || n > rng[1] {
+				return errf("InvalidAttributeValue", "Invalid value for the parameter %s.", k)
+			}
+			continue
+		}
+		switch k {
+		case "FifoQueue", "ContentBasedDeduplication", "DeduplicationScope", "FifoThroughputLimit":
+			if k == "FifoQueue" && v == "false" {
+				continue
+			}
+			return errf("AWS.SimpleQueueService.UnsupportedOperation", "The simulated region does not simulate FIFO queues (attribute %s).", k)
+		case "Policy", "RedriveAllowPolicy":
+			if !json.Valid([]byte(v)) {
+				return errf("InvalidAttributeValue", "Invalid value for the parameter %s.", k)
+			}
+		case "RedrivePolicy":
+			if v == "" {
+				continue
+			}
+			var p struct {
+				Target string          `json:"deadLetterTargetArn"`
+				Max    json.RawMessage `json:"maxReceiveCount"`
+			}
+			if err := json.Unmarshal([]byte(v), &p); err != nil {
+				return errf("InvalidAttributeValue", "Invalid value for the parameter RedrivePolicy. Reason: Redrive policy is not a valid JSON map.")
+			}
+			n, err := strconv.Atoi(strings.Trim(string(p.Max), `"`))
+			if err != nil || n < 1 || n > 1000 {
+				return errf("InvalidAttributeValue", "Value %s for parameter RedrivePolicy is invalid. Reason: Invalid value for maxReceiveCount: %s, valid values are from 1 to 1000 both inclusive.", v, p.Max)
+			}
+			if p.Target == r.sqsARN(name) {
+				return errf("InvalidAttributeValue", "Value %s for parameter RedrivePolicy is invalid. Reason: Dead-letter target ARN cannot be the queue itself.", v)
+			}
+		case "SqsManagedSseEnabled":
+			if v != "true" && v != "false" {
+				return errf("InvalidAttributeValue", "Invalid value for the parameter %s.", k)
+			}
+		case "KmsMasterKeyId":
+		default:
+			return errf("InvalidAttributeName", "Unknown Attribute %s.", k)
+		}
+	}
+	return nil
+}
+
+// redrive returns the dead-letter queue and maximum receive count of a queue's RedrivePolicy.
+func (r *Region) redrive(q *sqsQueue) (*sqsQueue, int) {
+	v := q.attrs["RedrivePolicy"]
+	if v == "" {
+		return nil, 0
+	}
+	var p struct {
+		Target string          `json:"deadLetterTargetArn"`
+		Max    json.RawMessage `json:"maxReceiveCount"`
+	}
+	if json.Unmarshal([]byte(v), &p) != nil {
+		return nil, 0
+	}
+	n, _ := strconv.Atoi(strings.Trim(string(p.Max), `"`))
+	prefix := r.sqsARN("")
+	if !strings.HasPrefix(p.Target, prefix) {
+		return nil, 0
+	}
+	return r.sqs().queues[strings.TrimPrefix(p.Target, prefix)], n
+}
+
+var sqsActions = map[string]func(r *Region, c *call) (any, *APIError){
+	"CreateQueue":                  (*Region).sqsCreateQueue,
+	"GetQueueUrl":                  (*Region).sqsGetQueueURL,
+	"DeleteQueue":                  (*Region).sqsDeleteQueue,
+	"ListQueues":                   (*Region).sqsListQueues,
+	"GetQueueAttributes":           (*Region).sqsGetQueueAttributes,
+	"SetQueueAttributes":           (*Region).sqsSetQueueAttributes,
+	"PurgeQueue":                   (*Region).sqsPurgeQueue,
+	"SendMessage":                  (*Region).sqsSendMessage,
+	"SendMessageBatch":             (*Region).sqsSendMessageBatch,
+	"DeleteMessage":                (*Region).sqsDeleteMessage,
+	"DeleteMessageBatch":           (*Region).sqsDeleteMessageBatch,
+	"ChangeMessageVisibility":      (*Region).sqsChangeMessageVisibility,
+	"ChangeMessageVisibilityBatch": (*Region).sqsChangeMessageVisibilityBatch,
+	"TagQueue":                     (*Region).sqsTagQueue,
+	"UntagQueue":                   (*Region).sqsUntagQueue,
+	"ListQueueTags":                (*Region).sqsListQueueTags,
+}
+
+func serveSQS(r *Region, c *call) {
+	if c.Protocol != protoJSON {
+		c.fail(&APIError{Status: http.StatusBadRequest, Code: CodeInvalidAction,
+			Message: "The simulated region serves SQS over the AWS JSON protocol only (X-Amz-Target: AmazonSQS.*)."})
+		return
+	}
+	if c.Action == "ReceiveMessage" {
+		r.sqsReceiveMessage(c)
+		return
+	}
+	h, ok := sqsActions[c.Action]
+	if !ok {
+		c.fail(notServed(c))
+		return
+	}
+	r.mu.Lock()
+	r.sched.runDue(r.clock.Now())
+	out, err := h(r, c)
+	r.mu.Unlock()
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	c.writeJSON(out)
+}
+
+func sqsDecode(c *call, v any) *APIError {
+	if len(bytes.TrimSpace(c.Body)) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(c.Body, v); err != nil {
+		return errf("SerializationException", "decoding the request: %v", err)
+	}
+	return nil
+}
+
+// queueByURL finds the queue a QueueUrl names: http://host/account/name. Only the path counts,
+// so URLs with AWS's host name work too.
+func (r *Region) queueByURL(u string) (*sqsQueue, *APIError) {
+	if u == "" {
+		return nil, errf(CodeMissingParameter, "The request must contain the parameter QueueUrl.")
+	}
+	path := u
+	if i := strings.Index(u, "://"); i >= 0 {
+		path = u[i+3:]
+		if j := strings.IndexByte(path, '/'); j >= 0 {
+			path = path[j:]
+		} else {
+			path = ""
+		}
+	}
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	if len(parts) != 2 || parts[0] != r.opts.AccountID {
+		return nil, sqsQueueMissing()
+	}
+	q := r.sqs().queues[parts[1]]
+	if q == nil {
+		return nil, sqsQueueMissing()
+	}
+	q.expire(r.now())
+	return q, nil
+}
+
+func (r *Region) queueURL(c *call, name string) string {
+	host := c.req.Host
+	if host == "" {
+		host = "localhost"
+	}
+	return fmt.Sprintf("http://%s/%s/%s", host, r.opts.AccountID, name)
+}
+
+var sqsQueueName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,80}$`)
+
+func (r *Region) sqsCreateQueue(c *call) (any, *APIError) {
+	var in struct {
+		QueueName  string
+		Attributes map[string]string
+		Tags       map[string]string `json:"tags"`
+	}
+	if err := sqsDecode(c, &in); err != nil {
+		return nil, err
+	}
+	if in.QueueName == "" {
+		return nil, errf(CodeMissingParameter, "The request must contain the parameter QueueName.")
+	}
+	if strings.HasSuffix(in.QueueName, ".fifo") {
+		return nil, errf("AWS.SimpleQueueService.UnsupportedOperation", "The simulated region does not simulate FIFO queues.")
+	}
+	if !sqsQueueName.MatchString(in.QueueName) {
+		return nil, errf(CodeInvalidParameter, "Can only include alphanumeric characters, hyphens, or underscores. 1 to 80 in length")
+	}
+	if err := r.sqsCheckAttrs(in.QueueName, in.Attributes); err != nil {
+		return nil, err
+	}
+	st := r.sqs()
+	now := r.now()
+	if q := st.queues[in.QueueName]; q != nil {
+		for k, v := range in.Attributes {
+			cur, ok := q.attrs[k]
+			if !ok {
+				cur = sqsDefaults[k]
+			}
+			if cur != v {
+				return nil, errf("QueueAlreadyExists", "A queue already exists with the same name and a different value for attribute %s", k)
+			}
+		}
+		return map[string]string{"QueueUrl": r.queueURL(c, q.name)}, nil
+	}
+	if t, ok := st.deleted[in.QueueName]; ok && now.Sub(t) < sqsRecreateDelay {
+		return nil, errf("AWS.SimpleQueueService.QueueDeletedRecently", "You must wait 60 seconds after deleting a queue before you can create another with the same name.")
+	}
+	q := &sqsQueue{name: in.QueueName, attrs: map[string]string{}, tags: map[string]string{}, created: now, modified: now,
+		notify: make(chan struct{})}
+	for k, v := range sqsDefaults {
+		q.attrs[k] = v
+	}
+	for k, v := range in.Attributes {
+		q.attrs[k] = v
+	}
+	if len(in.Tags) > 50 {
+		return nil, errf(CodeInvalidParameter, "Too many tags: a queue can have up to 50 tags.")
+	}
+	for k, v := range in.Tags {
+		q.tags[k] = v
+	}
+	st.queues[q.name] = q
+	return map[string]string{"QueueUrl": r.queueURL(c, q.name)}, nil
+}
+
+func (r *Region) sqsGetQueueURL(c *call) (any, *APIError) {
+	var in struct{ QueueName, QueueOwnerAWSAccountId string }
+	if err := sqsDecode(c, &in); err != nil {
+		return nil, err
+	}
+	if in.QueueName == "" {
+		return nil, errf(CodeMissingParameter, "The request must contain the parameter QueueName.")
+	}
+	q := r.sqs().queues[in.QueueName]
+	if q == nil || (in.QueueOwnerAWSAccountId != "" && in.QueueOwnerAWSAccountId != r.opts.AccountID) {
+		return nil, sqsQueueMissing()
+	}
+	return map[string]string{"QueueUrl": r.queueURL(c, q.name)}, nil
+}
+
+func (r *Region) sqsDeleteQueue(c *call) (any, *APIError) {
+	var in struct{ QueueUrl string }
+	if err := sqsDecode(c, &in); err != nil {
+		return nil, err
+	}
+	q, err := r.queueByURL(in.QueueUrl)
+	if err != nil {
+		return nil, err
+	}
+	st := r.sqs()
+	delete(st.queues, q.name)
+	st.deleted[q.name] = r.now()
+	q.gone = true
+	q.signal() // long polls on the queue end
+	return nil, nil
+}
+
+func (r *Region) sqsListQueues(c *call) (any, *APIError) {
+	var in struct {
+		QueueNamePrefix string
+		NextToken       string
+		MaxResults      *int64
+	}
+	if err := sqsDecode(c, &in); err != nil {
+		return nil, err
+	}
+	if in.MaxResults != nil && (*in.MaxResults < 1 || *in.MaxResults > 1000) {
+		return nil, errf(CodeInvalidParameter, "Value %d for parameter MaxResults is invalid. Reason: MaxResults must be an integer between 1 and 1000.", *in.MaxResults)
+	}
+	var names []string
+	for n := range r.sqs().queues {
+		if strings.HasPrefix(n, in.QueueNamePrefix) {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	type output struct {
+		QueueUrls []string `json:",omitempty"`
+		NextToken string   `json:",omitempty"`
+	}
+	var out output
+	if in.MaxResults == nil {
+		// Without MaxResults, SQS returns up to 1,000 queues and no token.
+		names = names[:min(len(names), 1000)]
+	} else {
+		from, to, next, err := page(len(names), *in.MaxResults, in.NextToken, 1000, 1000)
+		if err != nil {
+			return nil, err
+		}
+		names, out.NextToken = names[from:to], next
+	}
+	for _, n := range names {
+		out.QueueUrls = append(out.QueueUrls, r.queueURL(c, n))
+	}
+	return out, nil
+}
+
+func (r *Region) sqsGetQueueAttributes(c *call) (any, *APIError) {
+	var in struct {
+		QueueUrl       string
+		AttributeNames []string
+	}
+	if err := sqsDecode(c, &in); err != nil {
+		return nil, err
+	}
+	q, err := r.queueByURL(in.QueueUrl)
+	if err != nil {
+		return nil, err
+	}
+	all := map[string]string{}
+	for k, v := range q.attrs {
+		all[k] = v
+	}
+	now := r.now()
+	var visible, inflight, delayed int
+	for _, m := range q.msgs {
+		switch {
+		case !m.visibleAt.After(now):
+			visible++
+		case m.receives > 0:
+			inflight++
+		default:
+			delayed++
+		}
+	}
+	all["QueueArn"] = r.sqsARN(q.name)
+	all["ApproximateNumberOfMessages"] = strconv.Itoa(visible)
+	all["ApproximateNumberOfMessagesNotVisible"] = strconv.Itoa(inflight)
+	all["ApproximateNumberOfMessagesDelayed"] = strconv.Itoa(delayed)
+	all["CreatedTimestamp"] = strconv.FormatInt(q.created.Unix(), 10)
+	all["LastModifiedTimestamp"] = strconv.FormatInt(q.modified.Unix(), 10)
+	out := map[string]string{}
+	for _, n := range in.AttributeNames {
+		if n == "All" {
+			out = all
+			break
+		}
+		v, ok := all[n]
+		if !ok {
+			if _, known := sqsIntAttrs[n]; !known && !sqsOtherAttrs[n] && n != "FifoQueue" && n != "ContentBasedDeduplication" {
+				return nil, errf("InvalidAttributeName", "Unknown Attribute %s.", n)
+			}
+			continue
+		}
+		out[n] = v
+	}
+	if len(out) == 0 {
+		return struct{}{}, nil
+	}
+	return map[string]any{"Attributes": out}, nil
+}
+
+func (r *Region) sqsSetQueueAttributes(c *call) (any, *APIError) {
+	var in struct {
+		QueueUrl   string
+		Attributes map[string]string
+	}
+	if err := sqsDecode(c, &in); err != nil {
+		return nil, err
+	}
+	q, err := r.queueByURL(in.QueueUrl)
+	if err != nil {
+		return nil, err
+	}
+	if len(in.Attributes) == 0 {
+		return nil, errf(CodeMissingParameter, "The request must contain the parameter Attributes.")
+	}
+	if err := r.sqsCheckAttrs(q.name, in.Attributes); err != nil {
+		return nil, err
+	}
+	for k, v := range in.Attributes {
+		if v == "" && (k == "Policy" || k == "RedrivePolicy" || k == "RedriveAllowPolicy") {
+			delete(q.attrs, k)
+			continue
+		}
+		q.attrs[k] = v
+	}
+	q.modified = r.now()
+	return nil, nil
+}
+
+func (r *Region) sqsPurgeQueue(c *call) (any, *APIError) {
+	var in struct{ QueueUrl string }
+	if err := sqsDecode(c, &in); err != nil {
+		return nil, err
+	}
+	q, err := r.queueByURL(in.QueueUrl)
+	if err != nil {
+		return nil, err
+	}
+	now := r.now()
+	if !q.lastPurge.IsZero() && now.Sub(q.lastPurge) < sqsPurgeInterval {
+		return nil, errf("AWS.SimpleQueueService.PurgeQueueInProgress", "Only one PurgeQueue operation on %s is allowed every 60 seconds.", q.name)
+	}
+	q.lastPurge = now
+	q.msgs = nil
+	return nil, nil
+}
+
+// sqsSendInput is one message of SendMessage or SendMessageBatch.
+type sqsSendInput struct {
+	Id                      string
+	MessageBody             string
+	DelaySeconds            *int64
+	MessageAttributes       map[string]sqsAttrValue
+	MessageSystemAttributes map[string]sqsAttrValue
+	MessageGroupId          string
+	MessageDeduplicationId  string
+}
+
+// sqsSendOutput is SendMessage's result and one successful entry of SendMessageBatch.
+type sqsSendOutput struct {
+	Id                     string `json:",omitempty"`
+	MessageId              string
+	MD5OfMessageBody       string
+	MD5OfMessageAttributes string `json:",omitempty"`
+}
+
+func (r *Region) sqsSendOne(c *call, q *sqsQueue, in sqsSendInput) (*sqsSendOutput, *APIError) {
+	delay := q.intAttr("DelaySeconds")
+	if in.DelaySeconds != nil {
+		if *in.DelaySeconds < 0 || *in.DelaySeconds > 900 {
+			return nil, errf(CodeInvalidParameter, "Value %d for parameter DelaySeconds is invalid. Reason: DelaySeconds must be >= 0 and <= 900.", *in.DelaySeconds)
+		}
+		delay = *in.DelaySeconds
+	}
+	size, err := sqsCheckMessageAttrs(in.MessageAttributes)
+	if err != nil {
+		return nil, err
+	}
+	if err := sqsCheckBody(in.MessageBody, q.intAttr("MaximumMessageSize"), size); err != nil {
+		return nil, err
+	}
+	sender := c.AccessKey
+	if sender == "" {
+		sender = r.opts.AccountID
+	}
+	m := r.sqsSend(q, in.MessageBody, in.MessageAttributes, delay, sender)
+	return &sqsSendOutput{Id: in.Id, MessageId: m.id, MD5OfMessageBody: m.md5Body, MD5OfMessageAttributes: m.md5Attrs}, nil
+}
+
+func (r *Region) sqsSendMessage(c *call) (any, *APIError) {
+	var in struct {
+		QueueUrl string
+		sqsSendInput
+	}
+	if err := sqsDecode(c, &in); err != nil {
+		return nil, err
+	}
+	q, err := r.queueByURL(in.QueueUrl)
+	if err != nil {
+		return nil, err
+	}
+	in.Id = ""
+	return r.sqsSendOne(c, q, in.sqsSendInput)
+}
+
+// sqsBatchError is a failed entry of a batch action.
+type sqsBatchError struct {
+	Id          string
+	SenderFault bool
+	Code        string
+	Message     string
+}
+
+var sqsBatchID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,80}$`)
+
+// sqsCheckBatch applies the rules every batch action shares to the entries' ids.
+func sqsCheckBatch(ids []string) *APIError {
+	if len(ids) == 0 {
+		return errf("AWS.SimpleQueueService.EmptyBatchRequest", "There should be at least one SendMessageBatchRequestEntry in the request.")
+	}
+	if len(ids) > sqsMaxBatch {
+		return errf("AWS.SimpleQueueService.TooManyEntriesInBatchRequest", "Maximum number of entries per request are %d. You have sent %d.", sqsMaxBatch, len(ids))
+	}
+	seen := map[string]bool{}
+	for _, id := range ids {
+		if !sqsBatchID.MatchString(id) {
+			return errf("AWS.SimpleQueueService.InvalidBatchEntryId", "A batch entry id can only contain alphanumeric characters, hyphens and underscores. It can be at most 80 letters long.")
+		}
+		if seen[id] {
+			return errf("AWS.SimpleQueueService.BatchEntryIdsNotDistinct", "Id %s repeated.", id)
+		}
+		seen[id] = true
+	}
+	return nil
+}
+
+func (r *Region) sqsSendMessageBatch(c *call) (any, *APIError) {
+	var in struct {
+		QueueUrl string
+		Entries  []sqsSendInput
+	}
+	if err := sqsDecode(c, &in); err != nil {
+		return nil, err
+	}
+	q, err := r.queueByURL(in.QueueUrl)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(in.Entries))
+	var total int64
+	for i, e := range in.Entries {
+		ids[i] = e.Id
+		total += int64(len(e.MessageBody))
+	}
+	if err := sqsCheckBatch(ids); err != nil {
+		return nil, err
+	}
+	if limit := q.intAttr("MaximumMessageSize"); total > limit {
+		return nil, errf("AWS.SimpleQueueService.BatchRequestTooLong", "Batch requests cannot be longer than %d bytes. You have sent %d bytes.", limit, total)
+	}
+	out := struct {
+		Successful []*sqsSendOutput
+		Failed     []sqsBatchError
+	}{Successful: []*sqsSendOutput{}, Failed: []sqsBatchError{}}
+	for _, e := range in.Entries {
+		res, err := r.sqsSendOne(c, q, e)
+		if err != nil {
+			out.Failed = append(out.Failed, sqsBatchError{Id: e.Id, SenderFault: true, Code: err.Code, Message: err.Message})
+			continue
+		}
+		out.Successful = append(out.Successful, res)
+	}
+	return out, nil
+}
+
+// receiptHandle encodes the queue, the message and the receive it came from.
+func (r *Region) receiptHandle(q *sqsQueue, m *sqsMessage) string {
+	nonce := make([]byte, 12)
+	r.rng.Read(nonce)
+	raw := fmt.Sprintf("%s\x00%s\x00%d\x00%s", q.name, m.id, m.receives, base64.RawStdEncoding.EncodeToString(nonce))
+	return base64.StdEncoding.EncodeToString([]byte(raw))
+}
+
+// parseReceipt returns the message id a receipt handle of queue q names. Any handle the queue
+// ever gave out is valid, also after the message was received again or deleted, as on AWS.
+func parseReceipt(q *sqsQueue, handle string) (string, *APIError) {
+	invalid := errf("ReceiptHandleIsInvalid", "The input receipt handle \"%s\" is not a valid receipt handle.", handle)
+	if handle == "" {
+		return "", errf(CodeMissingParameter, "The request must contain the parameter ReceiptHandle.")
+	}
+	raw, err := base64.StdEncoding.DecodeString(handle)
+	if err != nil {
+		return "", invalid
+	}
+	parts := strings.Split(string(raw), "\x00")
+	if len(parts) != 4 || parts[0] != q.name {
+		return "", invalid
+	}
+	return parts[1], nil
+}
+
+func (q *sqsQueue) find(id string) (int, *sqsMessage) {
+	for i, m := range q.msgs {
+		if m.id == id {
+			return i, m
+		}
+	}
+	return -1, nil
+}
+
+func (r *Region) sqsDeleteOne(q *sqsQueue, handle string) *APIError {
+	id, err := parseReceipt(q, handle)
+	if err != nil {
+		return err
+	}
+	if i, _ := q.find(id); i >= 0 {
+		q.msgs = append(q.msgs[:i], q.msgs[i+1:]...)
+	}
+	return nil
+}
+
+func (r *Region) sqsDeleteMessage(c *call) (any, *APIError) {
+	var in struct{ QueueUrl, ReceiptHandle string }
+	if err := sqsDecode(c, &in); err != nil {
+		return nil, err
+	}
+	q, err := r.queueByURL(in.QueueUrl)
+	if err != nil {
+		return nil, err
+	}
+	return nil, r.sqsDeleteOne(q, in.ReceiptHandle)
+}
+
+type sqsBatchEntry struct {
+	Id                string
+	ReceiptHandle     string
+	VisibilityTimeout int64
+}
+
+type sqsBatchResult struct {
+	Successful []map[string]string
+	Failed     []sqsBatchError
+}
+
+func (r *Region) sqsBatch(c *call, fn func(q *sqsQueue, e sqsBatchEntry) *APIError) (any, *APIError) {
+	var in struct {
+		QueueUrl string
+		Entries  []sqsBatchEntry
+	}
+	if err := sqsDecode(c, &in); err != nil {
+		return nil, err
+	}
+	q, err := r.queueByURL(in.QueueUrl)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(in.Entries))
+	for i, e := range in.Entries {
+		ids[i] = e.Id
+	}
+	if err := sqsCheckBatch(ids); err != nil {
+		return nil, err
+	}
+	out := sqsBatchResult{Successful: []map[string]string{}, Failed: []sqsBatchError{}}
+	for _, e := range in.Entries {
+		if err := fn(q, e); err != nil {
+			out.Failed = append(out.Failed, sqsBatchError{Id: e.Id, SenderFault: err.Sender(), Code: err.Code, Message: err.Message})
+			continue
+		}
+		out.Successful = append(out.Successful, map[string]string{"Id": e.Id})
+	}
+	return out, nil
+}
+
+func (r *Region) sqsDeleteMessageBatch(c *call) (any, *APIError) {
+	return r.sqsBatch(c, func(q *sqsQueue, e sqsBatchEntry) *APIError { return r.sqsDeleteOne(q, e.ReceiptHandle) })
+}
+
+func (r *Region) sqsChangeVisibility(q *sqsQueue, handle string, timeout int64) *APIError {
+	id, err := parseReceipt(q, handle)
+	if err != nil {
+		return err
+	}
+	if timeout < 0 || timeout > sqsMaxVisibility {
+		return errf(CodeInvalidParameter, "Value %d for parameter VisibilityTimeout is invalid. Reason: Must be between 0 and 43200, if provided.", timeout)
+	}
+	_, m := q.find(id)
+	now := r.now()
+	if m == nil || m.handle != handle {
+		return errf(CodeInvalidParameter, "Value %s for parameter ReceiptHandle is invalid. Reason: Message does not exist or is not available for visibility timeout change.", handle)
+	}
+	if !m.visibleAt.After(now) {
+		return errf("AWS.SimpleQueueService.MessageNotInflight", "Message not inflight.")
+	}
+	m.visibleAt = now.Add(time.Duration(timeout) * time.Second)
+	if timeout == 0 {
+		q.signal()
+	} else {
+		r.after(time.Duration(timeout)*time.Second, q.signal)
+	}
+	return nil
+}
+
+func (r *Region) sqsChangeMessageVisibility(c *call) (any, *APIError) {
+	var in struct {
+		QueueUrl, ReceiptHandle string
+		VisibilityTimeout       *int64
+	}
+	if err := sqsDecode(c, &in); err != nil {
+		return nil, err
+	}
+	q, err := r.queueByURL(in.QueueUrl)
+	if err != nil {
+		return nil, err
+	}
+	if in.VisibilityTimeout == nil {
+		return nil, errf(CodeMissingParameter, "The request must contain the parameter VisibilityTimeout.")
+	}
+	return nil, r.sqsChangeVisibility(q, in.ReceiptHandle, *in.VisibilityTimeout)
+}
+
+func (r *Region) sqsChangeMessageVisibilityBatch(c *call) (any, *APIError) {
+	return r.sqsBatch(c, func(q *sqsQueue, e sqsBatchEntry) *APIError {
+		return r.sqsChangeVisibility(q, e.ReceiptHandle, e.VisibilityTimeout)
+	})
+}
+
+func (r *Region) sqsTagQueue(c *call) (any, *APIError) {
+	var in struct {
+		QueueUrl string
+		Tags     map[string]string
+	}
+	if err := sqsDecode(c, &in); err != nil {
+		return nil, err
+	}
+	q, err := r.queueByURL(in.QueueUrl)
+	if err != nil {
+		return nil, err
+	}
+	if len(in.Tags) == 0 {
+		return nil, errf(CodeMissingParameter, "The request must contain the parameter Tags.")
+	}
+	for k, v := range in.Tags {
+		q.tags[k] = v
+	}
+	if len(q.tags) > 50 {
+		return nil, errf(CodeInvalidParameter, "Too many tags: a queue can have up to 50 tags.")
+	}
+	return nil, nil
+}
+
+func (r *Region) sqsUntagQueue(c *call) (any, *APIError) {
+	var in struct {
+		QueueUrl string
+		TagKeys  []string
+	}
+	if err := sqsDecode(c, &in); err != nil {
+		return nil, err
+	}
+	q, err := r.queueByURL(in.QueueUrl)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range in.TagKeys {
+		delete(q.tags, k)
+	}
+	return nil, nil
+}
+
+func (r *Region) sqsListQueueTags(c *call) (any, *APIError) {
+	var in struct{ QueueUrl string }
+	if err := sqsDecode(c, &in); err != nil {
+		return nil, err
+	}
+	q, err := r.queueByURL(in.QueueUrl)
+	if err != nil {
+		return nil, err
+	}
+	if len(q.tags) == 0 {
+		return struct{}{}, nil
+	}
+	return map[string]any{"Tags": q.tags}, nil
+}
+
+// sqsReceived is a message as ReceiveMessage returns it.
+type sqsReceived struct {
+	MessageId              string
+	ReceiptHandle          string
+	MD5OfBody              string
+	Body                   string
+	Attributes             map[string]string       `json:",omitempty"`
+	MD5OfMessageAttributes string                  `json:",omitempty"`
+	MessageAttributes      map[string]sqsAttrValue `json:",omitempty"`
+}
+
+type sqsReceiveInput struct {
+	QueueUrl                    string
+	AttributeNames              []string
+	MessageSystemAttributeNames []string
+	MessageAttributeNames       []string
+	MaxNumberOfMessages         *int64
+	VisibilityTimeout           *int64
+	WaitTimeSeconds             *int64
+	ReceiveRequestAttemptId     string
+}
+
+// sqsReceiveMessage serves ReceiveMessage. A long poll waits, without the region's lock, until a
+// message can be received, the wait time passes in real time, or the request ends.
+func (r *Region) sqsReceiveMessage(c *call) {
+	var in sqsReceiveInput
+	if err := sqsDecode(c, &in); err != nil {
+		c.fail(err)
+		return
+	}
+	limit := int64(1)
+	if in.MaxNumberOfMessages != nil {
+		limit = *in.MaxNumberOfMessages
+		if limit < 1 || limit > sqsMaxBatch {
+			c.fail(errf(CodeInvalidParameter, "Value %d for parameter MaxNumberOfMessages is invalid. Reason: Must be between 1 and 10, if provided.", limit))
+			return
+		}
+	}
+	if v := in.VisibilityTimeout; v != nil && (*v < 0 || *v > sqsMaxVisibility) {
+		c.fail(errf(CodeInvalidParameter, "Value %d for parameter VisibilityTimeout is invalid. Reason: Must be between 0 and 43200, if provided.", *v))
+		return
+	}
+	if w := in.WaitTimeSeconds; w != nil && (*w < 0 || *w > int64(sqsMaxWait/time.Second)) {
+		c.fail(errf(CodeInvalidParameter, "Value %d for parameter WaitTimeSeconds is invalid. Reason: Must be >= 0 and <= 20, if provided.", *w))
+		return
+	}
+	r.mu.Lock()
+	q, err := r.queueByURL(in.QueueUrl)
+	var wait int64
+	if err == nil {
+		wait = q.intAttr("ReceiveMessageWaitTimeSeconds")
+	}
+	r.mu.Unlock()
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	if in.WaitTimeSeconds != nil {
+		wait = *in.WaitTimeSeconds
+	}
+	deadline := time.Now().Add(time.Duration(wait) * time.Second)
+	for {
+		r.mu.Lock()
+		r.sched.runDue(r.clock.Now())
+		if q.gone {
+			r.mu.Unlock()
+			c.fail(sqsQueueMissing())
+			return
+		}
+		msgs := r.sqsTake(q, in, int(limit))
+		notify := q.notify
+		r.mu.Unlock()
+		left := time.Until(deadline)
+		if len(msgs) > 0 || left <= 0 {
+			c.writeJSON(struct {
+				Messages []sqsReceived `json:",omitempty"`
+			}{msgs})
+			return
+		}
+		t := time.NewTimer(left)
+		select {
+		case <-notify:
+		case <-t.C:
+		case <-c.req.Context().Done():
+			t.Stop()
+			c.writeJSON(struct{}{})
+			return
+		}
+		t.Stop()
+	}
+}
+
+// sqsTake receives up to max visible messages, oldest first, with the lock held. Messages that
+// were received maxReceiveCount times move to the dead-letter queue instead.
+func (r *Region) sqsTake(q *sqsQueue, in sqsReceiveInput, limit int) []sqsReceived {
+	now := r.now()
+	q.expire(now)
+	vt := q.intAttr("VisibilityTimeout")
+	if in.VisibilityTimeout != nil {
+		vt = *in.VisibilityTimeout
+	}
+	dlq, maxReceives := r.redrive(q)
+	sysAttrs := append(append([]string(nil), in.AttributeNames...), in.MessageSystemAttributeNames...)
+	var out []sqsReceived
+	kept := q.msgs[:0]
+	moved := false
+	for _, m := range q.msgs {
+		if len(out) >= limit || m.visibleAt.After(now) {
+			kept = append(kept, m)
+			continue
+		}
+		if dlq != nil && dlq != q && maxReceives > 0 && m.receives >= maxReceives {
+			m.visibleAt = now
+			dlq.msgs = append(dlq.msgs, m)
+			moved = true
+			continue
+		}
+		kept = append(kept, m)
+		m.receives++
+		if m.firstReceive.IsZero() {
+			m.firstReceive = now
+		}
+		m.visibleAt = now.Add(time.Duration(vt) * time.Second)
+		m.handle = r.receiptHandle(q, m)
+		out = append(out, sqsMessageOut(m, sysAttrs, in.MessageAttributeNames))
+	}
+	clear(q.msgs[len(kept):])
+	q.msgs = kept
+	if moved {
+		dlq.signal()
+	}
+	if len(out) > 0 {
+		if vt > 0 {
+			r.after(time.Duration(vt)*time.Second, q.signal)
+		} else {
+			q.signal()
+		}
+	}
+	return out
+}
+
+func sqsMessageOut(m *sqsMessage, sysAttrs, msgAttrs []string) sqsReceived {
+	out := sqsReceived{MessageId: m.id, ReceiptHandle: m.handle, MD5OfBody: m.md5Body, Body: m.body}
+	system := map[string]string{
+		"SenderId":                         m.sender,
+		"SentTimestamp":                    strconv.FormatInt(m.sent.UnixMilli(), 10),
+		"ApproximateReceiveCount":          strconv.Itoa(m.receives),
+		"ApproximateFirstReceiveTimestamp": strconv.FormatInt(m.firstReceive.UnixMilli(), 10),
+	}
+	for _, n := range sysAttrs {
+		if n == "All" {
+			out.Attributes = system
+			break
+		}
+		if v, ok := system[n]; ok {
+			if out.Attributes == nil {
+				out.Attributes = map[string]string{}
+			}
+			out.Attributes[n] = v
+		}
+	}
+	for name, v := range m.attrs {
+		for _, want := range msgAttrs {
+			if want == "All" || want == ".*" || want == name ||
+				(strings.HasSuffix(want, ".*") && strings.HasPrefix(name, strings.TrimSuffix(want, "*"))) {
+				if out.MessageAttributes == nil {
+					out.MessageAttributes = map[string]sqsAttrValue{}
+				}
+				out.MessageAttributes[name] = v
+				break
+			}
+		}
+	}
+	// The digest covers the attributes returned.
+	out.MD5OfMessageAttributes = sqsAttrsMD5(out.MessageAttributes)
+	return out
+}
