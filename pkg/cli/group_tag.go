@@ -292,7 +292,8 @@ func applySettings(group string, current []groupconfig.Tag, settings [][2]string
 		if key == "*" {
 			var kept []groupconfig.Tag
 			for _, t := range tags {
-				if !strings.HasPrefix(t.Key, groupconfig.Prefix) {
+				// Progress records of replacements in flight stay: removing them could strand one.
+				if !strings.HasPrefix(t.Key, groupconfig.Prefix) || strings.HasPrefix(t.Key, groupconfig.StatePrefix) {
 					kept = append(kept, t)
 				}
 			}

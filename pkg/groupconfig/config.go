@@ -292,6 +292,9 @@ func (p *parser) tag(t Tag) {
 		}
 		return
 	}
+	if strings.HasPrefix(t.Key, StatePrefix) {
+		return // spotmax's own progress records, not configuration
+	}
 	if t.Key == TagAlt {
 		p.problem(t, "needs a number", didYouMean(AltKey(1)))
 		return

@@ -80,10 +80,6 @@ var sqsOtherAttrs = map[string]bool{
 	"SqsManagedSseEnabled": true,
 }
 
-// sqsComputedAttrs are read-only attributes that GetQueueAttributes computes.
-var sqsComputedAttrs = []string{"QueueArn", "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
-	"ApproximateNumberOfMessagesDelayed", "CreatedTimestamp", "LastModifiedTimestamp"}
-
 type sqsState struct {
 	queues  map[string]*sqsQueue // by name
 	deleted map[string]time.Time // when a queue name was last deleted

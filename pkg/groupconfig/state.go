@@ -1,0 +1,57 @@
+package groupconfig
+
+// StatePrefix is the prefix of the tags in which spotmax records its own progress on groups,
+// instances and volumes: replacement journals, what the agent reports, notices it relays. They
+// are not configuration: Parse ignores them on groups, and `spotmax group tag` never writes them.
+// Keeping the workflow's state in tags is what lets any spotmax process resume a replacement
+// after a crash without a database of its own.
+const StatePrefix = Prefix + "state:"
+
+// Progress tags. The replacement workflow writes and reads the journal tags; the agent reads the
+// volume assignment on its own instance (through IMDS instance tags) and writes the release and
+// mount reports.
+const (
+	// StateGroupMaxSize is set on a group while a replacement has raised its MaxSize by one to
+	// attach the replacement; the value is the MaxSize to restore.
+	StateGroupMaxSize = StatePrefix + "max_size"
+
+	// StatePhase on an instance being replaced is the journal: the last step completed.
+	StatePhase = StatePrefix + "phase"
+	// StateReplacement on an instance being replaced names its replacement once launched.
+	StateReplacement = StatePrefix + "replacement"
+	// StateReason on an instance being replaced says why: interruption, lifetime, revert, manual,
+	// rebalance.
+	StateReason = StatePrefix + "reason"
+	// StateStarted on an instance being replaced is when the replacement started (RFC 3339).
+	StateStarted = StatePrefix + "started"
+	// StateToken on an instance being replaced is the idempotency token of the replacement's
+	// launch, so that a resumed launch returns the same instance instead of a second one.
+	StateToken = StatePrefix + "token"
+	// StateOptions on an instance being replaced carries the replacement's options that a resume
+	// must honour (e.g. "force-detach").
+	StateOptions = StatePrefix + "options"
+	// StateReplaces on a replacement names the instance it replaces; set at launch.
+	StateReplaces = StatePrefix + "replaces"
+	// StateRetiring on an instance marks a proactive retirement: the agent releases its data
+	// volume and deregisters it as it would on an interruption notice.
+	StateRetiring = StatePrefix + "retiring"
+
+	// StateVolume on a replacement names the data volume assigned to it; the agent waits for that
+	// volume and mounts it at StateMountPath.
+	StateVolume = StatePrefix + "volume"
+	// StateMountPath on a replacement is where the agent mounts the data volume.
+	StateMountPath = StatePrefix + "mount_path"
+	// StateVolumeReleased on an instance names the data volume the agent unmounted cleanly, so
+	// the workflow may detach it.
+	StateVolumeReleased = StatePrefix + "volume_released"
+	// StateVolumeMounted on an instance names the data volume the agent mounted.
+	StateVolumeMounted = StatePrefix + "volume_mounted"
+	// StateNotice on an instance relays an interruption notice the agent saw (action@time), for a
+	// controller without an EventBridge queue.
+	StateNotice = StatePrefix + "notice"
+
+	// StateMovingTo on a data volume names the instance it is moving to; StateMovingFrom the one
+	// it leaves.
+	StateMovingTo   = StatePrefix + "moving_to"
+	StateMovingFrom = StatePrefix + "moving_from"
+)
