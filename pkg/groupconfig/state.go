@@ -17,6 +17,9 @@ const (
 
 	// StatePhase on an instance being replaced is the journal: the last step completed.
 	StatePhase = StatePrefix + "phase"
+	// StateJournalGroup on an instance being replaced names its group: once the instance is
+	// detached, AWS's own group tag is gone.
+	StateJournalGroup = StatePrefix + "group"
 	// StateReplacement on an instance being replaced names its replacement once launched.
 	StateReplacement = StatePrefix + "replacement"
 	// StateReason on an instance being replaced says why: interruption, lifetime, revert, manual,

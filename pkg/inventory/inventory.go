@@ -38,7 +38,10 @@ type Group struct {
 	Name              string
 	Min, Desired, Max int32
 	CapacityRebalance bool
-	LaunchTemplate    string // "name (version)" or "" for launch configurations and mixed policies
+	LaunchTemplate    string // "name (version)" for display; "" for launch configurations
+	// Template is the group's launch template (from its mixed instances policy when it has one);
+	// nil for launch configurations.
+	Template *TemplateRef
 	Subnets           []string
 	AZs               []string
 	Tags              []groupconfig.Tag
@@ -48,6 +51,11 @@ type Group struct {
 	// left alone.
 	ConfigErr error
 	Members   []Instance
+}
+
+// TemplateRef names a launch template and version.
+type TemplateRef struct {
+	ID, Name, Version string
 }
 
 // Managed reports whether spotmax acts on the group: it has a valid configuration and is not
@@ -178,7 +186,12 @@ func fromASG(g astypes.AutoScalingGroup) *Group {
 		CapacityRebalance: aws.ToBool(g.CapacityRebalance),
 		AZs:               g.AvailabilityZones,
 	}
-	if lt := g.LaunchTemplate; lt != nil {
+	lt := g.LaunchTemplate
+	if lt == nil && g.MixedInstancesPolicy != nil && g.MixedInstancesPolicy.LaunchTemplate != nil {
+		lt = g.MixedInstancesPolicy.LaunchTemplate.LaunchTemplateSpecification
+	}
+	if lt != nil {
+		out.Template = &TemplateRef{ID: aws.ToString(lt.LaunchTemplateId), Name: aws.ToString(lt.LaunchTemplateName), Version: aws.ToString(lt.Version)}
 		out.LaunchTemplate = aws.ToString(lt.LaunchTemplateName)
 		if out.LaunchTemplate == "" {
 			out.LaunchTemplate = aws.ToString(lt.LaunchTemplateId)

@@ -106,6 +106,8 @@ type GroupSpec struct {
 	DefaultCooldown                  int32 // default 300
 	NewInstancesProtectedFromScaleIn bool
 	TerminationPolicies              []string
+	// MaxInstanceLifetime (seconds) is shown by DescribeAutoScalingGroups but not enforced.
+	MaxInstanceLifetime int32
 }
 
 // asgState is the Auto Scaling state of a region beyond the ASG records themselves.
@@ -273,6 +275,7 @@ func (r *Region) createGroup(spec GroupSpec) *APIError {
 	r.asgs[g.Name] = g
 	x := r.asgExtraOf(g)
 	x.newProtected = spec.NewInstancesProtectedFromScaleIn
+	x.maxLifetime = spec.MaxInstanceLifetime
 	if spec.Mixed != nil {
 		m := *spec.Mixed
 		m.InstanceTypes = append([]string(nil), spec.Mixed.InstanceTypes...)

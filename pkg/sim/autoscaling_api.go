@@ -288,11 +288,11 @@ func (r *Region) asCreateAutoScalingGroup(c *call) *APIError {
 	spec.CapacityRebalance, _, _ = p.Bool("CapacityRebalance")
 	spec.NewInstancesProtectedFromScaleIn, _, _ = p.Bool("NewInstancesProtectedFromScaleIn")
 	spec.TerminationPolicies = p.List("TerminationPolicies.member")
-	if err := r.createGroup(spec); err != nil {
+	if spec.MaxInstanceLifetime, _, err = asInt32(p, "MaxInstanceLifetime"); err != nil {
 		return err
 	}
-	if lt, ok, _ := p.Int("MaxInstanceLifetime"); ok {
-		r.asgExtraOf(r.asgs[spec.Name]).maxLifetime = int32(lt)
+	if err := r.createGroup(spec); err != nil {
+		return err
 	}
 	c.writeQuery(struct{}{})
 	return nil
@@ -330,9 +330,6 @@ func (r *Region) asUpdateAutoScalingGroup(c *call) *APIError {
 		// Without a desired capacity, AWS moves it into the new bounds.
 		desired = max(desired, minSize)
 		desired = min(desired, maxSize)
-	}
-	if minSize > maxSize {
-		return errf(CodeValidationError, "Max bound, %d, must be greater than or equal to min bound, %d", maxSize, minSize)
 	}
 	if err := asgCheckSizes(minSize, maxSize, desired); err != nil {
 		return err

@@ -12,6 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/smithy-go"
 
 	"github.com/spotmax/spotmax/pkg/sim"
@@ -888,5 +890,143 @@ func TestASGGoLevelGroup(t *testing.T) {
 	hooks, err := c.DescribeLifecycleHooks(context.Background(), &autoscaling.DescribeLifecycleHooksInput{AutoScalingGroupName: aws.String("app")})
 	if err != nil || len(hooks.LifecycleHooks) != 0 {
 		t.Errorf("DescribeLifecycleHooks = %+v, %v", hooks, err)
+	}
+}
+
+func TestASGInstancesAndActivitiesPagination(t *testing.T) {
+	env, c := asgEnv(t)
+	ctx := context.Background()
+	lt := asgTemplate(env, "web", false)
+	createGroup(t, c, "big", lt, 0, 60, 60)
+	waitGroup(t, env, c, "big", "60 InService", inService(60))
+
+	var ids []string
+	pages := 0
+	ip := autoscaling.NewDescribeAutoScalingInstancesPaginator(c, &autoscaling.DescribeAutoScalingInstancesInput{})
+	for ip.HasMorePages() {
+		out, err := ip.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages++
+		for _, in := range out.AutoScalingInstances {
+			ids = append(ids, aws.ToString(in.InstanceId))
+		}
+	}
+	if len(ids) != 60 || pages != 2 || !sort.StringsAreSorted(ids) {
+		t.Errorf("DescribeAutoScalingInstances: %d instances in %d pages, want 60 in 2", len(ids), pages)
+	}
+
+	if _, err := c.SetDesiredCapacity(ctx, &autoscaling.SetDesiredCapacityInput{AutoScalingGroupName: aws.String("big"), DesiredCapacity: aws.Int32(59)}); err != nil {
+		t.Fatal(err)
+	}
+	env.Region().Advance(time.Second)
+	var acts []types.Activity
+	pages = 0
+	ap := autoscaling.NewDescribeScalingActivitiesPaginator(c, &autoscaling.DescribeScalingActivitiesInput{AutoScalingGroupName: aws.String("big"), MaxRecords: aws.Int32(25)})
+	for ap.HasMorePages() {
+		out, err := ap.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages++
+		acts = append(acts, out.Activities...)
+	}
+	if len(acts) != 61 || pages != 3 {
+		t.Fatalf("DescribeScalingActivities: %d activities in %d pages, want 61 in 3", len(acts), pages)
+	}
+	if !strings.HasPrefix(aws.ToString(acts[0].Description), "Terminating EC2 instance: ") {
+		t.Errorf("newest activity = %s, want the termination", aws.ToString(acts[0].Description))
+	}
+	for i := 1; i < len(acts); i++ {
+		if acts[i].StartTime.After(*acts[i-1].StartTime) {
+			t.Fatalf("activity %d starts after activity %d: not newest first", i, i-1)
+		}
+	}
+	one, err := c.DescribeScalingActivities(ctx, &autoscaling.DescribeScalingActivitiesInput{ActivityIds: []string{aws.ToString(acts[7].ActivityId)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(one.Activities) != 1 || aws.ToString(one.Activities[0].ActivityId) != aws.ToString(acts[7].ActivityId) ||
+		aws.ToString(one.Activities[0].AutoScalingGroupName) != "big" {
+		t.Errorf("by activity id: %+v", one.Activities)
+	}
+}
+
+func TestASGThrottling(t *testing.T) {
+	env, c := asgEnv(t)
+	env.Region().ThrottleNext("autoscaling", 1)
+	_, err := c.DescribeAutoScalingGroups(context.Background(), &autoscaling.DescribeAutoScalingGroupsInput{})
+	apiError(t, err, "Throttling", "Rate exceeded")
+	if _, err := c.DescribeAutoScalingGroups(context.Background(), &autoscaling.DescribeAutoScalingGroupsInput{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestASGWithEC2Calls(t *testing.T) {
+	env, c := asgEnv(t)
+	ctx := context.Background()
+	ec := ec2.NewFromConfig(env.Config, func(o *ec2.Options) { o.RetryMaxAttempts = 1 })
+	lt := asgTemplate(env, "web", false)
+	createGroup(t, c, "web", lt, 1, 4, 2)
+	g := waitGroup(t, env, c, "web", "2 InService", inService(2))
+	ids := memberIDs(g)
+
+	// TerminateInstances on a member: the group replaces it.
+	if _, err := ec.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{ids[0]}}); err != nil {
+		t.Fatal(err)
+	}
+	g = waitGroup(t, env, c, "web", "2 InService without the terminated one", func(g types.AutoScalingGroup) bool {
+		return inService(2)(g) && !strings.Contains(fmt.Sprint(memberIDs(g)), ids[0])
+	})
+	// StopInstances on a member: the group terminates it and replaces it.
+	if _, err := ec.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{ids[1]}}); err != nil {
+		t.Fatal(err)
+	}
+	g = waitGroup(t, env, c, "web", "2 InService without the stopped one", func(g types.AutoScalingGroup) bool {
+		return inService(2)(g) && !strings.Contains(fmt.Sprint(memberIDs(g)), ids[1])
+	})
+
+	// The spotmax replacement flow: launch from the group's template, attach, detach the old one.
+	run, err := ec.RunInstances(ctx, &ec2.RunInstancesInput{MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
+		LaunchTemplate: &ec2types.LaunchTemplateSpecification{LaunchTemplateId: aws.String(lt)},
+		Placement:      &ec2types.Placement{AvailabilityZone: aws.String("us-east-1b")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh := aws.ToString(run.Instances[0].InstanceId)
+	_, err = c.AttachInstances(ctx, &autoscaling.AttachInstancesInput{AutoScalingGroupName: aws.String("web"), InstanceIds: []string{fresh}})
+	apiError(t, err, "ValidationError", "is not in correct state")
+	for i := 0; i < 5; i++ {
+		env.Region().Advance(time.Second)
+	}
+	if _, err := c.AttachInstances(ctx, &autoscaling.AttachInstancesInput{AutoScalingGroupName: aws.String("web"), InstanceIds: []string{fresh}}); err != nil {
+		t.Fatal(err)
+	}
+	waitGroup(t, env, c, "web", "3 InService", inService(3))
+	old := memberIDs(g)[0]
+	if _, err := c.DetachInstances(ctx, &autoscaling.DetachInstancesInput{AutoScalingGroupName: aws.String("web"), InstanceIds: []string{old},
+		ShouldDecrementDesiredCapacity: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	g = waitGroup(t, env, c, "web", "2 InService with the attached one", func(g types.AutoScalingGroup) bool {
+		return inService(2)(g) && strings.Contains(fmt.Sprint(memberIDs(g)), fresh)
+	})
+	out, err := ec.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{fresh, old}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, res := range out.Reservations {
+		for _, in := range res.Instances {
+			has := false
+			for _, tag := range in.Tags {
+				if aws.ToString(tag.Key) == "aws:autoscaling:groupName" && aws.ToString(tag.Value) == "web" {
+					has = true
+				}
+			}
+			if want := aws.ToString(in.InstanceId) == fresh; has != want {
+				t.Errorf("instance %s has the group tag: %v, want %v", aws.ToString(in.InstanceId), has, want)
+			}
+		}
 	}
 }

@@ -1,0 +1,349 @@
+package replace
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/spotmax/spotmax/pkg/awsapi"
+	"github.com/spotmax/spotmax/pkg/groupconfig"
+)
+
+// call runs one API call, retrying throttling errors that got past the SDK's own retryer with a
+// backoff, so that a busy account slows a replacement down instead of failing it.
+func (w *Workflow) call(ctx context.Context, fn func(context.Context) error) error {
+	wait := w.pollMin()
+	for attempt := 0; ; attempt++ {
+		err := fn(ctx)
+		if err == nil || !awsapi.IsThrottled(err) || attempt >= 20 {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		wait = min(wait*2, w.pollMax())
+	}
+}
+
+func (w *Workflow) pollMin() time.Duration {
+	if w.PollMin <= 0 {
+		return time.Second
+	}
+	return w.PollMin
+}
+
+func (w *Workflow) pollMax() time.Duration {
+	if w.PollMax <= 0 {
+		return 15 * time.Second
+	}
+	return w.PollMax
+}
+
+// poll calls check with a growing real-time interval until it reports done, fails, or timeout
+// (in the workflow clock's time) passes.
+func (w *Workflow) poll(ctx context.Context, what string, timeout time.Duration, check func(context.Context) (bool, error)) error {
+	deadline := w.clock().Now().Add(timeout)
+	wait := w.pollMin()
+	for {
+		done, err := check(ctx)
+		if err != nil {
+			return err
+		}
+		if done {
+			return nil
+		}
+		if w.clock().Now().After(deadline) {
+			return fmt.Errorf("timed out after %s waiting for %s", timeout, what)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("waiting for %s: %w", what, ctx.Err())
+		case <-t.C:
+		}
+		wait = min(wait*3/2, w.pollMax())
+	}
+}
+
+func (w *Workflow) describeInstance(ctx context.Context, id string) (ec2types.Instance, error) {
+	var out *ec2.DescribeInstancesOutput
+	err := w.call(ctx, func(ctx context.Context) (err error) {
+		out, err = w.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
+		return err
+	})
+	if err != nil {
+		if awsapi.IsNotFound(err) {
+			return ec2types.Instance{}, &awsapi.NotFoundError{Kind: "instance", Name: id}
+		}
+		return ec2types.Instance{}, fmt.Errorf("describing instance %s: %w", id, err)
+	}
+	for _, r := range out.Reservations {
+		for _, in := range r.Instances {
+			if aws.ToString(in.InstanceId) == id {
+				return in, nil
+			}
+		}
+	}
+	return ec2types.Instance{}, &awsapi.NotFoundError{Kind: "instance", Name: id}
+}
+
+// waitInstance polls an instance until ok says its state is reached.
+func (w *Workflow) waitInstance(ctx context.Context, id string, timeout time.Duration, ok func(state string) (bool, error)) (ec2types.Instance, error) {
+	var inst ec2types.Instance
+	err := w.poll(ctx, "instance "+id, timeout, func(ctx context.Context) (bool, error) {
+		var err error
+		inst, err = w.describeInstance(ctx, id)
+		if err != nil {
+			return false, err
+		}
+		return ok(stateName(inst))
+	})
+	return inst, err
+}
+
+// findReplacement returns a live instance launched to replace old (tagged at launch), if any.
+func (w *Workflow) findReplacement(ctx context.Context, old string) (string, error) {
+	var out *ec2.DescribeInstancesOutput
+	err := w.call(ctx, func(ctx context.Context) (err error) {
+		out, err = w.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{
+			{Name: aws.String("tag:" + groupconfig.StateReplaces), Values: []string{old}},
+			{Name: aws.String("instance-state-name"), Values: []string{"pending", "running"}},
+		}})
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("looking for a replacement of %s: %w", old, err)
+	}
+	for _, r := range out.Reservations {
+		for _, in := range r.Instances {
+			return aws.ToString(in.InstanceId), nil
+		}
+	}
+	return "", nil
+}
+
+func (w *Workflow) tagInstance(ctx context.Context, id string, tags map[string]string) error {
+	return w.tagResource(ctx, id, tags)
+}
+
+func (w *Workflow) tagResource(ctx context.Context, id string, tags map[string]string) error {
+	var ts []ec2types.Tag
+	for k, v := range tags {
+		ts = append(ts, ec2types.Tag{Key: aws.String(k), Value: aws.String(v)})
+	}
+	return w.call(ctx, func(ctx context.Context) error {
+		_, err := w.EC2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{id}, Tags: ts})
+		return err
+	})
+}
+
+func (w *Workflow) untagResource(ctx context.Context, id string, keys ...string) error {
+	var ts []ec2types.Tag
+	for _, k := range keys {
+		ts = append(ts, ec2types.Tag{Key: aws.String(k)})
+	}
+	err := w.call(ctx, func(ctx context.Context) error {
+		_, err := w.EC2.DeleteTags(ctx, &ec2.DeleteTagsInput{Resources: []string{id}, Tags: ts})
+		return err
+	})
+	if err != nil && !awsapi.IsNotFound(err) {
+		return fmt.Errorf("removing tags from %s: %w", id, err)
+	}
+	return nil
+}
+
+// clearJournal removes every journal tag from an instance.
+func (w *Workflow) clearJournal(ctx context.Context, id string) error {
+	return w.untagResource(ctx, id, groupconfig.StatePhase, groupconfig.StateJournalGroup, groupconfig.StateReason,
+		groupconfig.StateStarted, groupconfig.StateToken, groupconfig.StateOptions, groupconfig.StateReplacement,
+		groupconfig.StateRetiring)
+}
+
+// terminate terminates an instance unless it is already gone.
+func (w *Workflow) terminate(ctx context.Context, id string) error {
+	inst, err := w.describeInstance(ctx, id)
+	if err != nil {
+		if awsapi.IsNotFound(err) {
+			return nil
+		}
+		return err
+	}
+	switch stateName(inst) {
+	case "shutting-down", "terminated":
+		return nil
+	}
+	err = w.call(ctx, func(ctx context.Context) error {
+		_, err := w.EC2.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{id}})
+		return err
+	})
+	if err != nil && !awsapi.IsNotFound(err) {
+		return fmt.Errorf("terminating %s: %w", id, err)
+	}
+	return nil
+}
+
+func (w *Workflow) describeGroup(ctx context.Context, name string) (astypes.AutoScalingGroup, error) {
+	var out *autoscaling.DescribeAutoScalingGroupsOutput
+	err := w.call(ctx, func(ctx context.Context) (err error) {
+		out, err = w.ASG.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{AutoScalingGroupNames: []string{name}})
+		return err
+	})
+	if err != nil {
+		return astypes.AutoScalingGroup{}, fmt.Errorf("describing group %s: %w", name, err)
+	}
+	if len(out.AutoScalingGroups) == 0 {
+		return astypes.AutoScalingGroup{}, &awsapi.NotFoundError{Kind: "Auto Scaling group", Name: name}
+	}
+	return out.AutoScalingGroups[0], nil
+}
+
+func memberState(g astypes.AutoScalingGroup, id string) (string, bool) {
+	for _, m := range g.Instances {
+		if aws.ToString(m.InstanceId) == id {
+			return string(m.LifecycleState), true
+		}
+	}
+	return "", false
+}
+
+func (w *Workflow) groupMember(ctx context.Context, group, id string) (bool, error) {
+	g, err := w.describeGroup(ctx, group)
+	if err != nil {
+		return false, err
+	}
+	_, ok := memberState(g, id)
+	return ok, nil
+}
+
+// waitMember polls the group until ok says the instance's membership is as wanted.
+func (w *Workflow) waitMember(ctx context.Context, group, id string, timeout time.Duration, ok func(state string, present bool) (bool, error)) error {
+	return w.poll(ctx, fmt.Sprintf("%s in group %s", id, group), timeout, func(ctx context.Context) (bool, error) {
+		g, err := w.describeGroup(ctx, group)
+		if err != nil {
+			return false, err
+		}
+		st, present := memberState(g, id)
+		return ok(st, present)
+	})
+}
+
+// attachToGroup attaches an instance, raising MaxSize by one first when the group is full. The
+// MaxSize to restore is journaled on the group before it is raised.
+func (w *Workflow) attachToGroup(ctx context.Context, group, id string) error {
+	g, err := w.describeGroup(ctx, group)
+	if err != nil {
+		return err
+	}
+	if _, ok := memberState(g, id); ok {
+		return nil
+	}
+	desired, maxSize := aws.ToInt32(g.DesiredCapacity), aws.ToInt32(g.MaxSize)
+	if desired+1 > maxSize {
+		if _, journaled := groupTag(g, groupconfig.StateGroupMaxSize); !journaled {
+			if err := w.tagGroup(ctx, group, groupconfig.StateGroupMaxSize, strconv.Itoa(int(maxSize))); err != nil {
+				return err
+			}
+		}
+		err := w.call(ctx, func(ctx context.Context) error {
+			_, err := w.ASG.UpdateAutoScalingGroup(ctx, &autoscaling.UpdateAutoScalingGroupInput{
+				AutoScalingGroupName: aws.String(group), MaxSize: aws.Int32(desired + 1)})
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("raising MaxSize of group %s to %d: %w", group, desired+1, err)
+		}
+	}
+	err = w.call(ctx, func(ctx context.Context) error {
+		_, err := w.ASG.AttachInstances(ctx, &autoscaling.AttachInstancesInput{AutoScalingGroupName: aws.String(group), InstanceIds: []string{id}})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("attaching %s to group %s: %w", id, group, err)
+	}
+	return nil
+}
+
+// detachFromGroup detaches an instance with ShouldDecrementDesiredCapacity, so that the group
+// does not launch an instance of its own, and waits until it is gone from the group.
+func (w *Workflow) detachFromGroup(ctx context.Context, group, id string) error {
+	err := w.call(ctx, func(ctx context.Context) error {
+		_, err := w.ASG.DetachInstances(ctx, &autoscaling.DetachInstancesInput{AutoScalingGroupName: aws.String(group),
+			InstanceIds: []string{id}, ShouldDecrementDesiredCapacity: aws.Bool(true)})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("detaching %s from group %s: %w", id, group, err)
+	}
+	return w.waitMember(ctx, group, id, w.timeouts().Detach, func(_ string, present bool) (bool, error) { return !present, nil })
+}
+
+// RestoreMaxSize puts back the MaxSize journaled on a group by a replacement that raised it, once
+// no instance of the group is still waiting to be detached. It is idempotent and safe to call
+// from a reconcile loop.
+func (w *Workflow) RestoreMaxSize(ctx context.Context, group string) error {
+	g, err := w.describeGroup(ctx, group)
+	if err != nil {
+		return err
+	}
+	v, ok := groupTag(g, groupconfig.StateGroupMaxSize)
+	if !ok {
+		return nil
+	}
+	base, err := strconv.Atoi(v)
+	if err != nil || base < 0 {
+		return fmt.Errorf("group %s: journaled MaxSize %q is not a number", group, v)
+	}
+	if desired := aws.ToInt32(g.DesiredCapacity); int(desired) > base {
+		// Another replacement still has an extra member in the group; it restores MaxSize later.
+		return nil
+	}
+	if aws.ToInt32(g.MaxSize) != int32(base) {
+		err := w.call(ctx, func(ctx context.Context) error {
+			_, err := w.ASG.UpdateAutoScalingGroup(ctx, &autoscaling.UpdateAutoScalingGroupInput{
+				AutoScalingGroupName: aws.String(group), MaxSize: aws.Int32(int32(base))})
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("restoring MaxSize of group %s to %d: %w", group, base, err)
+		}
+	}
+	return w.call(ctx, func(ctx context.Context) error {
+		_, err := w.ASG.DeleteTags(ctx, &autoscaling.DeleteTagsInput{Tags: []astypes.Tag{{
+			ResourceId: aws.String(group), ResourceType: aws.String("auto-scaling-group"), Key: aws.String(groupconfig.StateGroupMaxSize)}}})
+		return err
+	})
+}
+
+func groupTag(g astypes.AutoScalingGroup, key string) (string, bool) {
+	for _, t := range g.Tags {
+		if aws.ToString(t.Key) == key {
+			return aws.ToString(t.Value), true
+		}
+	}
+	return "", false
+}
+
+func (w *Workflow) tagGroup(ctx context.Context, group, key, value string) error {
+	err := w.call(ctx, func(ctx context.Context) error {
+		_, err := w.ASG.CreateOrUpdateTags(ctx, &autoscaling.CreateOrUpdateTagsInput{Tags: []astypes.Tag{{
+			ResourceId: aws.String(group), ResourceType: aws.String("auto-scaling-group"),
+			Key: aws.String(key), Value: aws.String(value), PropagateAtLaunch: aws.Bool(false)}}})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("journaling %s on group %s: %w", key, group, err)
+	}
+	return nil
+}

@@ -1,0 +1,294 @@
+package replace
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/spotmax/spotmax/pkg/groupconfig"
+)
+
+// makePlan picks the launch options and finds the data volume.
+func (r *run) makePlan(ctx context.Context) (*Plan, error) {
+	w := r.w
+	p := &Plan{Group: r.g.Name, Old: r.req.InstanceID, Reason: r.req.Reason, Resume: Phase(r.journal[groupconfig.StatePhase])}
+	if r.g.Template == nil {
+		return nil, &RefusedError{Instance: r.req.InstanceID, Group: r.g.Name, Why: "the group has no launch template (launch configurations are not supported)"}
+	}
+	volAZ := ""
+	if dev := r.cfg.PersistenceDev; dev != "" {
+		p.Device, p.MountPath = dev, r.cfg.PersistenceMountPath
+		vol, err := w.dataVolume(ctx, r.req.InstanceID, r.old, dev)
+		if err != nil {
+			return nil, err
+		}
+		if vol != nil {
+			p.Volume = aws.ToString(vol.VolumeId)
+			volAZ = aws.ToString(vol.AvailabilityZone)
+		}
+	}
+	subnets, err := w.subnets(ctx, r.g.Subnets)
+	if err != nil {
+		return nil, err
+	}
+	azOrder := r.azOrder(subnets, volAZ)
+	if len(azOrder) == 0 {
+		if volAZ != "" {
+			return nil, &RefusedError{Instance: r.req.InstanceID, Group: r.g.Name,
+				Why: fmt.Sprintf("its data volume %s is in %s, which no subnet of the group covers", p.Volume, volAZ)}
+		}
+		return nil, &RefusedError{Instance: r.req.InstanceID, Group: r.g.Name, Why: "the group has no subnets"}
+	}
+	ownType, err := w.templateType(ctx, r.g.Template.ID, r.g.Template.Name, r.g.Template.Version)
+	if err != nil {
+		return nil, err
+	}
+	if ownType == "" {
+		ownType = string(r.old.InstanceType)
+	}
+	for _, tm := range r.markets(ownType) {
+		for _, az := range azOrder {
+			p.Options = append(p.Options, Option{InstanceType: tm[0], Market: tm[1], SubnetID: subnets[az], AZ: az})
+		}
+	}
+	p.Steps = []string{"start", "launch", "join"}
+	for _, s := range w.Steps {
+		if s.Enabled(r.g) {
+			p.Steps = append(p.Steps, s.Name())
+		}
+	}
+	p.Steps = append(p.Steps, "detach")
+	if p.Volume != "" {
+		p.Steps = append(p.Steps, "move-volume")
+	}
+	p.Steps = append(p.Steps, "terminate-old")
+	return p, nil
+}
+
+// markets lists (instance type, market) in the order to try: spot on the group's type, then the
+// alternative types on spot (before on-demand when is_prefer_multiple_types), then on-demand.
+// A revert only makes sense on spot of the group's own type.
+func (r *run) markets(ownType string) [][2]string {
+	cfg := r.cfg
+	if r.req.Reason == ReasonRevert {
+		return [][2]string{{ownType, MarketSpot}}
+	}
+	if cfg.OnlyOD {
+		return [][2]string{{ownType, MarketOnDemand}}
+	}
+	out := [][2]string{{ownType, MarketSpot}}
+	var alts [][2]string
+	for _, t := range cfg.AltTypes {
+		if t != ownType {
+			alts = append(alts, [2]string{t, MarketSpot})
+		}
+	}
+	if cfg.PreferMultipleTypes {
+		out = append(out, alts...)
+	}
+	if cfg.ODFallback {
+		out = append(out, [2]string{ownType, MarketOnDemand})
+	}
+	if !cfg.PreferMultipleTypes {
+		out = append(out, alts...)
+	}
+	return out
+}
+
+// azOrder returns the AZs to launch in: only the data volume's AZ when a volume moves, else every
+// AZ of the group's subnets, the one with the fewest members first.
+func (r *run) azOrder(subnets map[string]string, volAZ string) []string {
+	if volAZ != "" {
+		if _, ok := subnets[volAZ]; ok {
+			return []string{volAZ}
+		}
+		return nil
+	}
+	count := map[string]int{}
+	for _, m := range r.g.Members {
+		if m.ID != r.req.InstanceID {
+			count[m.AZ]++
+		}
+	}
+	azs := make([]string, 0, len(subnets))
+	for az := range subnets {
+		azs = append(azs, az)
+	}
+	sort.Slice(azs, func(i, j int) bool {
+		if count[azs[i]] != count[azs[j]] {
+			return count[azs[i]] < count[azs[j]]
+		}
+		return azs[i] < azs[j]
+	})
+	return azs
+}
+
+// subnets maps each AZ to one of the group's subnets in it (the first by id).
+func (w *Workflow) subnets(ctx context.Context, ids []string) (map[string]string, error) {
+	out := map[string]string{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	var res *ec2.DescribeSubnetsOutput
+	err := w.call(ctx, func(ctx context.Context) (err error) {
+		res, err = w.EC2.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{SubnetIds: ids})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("describing the group's subnets: %w", err)
+	}
+	sort.Slice(res.Subnets, func(i, j int) bool { return aws.ToString(res.Subnets[i].SubnetId) < aws.ToString(res.Subnets[j].SubnetId) })
+	for _, s := range res.Subnets {
+		az := aws.ToString(s.AvailabilityZone)
+		if _, ok := out[az]; !ok {
+			out[az] = aws.ToString(s.SubnetId)
+		}
+	}
+	return out, nil
+}
+
+// templateData returns the launch template version's data.
+func (w *Workflow) templateData(ctx context.Context, id, name, version string) (*ec2types.ResponseLaunchTemplateData, error) {
+	in := &ec2.DescribeLaunchTemplateVersionsInput{}
+	if id != "" {
+		in.LaunchTemplateId = aws.String(id)
+	} else {
+		in.LaunchTemplateName = aws.String(name)
+	}
+	if version == "" {
+		version = "$Default"
+	}
+	in.Versions = []string{version}
+	var res *ec2.DescribeLaunchTemplateVersionsOutput
+	err := w.call(ctx, func(ctx context.Context) (err error) {
+		res, err = w.EC2.DescribeLaunchTemplateVersions(ctx, in)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading launch template %s%s version %s: %w", id, name, version, err)
+	}
+	if len(res.LaunchTemplateVersions) == 0 || res.LaunchTemplateVersions[0].LaunchTemplateData == nil {
+		return nil, fmt.Errorf("launch template %s%s has no version %s", id, name, version)
+	}
+	return res.LaunchTemplateVersions[0].LaunchTemplateData, nil
+}
+
+func (w *Workflow) templateType(ctx context.Context, id, name, version string) (string, error) {
+	d, err := w.templateData(ctx, id, name, version)
+	if err != nil {
+		return "", err
+	}
+	return string(d.InstanceType), nil
+}
+
+// runInstance launches one replacement for option opt. The client token makes a retried or
+// resumed launch of the same option return the same instance.
+func (w *Workflow) runInstance(ctx context.Context, r *run, opt Option, token string) (string, error) {
+	tmpl := r.g.Template
+	data, err := w.templateData(ctx, tmpl.ID, tmpl.Name, tmpl.Version)
+	if err != nil {
+		return "", err
+	}
+	in := &ec2.RunInstancesInput{
+		MinCount:     aws.Int32(1),
+		MaxCount:     aws.Int32(1),
+		ClientToken:  aws.String(token),
+		InstanceType: ec2types.InstanceType(opt.InstanceType),
+		SubnetId:     aws.String(opt.SubnetID),
+	}
+	templateIsSpot := data.InstanceMarketOptions != nil && data.InstanceMarketOptions.MarketType == ec2types.MarketTypeSpot
+	if opt.Market == MarketOnDemand && templateIsSpot {
+		// RunInstances cannot turn a spot template's market off: launch from its data instead.
+		fromTemplateData(in, data)
+	} else {
+		spec := &ec2types.LaunchTemplateSpecification{Version: aws.String(tmpl.Version)}
+		if tmpl.ID != "" {
+			spec.LaunchTemplateId = aws.String(tmpl.ID)
+		} else {
+			spec.LaunchTemplateName = aws.String(tmpl.Name)
+		}
+		if tmpl.Version == "" {
+			spec.Version = nil
+		}
+		in.LaunchTemplate = spec
+	}
+	if opt.Market == MarketSpot {
+		in.InstanceMarketOptions = &ec2types.InstanceMarketOptionsRequest{
+			MarketType:  ec2types.MarketTypeSpot,
+			SpotOptions: &ec2types.SpotMarketOptions{SpotInstanceType: ec2types.SpotInstanceTypeOneTime},
+		}
+	}
+	if r.plan.Volume != "" {
+		// The data volume arrives at this device: the launch must not create a fresh one there.
+		in.BlockDeviceMappings = append(in.BlockDeviceMappings, ec2types.BlockDeviceMapping{
+			DeviceName: aws.String(r.plan.Device), NoDevice: aws.String("")})
+	}
+	tags := []ec2types.Tag{
+		{Key: aws.String(groupconfig.TagGroup), Value: aws.String(r.cfg.Group)},
+		{Key: aws.String(groupconfig.StateReplaces), Value: aws.String(r.req.InstanceID)},
+	}
+	for _, t := range r.g.Tags {
+		if t.PropagateAtLaunch && t.Key != groupconfig.TagGroup && !hasPrefix(t.Key, "aws:") {
+			tags = append(tags, ec2types.Tag{Key: aws.String(t.Key), Value: aws.String(t.Value)})
+		}
+	}
+	merged := false
+	for i := range in.TagSpecifications {
+		if in.TagSpecifications[i].ResourceType == ec2types.ResourceTypeInstance {
+			in.TagSpecifications[i].Tags = append(in.TagSpecifications[i].Tags, tags...)
+			merged = true
+		}
+	}
+	if !merged {
+		in.TagSpecifications = append(in.TagSpecifications, ec2types.TagSpecification{ResourceType: ec2types.ResourceTypeInstance, Tags: tags})
+	}
+	var out *ec2.RunInstancesOutput
+	err = w.call(ctx, func(ctx context.Context) (err error) {
+		out, err = w.EC2.RunInstances(ctx, in)
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	if len(out.Instances) == 0 {
+		return "", fmt.Errorf("RunInstances returned no instance")
+	}
+	return aws.ToString(out.Instances[0].InstanceId), nil
+}
+
+// fromTemplateData fills a RunInstances request from a launch template's data, without its
+// market options.
+func fromTemplateData(in *ec2.RunInstancesInput, d *ec2types.ResponseLaunchTemplateData) {
+	in.ImageId = d.ImageId
+	in.KeyName = d.KeyName
+	in.UserData = d.UserData
+	in.SecurityGroupIds = d.SecurityGroupIds
+	if p := d.IamInstanceProfile; p != nil {
+		in.IamInstanceProfile = &ec2types.IamInstanceProfileSpecification{Arn: p.Arn, Name: p.Name}
+	}
+	if m := d.MetadataOptions; m != nil {
+		in.MetadataOptions = &ec2types.InstanceMetadataOptionsRequest{
+			HttpTokens:              ec2types.HttpTokensState(m.HttpTokens),
+			HttpPutResponseHopLimit: m.HttpPutResponseHopLimit,
+			HttpEndpoint:            ec2types.InstanceMetadataEndpointState(m.HttpEndpoint),
+			InstanceMetadataTags:    ec2types.InstanceMetadataTagsState(m.InstanceMetadataTags),
+		}
+	}
+	for _, bd := range d.BlockDeviceMappings {
+		m := ec2types.BlockDeviceMapping{DeviceName: bd.DeviceName, NoDevice: bd.NoDevice, VirtualName: bd.VirtualName}
+		if e := bd.Ebs; e != nil {
+			m.Ebs = &ec2types.EbsBlockDevice{DeleteOnTermination: e.DeleteOnTermination, Encrypted: e.Encrypted, Iops: e.Iops,
+				KmsKeyId: e.KmsKeyId, SnapshotId: e.SnapshotId, Throughput: e.Throughput, VolumeSize: e.VolumeSize, VolumeType: e.VolumeType}
+		}
+		in.BlockDeviceMappings = append(in.BlockDeviceMappings, m)
+	}
+	for _, ts := range d.TagSpecifications {
+		in.TagSpecifications = append(in.TagSpecifications, ec2types.TagSpecification{ResourceType: ts.ResourceType, Tags: ts.Tags})
+	}
+}
+
+func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }
