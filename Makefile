@@ -5,7 +5,7 @@ LDFLAGS  := -s -w -X github.com/spotmax/spotmax/pkg/version.Version=$(VERSION)
 BIN      := bin
 PKGS     := ./...
 
-.PHONY: help build test test-short demo bench lint fuzz clean
+.PHONY: help build test test-short test-assets demo bench lint fuzz clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -14,8 +14,11 @@ build: ## build bin/spotmax and bin/spotmax-agent
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/spotmax ./cmd/spotmax
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/spotmax-agent ./cmd/spotmax-agent
 
-test: lint ## run every test (what CI runs)
+test: lint test-assets ## run every test (what CI runs)
 	$(GO) test -count=1 -timeout 15m $(PKGS)
+
+test-assets: ## build the real programs tests run (kube-apiserver, etcd, consul, IMDS mock) into .cache/
+	./scripts/build-test-assets.sh
 
 test-short: ## quick tests only
 	$(GO) test -short -count=1 $(PKGS)

@@ -42,9 +42,9 @@ type Group struct {
 	// Template is the group's launch template (from its mixed instances policy when it has one);
 	// nil for launch configurations.
 	Template *TemplateRef
-	Subnets           []string
-	AZs               []string
-	Tags              []groupconfig.Tag
+	Subnets  []string
+	AZs      []string
+	Tags     []groupconfig.Tag
 	// Config is the parsed spotmax configuration; nil when ConfigErr is set.
 	Config *groupconfig.Config
 	// ConfigErr is the validation error of an invalid configuration: the group is reported and

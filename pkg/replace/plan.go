@@ -141,7 +141,9 @@ func (w *Workflow) subnets(ctx context.Context, ids []string) (map[string]string
 	if err != nil {
 		return nil, fmt.Errorf("describing the group's subnets: %w", err)
 	}
-	sort.Slice(res.Subnets, func(i, j int) bool { return aws.ToString(res.Subnets[i].SubnetId) < aws.ToString(res.Subnets[j].SubnetId) })
+	sort.Slice(res.Subnets, func(i, j int) bool {
+		return aws.ToString(res.Subnets[i].SubnetId) < aws.ToString(res.Subnets[j].SubnetId)
+	})
 	for _, s := range res.Subnets {
 		az := aws.ToString(s.AvailabilityZone)
 		if _, ok := out[az]; !ok {
