@@ -31,7 +31,7 @@ func (r *run) makePlan(ctx context.Context) (*Plan, error) {
 			volAZ = aws.ToString(vol.AvailabilityZone)
 		}
 	}
-	subnets, err := w.subnets(ctx, r.g.Subnets)
+	subnets, err := w.subnets(ctx, r.g.Subnets, r.g.AZs)
 	if err != nil {
 		return nil, err
 	}
@@ -127,15 +127,24 @@ func (r *run) azOrder(subnets map[string]string, volAZ string) []string {
 	return azs
 }
 
-// subnets maps each AZ to one of the group's subnets in it (the first by id).
-func (w *Workflow) subnets(ctx context.Context, ids []string) (map[string]string, error) {
+// subnets maps each AZ to one of the group's subnets in it (the first by id). A group defined by
+// availability zones alone launches into their default subnets.
+func (w *Workflow) subnets(ctx context.Context, ids, azs []string) (map[string]string, error) {
 	out := map[string]string{}
-	if len(ids) == 0 {
+	in := &ec2.DescribeSubnetsInput{SubnetIds: ids}
+	switch {
+	case len(ids) > 0:
+	case len(azs) > 0:
+		in.Filters = []ec2types.Filter{
+			{Name: aws.String("availability-zone"), Values: azs},
+			{Name: aws.String("default-for-az"), Values: []string{"true"}},
+		}
+	default:
 		return out, nil
 	}
 	var res *ec2.DescribeSubnetsOutput
 	err := w.call(ctx, func(ctx context.Context) (err error) {
-		res, err = w.EC2.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{SubnetIds: ids})
+		res, err = w.EC2.DescribeSubnets(ctx, in)
 		return err
 	})
 	if err != nil {
@@ -226,8 +235,13 @@ func (w *Workflow) runInstance(ctx context.Context, r *run, opt Option, token st
 	}
 	if r.plan.Volume != "" {
 		// The data volume arrives at this device: the launch must not create a fresh one there.
-		in.BlockDeviceMappings = append(in.BlockDeviceMappings, ec2types.BlockDeviceMapping{
-			DeviceName: aws.String(r.plan.Device), NoDevice: aws.String("")})
+		var kept []ec2types.BlockDeviceMapping
+		for _, m := range in.BlockDeviceMappings {
+			if !sameDevice(aws.ToString(m.DeviceName), r.plan.Device) {
+				kept = append(kept, m)
+			}
+		}
+		in.BlockDeviceMappings = append(kept, ec2types.BlockDeviceMapping{DeviceName: aws.String(r.plan.Device), NoDevice: aws.String("")})
 	}
 	tags := []ec2types.Tag{
 		{Key: aws.String(groupconfig.TagGroup), Value: aws.String(r.cfg.Group)},

@@ -1,0 +1,234 @@
+package replace_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+
+	"github.com/spotmax/spotmax/pkg/groupconfig"
+	"github.com/spotmax/spotmax/pkg/inventory"
+	"github.com/spotmax/spotmax/pkg/replace"
+	"github.com/spotmax/spotmax/pkg/sim"
+	"github.com/spotmax/spotmax/pkg/sim/simtest"
+)
+
+// fixture is a simulated region with one spotmax group whose instances keep a data volume.
+type fixture struct {
+	env     *simtest.Env
+	ec2     *ec2.Client
+	asg     *autoscaling.Client
+	group   string
+	members []string
+	// markers maps each original data volume to its content marker.
+	markers map[string]string
+	desired int32
+	max     int32
+}
+
+type fixtureOpts struct {
+	desired, max int32
+	tags         map[string]string
+	noVolume     bool
+	seed         int64
+	scale        float64
+}
+
+func newFixture(t testing.TB, o fixtureOpts) *fixture {
+	t.Helper()
+	if o.desired == 0 {
+		o.desired = 2
+	}
+	if o.max == 0 {
+		o.max = o.desired // full: the replacement needs MaxSize raised
+	}
+	if o.scale == 0 {
+		o.scale = 1000
+	}
+	env := simtest.Start(t, sim.Options{TimeScale: o.scale, Seed: o.seed})
+	tags := map[string]string{groupconfig.TagGroup: "web"}
+	if !o.noVolume {
+		tags[groupconfig.TagPersistenceDev] = "/dev/sdf"
+		tags[groupconfig.TagPersistenceMountPath] = "/data"
+	}
+	for k, v := range o.tags {
+		tags[k] = v
+	}
+	spec := simtest.GroupSpec{Name: "web", Spot: true, Desired: o.desired, Max: o.max, Tags: tags,
+		NoPropagate: []string{groupconfig.TagPersistenceDev}}
+	if !o.noVolume {
+		spec.DataDevice = "/dev/sdf"
+	}
+	members := env.CreateGroup(t, spec)
+	retryer := func() aws.Retryer {
+		return retry.NewStandard(func(so *retry.StandardOptions) {
+			so.MaxAttempts = 5
+			so.MaxBackoff = 5 * time.Millisecond
+			so.RateLimiter = ratelimit.None
+		})
+	}
+	f := &fixture{
+		env:     env,
+		ec2:     ec2.NewFromConfig(env.Config, func(o *ec2.Options) { o.Retryer = retryer() }),
+		asg:     autoscaling.NewFromConfig(env.Config, func(o *autoscaling.Options) { o.Retryer = retryer() }),
+		group:   "web",
+		members: members,
+		markers: map[string]string{},
+		desired: o.desired,
+		max:     o.max,
+	}
+	for _, id := range members {
+		in, _ := env.Region().Instance(id)
+		for _, bd := range in.BlockDevices {
+			if bd.DeviceName == "/dev/sdf" {
+				v, _ := env.Region().Volume(bd.VolumeID)
+				f.markers[bd.VolumeID] = v.Marker
+			}
+		}
+	}
+	return f
+}
+
+// workflow returns a workflow on the simulated clock with fast polls.
+func (f *fixture) workflow(steps ...replace.PreDetachStep) *replace.Workflow {
+	to := replace.DefaultTimeouts()
+	to.Release = 30 * time.Second
+	return &replace.Workflow{
+		EC2: f.ec2, ASG: f.asg, Steps: steps,
+		Clock:   simtest.Clock{C: f.env.Region().Clock()},
+		PollMin: 2 * time.Millisecond, PollMax: 20 * time.Millisecond,
+		Timeouts: &to,
+	}
+}
+
+func (f *fixture) inventory(t testing.TB) *inventory.Group {
+	t.Helper()
+	g, err := (&inventory.Lister{ASG: f.asg, EC2: f.ec2}).Group(context.Background(), f.group)
+	if err != nil {
+		t.Fatalf("listing group: %v", err)
+	}
+	return g
+}
+
+func (f *fixture) replace(t testing.TB, w *replace.Workflow, req replace.Request) (*replace.Result, error) {
+	t.Helper()
+	return w.Replace(context.Background(), f.inventory(t), req)
+}
+
+// checkInvariants checks what must hold after every replacement, finished or rolled back:
+// every data volume exists with its content, attached to exactly one running member; no
+// instance runs outside the group; MaxSize and desired are back; nothing was force-detached;
+// no journal is left.
+func (f *fixture) checkInvariants(t testing.TB) {
+	t.Helper()
+	r := f.env.Region()
+	r.Step()
+	g, ok := r.Group(f.group)
+	if !ok {
+		t.Fatalf("group %s is gone", f.group)
+	}
+	if g.Max != f.max {
+		t.Errorf("MaxSize = %d, want %d restored", g.Max, f.max)
+	}
+	if g.Desired != f.desired {
+		t.Errorf("desired = %d, want %d", g.Desired, f.desired)
+	}
+	if _, ok := g.Tag(groupconfig.StateGroupMaxSize); ok {
+		t.Errorf("group still carries %s", groupconfig.StateGroupMaxSize)
+	}
+	members := map[string]bool{}
+	for _, m := range g.Members {
+		members[m.InstanceID] = true
+	}
+	for _, in := range r.Instances() {
+		if in.State == sim.StateRunning || in.State == sim.StatePending {
+			if !members[in.ID] {
+				t.Errorf("instance %s (%s) is running outside the group", in.ID, in.State)
+			}
+		}
+		for k := range in.Tags {
+			if strings.HasPrefix(k, groupconfig.StatePrefix) && k != groupconfig.StateReplaces &&
+				k != groupconfig.StateVolume && k != groupconfig.StateMountPath && in.State != sim.StateTerminated {
+				t.Errorf("instance %s (%s) still carries journal tag %s", in.ID, in.State, k)
+			}
+		}
+	}
+	for _, d := range r.DeletedVolumes() {
+		if _, ours := f.markers[d.VolumeID]; ours {
+			t.Errorf("data volume %s was deleted", d.VolumeID)
+		}
+	}
+	if fd := r.ForceDetaches(); len(fd) > 0 {
+		t.Errorf("volumes were force-detached: %+v", fd)
+	}
+	for id, marker := range f.markers {
+		v, ok := r.Volume(id)
+		if !ok {
+			t.Errorf("data volume %s is gone", id)
+			continue
+		}
+		if v.Marker != marker {
+			t.Errorf("data volume %s marker = %q, want %q", id, v.Marker, marker)
+		}
+		if v.Attachment == nil {
+			t.Errorf("data volume %s is not attached", id)
+			continue
+		}
+		in, _ := r.Instance(v.Attachment.InstanceID)
+		if !members[in.ID] || in.State != sim.StateRunning {
+			t.Errorf("data volume %s is attached to %s (%s, member %v), want a running member", id, in.ID, in.State, members[in.ID])
+		}
+		if v.Attachment.Device != "/dev/sdf" {
+			t.Errorf("data volume %s is at %s, want /dev/sdf", id, v.Attachment.Device)
+		}
+	}
+}
+
+// capacityWatch records the lowest number of InService members while a proactive replacement
+// runs.
+type capacityWatch struct {
+	mu   sync.Mutex
+	min  int
+	stop chan struct{}
+	done chan struct{}
+}
+
+func watchCapacity(r *sim.Region, group string) *capacityWatch {
+	w := &capacityWatch{min: 1 << 30, stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		for {
+			g, _ := r.Group(group)
+			n := 0
+			for _, m := range g.Members {
+				if m.LifecycleState == "InService" {
+					n++
+				}
+			}
+			w.mu.Lock()
+			w.min = min(w.min, n)
+			w.mu.Unlock()
+			select {
+			case <-w.stop:
+				return
+			case <-time.After(500 * time.Microsecond):
+			}
+		}
+	}()
+	return w
+}
+
+func (w *capacityWatch) Stop() int {
+	close(w.stop)
+	<-w.done
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.min
+}

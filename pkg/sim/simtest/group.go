@@ -1,0 +1,142 @@
+package simtest
+
+import (
+	"context"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/spotmax/spotmax/pkg/sim"
+)
+
+// GroupSpec describes a test group created through the AWS APIs.
+type GroupSpec struct {
+	Name         string
+	InstanceType string // default m5.large
+	Spot         bool   // launch template asks for spot
+	// DataDevice adds a data volume to the launch template at this device (e.g. /dev/sdf), with
+	// DeleteOnTermination true as launch templates usually have it.
+	DataDevice string
+	Desired    int32
+	Max        int32 // default Desired+2
+	// AZs default to the region's three.
+	AZs []string
+	// Tags are group tags; all propagate at launch unless listed in NoPropagate.
+	Tags        map[string]string
+	NoPropagate []string
+}
+
+// CreateGroup creates a launch template and an Auto Scaling group through the SDK and waits
+// until the group's instances are InService. It returns the members' ids, oldest first.
+func (e *Env) CreateGroup(t testing.TB, spec GroupSpec) []string {
+	t.Helper()
+	ctx := context.Background()
+	ec2c := ec2.NewFromConfig(e.Config)
+	asg := autoscaling.NewFromConfig(e.Config)
+	if spec.InstanceType == "" {
+		spec.InstanceType = "m5.large"
+	}
+	if spec.Max == 0 {
+		spec.Max = spec.Desired + 2
+	}
+	data := &ec2types.RequestLaunchTemplateData{
+		ImageId:         aws.String("ami-12345678"),
+		InstanceType:    ec2types.InstanceType(spec.InstanceType),
+		MetadataOptions: &ec2types.LaunchTemplateInstanceMetadataOptionsRequest{InstanceMetadataTags: ec2types.LaunchTemplateInstanceMetadataTagsStateEnabled},
+	}
+	if spec.Spot {
+		data.InstanceMarketOptions = &ec2types.LaunchTemplateInstanceMarketOptionsRequest{MarketType: ec2types.MarketTypeSpot}
+	}
+	if spec.DataDevice != "" {
+		data.BlockDeviceMappings = []ec2types.LaunchTemplateBlockDeviceMappingRequest{{
+			DeviceName: aws.String(spec.DataDevice),
+			Ebs:        &ec2types.LaunchTemplateEbsBlockDeviceRequest{VolumeSize: aws.Int32(20), DeleteOnTermination: aws.Bool(true)},
+		}}
+	}
+	lt := spec.Name + "-lt"
+	if _, err := ec2c.CreateLaunchTemplate(ctx, &ec2.CreateLaunchTemplateInput{LaunchTemplateName: aws.String(lt), LaunchTemplateData: data}); err != nil {
+		t.Fatalf("creating launch template %s: %v", lt, err)
+	}
+	azs := spec.AZs
+	if len(azs) == 0 {
+		for _, az := range e.Region().AZs() {
+			azs = append(azs, az.Name)
+		}
+	}
+	noProp := map[string]bool{}
+	for _, k := range spec.NoPropagate {
+		noProp[k] = true
+	}
+	var tags []astypes.Tag
+	for k, v := range spec.Tags {
+		tags = append(tags, astypes.Tag{Key: aws.String(k), Value: aws.String(v), PropagateAtLaunch: aws.Bool(!noProp[k]),
+			ResourceId: aws.String(spec.Name), ResourceType: aws.String("auto-scaling-group")})
+	}
+	_, err := asg.CreateAutoScalingGroup(ctx, &autoscaling.CreateAutoScalingGroupInput{
+		AutoScalingGroupName: aws.String(spec.Name),
+		LaunchTemplate:       &astypes.LaunchTemplateSpecification{LaunchTemplateName: aws.String(lt), Version: aws.String("$Latest")},
+		MinSize:              aws.Int32(0), MaxSize: aws.Int32(spec.Max), DesiredCapacity: aws.Int32(spec.Desired),
+		AvailabilityZones: azs,
+		Tags:              tags,
+	})
+	if err != nil {
+		t.Fatalf("creating group %s: %v", spec.Name, err)
+	}
+	return e.WaitInService(t, spec.Name, int(spec.Desired))
+}
+
+// WaitInService waits until n members of a group are InService and returns their ids, oldest
+// first.
+func (e *Env) WaitInService(t testing.TB, group string, n int) []string {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		g, _ := e.Region().Group(group)
+		var ids []string
+		for _, m := range g.Members {
+			if m.LifecycleState == "InService" {
+				ids = append(ids, m.InstanceID)
+			}
+		}
+		if len(ids) == n {
+			sort.Slice(ids, func(i, j int) bool {
+				a, _ := e.Region().Instance(ids[i])
+				b, _ := e.Region().Instance(ids[j])
+				return a.LaunchTime.Before(b.LaunchTime) || (a.LaunchTime.Equal(b.LaunchTime) && ids[i] < ids[j])
+			})
+			return ids
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("group %s: %d of %d instances InService after 20s", group, len(ids), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Clock adapts the simulated region's clock for code that takes a Now/Sleep clock (such as
+// replace.Clock): sleeps last the simulated duration, i.e. d/scale of real time.
+type Clock struct{ C *sim.Clock }
+
+// Now returns the simulated time.
+func (c Clock) Now() time.Time { return c.C.Now() }
+
+// Sleep waits d of simulated time or until ctx ends.
+func (c Clock) Sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(c.C.Real(d))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
