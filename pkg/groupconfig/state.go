@@ -20,6 +20,10 @@ const (
 	// StateJournalGroup on an instance being replaced names its group: once the instance is
 	// detached, AWS's own group tag is gone.
 	StateJournalGroup = StatePrefix + "group"
+	// StateDesired on an instance being replaced is the group's desired capacity before the
+	// replacement joined, so that the extra member can be taken back if the old instance is lost
+	// (terminated while still in the group) instead of detached.
+	StateDesired = StatePrefix + "desired"
 	// StateReplacement on an instance being replaced names its replacement once launched.
 	StateReplacement = StatePrefix + "replacement"
 	// StateReason on an instance being replaced says why: interruption, lifetime, revert, manual,

@@ -168,7 +168,7 @@ func (w *Workflow) untagResource(ctx context.Context, id string, keys ...string)
 func (w *Workflow) clearJournal(ctx context.Context, id string) error {
 	return w.untagResource(ctx, id, groupconfig.StatePhase, groupconfig.StateJournalGroup, groupconfig.StateReason,
 		groupconfig.StateStarted, groupconfig.StateToken, groupconfig.StateOptions, groupconfig.StateReplacement,
-		groupconfig.StateRetiring, groupconfig.StateVolumeReleased)
+		groupconfig.StateRetiring, groupconfig.StateVolumeReleased, groupconfig.StateDesired)
 }
 
 // terminate terminates an instance unless it is already gone.

@@ -110,11 +110,16 @@ func (f *fixture) workflow(steps ...replace.PreDetachStep) *replace.Workflow {
 
 func (f *fixture) inventory(t testing.TB) *inventory.Group {
 	t.Helper()
-	g, err := (&inventory.Lister{ASG: f.asg, EC2: f.ec2}).Group(context.Background(), f.group)
-	if err != nil {
-		t.Fatalf("listing group: %v", err)
+	for attempt := 0; ; attempt++ {
+		g, err := (&inventory.Lister{ASG: f.asg, EC2: f.ec2}).Group(context.Background(), f.group)
+		if err == nil {
+			return g
+		}
+		if attempt == 20 {
+			t.Fatalf("listing group: %v", err)
+		}
+		time.Sleep(time.Millisecond)
 	}
-	return g
 }
 
 func (f *fixture) replace(t testing.TB, w *replace.Workflow, req replace.Request) (*replace.Result, error) {

@@ -7,10 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
@@ -376,6 +379,19 @@ func (r *run) join(ctx context.Context) error {
 	if r.newID == "" {
 		return fmt.Errorf("journal of %s names no replacement", r.req.InstanceID)
 	}
+	if _, ok := r.journal[groupconfig.StateDesired]; !ok {
+		g, err := w.describeGroup(ctx, r.g.Name)
+		if err != nil {
+			return err
+		}
+		if _, member := memberState(g, r.newID); !member {
+			d := strconv.Itoa(int(aws.ToInt32(g.DesiredCapacity)))
+			if err := w.tagInstance(ctx, r.req.InstanceID, map[string]string{groupconfig.StateDesired: d}); err != nil {
+				return fmt.Errorf("journaling the desired capacity of group %s: %w", r.g.Name, err)
+			}
+			r.journal[groupconfig.StateDesired] = d
+		}
+	}
 	if err := w.attachToGroup(ctx, r.g.Name, r.newID); err != nil {
 		return r.abort(ctx, err)
 	}
@@ -474,10 +490,94 @@ func (r *run) detach(ctx context.Context) error {
 	}
 	if member {
 		if err := w.detachFromGroup(ctx, r.g.Name, r.req.InstanceID); err != nil {
+			// An interrupted instance may leave the group on its own between the check and the call.
+			if still, err2 := w.groupMember(ctx, r.g.Name, r.req.InstanceID); err2 != nil || still {
+				return err
+			}
+			member = false
+		}
+	}
+	if !member {
+		if err := r.takeBackExtraMember(ctx); err != nil {
 			return err
 		}
 	}
 	return w.RestoreMaxSize(ctx, r.g.Name)
+}
+
+// takeBackExtraMember handles an old instance that left the group without being detached (a spot
+// instance terminated at the end of its notice while still a member): the group kept the desired
+// capacity that the replacement's attach raised and launches a member of its own to fill it.
+// Once that member is there, it is terminated with the desired capacity decremented, so the
+// group is back to its size and the replacement, which holds the data volume, stays.
+func (r *run) takeBackExtraMember(ctx context.Context) error {
+	w := r.w
+	before, err := strconv.Atoi(r.journal[groupconfig.StateDesired])
+	if err != nil {
+		return nil // not journaled: the replacement never joined
+	}
+	return w.poll(ctx, "group "+r.g.Name+" to launch for the lost "+r.req.InstanceID, w.timeouts().InService, func(ctx context.Context) (bool, error) {
+		g, err := w.describeGroup(ctx, r.g.Name)
+		if err != nil {
+			return false, err
+		}
+		desired := int(aws.ToInt32(g.DesiredCapacity))
+		if desired <= before {
+			return true, nil
+		}
+		var ids []string
+		for _, m := range g.Instances {
+			switch m.LifecycleState {
+			case astypes.LifecycleStatePending, astypes.LifecycleStateInService:
+				if id := aws.ToString(m.InstanceId); id != r.newID {
+					ids = append(ids, id)
+				}
+			}
+		}
+		if len(ids)+1 < desired {
+			return false, nil // the group has not launched its own member yet
+		}
+		extra, err := w.newestSince(ctx, ids, r.res.Started)
+		if err != nil || extra == "" {
+			return false, err
+		}
+		r.res.Warnings = append(r.res.Warnings, fmt.Sprintf("%s left group %s before it could be detached; terminating %s, which the group launched in its place",
+			r.req.InstanceID, r.g.Name, extra))
+		err = w.call(ctx, func(ctx context.Context) error {
+			_, err := w.ASG.TerminateInstanceInAutoScalingGroup(ctx, &autoscaling.TerminateInstanceInAutoScalingGroupInput{
+				InstanceId: aws.String(extra), ShouldDecrementDesiredCapacity: aws.Bool(true)})
+			return err
+		})
+		if err != nil {
+			return false, fmt.Errorf("terminating %s in group %s: %w", extra, r.g.Name, err)
+		}
+		return true, nil
+	})
+}
+
+// newestSince returns the most recently launched of ids if it was launched at or after since.
+func (w *Workflow) newestSince(ctx context.Context, ids []string, since time.Time) (string, error) {
+	if len(ids) == 0 {
+		return "", nil
+	}
+	var out *ec2.DescribeInstancesOutput
+	err := w.call(ctx, func(ctx context.Context) (err error) {
+		out, err = w.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: ids})
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("describing %d members: %w", len(ids), err)
+	}
+	best, bestAt := "", time.Time{}
+	for _, res := range out.Reservations {
+		for _, in := range res.Instances {
+			at := aws.ToTime(in.LaunchTime)
+			if !at.Before(since.Truncate(time.Second)) && at.After(bestAt) {
+				best, bestAt = aws.ToString(in.InstanceId), at
+			}
+		}
+	}
+	return best, nil
 }
 
 // finish terminates the old instance and clears the journal.
@@ -532,5 +632,3 @@ func isMember(g *inventory.Group, id string) bool {
 	}
 	return false
 }
-
-var _ = ec2.RunInstancesInput{}
