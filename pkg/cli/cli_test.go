@@ -10,11 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
-	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/spotmax/spotmax/pkg/sim"
 	"github.com/spotmax/spotmax/pkg/sim/simtest"
@@ -46,61 +43,11 @@ func newTestEnv(t *testing.T) *testEnv {
 	return &testEnv{Env: env, ec2: ec2.NewFromConfig(env.Config), asg: autoscaling.NewFromConfig(env.Config)}
 }
 
-// group creates a launch template with a data volume and a group of n spot instances with tags,
-// and waits until they are in service.
+// group creates a group of n spot instances with a data volume at /dev/sdf and tags, and waits
+// until they are in service.
 func (e *testEnv) group(t *testing.T, name string, n int32, tags map[string]string) {
 	t.Helper()
-	ctx := context.Background()
-	ltName := name + "-lt"
-	_, err := e.ec2.CreateLaunchTemplate(ctx, &ec2.CreateLaunchTemplateInput{
-		LaunchTemplateName: aws.String(ltName),
-		LaunchTemplateData: &ec2types.RequestLaunchTemplateData{
-			ImageId:      aws.String("ami-12345678"),
-			InstanceType: ec2types.InstanceTypeM5Large,
-			InstanceMarketOptions: &ec2types.LaunchTemplateInstanceMarketOptionsRequest{
-				MarketType: ec2types.MarketTypeSpot,
-			},
-			BlockDeviceMappings: []ec2types.LaunchTemplateBlockDeviceMappingRequest{{
-				DeviceName: aws.String("/dev/sdf"),
-				Ebs:        &ec2types.LaunchTemplateEbsBlockDeviceRequest{VolumeSize: aws.Int32(20), DeleteOnTermination: aws.Bool(true)},
-			}},
-		},
-	})
-	if err != nil {
-		t.Fatalf("creating launch template: %v", err)
-	}
-	var asgTags []astypes.Tag
-	for k, v := range tags {
-		asgTags = append(asgTags, astypes.Tag{Key: aws.String(k), Value: aws.String(v), PropagateAtLaunch: aws.Bool(true),
-			ResourceId: aws.String(name), ResourceType: aws.String("auto-scaling-group")})
-	}
-	_, err = e.asg.CreateAutoScalingGroup(ctx, &autoscaling.CreateAutoScalingGroupInput{
-		AutoScalingGroupName: aws.String(name),
-		LaunchTemplate:       &astypes.LaunchTemplateSpecification{LaunchTemplateName: aws.String(ltName), Version: aws.String("$Latest")},
-		MinSize:              aws.Int32(0), MaxSize: aws.Int32(n + 2), DesiredCapacity: aws.Int32(n),
-		AvailabilityZones: []string{"us-east-1a", "us-east-1b", "us-east-1c"},
-		Tags:              asgTags,
-	})
-	if err != nil {
-		t.Fatalf("creating group %s: %v", name, err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		g, _ := e.Region().Group(name)
-		inService := 0
-		for _, m := range g.Members {
-			if m.LifecycleState == "InService" {
-				inService++
-			}
-		}
-		if inService == int(n) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("group %s: %d of %d instances in service after 10s", name, inService, n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	e.CreateGroup(t, simtest.GroupSpec{Name: name, Spot: true, DataDevice: "/dev/sdf", Desired: n, Tags: tags})
 }
 
 // run runs the CLI with args and returns stdout, stderr and the exit code.

@@ -12,6 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+
+	"github.com/spotmax/spotmax/pkg/replace"
 )
 
 // Factory hands out what commands need, lazily, so that --help and flag errors build nothing.
@@ -66,6 +68,11 @@ func (f *Factory) AWSConfig(ctx context.Context) (aws.Config, error) {
 			f.cfgErr = &ConfigError{errNoCredentials}
 			return
 		}
+		if cfg.RetryMaxAttempts == 0 {
+			// More patience than the SDK's 3 attempts: spotmax runs many calls in a row, and a
+			// throttled one should slow a replacement down, not fail it. AWS_MAX_ATTEMPTS overrides.
+			cfg.RetryMaxAttempts = 10
+		}
 		f.cfg = cfg
 	})
 	return f.cfg, f.cfgErr
@@ -88,6 +95,20 @@ func (f *Factory) AutoScaling(ctx context.Context) (*autoscaling.Client, error) 
 	}
 	return autoscaling.NewFromConfig(cfg), nil
 }
+
+// PreDetachSteps returns the steps a replacement runs before detaching the old instance, in
+// order (Consul deregistration, Kubernetes drain); each is enabled per group by its tags.
+func (f *Factory) PreDetachSteps() []replace.PreDetachStep {
+	var steps []replace.PreDetachStep
+	for _, mk := range preDetachSteps {
+		steps = append(steps, mk(f))
+	}
+	return steps
+}
+
+// preDetachSteps are the constructors of the pre-detach steps, in the order they run; the files
+// that provide a step register it here.
+var preDetachSteps []func(*Factory) replace.PreDetachStep
 
 // Logger returns the logger: text on a terminal, JSON under systemd (INVOCATION_ID set) or when
 // stderr is not a terminal and SPOTMAX_LOG_FORMAT=json.

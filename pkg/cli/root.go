@@ -79,7 +79,9 @@ AWS_ENDPOINT_URL points every client elsewhere, e.g. at 'spotmax sim serve'.`,
 
 	cmd.AddCommand(newVersionCmd(f))
 	cmd.AddCommand(newGroupCmd(f))
+	cmd.AddCommand(newReplaceCmd(f, nil))
 	cmd.AddCommand(newSimCmd(f))
+	cmd.AddCommand(newHistoryCmd(f, nil))
 	return cmd
 }
 

@@ -1,0 +1,317 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	"github.com/spf13/cobra"
+
+	"github.com/spotmax/spotmax/pkg/metrics"
+)
+
+// HistoryOptions are the inputs of `spotmax history`.
+type HistoryOptions struct {
+	IO     *IOStreams
+	Output string
+	Group  string
+	// Since is the length of the range ending now; used when Start is zero.
+	Since time.Duration
+	// Start and End bound the range when Start is set.
+	Start, End time.Time
+	Period     time.Duration
+	CW         metrics.HistoryAPI
+	// Now is the end of a --since range; tests fix it.
+	Now func() time.Time
+}
+
+// historyJSON is the stable JSON shape of `spotmax history -o json`.
+type historyJSON struct {
+	Namespace     string             `json:"namespace"`
+	Group         string             `json:"group"` // "" for the region-wide totals
+	Start         string             `json:"start"`
+	End           string             `json:"end"`
+	PeriodSeconds int64              `json:"period_seconds"`
+	Events        []eventHistoryJSON `json:"events"`
+	Messages      []string           `json:"messages"`
+}
+
+type eventHistoryJSON struct {
+	Name  string  `json:"name"`
+	Timed bool    `json:"timed"`
+	Total float64 `json:"total"`
+	// AvgDurationSeconds is null for events without durations and for timed events with none
+	// reported in the range.
+	AvgDurationSeconds *float64     `json:"avg_duration_seconds"`
+	Buckets            []bucketJSON `json:"buckets"`
+}
+
+type bucketJSON struct {
+	Time               string   `json:"time"`
+	Count              float64  `json:"count"`
+	AvgDurationSeconds *float64 `json:"avg_duration_seconds"`
+}
+
+func newHistoryCmd(f *Factory, runF func(context.Context, *HistoryOptions) error) *cobra.Command {
+	opts := &HistoryOptions{IO: f.IO, Now: time.Now}
+	var since, start, end string
+	cmd := &cobra.Command{
+		Use:   "history",
+		Short: "Show what spotmax did, when: events per period from CloudWatch",
+		Long: `Show what spotmax and its agents did in a time range: interruptions received, replacements
+started, succeeded and failed, on-demand fallbacks, reverts to spot, volumes moved and mounted,
+nodes drained, Consul deregistrations, lifetime rotations and invalid configurations.
+
+The counts come from the CloudWatch metrics spotmax publishes (namespace SpotMax, dimension
+AutoScalingGroupName), in one GetMetricData request. Without --group the region-wide totals are
+shown. Each event that happened gets a table of its periods with the count and, for timed
+events, the average duration; on a terminal a chart over the whole range follows.`,
+		Example: `  spotmax history --group web
+  spotmax history --since 7d --period 1h
+  spotmax history --group web --start 2026-03-01T00:00:00Z --end 2026-03-02T00:00:00Z -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Output = f.Output
+			fl := cmd.Flags()
+			if fl.Changed("since") && (fl.Changed("start") || fl.Changed("end")) {
+				return flagErrorf("--since and --start/--end are mutually exclusive: give a length of time ending now, or a range")
+			}
+			if fl.Changed("end") && !fl.Changed("start") {
+				return flagErrorf("--end needs --start")
+			}
+			d, err := parseSince(since)
+			if err != nil {
+				return err
+			}
+			opts.Since = d
+			if start != "" {
+				if opts.Start, err = parseTimeFlag("start", start); err != nil {
+					return err
+				}
+			}
+			if end != "" {
+				if opts.End, err = parseTimeFlag("end", end); err != nil {
+					return err
+				}
+			}
+			if opts.Period <= 0 || opts.Period%time.Minute != 0 {
+				return flagErrorf("invalid --period %s: want a whole number of minutes, e.g. 1m, 5m or 1h (spotmax publishes one-minute datapoints)", opts.Period)
+			}
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			cfg, err := f.AWSConfig(cmd.Context())
+			if err != nil {
+				return err
+			}
+			opts.CW = cloudwatch.NewFromConfig(cfg)
+			return historyRun(cmd.Context(), opts)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&opts.Group, "group", "", "Auto Scaling group (default: the region-wide totals)")
+	fl.StringVar(&since, "since", "24h", "length of the range ending now: a duration such as 90m, 24h or 7d")
+	fl.StringVar(&start, "start", "", "start of the range, RFC 3339 (e.g. 2026-03-01T00:00:00Z)")
+	fl.StringVar(&end, "end", "", "end of the range, RFC 3339 (default: now)")
+	fl.DurationVar(&opts.Period, "period", 5*time.Minute, "length of one period: a whole number of minutes")
+	return cmd
+}
+
+// parseSince reads a --since duration: Go's syntax plus days ("7d").
+func parseSince(s string) (time.Duration, error) {
+	var d time.Duration
+	var err error
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		var n float64
+		n, err = strconv.ParseFloat(days, 64)
+		d = time.Duration(n * float64(24*time.Hour))
+	} else {
+		d, err = time.ParseDuration(s)
+	}
+	if err != nil || d <= 0 {
+		return 0, flagErrorf("invalid --since %q: want a positive length of time such as 90m, 24h or 7d", s)
+	}
+	return d, nil
+}
+
+func parseTimeFlag(name, s string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, flagErrorf("invalid --%s %q: want an RFC 3339 time such as 2026-03-01T12:00:00Z", name, s)
+	}
+	return t, nil
+}
+
+// query turns the options into a history query, checking the range against now.
+func (o *HistoryOptions) query() (metrics.HistoryQuery, error) {
+	now := o.Now()
+	q := metrics.HistoryQuery{Group: o.Group, Period: o.Period, Start: o.Start, End: o.End}
+	if q.Start.IsZero() {
+		q.Start, q.End = now.Add(-o.Since), now
+	}
+	if q.End.IsZero() {
+		q.End = now
+	}
+	switch {
+	case q.Start.After(now):
+		return q, flagErrorf("--start %s is in the future (now is %s)", q.Start.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+	case !q.Start.Before(q.End):
+		return q, flagErrorf("--start %s is not before --end %s", q.Start.UTC().Format(time.RFC3339), q.End.UTC().Format(time.RFC3339))
+	case now.Sub(q.Start) > metrics.Retention:
+		return q, flagErrorf("--start %s is older than CloudWatch keeps metrics (15 months)", q.Start.UTC().Format(time.RFC3339))
+	}
+	if err := q.Validate(); err != nil {
+		return q, &FlagError{err: err}
+	}
+	return q, nil
+}
+
+func historyRun(ctx context.Context, o *HistoryOptions) error {
+	q, err := o.query()
+	if err != nil {
+		return err
+	}
+	h, err := metrics.QueryHistory(ctx, o.CW, q)
+	if err != nil {
+		return err
+	}
+	out := toHistoryJSON(h)
+	return printData(o.IO.Out, o.Output, out, func(w io.Writer) error { return writeHistory(w, h, o.IO.OutTTY) })
+}
+
+func toHistoryJSON(h *metrics.History) historyJSON {
+	out := historyJSON{Namespace: h.Namespace, Group: h.Group, Start: h.Start.UTC().Format(time.RFC3339),
+		End: h.End.UTC().Format(time.RFC3339), PeriodSeconds: int64(h.Period / time.Second),
+		Events: []eventHistoryJSON{}, Messages: append([]string{}, h.Messages...)}
+	secs := func(timed bool, d time.Duration) *float64 {
+		if !timed || d <= 0 {
+			return nil
+		}
+		s := d.Seconds()
+		return &s
+	}
+	for _, e := range h.Events {
+		j := eventHistoryJSON{Name: string(e.Name), Timed: e.Timed, Total: e.Total,
+			AvgDurationSeconds: secs(e.Timed, e.AvgDuration), Buckets: []bucketJSON{}}
+		for _, b := range e.Buckets {
+			j.Buckets = append(j.Buckets, bucketJSON{Time: b.Start.UTC().Format(time.RFC3339), Count: b.Count,
+				AvgDurationSeconds: secs(e.Timed, b.AvgDuration)})
+		}
+		out.Events = append(out.Events, j)
+	}
+	return out
+}
+
+// writeHistory prints a table per event that happened and, on a terminal, a chart of it over
+// the whole range.
+func writeHistory(w io.Writer, h *metrics.History, tty bool) error {
+	scope := "all groups"
+	if h.Group != "" {
+		scope = "group " + h.Group
+	}
+	fmt.Fprintf(w, "spotmax events of %s, %s to %s, per %s\n", scope, h.Start.UTC().Format("2006-01-02 15:04Z"),
+		h.End.UTC().Format("2006-01-02 15:04Z"), shortDuration(h.Period))
+	var quiet []string
+	for _, e := range h.Events {
+		if e.Total == 0 {
+			quiet = append(quiet, string(e.Name))
+			continue
+		}
+		title := fmt.Sprintf("\n%s: %s", e.Name, countString(e.Total))
+		if e.Timed && e.AvgDuration > 0 {
+			title += ", average " + shortDuration(e.AvgDuration)
+		}
+		fmt.Fprintln(w, title)
+		header := []string{"PERIOD", "COUNT"}
+		if e.Timed {
+			header = append(header, "AVG DURATION")
+		}
+		t := NewTable(header...)
+		for _, b := range e.Buckets {
+			row := []string{b.Start.UTC().Format("2006-01-02 15:04Z"), strconv.FormatFloat(b.Count, 'f', -1, 64)}
+			if e.Timed && b.AvgDuration > 0 {
+				row = append(row, shortDuration(b.AvgDuration))
+			}
+			t.Row(row...)
+		}
+		if err := t.Write(w); err != nil {
+			return err
+		}
+		if tty {
+			fmt.Fprintln(w, sparkline(h, e, 60))
+		}
+	}
+	if len(quiet) == len(h.Events) {
+		_, err := fmt.Fprintf(w, "\nno spotmax events in this range\n")
+		return err
+	}
+	if len(quiet) > 0 {
+		fmt.Fprintf(w, "\nno events: %s\n", strings.Join(quiet, ", "))
+	}
+	for _, m := range h.Messages {
+		fmt.Fprintf(w, "CloudWatch: %s\n", m)
+	}
+	return nil
+}
+
+func countString(n float64) string {
+	s := strconv.FormatFloat(n, 'f', -1, 64)
+	if n == 1 {
+		return s + " event"
+	}
+	return s + " events"
+}
+
+// shortDuration renders 5m, 1h, 2m30s, 1.5s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+var sparks = []rune("▁▂▃▄▅▆▇█")
+
+// sparkline draws an event's counts over the history's whole range in at most width columns,
+// each column summing consecutive periods: "·" for none, ▁ to █ scaled to the busiest column.
+func sparkline(h *metrics.History, e metrics.EventHistory, width int) string {
+	n := int(h.End.Sub(h.Start) / h.Period)
+	if n <= 0 {
+		return ""
+	}
+	per := (n + width - 1) / width
+	cols := make([]float64, (n+per-1)/per)
+	for _, b := range e.Buckets {
+		i := int(b.Start.Sub(h.Start)/h.Period) / per
+		if i >= 0 && i < len(cols) {
+			cols[i] += b.Count
+		}
+	}
+	peak := 0.0
+	for _, c := range cols {
+		peak = math.Max(peak, c)
+	}
+	var b strings.Builder
+	b.WriteString("│")
+	for _, c := range cols {
+		switch {
+		case c <= 0:
+			b.WriteRune('·')
+		default:
+			b.WriteRune(sparks[int(math.Ceil(c/peak*float64(len(sparks))))-1])
+		}
+	}
+	b.WriteString("│")
+	fmt.Fprintf(&b, " %s … %s, one column = %s, peak %s", h.Start.UTC().Format("01-02 15:04"), h.End.UTC().Format("01-02 15:04"),
+		shortDuration(time.Duration(per)*h.Period), strconv.FormatFloat(peak, 'f', -1, 64))
+	return b.String()
+}
