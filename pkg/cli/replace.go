@@ -401,7 +401,7 @@ func printOutcomes(w io.Writer, outcomes []replaceOutcome) error {
 		} else if len(r.Warnings) > 0 {
 			result = "ok, " + strings.Join(r.Warnings, "; ")
 		}
-		t.Row(oc.Group, oc.Old, r.New, r.Market, r.Type, r.AZ, r.Volume, (time.Duration(oc.DurationSeconds*float64(time.Second))).Round(100*time.Millisecond).String(), result)
+		t.Row(oc.Group, oc.Old, r.New, r.Market, r.Type, r.AZ, r.Volume, (time.Duration(oc.DurationSeconds * float64(time.Second))).Round(100*time.Millisecond).String(), result)
 	}
 	return t.Write(w)
 }
