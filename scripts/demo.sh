@@ -51,3 +51,12 @@ run "$SPOTMAX" group status web
 
 step "The same as JSON, for scripts"
 run "$SPOTMAX" group list -o json
+
+step "Replace one instance: plan first, then for real (the data volume moves with it)"
+old=$("$SPOTMAX" group status web -o json | grep -m1 '"id"' | sed 's/.*"id": "\(i-[0-9a-f]*\)".*/\1/')
+run "$SPOTMAX" group tag web --detaching-delay 0 --preaction-detach-delay 0 --yes
+run "$SPOTMAX" replace "$old" --dry-run
+run "$SPOTMAX" replace "$old" --release-timeout 0s --yes
+
+step "After the replacement"
+run "$SPOTMAX" group status web
