@@ -315,7 +315,7 @@ func (o *ReplaceOptions) instanceGroups(ctx context.Context) (map[string]string,
 // max_num_of_terminated_one_time), with progress on stderr.
 func (o *ReplaceOptions) runJobs(ctx context.Context, jobs []*replaceJob) []replaceOutcome {
 	prog := newProgress(o.IO, o.Now)
-	w := *o.Workflow
+	w := o.Workflow
 	w.OnProgress = prog.update
 	defer prog.stop()
 

@@ -82,6 +82,7 @@ AWS_ENDPOINT_URL points every client elsewhere, e.g. at 'spotmax sim serve'.`,
 	cmd.AddCommand(newReplaceCmd(f, nil))
 	cmd.AddCommand(newSimCmd(f))
 	cmd.AddCommand(newHistoryCmd(f, nil))
+	cmd.AddCommand(newIAMPolicyCmd(f, nil))
 	return cmd
 }
 

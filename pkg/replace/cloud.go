@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -239,40 +241,49 @@ func (w *Workflow) waitMember(ctx context.Context, group, id string, timeout tim
 	})
 }
 
-// attachToGroup attaches an instance, raising MaxSize by one first when the group is full. The
-// MaxSize to restore is journaled on the group before it is raised.
+// attachToGroup attaches an instance, raising MaxSize first when the group is full. The MaxSize to
+// restore is journaled on the group before it is raised. Replacements running side by side in
+// one group race for the same headroom: an attach refused for the group's size is retried with
+// fresh numbers.
 func (w *Workflow) attachToGroup(ctx context.Context, group, id string) error {
-	g, err := w.describeGroup(ctx, group)
-	if err != nil {
-		return err
-	}
-	if _, ok := memberState(g, id); ok {
-		return nil
-	}
-	desired, maxSize := aws.ToInt32(g.DesiredCapacity), aws.ToInt32(g.MaxSize)
-	if desired+1 > maxSize {
-		if _, journaled := groupTag(g, groupconfig.StateGroupMaxSize); !journaled {
-			if err := w.tagGroup(ctx, group, groupconfig.StateGroupMaxSize, strconv.Itoa(int(maxSize))); err != nil {
+	return w.poll(ctx, "room in group "+group+" for "+id, w.timeouts().InService, func(ctx context.Context) (bool, error) {
+		unlock := w.lockGroupSize(group)
+		defer unlock()
+		g, err := w.describeGroup(ctx, group)
+		if err != nil {
+			return false, err
+		}
+		if _, ok := memberState(g, id); ok {
+			return true, nil
+		}
+		desired, maxSize := aws.ToInt32(g.DesiredCapacity), aws.ToInt32(g.MaxSize)
+		if desired+1 > maxSize {
+			if _, journaled := groupTag(g, groupconfig.StateGroupMaxSize); !journaled {
+				if err := w.tagGroup(ctx, group, groupconfig.StateGroupMaxSize, strconv.Itoa(int(maxSize))); err != nil {
+					return false, err
+				}
+			}
+			err := w.call(ctx, func(ctx context.Context) error {
+				_, err := w.ASG.UpdateAutoScalingGroup(ctx, &autoscaling.UpdateAutoScalingGroupInput{
+					AutoScalingGroupName: aws.String(group), MaxSize: aws.Int32(desired + 1)})
 				return err
+			})
+			if err != nil {
+				return false, fmt.Errorf("raising MaxSize of group %s to %d: %w", group, desired+1, err)
 			}
 		}
-		err := w.call(ctx, func(ctx context.Context) error {
-			_, err := w.ASG.UpdateAutoScalingGroup(ctx, &autoscaling.UpdateAutoScalingGroupInput{
-				AutoScalingGroupName: aws.String(group), MaxSize: aws.Int32(desired + 1)})
+		err = w.call(ctx, func(ctx context.Context) error {
+			_, err := w.ASG.AttachInstances(ctx, &autoscaling.AttachInstancesInput{AutoScalingGroupName: aws.String(group), InstanceIds: []string{id}})
 			return err
 		})
-		if err != nil {
-			return fmt.Errorf("raising MaxSize of group %s to %d: %w", group, desired+1, err)
+		switch {
+		case err == nil:
+			return true, nil
+		case awsapi.Code(err) == "ValidationError" && strings.Contains(err.Error(), "update the AutoScalingGroup sizes"):
+			return false, nil // another attach took the room; look again
 		}
-	}
-	err = w.call(ctx, func(ctx context.Context) error {
-		_, err := w.ASG.AttachInstances(ctx, &autoscaling.AttachInstancesInput{AutoScalingGroupName: aws.String(group), InstanceIds: []string{id}})
-		return err
+		return false, fmt.Errorf("attaching %s to group %s: %w", id, group, err)
 	})
-	if err != nil {
-		return fmt.Errorf("attaching %s to group %s: %w", id, group, err)
-	}
-	return nil
 }
 
 // detachFromGroup detaches an instance with ShouldDecrementDesiredCapacity, so that the group
@@ -293,6 +304,8 @@ func (w *Workflow) detachFromGroup(ctx context.Context, group, id string) error 
 // no instance of the group is still waiting to be detached. It is idempotent and safe to call
 // from a reconcile loop.
 func (w *Workflow) RestoreMaxSize(ctx context.Context, group string) error {
+	unlock := w.lockGroupSize(group)
+	defer unlock()
 	g, err := w.describeGroup(ctx, group)
 	if err != nil {
 		return err
@@ -324,6 +337,17 @@ func (w *Workflow) RestoreMaxSize(ctx context.Context, group string) error {
 			ResourceId: aws.String(group), ResourceType: aws.String("auto-scaling-group"), Key: aws.String(groupconfig.StateGroupMaxSize)}}})
 		return err
 	})
+}
+
+// lockGroupSize serialises the read-modify-write of a group's MaxSize among the replacements of
+// this process: lowering MaxSize from a stale read could push it below a desired capacity that
+// another replacement just raised, and AWS would then scale the group in. (Two processes never act
+// on one region at once: the controller runs with leader election.)
+func (w *Workflow) lockGroupSize(group string) func() {
+	v, _ := w.sizeLocks.LoadOrStore(group, &sync.Mutex{})
+	mu := v.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
 }
 
 func groupTag(g astypes.AutoScalingGroup, key string) (string, bool) {

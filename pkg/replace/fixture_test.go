@@ -39,6 +39,7 @@ type fixtureOpts struct {
 	noVolume     bool
 	seed         int64
 	scale        float64
+	latencies    *sim.Latencies
 }
 
 func newFixture(t testing.TB, o fixtureOpts) *fixture {
@@ -52,7 +53,7 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 	if o.scale == 0 {
 		o.scale = 1000
 	}
-	env := simtest.Start(t, sim.Options{TimeScale: o.scale, Seed: o.seed})
+	env := simtest.Start(t, sim.Options{TimeScale: o.scale, Seed: o.seed, Latencies: o.latencies})
 	tags := map[string]string{groupconfig.TagGroup: "web"}
 	if !o.noVolume {
 		tags[groupconfig.TagPersistenceDev] = "/dev/sdf"

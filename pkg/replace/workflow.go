@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -58,6 +59,8 @@ type Workflow struct {
 	// AfterPhase, when set, is called after each phase is journaled; an error stops the workflow
 	// on the spot, as a crash would. Fault-injection tests use it.
 	AfterPhase func(old string, p Phase) error
+
+	sizeLocks sync.Map // group name → *sync.Mutex, see lockGroupSize
 }
 
 func (w *Workflow) clock() Clock {
