@@ -5,7 +5,7 @@ LDFLAGS  := -s -w -X github.com/spotmax/spotmax/pkg/version.Version=$(VERSION)
 BIN      := bin
 PKGS     := ./...
 
-.PHONY: help build test test-short test-assets demo bench lint fuzz clean
+.PHONY: help build test test-short test-assets demo bench soak lint fuzz clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -28,6 +28,9 @@ demo: build ## start the simulated region, tag a sample group and show what spot
 
 bench: ## run the benchmarks (results are written up in docs/benchmarks.md)
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+soak: ## thousands of seeded crash/resume schedules of the replacement workflow
+	$(GO) test ./pkg/replace -run 'TestReplaceChaos' -count=1 -timeout 2h -chaos.schedules 3000 -chaos.seed 100000
 
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

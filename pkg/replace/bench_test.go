@@ -76,7 +76,8 @@ func BenchmarkReplaceBatch(b *testing.B) {
 		r.SetThrottleRate("ec2", 0.1)
 		r.SetThrottleRate("autoscaling", 0.1)
 		w := f.workflow()
-		w.PollMin, w.PollMax = 2*time.Millisecond, 20*time.Millisecond
+		// The production poll schedule (1 s growing to 15 s), on the simulated clock.
+		w.PollMin, w.PollMax = time.Duration(float64(time.Second)/scale), time.Duration(float64(15*time.Second)/scale)
 		g := f.inventory(b)
 		sem := make(chan struct{}, 10)
 		var wg sync.WaitGroup

@@ -16,7 +16,7 @@ import (
 	"github.com/spotmax/spotmax/pkg/replace"
 )
 
-var chaosSchedules = flag.Int("chaos.schedules", 120, "random crash schedules in TestReplaceChaos (the soak target runs thousands)")
+var chaosSchedules = flag.Int("chaos.schedules", 250, "random crash schedules in TestReplaceChaos (the soak target runs thousands)")
 var chaosSeed = flag.Int64("chaos.seed", 1, "first seed of TestReplaceChaos; schedule i uses seed+i")
 
 var errCrash = errors.New("simulated crash")
