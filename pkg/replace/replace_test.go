@@ -14,6 +14,7 @@ import (
 
 	"github.com/spotmax/spotmax/pkg/groupconfig"
 	"github.com/spotmax/spotmax/pkg/inventory"
+	"github.com/spotmax/spotmax/pkg/metrics"
 	"github.com/spotmax/spotmax/pkg/replace"
 	"github.com/spotmax/spotmax/pkg/sim"
 )
@@ -89,11 +90,16 @@ func TestReplaceUsesAgentRelease(t *testing.T) {
 	to := replace.DefaultTimeouts()
 	to.Release = time.Hour // only the agent's release may free the volume
 	w.Timeouts = &to
+	rec := &recorder{}
+	w.Metrics = rec
 	res, err := f.replace(t, w, replace.Request{InstanceID: old, Reason: replace.ReasonLifetime})
 	close(stop)
 	wg.Wait()
 	if err != nil {
 		t.Fatalf("Replace: %v", err)
+	}
+	if got, want := rec.names(), "ReplacementStarted,VolumeMoved,ReplacementSucceeded,LifetimeRotation"; got != want {
+		t.Errorf("metrics = %s, want %s", got, want)
 	}
 	f.checkInvariants(t)
 	if res.Volume == "" {
@@ -412,3 +418,24 @@ func (f *fixture) setTag(id, k, v string) error {
 }
 
 var _ = fmt.Sprintf
+
+type recorder struct {
+	mu     sync.Mutex
+	events []metrics.Event
+}
+
+func (r *recorder) Record(_ context.Context, e metrics.Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, e)
+}
+
+func (r *recorder) names() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, e := range r.events {
+		out = append(out, string(e.Name))
+	}
+	return strings.Join(out, ",")
+}

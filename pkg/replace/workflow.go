@@ -21,6 +21,7 @@ import (
 	"github.com/spotmax/spotmax/pkg/awsapi"
 	"github.com/spotmax/spotmax/pkg/groupconfig"
 	"github.com/spotmax/spotmax/pkg/inventory"
+	"github.com/spotmax/spotmax/pkg/metrics"
 )
 
 // Timeouts bound the waits of a replacement, in the workflow clock's time.
@@ -59,6 +60,9 @@ type Workflow struct {
 	// AfterPhase, when set, is called after each phase is journaled; an error stops the workflow
 	// on the spot, as a crash would. Fault-injection tests use it.
 	AfterPhase func(old string, p Phase) error
+	// Metrics, when set, receives the workflow's actions: replacement started, succeeded or
+	// failed, on-demand fallback, revert to spot, lifetime rotation, volume moved.
+	Metrics Recorder
 
 	sizeLocks sync.Map // group name → *sync.Mutex, see lockGroupSize
 }
@@ -82,6 +86,26 @@ func (w *Workflow) timeouts() Timeouts {
 		return DefaultTimeouts()
 	}
 	return *w.Timeouts
+}
+
+// Recorder receives the workflow's actions as metrics events; *metrics.Publisher satisfies it.
+type Recorder interface {
+	Record(ctx context.Context, e metrics.Event)
+}
+
+func (r *run) record(ctx context.Context, name metrics.Name, d time.Duration, fields map[string]string) {
+	if r.w.Metrics == nil {
+		return
+	}
+	if fields == nil {
+		fields = map[string]string{}
+	}
+	fields["reason"] = string(r.req.Reason)
+	if r.newID != "" {
+		fields["replacement"] = r.newID
+	}
+	r.w.Metrics.Record(ctx, metrics.Event{Name: name, Group: r.g.Name, Instance: r.req.InstanceID, Duration: d,
+		Time: r.w.clock().Now(), Fields: fields})
 }
 
 // run is the state of one replacement in progress.
@@ -188,15 +212,25 @@ func (r *run) execute(ctx context.Context) (*Result, error) {
 		{PhaseVolumeMoved, "move-volume", r.moveVolume},
 		{PhaseDone, "finish", r.finish},
 	}
+	if start == "" {
+		r.record(ctx, metrics.ReplacementStarted, 0, nil)
+	}
 	for _, s := range steps {
 		if start.index() >= s.after.index() {
 			continue
 		}
 		r.progress(s.name, "", false, nil)
+		stepStart := w.clock().Now()
 		err := s.fn(ctx)
 		r.progress(s.name, "", true, err)
 		if err != nil {
+			if !errors.Is(err, context.Canceled) {
+				r.record(context.WithoutCancel(ctx), metrics.ReplacementFailed, w.clock().Now().Sub(r.res.Started), map[string]string{"step": s.name, "error": err.Error()})
+			}
 			return r.res, err
+		}
+		if s.after == PhaseVolumeMoved && r.plan.Volume != "" {
+			r.record(ctx, metrics.VolumeMoved, w.clock().Now().Sub(stepStart), map[string]string{"volume": r.plan.Volume})
 		}
 		if s.after != PhaseDone {
 			if err := r.setPhase(ctx, s.after); err != nil {
@@ -210,6 +244,17 @@ func (r *run) execute(ctx context.Context) (*Result, error) {
 		}
 	}
 	r.res.Finished = w.clock().Now()
+	took := r.res.Finished.Sub(r.res.Started)
+	r.record(ctx, metrics.ReplacementSucceeded, took, map[string]string{"market": r.res.Market, "type": r.res.Type})
+	switch {
+	case r.req.Reason == ReasonRevert:
+		r.record(ctx, metrics.RevertToSpot, took, nil)
+	case r.res.Market == MarketOnDemand && !r.cfg.OnlyOD:
+		r.record(ctx, metrics.OnDemandFallback, 0, nil)
+	}
+	if r.req.Reason == ReasonLifetime {
+		r.record(ctx, metrics.LifetimeRotation, took, nil)
+	}
 	return r.res, nil
 }
 
