@@ -210,6 +210,8 @@ var (
 	ErrNoCapacity = errors.New("no capacity")
 	// ErrAborted means the replacement was rolled back; the old instance keeps serving.
 	ErrAborted = errors.New("aborted")
+	// ErrStopped means the workflow was asked to stop between steps; the journal is kept.
+	ErrStopped = errors.New("stopped")
 )
 
 // RefusedError explains a refusal.

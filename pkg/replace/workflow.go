@@ -60,6 +60,9 @@ type Workflow struct {
 	// AfterPhase, when set, is called after each phase is journaled; an error stops the workflow
 	// on the spot, as a crash would. Fault-injection tests use it.
 	AfterPhase func(old string, p Phase) error
+	// Stop, when closed, makes running replacements stop before their next step, leaving the
+	// journal for a resume: a graceful shutdown finishes the step in flight.
+	Stop <-chan struct{}
 	// Metrics, when set, receives the workflow's actions: replacement started, succeeded or
 	// failed, on-demand fallback, revert to spot, lifetime rotation, volume moved.
 	Metrics Recorder
@@ -219,12 +222,17 @@ func (r *run) execute(ctx context.Context) (*Result, error) {
 		if start.index() >= s.after.index() {
 			continue
 		}
+		select {
+		case <-w.Stop:
+			return r.res, fmt.Errorf("%w: replacement of %s paused before %s, its journal is kept", ErrStopped, r.req.InstanceID, s.name)
+		default:
+		}
 		r.progress(s.name, "", false, nil)
 		stepStart := w.clock().Now()
 		err := s.fn(ctx)
 		r.progress(s.name, "", true, err)
 		if err != nil {
-			if !errors.Is(err, context.Canceled) {
+			if !errors.Is(err, context.Canceled) && !errors.Is(err, ErrStopped) {
 				r.record(context.WithoutCancel(ctx), metrics.ReplacementFailed, w.clock().Now().Sub(r.res.Started), map[string]string{"step": s.name, "error": err.Error()})
 			}
 			return r.res, err

@@ -1,0 +1,328 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/spotmax/spotmax/pkg/inventory"
+	"github.com/spotmax/spotmax/pkg/metrics"
+	"github.com/spotmax/spotmax/pkg/replace"
+)
+
+// Source produces events until ctx ends. Sources never act.
+type Source interface {
+	Run(ctx context.Context, out chan<- Event) error
+}
+
+// Recorder receives metrics events and gauges; *metrics.Publisher satisfies it.
+type Recorder interface {
+	Record(ctx context.Context, e metrics.Event)
+	Gauge(ctx context.Context, group string, c metrics.Counts)
+}
+
+// Controller keeps the spotmax groups of a region on spot.
+type Controller struct {
+	Lister   *inventory.Lister
+	Workflow *replace.Workflow
+	// Sources run beside the controller's own reconcile (e.g. the SQS source).
+	Sources []Source
+	// Interval between reconciles; default 30 s.
+	Interval time.Duration
+	// MaxParallel bounds replacements in the region; default 10. Proactive replacements are also
+	// bounded per group by spotmax:max_num_of_terminated_one_time; interruptions are not (their
+	// instances stop anyway).
+	MaxParallel int
+	// ShutdownGrace is how long a step in flight may go on after Run's context ends; default 60 s.
+	ShutdownGrace time.Duration
+	// RetryAfter is how long a failed proactive replacement waits before it is tried again;
+	// default 5 minutes.
+	RetryAfter time.Duration
+	Clock      replace.Clock
+	Metrics    Recorder
+	Log        *slog.Logger
+
+	mu        sync.Mutex
+	inflight  map[string]bool      // instance → being replaced
+	perGroup  map[string]int       // group → proactive replacements running
+	lastStart map[string]time.Time // group → start of the last proactive replacement
+	failedAt  map[string]time.Time // instance → last failed proactive replacement
+	seen      *dedup
+	groups    map[string]*inventory.Group // from the last reconcile
+	instGroup map[string]string           // instance → group, from the last reconcile
+	wg        sync.WaitGroup
+	sem       chan struct{}
+	stats     Stats
+}
+
+// Stats count what the controller did since it started.
+type Stats struct {
+	Reconciles   int
+	Events       int
+	Duplicates   int
+	Replacements int
+	Succeeded    int
+	Failed       int
+}
+
+// Stats returns the counters.
+func (c *Controller) Stats() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stats
+}
+
+func (c *Controller) init() {
+	if c.Interval <= 0 {
+		c.Interval = 30 * time.Second
+	}
+	if c.MaxParallel <= 0 {
+		c.MaxParallel = 10
+	}
+	if c.ShutdownGrace <= 0 {
+		c.ShutdownGrace = time.Minute
+	}
+	if c.RetryAfter <= 0 {
+		c.RetryAfter = 5 * time.Minute
+	}
+	if c.Clock == nil {
+		c.Clock = replace.RealClock{}
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	if c.Metrics == nil {
+		c.Metrics = metrics.Nop{}
+	}
+	c.inflight = map[string]bool{}
+	c.perGroup = map[string]int{}
+	c.lastStart = map[string]time.Time{}
+	c.failedAt = map[string]time.Time{}
+	c.seen = newDedup(4096)
+	c.sem = make(chan struct{}, c.MaxParallel)
+	if c.Workflow.Metrics == nil {
+		c.Workflow.Metrics = c.Metrics
+	}
+}
+
+// Run reconciles every Interval and acts on the sources' events until ctx ends. On return every
+// replacement in flight has finished its current step or stopped between steps with its journal
+// intact, so the next controller resumes it.
+func (c *Controller) Run(ctx context.Context) error {
+	c.init()
+	// Replacements stop between steps when ctx ends, and the step in flight gets ShutdownGrace to
+	// finish before its calls are cancelled too.
+	stop := make(chan struct{})
+	c.Workflow.Stop = stop
+	wctx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	go func() {
+		<-ctx.Done()
+		close(stop)
+		t := time.NewTimer(c.ShutdownGrace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancelWork()
+		case <-wctx.Done():
+		}
+	}()
+	events := make(chan Event, 1024)
+	srcCtx, stopSources := context.WithCancel(ctx)
+	defer stopSources()
+	var srcWG sync.WaitGroup
+	for _, s := range c.Sources {
+		srcWG.Add(1)
+		go func() {
+			defer srcWG.Done()
+			if err := s.Run(srcCtx, events); err != nil && !errors.Is(err, context.Canceled) {
+				c.Log.Error("event source stopped", "error", err)
+			}
+		}()
+	}
+	reconcile := time.NewTimer(0)
+	defer reconcile.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			stopSources()
+			srcWG.Wait()
+			c.wg.Wait()
+			return nil
+		case e := <-events:
+			c.handle(wctx, e)
+		case <-reconcile.C:
+			evs, err := c.Reconcile(ctx)
+			if err != nil && ctx.Err() == nil {
+				c.Log.Error("reconcile failed", "error", err)
+			}
+			for _, e := range evs {
+				c.handle(wctx, e)
+			}
+			reconcile.Reset(c.Interval)
+		}
+	}
+}
+
+// Wait waits for the replacements started so far.
+func (c *Controller) Wait() { c.wg.Wait() }
+
+// handle applies the policies to one event and starts a replacement when one is due.
+func (c *Controller) handle(ctx context.Context, e Event) {
+	e.EnsureID()
+	c.mu.Lock()
+	c.stats.Events++
+	if c.seen.has(e.ID) {
+		c.stats.Duplicates++
+		c.mu.Unlock()
+		return
+	}
+	if e.Group == "" {
+		e.Group = c.instGroup[e.Instance]
+	}
+	g := c.groups[e.Group]
+	c.mu.Unlock()
+
+	log := c.Log.With("event", e.Kind, "instance", e.Instance, "group", e.Group, "source", e.Source)
+	if g == nil || !g.Managed() {
+		log.Debug("event for an instance outside the managed groups; ignored")
+		c.markSeen(e.ID)
+		return
+	}
+	switch e.Kind {
+	case KindInterruption, KindRebalance:
+		// Notices are acted on once, whatever comes of it.
+		name := metrics.InterruptionReceived
+		if e.Kind == KindRebalance {
+			name = metrics.RebalanceReceived
+		}
+		c.Metrics.Record(ctx, metrics.Event{Name: name, Group: e.Group, Instance: e.Instance, Time: e.Time})
+		c.markSeen(e.ID)
+	}
+	var req replace.Request
+	switch e.Kind {
+	case KindInterruption:
+		req = replace.Request{InstanceID: e.Instance, Reason: replace.ReasonInterruption, Deadline: e.Deadline}
+	case KindRebalance:
+		if !g.Config.HandleRebalanceEvent {
+			log.Info("rebalance recommendation ignored: the group does not set spotmax:is_to_handle_rebalance_event")
+			return
+		}
+		req = replace.Request{InstanceID: e.Instance, Reason: replace.ReasonRebalance}
+	case KindLifetime:
+		req = replace.Request{InstanceID: e.Instance, Reason: replace.ReasonLifetime}
+	case KindRevert:
+		req = replace.Request{InstanceID: e.Instance, Reason: replace.ReasonRevert}
+	case KindResume:
+		req = replace.Request{InstanceID: e.Instance}
+	default:
+		log.Debug("event needs no replacement")
+		c.markSeen(e.ID)
+		return
+	}
+	if c.start(ctx, g, req, log) {
+		c.markSeen(e.ID)
+	}
+}
+
+func (c *Controller) markSeen(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.seen.add(id)
+}
+
+// start runs a replacement in the pool unless the instance is already being replaced or the
+// group's proactive budget is spent; it reports whether the event is dealt with (started, or
+// already running). A deferred event comes again with the next reconcile.
+func (c *Controller) start(ctx context.Context, g *inventory.Group, req replace.Request, log *slog.Logger) bool {
+	proactive := req.Reason != replace.ReasonInterruption && req.Reason != ""
+	now := c.Clock.Now()
+	c.mu.Lock()
+	if c.inflight[req.InstanceID] {
+		c.mu.Unlock()
+		return req.Reason == replace.ReasonInterruption
+	}
+	if proactive {
+		if at, ok := c.failedAt[req.InstanceID]; ok && now.Sub(at) < c.RetryAfter {
+			c.mu.Unlock()
+			return false
+		}
+		if c.perGroup[g.Name] >= max(g.Config.MaxTerminatedOneTime, 1) {
+			c.mu.Unlock()
+			return false
+		}
+		if last, ok := c.lastStart[g.Name]; ok && now.Sub(last) < g.Config.PreactionTerminationDelay {
+			c.mu.Unlock()
+			return false
+		}
+		c.perGroup[g.Name]++
+		c.lastStart[g.Name] = now
+	}
+	c.inflight[req.InstanceID] = true
+	c.stats.Replacements++
+	c.mu.Unlock()
+
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer func() {
+			c.mu.Lock()
+			delete(c.inflight, req.InstanceID)
+			if proactive {
+				c.perGroup[g.Name]--
+			}
+			c.mu.Unlock()
+		}()
+		select {
+		case c.sem <- struct{}{}:
+		case <-c.Workflow.Stop:
+			return
+		}
+		defer func() { <-c.sem }()
+		log.Info("replacing", "reason", req.Reason)
+		// A stopping controller lets the step in flight finish; the journal keeps the rest.
+		res, err := c.Workflow.Replace(ctx, g, req)
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if err != nil {
+			c.stats.Failed++
+			if proactive {
+				c.failedAt[req.InstanceID] = c.Clock.Now()
+			}
+			log.Warn("replacement failed", "error", err)
+			return
+		}
+		c.stats.Succeeded++
+		delete(c.failedAt, req.InstanceID)
+		log.Info("replaced", "new", res.New, "market", res.Market, "type", res.Type, "az", res.AZ, "volume", res.Volume,
+			"took", res.Finished.Sub(res.Started).Round(time.Second).String())
+	}()
+	return true
+}
+
+// dedup remembers the last n event ids.
+type dedup struct {
+	n     int
+	set   map[string]bool
+	order []string
+}
+
+func newDedup(n int) *dedup { return &dedup{n: n, set: map[string]bool{}} }
+
+func (d *dedup) has(id string) bool { return d.set[id] }
+
+// add records id and reports whether it was new.
+func (d *dedup) add(id string) bool {
+	if d.set[id] {
+		return false
+	}
+	d.set[id] = true
+	d.order = append(d.order, id)
+	if len(d.order) > d.n {
+		delete(d.set, d.order[0])
+		d.order = d.order[1:]
+	}
+	return true
+}

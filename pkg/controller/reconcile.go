@@ -1,0 +1,176 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spotmax/spotmax/pkg/groupconfig"
+	"github.com/spotmax/spotmax/pkg/inventory"
+	"github.com/spotmax/spotmax/pkg/metrics"
+	"github.com/spotmax/spotmax/pkg/replace"
+)
+
+// Reconcile reads every spotmax group of the region in O(pages) API calls and returns the events
+// that are due: journaled replacements to resume, notices relayed by agents, instances past
+// their guaranteed lifetime, and stand-ins old enough to go back to spot. On the way it turns
+// DeleteOnTermination off for data volumes, restores MaxSize left raised, reports invalid
+// configurations and publishes the per-group gauges.
+func (c *Controller) Reconcile(ctx context.Context) ([]Event, error) {
+	if c.inflight == nil {
+		c.init()
+	}
+	groups, err := c.Lister.List(ctx, inventory.Options{Members: true})
+	if err != nil {
+		return nil, fmt.Errorf("listing spotmax groups: %w", err)
+	}
+	journals, err := c.Workflow.InFlight(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := c.Clock.Now()
+	byName := map[string]*inventory.Group{}
+	instGroup := map[string]string{}
+	var events []Event
+	for _, g := range groups {
+		byName[g.Name] = g
+		for _, m := range g.Members {
+			instGroup[m.ID] = g.Name
+		}
+		if g.ConfigErr != nil {
+			c.Log.Warn("group left alone: invalid spotmax configuration", "group", g.Name, "error", g.ConfigErr)
+			c.Metrics.Record(ctx, metrics.Event{Name: metrics.InvalidConfiguration, Group: g.Name, Time: now})
+			continue
+		}
+		if !g.Managed() {
+			continue
+		}
+		if g.CapacityRebalance {
+			c.Log.Warn("group has Capacity Rebalancing on: AWS replaces interrupted instances on its own; turn it off", "group", g.Name)
+		}
+		if changed, err := c.Workflow.EnsureKeepVolumes(ctx, g); err != nil {
+			c.Log.Error("keeping data volumes", "group", g.Name, "error", err)
+		} else if len(changed) > 0 {
+			c.Log.Info("data volumes no longer deleted on termination", "group", g.Name, "instances", strings.Join(changed, ","))
+		}
+		if hasTag(g.Tags, groupconfig.StateGroupMaxSize) && !journaled(journals, g.Name) {
+			if err := c.Workflow.RestoreMaxSize(ctx, g.Name); err != nil {
+				c.Log.Error("restoring MaxSize", "group", g.Name, "error", err)
+			}
+		}
+		c.Metrics.Gauge(ctx, g.Name, counts(g))
+		events = append(events, dueEvents(g, now)...)
+	}
+	for _, j := range journals {
+		if j.Group == "" {
+			continue
+		}
+		events = append(events, Event{ID: "resume/" + j.Old + "/" + string(j.Phase), Kind: KindResume, Instance: j.Old, Group: j.Group,
+			Time: now, Source: "reconcile", Detail: string(j.Phase)})
+	}
+	c.mu.Lock()
+	c.groups, c.instGroup = byName, instGroup
+	c.stats.Reconciles++
+	c.mu.Unlock()
+	// Proactive work is taken oldest first, so a long backlog rotates in a fair order.
+	slices.SortStableFunc(events, func(a, b Event) int { return a.Time.Compare(b.Time) })
+	return events, nil
+}
+
+// dueEvents returns the group's members that need a replacement now, by policy.
+func dueEvents(g *inventory.Group, now time.Time) []Event {
+	cfg := g.Config
+	var out []Event
+	for _, m := range g.Members {
+		if m.State != "running" || m.LifecycleState != "InService" {
+			continue
+		}
+		if notice := m.Tags[groupconfig.StateNotice]; notice != "" {
+			if e, ok := relayedNotice(m.ID, g.Name, notice); ok {
+				out = append(out, e)
+				continue
+			}
+		}
+		if m.Tags[groupconfig.StatePhase] != "" {
+			continue // being replaced; the journal drives it
+		}
+		age := now.Sub(m.LaunchTime)
+		if d := cfg.ProactiveDeadline(); cfg.Preaction && d > 0 && age >= d {
+			out = append(out, Event{ID: "lifetime/" + m.ID, Kind: KindLifetime, Instance: m.ID, Group: g.Name,
+				Time: m.LaunchTime.Add(d), Source: "reconcile", Detail: fmt.Sprintf("age %s ≥ %s", age.Round(time.Second), d)})
+			continue
+		}
+		switch {
+		case m.Market == "on-demand" && !cfg.OnlyOD && age >= cfg.ODLeastLive:
+			out = append(out, Event{ID: revertID(m.ID, now), Kind: KindRevert, Instance: m.ID, Group: g.Name,
+				Time: m.LaunchTime.Add(cfg.ODLeastLive), Source: "reconcile", Detail: "on-demand stand-in"})
+		case slices.Contains(cfg.AltTypes, m.Type) && age >= cfg.AltLeastLive:
+			out = append(out, Event{ID: revertID(m.ID, now), Kind: KindRevert, Instance: m.ID, Group: g.Name,
+				Time: m.LaunchTime.Add(cfg.AltLeastLive), Source: "reconcile", Detail: "alternative type " + m.Type})
+		}
+	}
+	return out
+}
+
+// revertID lets a revert that could not be done (no spot capacity yet) be tried again at a later
+// reconcile, once per ten minutes.
+func revertID(id string, now time.Time) string {
+	return "revert/" + id + "/" + now.UTC().Truncate(10*time.Minute).Format(time.RFC3339)
+}
+
+// relayedNotice parses an agent's relayed notice, "action@RFC3339".
+func relayedNotice(id, group, v string) (Event, bool) {
+	action, at, ok := strings.Cut(v, "@")
+	if !ok {
+		return Event{}, false
+	}
+	t, err := time.Parse(time.RFC3339, at)
+	if err != nil {
+		return Event{}, false
+	}
+	kind := KindInterruption
+	if action == "rebalance" {
+		kind = KindRebalance
+	}
+	e := Event{Kind: kind, Instance: id, Group: group, Time: t, Source: "agent", Detail: action}
+	if kind == KindInterruption {
+		e.Deadline = t
+	}
+	return e, true
+}
+
+func counts(g *inventory.Group) metrics.Counts {
+	var c metrics.Counts
+	for _, m := range g.Members {
+		switch m.Market {
+		case "spot":
+			c.Spot++
+		case "on-demand":
+			c.OnDemand++
+		}
+		if slices.Contains(g.Config.AltTypes, m.Type) {
+			c.Alternative++
+		}
+	}
+	return c
+}
+
+func hasTag(tags []groupconfig.Tag, key string) bool {
+	for _, t := range tags {
+		if t.Key == key {
+			return true
+		}
+	}
+	return false
+}
+
+func journaled(js []replace.Journal, group string) bool {
+	for _, j := range js {
+		if j.Group == group {
+			return true
+		}
+	}
+	return false
+}
