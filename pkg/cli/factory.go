@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -25,6 +26,8 @@ type Factory struct {
 	Profile  string
 	Output   string
 	LogLevel string
+	// PollInterval is the first interval of status polls; they back off to 15× it.
+	PollInterval time.Duration
 
 	// Getenv reads the environment; tests replace it.
 	Getenv func(string) string
@@ -94,6 +97,20 @@ func (f *Factory) AutoScaling(ctx context.Context) (*autoscaling.Client, error) 
 		return nil, err
 	}
 	return autoscaling.NewFromConfig(cfg), nil
+}
+
+// Workflow returns a replacement workflow with the factory's clients, steps and logger.
+func (f *Factory) Workflow(ctx context.Context) (*replace.Workflow, error) {
+	ec2c, err := f.EC2(ctx)
+	if err != nil {
+		return nil, err
+	}
+	asg, err := f.AutoScaling(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &replace.Workflow{EC2: ec2c, ASG: asg, Steps: f.PreDetachSteps(), Log: f.Logger(),
+		PollMin: f.PollInterval, PollMax: 15 * f.PollInterval}, nil
 }
 
 // PreDetachSteps returns the steps a replacement runs before detaching the old instance, in

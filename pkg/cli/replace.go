@@ -94,18 +94,15 @@ instance is detached is rolled back and the old instance keeps serving.`,
 			if runF != nil {
 				return runF(cmd.Context(), opts)
 			}
-			ec2c, err := f.EC2(cmd.Context())
-			if err != nil {
-				return err
-			}
-			asg, err := f.AutoScaling(cmd.Context())
+			w, err := f.Workflow(cmd.Context())
 			if err != nil {
 				return err
 			}
 			to := replace.DefaultTimeouts()
 			to.Release = opts.ReleaseTimeout
-			opts.Lister = &inventory.Lister{ASG: asg, EC2: ec2c}
-			opts.Workflow = &replace.Workflow{EC2: ec2c, ASG: asg, Steps: f.PreDetachSteps(), Timeouts: &to, Log: f.Logger()}
+			w.Timeouts = &to
+			opts.Workflow = w
+			opts.Lister = &inventory.Lister{ASG: w.ASG, EC2: w.EC2}
 			return replaceRun(cmd.Context(), opts)
 		},
 	}

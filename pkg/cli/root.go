@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -73,6 +74,7 @@ AWS_ENDPOINT_URL points every client elsewhere, e.g. at 'spotmax sim serve'.`,
 	pf.StringVar(&f.Profile, "profile", "", "AWS shared-config profile (default: AWS_PROFILE)")
 	pf.StringVarP(&f.Output, "output", "o", OutputTable, "output format: table, json or yaml")
 	pf.StringVar(&f.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	pf.DurationVar(&f.PollInterval, "poll-interval", time.Second, "first interval of AWS status polls (they back off to 15×); lower it only against a simulator")
 	_ = cmd.RegisterFlagCompletionFunc("output", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return []string{OutputTable, OutputJSON, OutputYAML}, cobra.ShellCompDirectiveNoFileComp
 	})
@@ -80,9 +82,12 @@ AWS_ENDPOINT_URL points every client elsewhere, e.g. at 'spotmax sim serve'.`,
 	cmd.AddCommand(newVersionCmd(f))
 	cmd.AddCommand(newGroupCmd(f))
 	cmd.AddCommand(newReplaceCmd(f, nil))
+	cmd.AddCommand(newRunCmd(f))
 	cmd.AddCommand(newSimCmd(f))
+	cmd.AddCommand(newDrainCmd(f))
 	cmd.AddCommand(newHistoryCmd(f, nil))
 	cmd.AddCommand(newIAMPolicyCmd(f, nil))
+	cmd.AddCommand(newDashboardCmd(f, nil))
 	return cmd
 }
 

@@ -169,6 +169,15 @@ func (c *Controller) Run(ctx context.Context) error {
 // Wait waits for the replacements started so far.
 func (c *Controller) Wait() { c.wg.Wait() }
 
+// Handle applies the policies to one event, as Run does with every event: it starts a
+// replacement when one is due. Call Wait to wait for the replacements started.
+func (c *Controller) Handle(ctx context.Context, e Event) {
+	if c.inflight == nil {
+		c.init()
+	}
+	c.handle(ctx, e)
+}
+
 // handle applies the policies to one event and starts a replacement when one is due.
 func (c *Controller) handle(ctx context.Context, e Event) {
 	e.EnsureID()

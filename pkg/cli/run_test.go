@@ -1,0 +1,65 @@
+package cli
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/spotmax/spotmax/pkg/groupconfig"
+	"github.com/spotmax/spotmax/pkg/sim/simtest"
+)
+
+// TestRunOnceActsOnRelayedNotice runs `spotmax run --once` against the simulated region: an
+// agent relayed an interruption notice; the controller replaces the instance, and its data
+// volume arrives on the replacement once the interrupted instance is gone.
+func TestRunOnceActsOnRelayedNotice(t *testing.T) {
+	e := newTestEnv(t)
+	ids := e.CreateGroup(t, simtest.GroupSpec{Name: "web", Spot: true, DataDevice: "/dev/sdf", Desired: 2, Max: 2,
+		Tags: map[string]string{groupconfig.TagGroup: "web", groupconfig.TagPersistenceDev: "/dev/sdf",
+			groupconfig.TagDetachingDelaySeconds: "0"}})
+	r := e.Region()
+	if err := r.Interrupt(ids[0], ""); err != nil {
+		t.Fatal(err)
+	}
+	in, _ := r.Instance(ids[0])
+	notice := "terminate@" + in.Interruption.Time.UTC().Format(time.RFC3339)
+	if _, err := e.ec2.CreateTags(context.Background(), &ec2.CreateTagsInput{Resources: []string{ids[0]},
+		Tags: []ec2types.Tag{{Key: aws.String(groupconfig.StateNotice), Value: aws.String(notice)}}}); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		out, errOut string
+		code        int
+	}
+	done := make(chan result, 1)
+	go func() {
+		o, eo, c := run(t, "run", "--once", "--no-cloudwatch", "--poll-interval", "10ms")
+		done <- result{o, eo, c}
+	}()
+	// Let the notice's two minutes pass once the replacement is on its way.
+	time.Sleep(300 * time.Millisecond)
+	r.Advance(3 * time.Minute)
+	var res result
+	select {
+	case res = <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("spotmax run --once did not return")
+	}
+	if res.code != 0 || !strings.Contains(res.errOut, "1 succeeded") {
+		t.Fatalf("exit %d, stderr:\n%s", res.code, res.errOut)
+	}
+	g, _ := r.Group("web")
+	if _, still := g.Member(ids[0]); still || len(g.Members) != 2 {
+		t.Errorf("members after run: %+v", g.Members)
+	}
+	vol := in.BlockDevices[1].VolumeID
+	v, _ := r.Volume(vol)
+	if v.Attachment == nil || v.Attachment.InstanceID == ids[0] {
+		t.Errorf("data volume %s attachment %+v, want the replacement", vol, v.Attachment)
+	}
+}
