@@ -32,7 +32,11 @@ type env struct {
 
 func newEnv(t testing.TB, scale float64) *env {
 	t.Helper()
-	e := simtest.Start(t, sim.Options{TimeScale: scale})
+	return newEnvFor(t, simtest.Start(t, sim.Options{TimeScale: scale}))
+}
+
+// newEnvFor wraps a started simulated region with SDK clients that retry fast.
+func newEnvFor(t testing.TB, e *simtest.Env) *env {
 	retryer := func() aws.Retryer {
 		return retry.NewStandard(func(so *retry.StandardOptions) {
 			so.MaxAttempts = 5

@@ -16,50 +16,19 @@ import (
 	"github.com/spotmax/spotmax/pkg/sim/simtest"
 )
 
-// region creates g spotmax groups of n instances each (plus one group without spotmax tags)
-// through the simulator's Go API and waits until every instance runs.
+// region creates g spotmax groups of n instances each, plus one group without spotmax tags.
 func region(t testing.TB, groups, n int) *simtest.Env {
 	t.Helper()
 	lat := sim.FastLatencies()
 	lat.Pending, lat.ASGCheck = time.Millisecond, time.Second
 	env := simtest.Start(t, sim.Options{Latencies: &lat})
-	r := env.Region()
-	lt := r.PutLaunchTemplate("lt", sim.LaunchTemplateData{ImageID: "ami-1", InstanceType: "m5.large", Spot: true,
-		BlockDevices: []sim.BlockDevice{{DeviceName: "/dev/sdf", VolumeSize: 10, DeleteOnTermination: true}}})
-	var azs []string
-	for _, az := range r.AZs() {
-		azs = append(azs, az.Name)
-	}
-	desired := int32(n)
-	for i := 0; i <= groups; i++ {
-		name := fmt.Sprintf("g%04d", i)
-		tags := []sim.ASGTag{{Key: groupconfig.TagGroup, Value: name, PropagateAtLaunch: true},
-			{Key: groupconfig.TagPersistenceDev, Value: "/dev/sdf"}}
+	env.Populate(t, groups+1, n, func(i int, name string) []sim.ASGTag {
 		if i == groups {
-			name, tags = "plain", nil // not a spotmax group
+			return nil // not a spotmax group
 		}
-		if err := r.CreateGroup(sim.GroupSpec{Name: name, LaunchTemplate: sim.LaunchTemplateRef{ID: lt}, Max: desired + 1,
-			Desired: &desired, AZs: azs, Tags: tags}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	deadline := time.Now().Add(time.Minute)
-	for {
-		running := 0
-		for _, in := range r.Instances() {
-			if in.State == sim.StateRunning {
-				running++
-			}
-		}
-		if running == (groups+1)*n {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d instances running", running, (groups+1)*n)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	r.ResetCalls()
+		return []sim.ASGTag{{Key: groupconfig.TagGroup, Value: name, PropagateAtLaunch: true},
+			{Key: groupconfig.TagPersistenceDev, Value: "/dev/sdf"}}
+	})
 	return env
 }
 
