@@ -99,11 +99,13 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 
 // workflow returns a workflow on the simulated clock with fast polls.
 func (f *fixture) workflow(steps ...replace.PreDetachStep) *replace.Workflow {
-	to := replace.DefaultTimeouts()
-	to.Release = 30 * time.Second
+	// At 1000× a stalled goroutine on a loaded machine is minutes of simulated time: generous
+	// timeouts keep such stalls from failing a test, while Release keeps its meaning.
+	to := replace.Timeouts{Running: 2 * time.Hour, InService: 2 * time.Hour, Detach: 2 * time.Hour, Volume: 2 * time.Hour,
+		Release: 30 * time.Second}
 	return &replace.Workflow{
 		EC2: f.ec2, ASG: f.asg, Steps: steps,
-		Clock:   simtest.Clock{C: f.env.Region().Clock()},
+		Clock:   f.env.Region().Clock(),
 		PollMin: 2 * time.Millisecond, PollMax: 20 * time.Millisecond,
 		Timeouts: &to,
 	}

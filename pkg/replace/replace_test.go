@@ -87,7 +87,7 @@ func TestReplaceUsesAgentRelease(t *testing.T) {
 		}
 	}()
 	w := f.workflow()
-	to := replace.DefaultTimeouts()
+	to := *w.Timeouts
 	to.Release = time.Hour // only the agent's release may free the volume
 	w.Timeouts = &to
 	rec := &recorder{}
@@ -374,7 +374,7 @@ func TestReplaceInterruptedInstanceWithoutAgent(t *testing.T) {
 func TestReplaceForceDetachOnlyWhenAsked(t *testing.T) {
 	f := newFixture(t, fixtureOpts{})
 	w := f.workflow()
-	to := replace.DefaultTimeouts()
+	to := *w.Timeouts
 	to.Release = 10 * time.Second
 	w.Timeouts = &to
 	res, err := f.replace(t, w, replace.Request{InstanceID: f.members[0], Reason: replace.ReasonManual, ForceDetach: true})

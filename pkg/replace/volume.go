@@ -129,6 +129,24 @@ func volumeAttachment(v ec2types.Volume) *ec2types.VolumeAttachment {
 	return nil
 }
 
+// volumeReleased reports whether the old instance has let go of the data volume already: the
+// agent reported a clean unmount, or the volume is no longer attached to it.
+func (r *run) volumeReleased(ctx context.Context) (bool, error) {
+	v, err := r.w.describeVolume(ctx, r.plan.Volume)
+	if err != nil {
+		return false, err
+	}
+	att := volumeAttachment(v)
+	if att == nil || aws.ToString(att.InstanceId) != r.req.InstanceID {
+		return true, nil
+	}
+	old, err := r.w.describeInstance(ctx, r.req.InstanceID)
+	if err != nil {
+		return false, err
+	}
+	return stateTags(old.Tags)[groupconfig.StateVolumeReleased] == r.plan.Volume, nil
+}
+
 // moveVolume waits until the old instance releases the data volume cleanly, detaches it, attaches
 // it to the replacement at the same device and records it there for the agent.
 func (r *run) moveVolume(ctx context.Context) error {

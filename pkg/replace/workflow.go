@@ -171,7 +171,7 @@ func (w *Workflow) prepare(ctx context.Context, g *inventory.Group, req Request)
 			return nil, &RefusedError{Instance: req.InstanceID, Group: g.Name, Why: "its journaled replacement belongs to group " + jg}
 		}
 		r.req.Reason = Reason(r.journal[groupconfig.StateReason])
-		r.req.ForceDetach = r.req.ForceDetach || strings.Contains(r.journal[groupconfig.StateOptions], "force-detach")
+		r.req.ForceDetach = r.req.ForceDetach || strings.Contains(r.journal[groupconfig.StateOptions], optForceDetach)
 		r.res.Reason = r.req.Reason
 		r.res.Resumed = true
 		r.newID = r.journal[groupconfig.StateReplacement]
@@ -201,26 +201,14 @@ func (r *run) execute(ctx context.Context) (*Result, error) {
 	if r.res.Started.IsZero() {
 		r.res.Started = w.clock().Now()
 	}
-	start := Phase(r.journal[groupconfig.StatePhase])
-	steps := []struct {
-		after Phase // run when the journal is before this phase
-		name  string
-		fn    func(context.Context) error
-	}{
-		{PhaseStarted, "start", r.start},
-		{PhaseLaunched, "launch", r.launch},
-		{PhaseJoined, "join", r.join},
-		{PhaseRetired, "retire", r.retire},
-		{PhaseDetached, "detach", r.detach},
-		{PhaseVolumeMoved, "move-volume", r.moveVolume},
-		{PhaseDone, "finish", r.finish},
-	}
-	if start == "" {
+	cur := Phase(r.journal[groupconfig.StatePhase])
+	if cur == "" {
 		r.record(ctx, metrics.ReplacementStarted, 0, nil)
 	}
-	for _, s := range steps {
-		if start.index() >= s.after.index() {
-			continue
+	for {
+		s, ok := r.next(cur)
+		if !ok {
+			break
 		}
 		select {
 		case <-w.Stop:
@@ -245,6 +233,7 @@ func (r *run) execute(ctx context.Context) (*Result, error) {
 				return r.res, err
 			}
 		}
+		cur = s.after
 		if w.AfterPhase != nil {
 			if err := w.AfterPhase(r.req.InstanceID, s.after); err != nil {
 				return r.res, err
@@ -265,6 +254,52 @@ func (r *run) execute(ctx context.Context) (*Result, error) {
 	}
 	return r.res, nil
 }
+
+// step is one step of the workflow and the phase journaled once it is done.
+type step struct {
+	after Phase
+	name  string
+	fn    func(context.Context) error
+}
+
+// order is the run's sequence of steps. The data volume normally moves once the old instance is
+// out of the group; for an interrupted instance whose volume is already released (the agent
+// unmounted it on the notice), it moves right after the launch, so the replacement has its data
+// before it takes traffic and well inside the two minutes.
+func (r *run) order() []step {
+	head := []step{{PhaseStarted, "start", r.start}, {PhaseLaunched, "launch", r.launch}}
+	move := step{PhaseVolumeMoved, "move-volume", r.moveVolume}
+	tail := []step{{PhaseJoined, "join", r.join}, {PhaseRetired, "retire", r.retire}, {PhaseDetached, "detach", r.detach}}
+	finish := step{PhaseDone, "finish", r.finish}
+	if r.volumeFirst() {
+		return append(append(append(head, move), tail...), finish)
+	}
+	return append(append(head, tail...), move, finish)
+}
+
+// next returns the step after the journaled phase cur.
+func (r *run) next(cur Phase) (step, bool) {
+	ord := r.order()
+	if cur == "" {
+		return ord[0], true
+	}
+	for i, s := range ord {
+		if s.after == cur && i+1 < len(ord) {
+			return ord[i+1], true
+		}
+	}
+	return step{}, false
+}
+
+func (r *run) volumeFirst() bool {
+	return strings.Contains(r.journal[groupconfig.StateOptions], optVolumeFirst)
+}
+
+// Journaled options of a replacement.
+const (
+	optForceDetach = "force-detach"
+	optVolumeFirst = "volume-first"
+)
 
 func (r *run) progress(step, detail string, done bool, err error) {
 	if r.w.OnProgress != nil {
@@ -300,7 +335,7 @@ func (r *run) start(ctx context.Context) error {
 	}
 	opts := ""
 	if r.req.ForceDetach {
-		opts = "force-detach"
+		opts = optForceDetach
 	}
 	j := map[string]string{
 		groupconfig.StateJournalGroup: r.g.Name,
@@ -356,6 +391,19 @@ func (r *run) launch(ctx context.Context) error {
 		return r.abort(ctx, fmt.Errorf("waiting for replacement %s to run: %w", id, err))
 	}
 	r.recordNew(inst)
+	if r.req.Reason == ReasonInterruption && r.plan.Volume != "" && !r.volumeFirst() {
+		released, err := r.volumeReleased(ctx)
+		if err != nil {
+			return err
+		}
+		if released {
+			opts := strings.TrimSpace(r.journal[groupconfig.StateOptions] + " " + optVolumeFirst)
+			if err := w.tagInstance(ctx, r.req.InstanceID, map[string]string{groupconfig.StateOptions: opts}); err != nil {
+				return fmt.Errorf("journaling the order of the replacement of %s: %w", r.req.InstanceID, err)
+			}
+			r.journal[groupconfig.StateOptions] = opts
+		}
+	}
 	return nil
 }
 
@@ -593,7 +641,7 @@ func (r *run) takeBackExtraMember(ctx context.Context) error {
 		if len(ids)+1 < desired {
 			return false, nil // the group has not launched its own member yet
 		}
-		extra, err := w.newestSince(ctx, ids, r.res.Started)
+		extra, err := w.newest(ctx, ids)
 		if err != nil || extra == "" {
 			return false, err
 		}
@@ -611,8 +659,10 @@ func (r *run) takeBackExtraMember(ctx context.Context) error {
 	})
 }
 
-// newestSince returns the most recently launched of ids if it was launched at or after since.
-func (w *Workflow) newestSince(ctx context.Context, ids []string, since time.Time) (string, error) {
+// newest returns the most recently launched of ids: the member the group launched in place of
+// a lost one (or, if the group also scaled out meanwhile, one as new; either way the group gets
+// back to its size).
+func (w *Workflow) newest(ctx context.Context, ids []string) (string, error) {
 	if len(ids) == 0 {
 		return "", nil
 	}
@@ -627,8 +677,7 @@ func (w *Workflow) newestSince(ctx context.Context, ids []string, since time.Tim
 	best, bestAt := "", time.Time{}
 	for _, res := range out.Reservations {
 		for _, in := range res.Instances {
-			at := aws.ToTime(in.LaunchTime)
-			if !at.Before(since.Truncate(time.Second)) && at.After(bestAt) {
+			if at := aws.ToTime(in.LaunchTime); best == "" || at.After(bestAt) {
 				best, bestAt = aws.ToString(in.InstanceId), at
 			}
 		}
