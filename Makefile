@@ -5,7 +5,7 @@ LDFLAGS  := -s -w -X github.com/spotmax/spotmax/pkg/version.Version=$(VERSION)
 BIN      := bin
 PKGS     := ./...
 
-.PHONY: help build test test-short test-assets demo bench soak lint fuzz clean
+.PHONY: help build test test-short test-assets demo demo-cli bench soak lint fuzz clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -23,7 +23,10 @@ test-assets: ## build the real programs tests run (kube-apiserver, etcd, consul,
 test-short: ## quick tests only
 	$(GO) test -short -count=1 $(PKGS)
 
-demo: build ## start the simulated region, tag a sample group and show what spotmax sees
+demo: build ## the whole story in under a minute: interruption, capacity outage, revert, lifetime rotation
+	bin/spotmax demo
+
+demo-cli: build ## an operator's session against `spotmax sim serve`: group tag/list/status, replace
 	./scripts/demo.sh
 
 bench: ## run the benchmarks (results are written up in docs/benchmarks.md)

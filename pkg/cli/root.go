@@ -83,11 +83,13 @@ AWS_ENDPOINT_URL points every client elsewhere, e.g. at 'spotmax sim serve'.`,
 	cmd.AddCommand(newGroupCmd(f))
 	cmd.AddCommand(newReplaceCmd(f, nil))
 	cmd.AddCommand(newRunCmd(f))
+	cmd.AddCommand(newDemoCmd(f))
 	cmd.AddCommand(newSimCmd(f))
 	cmd.AddCommand(newDrainCmd(f))
 	cmd.AddCommand(newHistoryCmd(f, nil))
 	cmd.AddCommand(newIAMPolicyCmd(f, nil))
 	cmd.AddCommand(newDashboardCmd(f, nil))
+	cmd.AddCommand(newSetupCmd(f))
 	return cmd
 }
 

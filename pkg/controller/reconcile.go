@@ -7,6 +7,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+
+	"github.com/spotmax/spotmax/pkg/awsapi"
 	"github.com/spotmax/spotmax/pkg/groupconfig"
 	"github.com/spotmax/spotmax/pkg/inventory"
 	"github.com/spotmax/spotmax/pkg/metrics"
@@ -173,4 +177,54 @@ func journaled(js []replace.Journal, group string) bool {
 		}
 	}
 	return false
+}
+
+// ManagedInstances is the SQS source's InstanceFilter: it maps instance ids to their spotmax
+// groups from the last reconcile, and looks the others up in one DescribeInstances call (their
+// group tag, or the journal's once detached). Instances of groups spotmax does not manage are
+// left out.
+func (c *Controller) ManagedInstances(ctx context.Context, ids []string) (map[string]string, error) {
+	out := map[string]string{}
+	var unknown []string
+	c.mu.Lock()
+	for _, id := range ids {
+		if g, ok := c.instGroup[id]; ok {
+			out[id] = g
+		} else {
+			unknown = append(unknown, id)
+		}
+	}
+	c.mu.Unlock()
+	if len(unknown) > 0 {
+		res, err := c.Lister.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: unknown})
+		if err != nil && !awsapi.IsNotFound(err) {
+			return nil, fmt.Errorf("looking up the groups of %d instance(s): %w", len(unknown), err)
+		}
+		if res != nil {
+			for _, r := range res.Reservations {
+				for _, in := range r.Instances {
+					tags := map[string]string{}
+					for _, t := range in.Tags {
+						tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
+					}
+					g := tags[inventory.TagASGName]
+					if g == "" {
+						g = tags[groupconfig.StateJournalGroup]
+					}
+					spotmax := tags[groupconfig.TagGroup] != "" || tags[groupconfig.StateJournalGroup] != ""
+					if g != "" && spotmax {
+						out[aws.ToString(in.InstanceId)] = g
+					}
+				}
+			}
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id, g := range out {
+		if grp, known := c.groups[g]; known && !grp.Managed() {
+			delete(out, id)
+		}
+	}
+	return out, nil
 }
