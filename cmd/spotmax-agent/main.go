@@ -1,34 +1,39 @@
-// Command spotmax-agent is the on-instance agent of spotmax.
-//
-// Until the agent issue lands it only prints its version and exits: it does not yet watch IMDS,
-// deregister from Consul or remount data volumes.
+// Command spotmax-agent runs on each instance of a spotmax group; see pkg/agent and
+// docs/agent.md.
 package main
 
 import (
+	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
 
+	"github.com/spotmax/spotmax/pkg/agent"
 	"github.com/spotmax/spotmax/pkg/version"
 )
 
 func main() {
-	fs := flag.NewFlagSet("spotmax-agent", flag.ContinueOnError)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), `Usage: spotmax-agent [--version]
-
-spotmax-agent will run on every instance of a spotmax group: watch IMDS for interruption
-notices, deregister the instance's services from Consul and move its data volume's mount.
-This build only prints its version and exits; the agent itself is not implemented yet.
-`)
+	opts, err := agent.ParseArgs(os.Args[1:], os.Getenv, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
 	}
-	showVersion := fs.Bool("version", false, "print the version and exit")
-	if err := fs.Parse(os.Args[1:]); err != nil {
-		if err == flag.ErrHelp {
-			os.Exit(0)
-		}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "spotmax-agent:", err)
 		os.Exit(2)
 	}
-	_ = showVersion
-	fmt.Printf("spotmax-agent %s (commit %s): the agent is not implemented yet; exiting\n", version.Version, version.Commit())
+	if opts.Version {
+		fmt.Printf("spotmax-agent %s (commit %s)\n", version.Version, version.Commit())
+		return
+	}
+	log := opts.NewLogger(os.Stderr)
+	opts.Log = log.With("version", version.Version)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := agent.Run(ctx, opts.Config); err != nil {
+		log.Error("spotmax-agent failed", "error", err)
+		os.Exit(1)
+	}
 }

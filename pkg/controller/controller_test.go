@@ -91,10 +91,10 @@ func (e *env) controller(rec *recorder) *controller.Controller {
 	}
 	return &controller.Controller{
 		Lister: &inventory.Lister{ASG: e.asg, EC2: e.ec2},
-		Workflow: &replace.Workflow{EC2: e.ec2, ASG: e.asg, Clock: simtest.Clock{C: e.Region().Clock()},
+		Workflow: &replace.Workflow{EC2: e.ec2, ASG: e.asg, Clock: e.Region().Clock(),
 			PollMin: 2 * time.Millisecond, PollMax: 20 * time.Millisecond, Timeouts: &to},
 		Interval: 20 * time.Millisecond,
-		Clock:    simtest.Clock{C: e.Region().Clock()},
+		Clock:    e.Region().Clock(),
 		Metrics:  rec,
 		Log:      log,
 	}

@@ -52,7 +52,7 @@ type SQSSource struct {
 	MinBackoff, MaxBackoff time.Duration
 
 	received, handedOver, unmanaged, malformed, unsupported atomic.Int64
-	receiveErrors, filterErrors, deleteErrors             atomic.Int64
+	receiveErrors, filterErrors, deleteErrors               atomic.Int64
 }
 
 // SQSStats count what an SQSSource did since it started.

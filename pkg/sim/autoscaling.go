@@ -110,6 +110,11 @@ type GroupSpec struct {
 	MaxInstanceLifetime int32
 }
 
+// asgLaunchFailedHooks run, with the lock held, after a launch of a group failed and was recorded
+// as a Failed activity; instanceID is the instance that never reached InService, or "" when no
+// instance was launched. The simulated EventBridge announces the failure (events.go).
+var asgLaunchFailedHooks []func(r *Region, g *ASG, act *Activity, instanceID string)
+
 // asgState is the Auto Scaling state of a region beyond the ASG records themselves.
 type asgState struct {
 	groups     map[string]*asgExtra // by group name
@@ -586,6 +591,9 @@ func (r *Region) asgLaunchMember(g *ASG, cause string) (*Instance, bool) {
 			act.Details = fmt.Sprintf(`{"Subnet ID":"%s","Availability Zone":"%s"}`, sn.ID, sn.AZ)
 		}
 		x.retryAt = r.now().Add(r.asgInterval() / 2)
+		for _, h := range asgLaunchFailedHooks {
+			h(r, g, act, "")
+		}
 		return nil, false
 	}
 	m := &ASGMember{InstanceID: in.ID, LifecycleState: LifecyclePending, HealthStatus: HealthHealthy, ProtectedFromSIn: x.newProtected}
@@ -949,6 +957,9 @@ func (r *Region) asgCloseActivity(g *ASG, id, status string) {
 	if status == ActivityCancelled && strings.HasPrefix(a.Description, "Launching") {
 		a.Status = ActivityFailed
 		a.StatusMsg = "Instance failed to reach InService state. Launching EC2 instance failed."
+		for _, h := range asgLaunchFailedHooks {
+			h(r, g, a, id)
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"container/heap"
+	"context"
 	"sync"
 	"time"
 )
@@ -122,4 +123,20 @@ func (s *scheduler) next() (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return s.events[0].at, true
+}
+
+// Sleep waits d of simulated time (d/scale of real time) or until ctx ends, so that code taking a
+// Now/Sleep clock runs on the simulator's time.
+func (c *Clock) Sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(c.Real(d))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }

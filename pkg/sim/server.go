@@ -293,7 +293,7 @@ func (c *call) fail(err *APIError) {
 		b.WriteString("</RequestID></Response>")
 		_, _ = c.w.Write(b.Bytes())
 	case protoJSON:
-		h.Set("Content-Type", "application/x-amz-json-1.0")
+		h.Set("Content-Type", c.jsonContentType())
 		fault := "Sender"
 		if !err.Sender() {
 			fault = "Receiver"
@@ -408,7 +408,7 @@ func (c *call) writeQuery(result any) {
 	c.writeRaw("text/xml", b.Bytes())
 }
 
-// writeJSON writes an AWS JSON 1.0 response.
+// writeJSON writes an AWS JSON response.
 func (c *call) writeJSON(v any) {
 	if v == nil {
 		v = struct{}{}
@@ -418,7 +418,15 @@ func (c *call) writeJSON(v any) {
 		c.fail(&APIError{Status: 500, Code: "InternalError", Message: err.Error()})
 		return
 	}
-	c.writeRaw("application/x-amz-json-1.0", b)
+	c.writeRaw(c.jsonContentType(), b)
+}
+
+// jsonContentType answers in the AWS JSON version of the request: 1.0 (SQS) or 1.1 (EventBridge).
+func (c *call) jsonContentType() string {
+	if strings.HasPrefix(c.req.Header.Get("Content-Type"), "application/x-amz-json-1.1") {
+		return "application/x-amz-json-1.1"
+	}
+	return "application/x-amz-json-1.0"
 }
 
 // writeCBOR writes a Smithy RPC v2 CBOR response.

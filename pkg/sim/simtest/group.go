@@ -120,28 +120,6 @@ func (e *Env) WaitInService(t testing.TB, group string, n int) []string {
 	}
 }
 
-// Clock adapts the simulated region's clock for code that takes a Now/Sleep clock (such as
-// replace.Clock): sleeps last the simulated duration, i.e. d/scale of real time.
-type Clock struct{ C *sim.Clock }
-
-// Now returns the simulated time.
-func (c Clock) Now() time.Time { return c.C.Now() }
-
-// Sleep waits d of simulated time or until ctx ends.
-func (c Clock) Sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(c.C.Real(d))
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
 // Populate creates groups Auto Scaling groups of n running spot instances each, with a data
 // volume at /dev/sdf, through the simulator's Go API (fast, for large inventories), named
 // g0000, g0001, ... tags(i) gives each group's tags. It waits until every instance runs and then

@@ -1,0 +1,174 @@
+// Package imds owns what the agent reads from the EC2 instance metadata service (IMDS): the
+// instance's identity, its tags, and the notices that an instance is about to go away (spot
+// interruption, rebalance recommendation, Auto Scaling termination, spotmax's own retiring
+// mark), parsed from their documents and watched by polling.
+//
+// It wraps the AWS SDK's IMDS client (github.com/aws/aws-sdk-go-v2/feature/ec2/imds), IMDSv2
+// only unless IMDSv1 fallback is asked for: the SDK fetches and renews the session token and
+// fetches a new one when IMDS refuses a cached token with 401.
+package imds
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	sdk "github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
+)
+
+// ErrNotFound means IMDS has no document at the path (HTTP 404): no notice, no such tag.
+var ErrNotFound = errors.New("not in instance metadata")
+
+// ErrTagsUnavailable means the instance's tags are not in IMDS: the launch template does not
+// enable instance metadata tags (MetadataOptions.InstanceMetadataTags).
+var ErrTagsUnavailable = errors.New("instance tags are not in instance metadata (InstanceMetadataTags is disabled)")
+
+// Options configure a Client.
+type Options struct {
+	// Endpoint is the IMDS base URL, e.g. http://169.254.169.254. Empty: the SDK's default,
+	// which honours AWS_EC2_METADATA_SERVICE_ENDPOINT.
+	Endpoint string
+	// AllowV1 lets the client fall back to IMDSv1 (no session token) when the token request
+	// fails. Off by default: IMDSv2 only.
+	AllowV1 bool
+	// Attempts is how many times one request is tried (default 2: a refused cached token is
+	// retried once with a new one). Pollers retry on their own schedule.
+	Attempts int
+	// HTTPClient replaces the SDK's HTTP client (tests, proxies).
+	HTTPClient sdk.HTTPClient
+}
+
+// Client reads the instance metadata service.
+type Client struct {
+	sdk      *sdk.Client
+	endpoint string
+}
+
+// New returns a client. It does not contact IMDS.
+func New(o Options) *Client {
+	attempts := o.Attempts
+	if attempts <= 0 {
+		attempts = 2
+	}
+	so := sdk.Options{
+		Endpoint:       o.Endpoint,
+		EnableFallback: aws.FalseTernary,
+		Retryer:        retry.NewStandard(func(r *retry.StandardOptions) { r.MaxAttempts = attempts }),
+		HTTPClient:     o.HTTPClient,
+	}
+	if o.AllowV1 {
+		so.EnableFallback = aws.TrueTernary
+	}
+	c := &Client{sdk: sdk.New(so), endpoint: o.Endpoint}
+	if c.endpoint == "" {
+		c.endpoint = "default"
+	}
+	return c
+}
+
+// Endpoint returns the endpoint the client was given ("default" for the SDK's choice), for logs.
+func (c *Client) Endpoint() string { return c.endpoint }
+
+// statusOf returns the HTTP status of a failed IMDS request, or 0.
+func statusOf(err error) int {
+	var se interface{ HTTPStatusCode() int }
+	if errors.As(err, &se) {
+		return se.HTTPStatusCode()
+	}
+	return 0
+}
+
+// Get returns the document at a path below /latest/meta-data/, e.g. "spot/instance-action".
+// A missing document is ErrNotFound.
+func (c *Client) Get(ctx context.Context, path string) (string, error) {
+	out, err := c.sdk.GetMetadata(ctx, &sdk.GetMetadataInput{Path: path})
+	if err != nil {
+		if statusOf(err) == http.StatusNotFound {
+			return "", fmt.Errorf("reading %s from IMDS: %w", path, ErrNotFound)
+		}
+		return "", fmt.Errorf("reading %s from IMDS: %w", path, err)
+	}
+	defer out.Content.Close()
+	b, err := io.ReadAll(io.LimitReader(out.Content, 1<<20))
+	if err != nil {
+		return "", fmt.Errorf("reading %s from IMDS: %w", path, err)
+	}
+	return string(b), nil
+}
+
+// Identity is what the agent needs to know about its instance.
+type Identity struct {
+	InstanceID   string
+	Region       string
+	AZ           string
+	PrivateIP    string
+	InstanceType string
+}
+
+// Identity reads the instance identity document.
+func (c *Client) Identity(ctx context.Context) (Identity, error) {
+	out, err := c.sdk.GetInstanceIdentityDocument(ctx, &sdk.GetInstanceIdentityDocumentInput{})
+	if err != nil {
+		return Identity{}, fmt.Errorf("reading the instance identity document from IMDS: %w", err)
+	}
+	id := Identity{InstanceID: out.InstanceID, Region: out.Region, AZ: out.AvailabilityZone,
+		PrivateIP: out.PrivateIP, InstanceType: out.InstanceType}
+	if id.InstanceID == "" || id.Region == "" {
+		return id, fmt.Errorf("reading the instance identity document from IMDS: no instanceId or region in it")
+	}
+	return id, nil
+}
+
+// tagsPath is where IMDS lists the instance's tags.
+const tagsPath = "tags/instance/"
+
+// Tag returns the value of one instance tag: ErrNotFound when the instance does not have it,
+// ErrTagsUnavailable when IMDS shows no tags at all.
+func (c *Client) Tag(ctx context.Context, key string) (string, error) {
+	if key == "" || strings.ContainsAny(key, "/ ") {
+		return "", fmt.Errorf("reading tag %q from IMDS: IMDS cannot show a key with '/' or a space", key)
+	}
+	v, err := c.Get(ctx, tagsPath+key)
+	if errors.Is(err, ErrNotFound) {
+		if _, lerr := c.Get(ctx, tagsPath); errors.Is(lerr, ErrNotFound) {
+			return "", fmt.Errorf("reading tag %s: %w", key, ErrTagsUnavailable)
+		}
+	}
+	return v, err
+}
+
+// Tags returns all of the instance's tags that IMDS shows; ErrTagsUnavailable when it shows
+// none (metadata tags disabled).
+func (c *Client) Tags(ctx context.Context) (map[string]string, error) {
+	list, err := c.Get(ctx, tagsPath)
+	if errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("listing instance tags: %w", ErrTagsUnavailable)
+	}
+	if err != nil {
+		return nil, err
+	}
+	keys := strings.Fields(list)
+	sort.Strings(keys)
+	tags := make(map[string]string, len(keys))
+	for _, k := range keys {
+		v, err := c.Get(ctx, tagsPath+k)
+		if errors.Is(err, ErrNotFound) {
+			continue // removed between the listing and now
+		}
+		if err != nil {
+			return nil, err
+		}
+		tags[k] = v
+	}
+	return tags, nil
+}
+
+// requestTimeout bounds one poll, whatever the SDK's own timeouts.
+const requestTimeout = 2 * time.Second

@@ -1,0 +1,219 @@
+package imds
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Source is one thing a Watcher polls. Check returns the notice the source shows now, or nil
+// when it shows none.
+type Source struct {
+	Name  string
+	Every time.Duration
+	Check func(ctx context.Context) (*Notice, error)
+}
+
+// Default poll intervals. IMDS is a local link with sub-millisecond answers and no rate limit
+// that these come near; aws-node-termination-handler polls every 2 s, AWS suggests 5 s.
+const (
+	DefaultNoticeInterval = 250 * time.Millisecond
+	DefaultTagInterval    = time.Second
+)
+
+// SpotSource watches spot/instance-action.
+func (c *Client) SpotSource(every time.Duration) Source {
+	return Source{Name: "spot/instance-action", Every: every, Check: func(ctx context.Context) (*Notice, error) {
+		doc, err := c.Get(ctx, "spot/instance-action")
+		if errors.Is(err, ErrNotFound) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		action, at, err := ParseInstanceAction([]byte(doc))
+		if err != nil {
+			return nil, err
+		}
+		return &Notice{Kind: KindSpotInterruption, Action: action, Time: at}, nil
+	}}
+}
+
+// RebalanceSource watches events/recommendations/rebalance.
+func (c *Client) RebalanceSource(every time.Duration) Source {
+	return Source{Name: "events/recommendations/rebalance", Every: every, Check: func(ctx context.Context) (*Notice, error) {
+		doc, err := c.Get(ctx, "events/recommendations/rebalance")
+		if errors.Is(err, ErrNotFound) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		at, err := ParseRebalance([]byte(doc))
+		if err != nil {
+			return nil, err
+		}
+		return &Notice{Kind: KindRebalance, Action: string(KindRebalance), Time: at}, nil
+	}}
+}
+
+// LifecycleSource watches autoscaling/target-lifecycle-state for Terminated. An instance that
+// is in no group has no such document, which is not an error.
+func (c *Client) LifecycleSource(every time.Duration) Source {
+	return Source{Name: "autoscaling/target-lifecycle-state", Every: every, Check: func(ctx context.Context) (*Notice, error) {
+		doc, err := c.Get(ctx, "autoscaling/target-lifecycle-state")
+		if errors.Is(err, ErrNotFound) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		state, terminating, err := ParseLifecycleState([]byte(doc))
+		if err != nil || !terminating {
+			return nil, err
+		}
+		return &Notice{Kind: KindASGTermination, Action: state}, nil
+	}}
+}
+
+// TagSource turns the presence of an instance tag, read from IMDS, into a notice of kind; the
+// tag's value is the notice's action.
+func (c *Client) TagSource(key string, kind Kind, every time.Duration) Source {
+	return Source{Name: "tags/instance/" + key, Every: every, Check: func(ctx context.Context) (*Notice, error) {
+		v, err := c.Get(ctx, tagsPath+key)
+		if errors.Is(err, ErrNotFound) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		return &Notice{Kind: kind, Action: v}, nil
+	}}
+}
+
+// Watcher polls its sources, each on its own schedule, and reports every new notice once.
+type Watcher struct {
+	Sources []Source
+	Log     *slog.Logger
+	// Now defaults to time.Now.
+	Now func() time.Time
+	// ErrorEvery is how often a source that keeps failing is logged again (default 30 s).
+	ErrorEvery time.Duration
+}
+
+// Run polls until ctx ends and sends each new notice on out (a notice whose Key changed since
+// the source last showed one). All sources are polled from one goroutine, the ones that are due
+// together, so that an idle agent wakes up as rarely as its fastest source asks. A failing
+// source is logged (once, then every ErrorEvery), backs off up to ten times its interval (at
+// most 5 s) and keeps being polled: IMDS being down for a while is survived.
+func (w *Watcher) Run(ctx context.Context, out chan<- Notice) error {
+	if len(w.Sources) == 0 {
+		return errors.New("watching instance metadata: no sources")
+	}
+	states := make([]*pollState, len(w.Sources))
+	start := time.Now()
+	for i, s := range w.Sources {
+		if s.Every <= 0 || s.Check == nil {
+			return fmt.Errorf("watching %s: no interval or check", s.Name)
+		}
+		states[i] = &pollState{src: s, delay: s.Every, due: start}
+	}
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timer.C:
+		}
+		now := time.Now()
+		next := now.Add(time.Hour)
+		for _, st := range states {
+			// A source due within a few milliseconds is polled now, with the others.
+			if !st.due.After(now.Add(5 * time.Millisecond)) {
+				if !w.poll(ctx, st, out) {
+					return ctx.Err()
+				}
+				st.due = now.Add(st.delay)
+			}
+			if st.due.Before(next) {
+				next = st.due
+			}
+		}
+		timer.Reset(max(time.Until(next), 0))
+	}
+}
+
+// pollState is the progress of one source.
+type pollState struct {
+	src      Source
+	last     string    // key of the notice last shown
+	failing  time.Time // start of the current run of failures
+	lastLog  time.Time
+	failures int
+	delay    time.Duration
+	due      time.Time
+}
+
+func (w *Watcher) now() time.Time {
+	if w.Now != nil {
+		return w.Now()
+	}
+	return time.Now()
+}
+
+func (w *Watcher) log() *slog.Logger {
+	if w.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return w.Log
+}
+
+// poll checks one source once; false when ctx ended.
+func (w *Watcher) poll(ctx context.Context, st *pollState, out chan<- Notice) bool {
+	errEvery := w.ErrorEvery
+	if errEvery <= 0 {
+		errEvery = 30 * time.Second
+	}
+	s := st.src
+	cctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	n, err := s.Check(cctx)
+	cancel()
+	if ctx.Err() != nil {
+		return false
+	}
+	if err != nil {
+		st.failures++
+		if st.failures == 1 {
+			st.failing = w.now()
+		}
+		if st.failures == 1 || w.now().Sub(st.lastLog) >= errEvery {
+			w.log().Warn("polling instance metadata failed", "source", s.Name, "failures", st.failures,
+				"since", st.failing.Format(time.RFC3339), "error", err)
+			st.lastLog = w.now()
+		}
+		st.delay = min(st.delay*2, min(10*s.Every, 5*time.Second))
+		return true
+	}
+	if st.failures > 0 {
+		w.log().Info("polling instance metadata recovered", "source", s.Name, "failures", st.failures,
+			"down_for", w.now().Sub(st.failing).Round(time.Millisecond).String())
+	}
+	st.failures, st.delay = 0, s.Every
+	if n == nil {
+		st.last = ""
+		return true
+	}
+	n.Seen = w.now()
+	if k := n.Key(); k != st.last {
+		st.last = k
+		select {
+		case out <- *n:
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return true
+}
