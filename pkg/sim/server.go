@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -442,6 +443,7 @@ func (c *call) writeRaw(contentType string, b []byte) {
 	c.written = true
 	c.w.Header().Set("Content-Type", contentType)
 	c.w.Header().Set("x-amzn-RequestId", c.RequestID)
+	c.w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	c.w.WriteHeader(http.StatusOK)
 	_, _ = c.w.Write(b)
 }
