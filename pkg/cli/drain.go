@@ -96,6 +96,9 @@ When the drain fails or times out, the node stays cordoned: 'kubectl uncordon NO
 			opts.Target = args[0]
 			opts.Output = f.Output
 			opts.GraceSet = cmd.Flags().Changed("grace-period")
+			if !opts.GraceSet {
+				opts.GracePeriod = -1
+			}
 			if opts.Timeout < 0 || opts.Delay < 0 {
 				return flagErrorf("--timeout and --delay must not be negative")
 			}
@@ -106,7 +109,6 @@ When the drain fails or times out, the node stays cordoned: 'kubectl uncordon NO
 			opts.EC2 = func(ctx context.Context) (awsapi.EC2InstanceReader, error) { return f.EC2(ctx) }
 			opts.ASG = func(ctx context.Context) (awsapi.AutoScalingReader, error) { return f.AutoScaling(ctx) }
 			log := f.Logger()
-			kube.RouteKlog(log)
 			opts.Connect = func(ctx context.Context, src kube.Source) (*kube.Client, error) {
 				return kube.Connect(ctx, src, kube.ConnectOptions{Log: log})
 			}
@@ -117,7 +119,7 @@ When the drain fails or times out, the node stays cordoned: 'kubectl uncordon NO
 	fl := cmd.Flags()
 	fl.StringVar(&opts.Kubeconfig, "kubeconfig", "", "kubeconfig file (default: the group's spotmax:k8s_config_file_path, KUBECONFIG, ~/.kube/config)")
 	fl.StringVar(&opts.Group, "group", "", "Auto Scaling group whose spotmax:k8s_config_file_path and drain grace apply (default: the instance's group)")
-	fl.DurationVar(&opts.GracePeriod, "grace-period", -1, "termination grace period of the evicted pods (default: the group's spotmax:k8s_node_drain_grace_second, else each pod's own)")
+	fl.DurationVar(&opts.GracePeriod, "grace-period", 0, "termination grace period of the evicted pods (default: the group's spotmax:k8s_node_drain_grace_second, else each pod's own)")
 	fl.DurationVar(&opts.Timeout, "timeout", 10*time.Minute, "give up after this long; the node stays cordoned")
 	fl.DurationVar(&opts.Delay, "delay", 0, "wait this long between cordoning and evicting, e.g. while a replacement node gets ready")
 	fl.BoolVar(&opts.Force, "force", false, "also evict pods that no controller recreates")

@@ -14,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
+	"github.com/spotmax/spotmax/pkg/consul/consulstep"
+	"github.com/spotmax/spotmax/pkg/kube"
 	"github.com/spotmax/spotmax/pkg/replace"
 )
 
@@ -109,23 +111,19 @@ func (f *Factory) Workflow(ctx context.Context) (*replace.Workflow, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &replace.Workflow{EC2: ec2c, ASG: asg, Steps: f.PreDetachSteps(), Log: f.Logger(),
+	return &replace.Workflow{EC2: ec2c, ASG: asg, Steps: f.PreDetachSteps(ec2c), Log: f.Logger(),
 		PollMin: f.PollInterval, PollMax: 15 * f.PollInterval}, nil
 }
 
 // PreDetachSteps returns the steps a replacement runs before detaching the old instance, in
-// order (Consul deregistration, Kubernetes drain); each is enabled per group by its tags.
-func (f *Factory) PreDetachSteps() []replace.PreDetachStep {
-	var steps []replace.PreDetachStep
-	for _, mk := range preDetachSteps {
-		steps = append(steps, mk(f))
+// order: Consul deregistration, then the Kubernetes drain. Each is enabled per group by its tags
+// (spotmax:consul_port, spotmax:k8s_config_file_path).
+func (f *Factory) PreDetachSteps(ec2c kube.EC2API) []replace.PreDetachStep {
+	return []replace.PreDetachStep{
+		&consulstep.Step{Log: f.Logger()},
+		&kube.Step{EC2: ec2c, Log: f.Logger()},
 	}
-	return steps
 }
-
-// preDetachSteps are the constructors of the pre-detach steps, in the order they run; the files
-// that provide a step register it here.
-var preDetachSteps []func(*Factory) replace.PreDetachStep
 
 // Logger returns the logger: text on a terminal, JSON under systemd (INVOCATION_ID set) or when
 // stderr is not a terminal and SPOTMAX_LOG_FORMAT=json.

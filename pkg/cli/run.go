@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	consul "github.com/hashicorp/consul/api"
 	"github.com/spf13/cobra"
 
 	"github.com/spotmax/spotmax/pkg/controller"
@@ -25,6 +26,9 @@ type RunOptions struct {
 	MetricsAddr string
 	NoMetrics   bool
 	Once        bool
+	LeaderElect string
+	ConsulAddr  string
+	LeaderKey   string
 }
 
 func newRunCmd(f *Factory) *cobra.Command {
@@ -47,6 +51,11 @@ so the next 'spotmax run' resumes them.`,
 			if opts.Interval < time.Second {
 				return flagErrorf("--interval must be at least 1s")
 			}
+			switch opts.LeaderElect {
+			case "none", "consul":
+			default:
+				return flagErrorf("invalid --leader-elect %q: want none or consul", opts.LeaderElect)
+			}
 			return runRun(cmd.Context(), f, opts)
 		},
 	}
@@ -57,6 +66,9 @@ so the next 'spotmax run' resumes them.`,
 	fl.StringVar(&opts.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address, e.g. 127.0.0.1:9108")
 	fl.BoolVar(&opts.NoMetrics, "no-cloudwatch", false, "do not publish metrics to CloudWatch")
 	fl.BoolVar(&opts.Once, "once", false, "reconcile once, wait for the replacements it started, and exit")
+	fl.StringVar(&opts.LeaderElect, "leader-elect", "none", "high availability: none (run one controller per region) or consul (a Consul lock)")
+	fl.StringVar(&opts.ConsulAddr, "consul-addr", "", "Consul HTTP address for --leader-elect consul (default CONSUL_HTTP_ADDR or 127.0.0.1:8500; CONSUL_HTTP_TOKEN is used)")
+	fl.StringVar(&opts.LeaderKey, "leader-key", "", "Consul KV key of the lock (default spotmax/leader/<region>)")
 	return cmd
 }
 
@@ -140,6 +152,25 @@ func runRun(ctx context.Context, f *Factory, o *RunOptions) error {
 		}
 		return nil
 	}
+	if o.LeaderElect == "consul" {
+		ccfg := consul.DefaultConfig()
+		if o.ConsulAddr != "" {
+			ccfg.Address = o.ConsulAddr
+		}
+		client, err := consul.NewClient(ccfg)
+		if err != nil {
+			return fmt.Errorf("connecting to Consul at %s: %w", ccfg.Address, err)
+		}
+		key := o.LeaderKey
+		if key == "" {
+			key = "spotmax/leader/" + cfg.Region
+		}
+		log.Info("campaigning for leadership", "consul", ccfg.Address, "key", key)
+		err = c.RunElected(ctx, &controller.ConsulLock{Client: client, Key: key, Log: log})
+		log.Info("spotmax controller stopped", "stats", fmt.Sprintf("%+v", c.Stats()))
+		return err
+	}
+	log.Warn("no leader election: run one 'spotmax run' per region (or --leader-elect consul)")
 	err = c.Run(ctx)
 	if errors.Is(err, context.Canceled) {
 		err = nil

@@ -527,10 +527,14 @@ func (r *run) retire(ctx context.Context) error {
 		}
 		r.progress(step.Name(), "", false, nil)
 		sctx, cancel := r.deadlineCtx(ctx)
+		stepStart := w.clock().Now()
 		err := step.Run(sctx, target)
 		cancel()
 		r.progress(step.Name(), "", true, err)
 		if err == nil {
+			if m, ok := step.(interface{ MetricName() metrics.Name }); ok {
+				r.record(ctx, m.MetricName(), w.clock().Now().Sub(stepStart), nil)
+			}
 			continue
 		}
 		if r.req.Reason.Proactive() {
