@@ -55,10 +55,23 @@ func Run(ctx context.Context, cfg Config) error {
 		imds:    imds.New(imds.Options{Endpoint: cfg.IMDSEndpoint, AllowV1: cfg.IMDSv1}),
 		mounter: &blockdev.Mounter{Options: cfg.MountOptions},
 		locator: &blockdev.Locator{ByIDDir: cfg.ByIDDir, SysBlockDir: cfg.SysBlockDir}}
+	stopped := func(err error) bool {
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			a.log.Info("spotmax-agent stopped before it started", "reason", err.Error())
+			return true
+		}
+		return false
+	}
 	if err := a.identify(ctx); err != nil {
+		if stopped(err) {
+			return nil
+		}
 		return err
 	}
 	if err := a.membership(ctx); err != nil {
+		if stopped(err) {
+			return nil
+		}
 		if errors.Is(err, ErrNotMember) {
 			a.log.Info("not a member of a spotmax group, nothing to do: exiting", "instance", a.id.InstanceID,
 				"reason", err.Error(), "tags", a.tags.Source())
@@ -117,7 +130,7 @@ func (a *agent) identify(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("reading the instance identity: %w", err)
+			return fmt.Errorf("reading the instance identity (%v): %w", err, ctx.Err())
 		case <-time.After(delay):
 		}
 		delay = min(delay*2, 5*time.Second)

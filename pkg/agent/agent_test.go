@@ -243,3 +243,39 @@ func hasLine(logs string, parts ...string) bool {
 	}
 	return false
 }
+
+func TestReleaseWaitsForBusyVolumeOnRetiring(t *testing.T) {
+	blockdevtest.Require(t)
+	env, in := simInstance(t, true, map[string]string{groupconfig.TagGroup: "g"})
+	data := blockdevtest.NewLoop(t, 16, true)
+	path := filepath.Join(t.TempDir(), "data")
+	blockdevtest.Mount(t, data.Dev, path)
+	cfg := baseConfig(env, in.ID, t)
+	cfg.MountPath = path
+	const vol = "vol-0cccccccccccccccc3"
+	(&blockdevtest.ByIDDir{Dir: cfg.ByIDDir}).Attach(t, vol, data.Dev)
+	f, err := os.Create(filepath.Join(path, "spool.log")) // a writer that has not stopped yet
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	lb := runAgent(t, "retiring", cfg)
+	eventually(t, 10*time.Second, "the agent to start", func() bool { return strings.Contains(lb.String(), "spotmax-agent started") })
+	setTag(t, env, in.ID, groupconfig.StateRetiring, "lifetime")
+	eventually(t, 10*time.Second, "the busy unmount to be retried", func() bool {
+		return strings.Contains(lb.String(), "data volume busy, retrying the unmount")
+	}, lb)
+	if v := tagOf(env.Region(), in.ID, groupconfig.StateVolumeReleased); v != "" {
+		t.Fatalf("volume marked released (%s) while still mounted and busy", v)
+	}
+	_ = f.Close()
+	eventually(t, 10*time.Second, "the release once the writer is gone", func() bool {
+		return tagOf(env.Region(), in.ID, groupconfig.StateVolumeReleased) == vol
+	}, lb)
+	if src, _ := (&blockdev.Mounter{}).MountedAt(path); src != "" {
+		t.Errorf("%s still mounted at %s after the release", src, path)
+	}
+	if !hasLine(lb.String(), "notice received", "notice=retiring", "action=lifetime") {
+		t.Errorf("the retiring mark was not logged as a notice:\n%s", lb.String())
+	}
+}

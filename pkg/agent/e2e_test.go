@@ -82,6 +82,9 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	for _, lb := range logs {
+		t.Logf("agent log:\n%s", lb.String())
+	}
 	t.Fatalf("timed out after %v waiting for %s", within, what)
 }
 
@@ -114,12 +117,17 @@ func udev(t *testing.T, ctx context.Context, r *sim.Region, vol, dev string, dir
 		}
 		mu.Lock()
 		for id, d := range dirs {
+			link := filepath.Join(d.Dir, blockdevtest.LinkName(vol))
 			switch {
 			case id == holder && !linked[id]:
-				d.Attach(t, vol, dev)
+				if err := os.Symlink(dev, link); err != nil {
+					t.Errorf("udev: linking %s for %s: %v", vol, id, err)
+				}
 				linked[id] = true
 			case id != holder && linked[id]:
-				d.Remove(t, vol)
+				if err := os.Remove(link); err != nil {
+					t.Errorf("udev: unlinking %s for %s: %v", vol, id, err)
+				}
 				linked[id] = false
 			}
 		}

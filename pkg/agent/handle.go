@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -89,9 +90,7 @@ func (a *agent) handle(ctx context.Context, n imds.Notice) {
 }
 
 // withdrawConsul takes the instance's services out of the local Consul agent.
-func (a *agent) withdrawConsul(ctx context.Context, log interface {
-	Info(string, ...any)
-}) error {
+func (a *agent) withdrawConsul(ctx context.Context, log *slog.Logger) error {
 	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	res, err := a.consul.Withdraw(cctx)

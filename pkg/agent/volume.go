@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -195,6 +197,9 @@ func (a *agent) tryMount(ctx context.Context, vol, path string, w *mountWait) bo
 // xenDevice applies the seed script's rule (one new disk that is neither root nor at the
 // mount path) to devices without an EBS serial.
 func (a *agent) xenDevice(ctx context.Context, path string) string {
+	if !a.hasXenDisks() {
+		return "" // a Nitro instance: nothing to guess, and no lsblk every second while waiting
+	}
 	devs, err := blockdev.List(ctx)
 	if err != nil {
 		return ""
@@ -207,13 +212,28 @@ func (a *agent) xenDevice(ctx context.Context, path string) string {
 	return c[0].Path
 }
 
+// hasXenDisks reports whether the kernel shows any disk with a Xen-style name.
+func (a *agent) hasXenDisks() bool {
+	dir := a.cfg.SysBlockDir
+	if dir == "-" {
+		dir = blockdev.DefaultSysBlockDir
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return true // cannot tell: let lsblk decide
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "xvd") || strings.HasPrefix(e.Name(), "sd") {
+			return true
+		}
+	}
+	return false
+}
+
 // release unmounts the data volume cleanly and marks it released (groupconfig
 // StateVolumeReleased) so that the replacement workflow may detach it. From then on the agent
 // does not mount a volume again.
-func (a *agent) release(ctx context.Context, n imds.Notice, log interface {
-	Info(string, ...any)
-	Warn(string, ...any)
-}) error {
+func (a *agent) release(ctx context.Context, n imds.Notice, log *slog.Logger) error {
 	a.volMu.Lock()
 	defer a.volMu.Unlock()
 	a.leaving = true
