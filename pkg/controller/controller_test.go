@@ -329,3 +329,27 @@ func (o oneEvent) Run(ctx context.Context, out chan<- controller.Event) error {
 	<-ctx.Done()
 	return ctx.Err()
 }
+
+func TestControllerRebalancePolicy(t *testing.T) {
+	for _, handle := range []bool{false, true} {
+		e := newEnv(t, 1000)
+		extra := map[string]string{}
+		if handle {
+			extra[groupconfig.TagHandleRebalanceEvent] = "true"
+		}
+		ids := e.CreateGroup(t, simtest.GroupSpec{Name: "web", Spot: true, DataDevice: "/dev/sdf", Desired: 1, Max: 1, Tags: tags("web", extra)})
+		rec := &recorder{}
+		c := e.controller(rec)
+		if _, err := c.Reconcile(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		c.Handle(context.Background(), controller.Event{Kind: controller.KindRebalance, Instance: ids[0], Time: time.Now(), Source: "test"})
+		c.Wait()
+		if got := c.Stats().Succeeded; (got == 1) != handle {
+			t.Errorf("is_to_handle_rebalance_event=%v: %d replacements", handle, got)
+		}
+		if rec.count(metrics.RebalanceReceived) != 1 {
+			t.Errorf("RebalanceReceived = %d, want 1", rec.count(metrics.RebalanceReceived))
+		}
+	}
+}

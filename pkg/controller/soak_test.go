@@ -1,0 +1,158 @@
+package controller_test
+
+import (
+	"context"
+	"flag"
+	"math/rand"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/spotmax/spotmax/pkg/controller"
+	"github.com/spotmax/spotmax/pkg/eventsetup"
+	"github.com/spotmax/spotmax/pkg/groupconfig"
+	"github.com/spotmax/spotmax/pkg/sim"
+	"github.com/spotmax/spotmax/pkg/sim/simtest"
+)
+
+var soakHours = flag.Float64("soak.hours", 3, "simulated hours of TestControllerSoak")
+
+// TestControllerSoak runs the controller over simulated hours of random spot interruptions,
+// rebalance recommendations and capacity outages, with guaranteed lifetimes rotating the group,
+// and then checks the invariants: every data volume alive with its content, attached to exactly
+// one running member, nothing force-detached, the group at its size, no journal left.
+func TestControllerSoak(t *testing.T) {
+	if testing.Short() {
+		t.Skip("soak test skipped in -short mode")
+	}
+	e := newEnv(t, 1000)
+	r := e.Region()
+	ids := e.CreateGroup(t, simtest.GroupSpec{Name: "web", Spot: true, DataDevice: "/dev/sdf", Desired: 4, Max: 4,
+		Tags: tags("web", map[string]string{groupconfig.TagGuaranteeLivingMins: "45", groupconfig.TagBufferMins: "2",
+			groupconfig.TagODLeastLiveMins: "10", groupconfig.AltKey(1): "m5a.large", groupconfig.TagHandleRebalanceEvent: "true"})})
+	markers := map[string]string{}
+	for _, id := range ids {
+		in, _ := r.Instance(id)
+		for _, bd := range in.BlockDevices {
+			if bd.DeviceName == "/dev/sdf" {
+				v, _ := r.Volume(bd.VolumeID)
+				markers[bd.VolumeID] = v.Marker
+			}
+		}
+	}
+	rec := &recorder{}
+	c := e.controller(rec)
+	// Interruption notices reach the controller as in production: EventBridge → SQS.
+	setup, err := (&eventsetup.Setup{SQS: sqs.NewFromConfig(e.Config), Events: eventbridge.NewFromConfig(e.Config)}).Ensure(context.Background(), eventsetup.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Sources = []controller.Source{&controller.SQSSource{Client: sqs.NewFromConfig(e.Config), QueueURL: setup.QueueURL,
+		Filter: c.ManagedInstances, MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+
+	rng := rand.New(rand.NewSource(42))
+	start := r.Clock().Now()
+	end := start.Add(time.Duration(*soakHours * float64(time.Hour)))
+	dry := false
+	for r.Clock().Now().Before(end) {
+		_ = r.Clock().Sleep(context.Background(), time.Duration(2+rng.Intn(8))*time.Minute)
+		g, _ := r.Group("web")
+		var spot []string
+		for _, m := range g.Members {
+			if in, _ := r.Instance(m.InstanceID); in.Market == sim.MarketSpot && in.State == sim.StateRunning && in.Interruption == nil {
+				spot = append(spot, in.ID)
+			}
+		}
+		switch n := rng.Intn(10); {
+		case n < 4 && len(spot) > 0:
+			_ = r.Interrupt(spot[rng.Intn(len(spot))], "")
+		case n < 6 && len(spot) > 0:
+			_ = r.Rebalance(spot[rng.Intn(len(spot))])
+		case n < 8:
+			dry = !dry
+			count := -1
+			if dry {
+				count = 0
+			}
+			for _, az := range r.AZs() {
+				for _, typ := range []string{"m5.large", "m5a.large"} {
+					r.SetCapacity(sim.PoolKey{InstanceType: typ, AZ: az.Name, Market: sim.MarketSpot}, count)
+				}
+			}
+		}
+	}
+	// Capacity back, then let everything settle.
+	for k := range r.Capacity() {
+		r.SetCapacity(k, -1)
+	}
+	settleBy := time.Now().Add(30 * time.Second)
+	for {
+		js, _ := c.Workflow.InFlight(context.Background())
+		g, _ := r.Group("web")
+		running := 0
+		for _, m := range g.Members {
+			if in, _ := r.Instance(m.InstanceID); in.State == sim.StateRunning && m.LifecycleState == "InService" {
+				running++
+			}
+		}
+		if len(js) == 0 && running == 4 && len(g.Members) == 4 && volumesHome(r, markers) {
+			break
+		}
+		if time.Now().After(settleBy) {
+			t.Errorf("not settled: journals %v, members %+v", js, g.Members)
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	st := c.Stats()
+	t.Logf("soak: %.1f simulated hours, %+v; interruptions %d, fallbacks %d, reverts %d, rotations %d",
+		*soakHours, st, rec.count("InterruptionReceived"), rec.count("OnDemandFallback"), rec.count("RevertToSpot"), rec.count("LifetimeRotation"))
+	if st.Succeeded < 5 {
+		t.Errorf("only %d replacements in %.1f hours", st.Succeeded, *soakHours)
+	}
+	for _, d := range r.DeletedVolumes() {
+		if _, ours := markers[d.VolumeID]; ours {
+			t.Errorf("data volume %s deleted", d.VolumeID)
+		}
+	}
+	for _, f := range r.ForceDetaches() {
+		t.Errorf("volume %s force-detached", f.VolumeID)
+	}
+	if !volumesHome(r, markers) {
+		for id := range markers {
+			v, _ := r.Volume(id)
+			t.Errorf("data volume %s: %+v", id, v.Attachment)
+		}
+	}
+	g, _ := r.Group("web")
+	if g.Max != 4 || g.Desired != 4 {
+		t.Errorf("group max/desired %d/%d, want 4/4", g.Max, g.Desired)
+	}
+}
+
+// volumesHome reports whether every data volume has its content and is attached to a running
+// member of the group.
+func volumesHome(r *sim.Region, markers map[string]string) bool {
+	g, _ := r.Group("web")
+	members := map[string]bool{}
+	for _, m := range g.Members {
+		members[m.InstanceID] = true
+	}
+	for id, marker := range markers {
+		v, ok := r.Volume(id)
+		if !ok || v.Marker != marker || v.Attachment == nil || !members[v.Attachment.InstanceID] {
+			return false
+		}
+		if in, _ := r.Instance(v.Attachment.InstanceID); in.State != sim.StateRunning {
+			return false
+		}
+	}
+	return true
+}
