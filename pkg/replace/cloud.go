@@ -229,6 +229,24 @@ func (w *Workflow) groupMember(ctx context.Context, group, id string) (bool, err
 	return ok, nil
 }
 
+// detachable reports whether an instance is in the group in a state DetachInstances accepts
+// (InService, Standby). One terminated by AWS while a member is on its way out instead.
+func (w *Workflow) detachable(ctx context.Context, group, id string) (bool, error) {
+	g, err := w.describeGroup(ctx, group)
+	if err != nil {
+		return false, err
+	}
+	st, ok := memberState(g, id)
+	if !ok {
+		return false, nil
+	}
+	switch astypes.LifecycleState(st) {
+	case astypes.LifecycleStateInService, astypes.LifecycleStateStandby:
+		return true, nil
+	}
+	return false, nil
+}
+
 // waitMember polls the group until ok says the instance's membership is as wanted.
 func (w *Workflow) waitMember(ctx context.Context, group, id string, timeout time.Duration, ok func(state string, present bool) (bool, error)) error {
 	return w.poll(ctx, fmt.Sprintf("%s in group %s", id, group), timeout, func(ctx context.Context) (bool, error) {

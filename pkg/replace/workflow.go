@@ -592,20 +592,20 @@ func (r *run) oldInventory() inventory.Instance {
 // not launch a replacement of its own, and restores MaxSize.
 func (r *run) detach(ctx context.Context) error {
 	w := r.w
-	member, err := w.groupMember(ctx, r.g.Name, r.req.InstanceID)
+	detachable, err := w.detachable(ctx, r.g.Name, r.req.InstanceID)
 	if err != nil {
 		return err
 	}
-	if member {
+	if detachable {
 		if err := w.detachFromGroup(ctx, r.g.Name, r.req.InstanceID); err != nil {
 			// An interrupted instance may leave the group on its own between the check and the call.
-			if still, err2 := w.groupMember(ctx, r.g.Name, r.req.InstanceID); err2 != nil || still {
+			if still, err2 := w.detachable(ctx, r.g.Name, r.req.InstanceID); err2 != nil || still {
 				return err
 			}
-			member = false
+			detachable = false
 		}
 	}
-	if !member {
+	if !detachable {
 		if err := r.takeBackExtraMember(ctx); err != nil {
 			return err
 		}

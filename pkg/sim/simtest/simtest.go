@@ -3,7 +3,10 @@
 package simtest
 
 import (
+	"bytes"
 	"context"
+	"io"
+	"net/http"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -41,5 +44,25 @@ func Config(endpoint, region string) aws.Config {
 		Region:       region,
 		Credentials:  credentials.NewStaticCredentialsProvider("AKIDSIMTEST", "secret", ""),
 		BaseEndpoint: aws.String(endpoint),
+		HTTPClient:   bufferingClient{c: &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}},
 	}
+}
+
+// bufferingClient hands the transport a copy of the request body. The SDK closes its own request
+// body as soon as the response arrives; a local server answers so fast that the transport may not
+// have finished its final read of that body yet, and then drops the connection mid-response
+// ("use of closed network connection"). Against AWS's latencies the race does not show; against
+// a loopback simulator it made tests that disable retries flaky.
+type bufferingClient struct{ c *http.Client }
+
+func (b bufferingClient) Do(req *http.Request) (*http.Response, error) {
+	if req.Body != nil && req.Body != http.NoBody {
+		body, err := io.ReadAll(req.Body)
+		if err != nil {
+			return nil, err
+		}
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	}
+	return b.c.Do(req)
 }
