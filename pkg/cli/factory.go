@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
 	"github.com/spotmax/spotmax/pkg/consul/consulstep"
+	"github.com/spotmax/spotmax/pkg/inventory"
 	"github.com/spotmax/spotmax/pkg/kube"
 	"github.com/spotmax/spotmax/pkg/replace"
 )
@@ -99,6 +100,19 @@ func (f *Factory) AutoScaling(ctx context.Context) (*autoscaling.Client, error) 
 		return nil, err
 	}
 	return autoscaling.NewFromConfig(cfg), nil
+}
+
+// Lister returns an inventory lister with the factory's clients.
+func (f *Factory) Lister(ctx context.Context) (*inventory.Lister, error) {
+	ec2c, err := f.EC2(ctx)
+	if err != nil {
+		return nil, err
+	}
+	asg, err := f.AutoScaling(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &inventory.Lister{ASG: asg, EC2: ec2c}, nil
 }
 
 // Workflow returns a replacement workflow with the factory's clients, steps and logger.

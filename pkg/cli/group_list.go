@@ -58,15 +58,11 @@ with the first problem; spotmax leaves them alone until they are fixed.`,
 			if runF != nil {
 				return runF(cmd.Context(), opts)
 			}
-			asg, err := f.AutoScaling(cmd.Context())
+			l, err := f.Lister(cmd.Context())
 			if err != nil {
 				return err
 			}
-			ec2c, err := f.EC2(cmd.Context())
-			if err != nil {
-				return err
-			}
-			opts.ASG, opts.EC2 = asg, ec2c
+			opts.ASG, opts.EC2 = l.ASG, l.EC2
 			return groupListRun(cmd.Context(), opts)
 		},
 	}

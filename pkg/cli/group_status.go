@@ -59,15 +59,11 @@ func newGroupStatusCmd(f *Factory, runF func(context.Context, *GroupStatusOption
 			if runF != nil {
 				return runF(cmd.Context(), opts)
 			}
-			asg, err := f.AutoScaling(cmd.Context())
+			l, err := f.Lister(cmd.Context())
 			if err != nil {
 				return err
 			}
-			ec2c, err := f.EC2(cmd.Context())
-			if err != nil {
-				return err
-			}
-			opts.ASG, opts.EC2 = asg, ec2c
+			opts.ASG, opts.EC2 = l.ASG, l.EC2
 			return groupStatusRun(cmd.Context(), opts)
 		},
 	}
