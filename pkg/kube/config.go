@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/kubernetes"
@@ -126,7 +127,7 @@ func Connect(ctx context.Context, src Source, opts ConnectOptions) (*Client, err
 	if err != nil {
 		return nil, &KubeconfigError{Source: src, Server: cfg.Host, Err: err}
 	}
-	cctx, cancel := context.WithTimeout(ctx, timeout)
+	cctx, cancel := context.WithTimeout(withLog(ctx, opts.Log), timeout)
 	defer cancel()
 	// /version is readable by every authenticated user and cheap for the server.
 	if _, err := discovery.ToServerVersionInterfaceWithContext(cs.Discovery()).ServerVersionWithContext(cctx); err != nil {
@@ -155,9 +156,14 @@ func explainConnect(err error, timeout time.Duration) error {
 	return fmt.Errorf("not answering: %w", err)
 }
 
-// RouteKlog sends the log lines of client-go (klog), such as its client-side throttling notices,
-// to log instead of straight to stderr. It changes process-wide state: mains call it once.
-func RouteKlog(log *slog.Logger) { klog.SetSlogLogger(log) }
+// withLog makes client-go log to log (its throttling notices, for one) in the calls made with
+// the returned context, instead of klog's global logger, which writes to stderr.
+func withLog(ctx context.Context, log *slog.Logger) context.Context {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return klog.NewContext(ctx, logr.FromSlogHandler(log.Handler()))
+}
 
 // RESTConfig reads the kubeconfig of src into a client configuration without contacting the
 // server.

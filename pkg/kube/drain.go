@@ -15,6 +15,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/kubectl/pkg/drain"
 )
 
@@ -153,6 +154,7 @@ func (c *Client) helper(ctx context.Context, opts DrainOptions) *drain.Helper {
 
 // PlanDrain lists what a drain of node would evict, changing nothing.
 func (c *Client) PlanDrain(ctx context.Context, node string, opts DrainOptions) (*DrainPlan, error) {
+	ctx = withLog(ctx, c.Log)
 	list, errs := c.helper(ctx, opts).GetPodsForDeletion(node)
 	if list == nil {
 		return nil, fmt.Errorf("listing the pods of node %s: %w", node, errors.Join(errs...))
@@ -175,6 +177,7 @@ func (c *Client) PlanDrain(ctx context.Context, node string, opts DrainOptions) 
 // before cordoning (bare pods without Force) changes nothing.
 func (c *Client) Drain(ctx context.Context, n *corev1.Node, opts DrainOptions) (*DrainResult, error) {
 	start := time.Now()
+	ctx = withLog(ctx, c.Log)
 	plan, err := c.PlanDrain(ctx, n.Name, opts)
 	if err != nil {
 		return nil, err
@@ -222,33 +225,63 @@ func (c *Client) Drain(ctx context.Context, n *corev1.Node, opts DrainOptions) (
 	switch {
 	case ctx.Err() != nil:
 		err = fmt.Errorf("%w (after %s)", context.Cause(ctx), time.Since(start).Round(time.Second))
-	case dctx.Err() != nil:
+	// client-go's rate limiter gives up early when a request could not start before the
+	// deadline.
+	case dctx.Err() != nil || strings.Contains(err.Error(), "would exceed context deadline"):
 		err = fmt.Errorf("%w after %s", ErrDrainTimeout, opts.Timeout)
+	default:
+		err = summarize(err)
 	}
 	derr := &DrainError{Node: n.Name, Err: err, Cordoned: true}
-	derr.Blocked, derr.More = c.explain(context.WithoutCancel(ctx), n.Name, opts)
+	var listed bool
+	derr.Blocked, derr.More, listed = c.explain(context.WithoutCancel(ctx), n.Name, opts)
+	if listed && len(derr.Blocked) == 0 && ctx.Err() == nil {
+		// Every pod went; what failed was only the wait for it (e.g. the client's rate limit
+		// ran into the deadline). The node is drained.
+		c.Log.Warn("drain reported an error but no pod is left on the node", "node", n.Name, "error", err)
+		res.Evicted = podRefs(pods)
+		return res, nil
+	}
 	return res, derr
+}
+
+func podRefs(pods []corev1.Pod) []PodRef {
+	out := make([]PodRef, 0, len(pods))
+	for _, p := range pods {
+		out = append(out, PodRef{Namespace: p.Namespace, Name: p.Name})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
+	return out
+}
+
+// summarize shortens kubectl's aggregate of one error per pod to the first few.
+func summarize(err error) error {
+	var agg utilerrors.Aggregate
+	if !errors.As(err, &agg) || len(agg.Errors()) <= 3 {
+		return err
+	}
+	errs := agg.Errors()
+	return fmt.Errorf("%w; %w; %w; and %d more errors", errs[0], errs[1], errs[2], len(errs)-3)
 }
 
 // explain lists the pods still on the node and why each is there: terminating, or what a
 // dry-run eviction answers (the PodDisruptionBudget that refuses it).
-func (c *Client) explain(ctx context.Context, node string, opts DrainOptions) ([]BlockedPod, int) {
+func (c *Client) explain(ctx context.Context, node string, opts DrainOptions) (blocked []BlockedPod, more int, listed bool) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	list, errs := c.helper(ctx, opts).GetPodsForDeletion(node)
 	if list == nil {
 		c.Log.Warn("listing the pods left on the node", "node", node, "error", errors.Join(errs...))
-		return nil, 0
+		return nil, 0, false
 	}
 	pods := list.Pods()
-	var out []BlockedPod
 	for i, pod := range pods {
 		if i == maxExplained {
-			return out, len(pods) - maxExplained
+			return blocked, len(pods) - maxExplained, true
 		}
-		out = append(out, BlockedPod{Pod: PodRef{Namespace: pod.Namespace, Name: pod.Name}, Why: c.why(ctx, &pod)})
+		blocked = append(blocked, BlockedPod{Pod: PodRef{Namespace: pod.Namespace, Name: pod.Name}, Why: c.why(ctx, &pod)})
 	}
-	return out, 0
+	return blocked, 0, true
 }
 
 func (c *Client) why(ctx context.Context, pod *corev1.Pod) string {

@@ -71,6 +71,7 @@ func (c *Client) Node(ctx context.Context, name string) (*corev1.Node, error) {
 // name is read first and taken if its providerID agrees (one request: EKS names nodes so);
 // otherwise the nodes are listed in pages.
 func (c *Client) NodeFor(ctx context.Context, ref InstanceRef) (*corev1.Node, error) {
+	ctx = withLog(ctx, c.Log)
 	var byName *corev1.Node
 	if ref.PrivateDNSName != "" {
 		n, err := c.Kube.CoreV1().Nodes().Get(ctx, ref.PrivateDNSName, metav1.GetOptions{})
