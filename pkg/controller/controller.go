@@ -55,6 +55,7 @@ type Controller struct {
 	wg        sync.WaitGroup
 	sem       chan struct{}
 	stats     Stats
+	quiesced  bool
 }
 
 // Stats count what the controller did since it started.
@@ -166,6 +167,21 @@ func (c *Controller) Run(ctx context.Context) error {
 	}
 }
 
+// Quiesce stops the controller from starting replacements; the ones running go on. Together
+// with Idle it lets a caller end at a point where no replacement is in flight.
+func (c *Controller) Quiesce() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.quiesced = true
+}
+
+// Idle reports whether no replacement is running.
+func (c *Controller) Idle() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.inflight) == 0
+}
+
 // Wait waits for the replacements started so far.
 func (c *Controller) Wait() { c.wg.Wait() }
 
@@ -249,6 +265,10 @@ func (c *Controller) start(ctx context.Context, g *inventory.Group, req replace.
 	proactive := req.Reason != replace.ReasonInterruption && req.Reason != ""
 	now := c.Clock.Now()
 	c.mu.Lock()
+	if c.quiesced {
+		c.mu.Unlock()
+		return false
+	}
 	if c.inflight[req.InstanceID] {
 		c.mu.Unlock()
 		return req.Reason == replace.ReasonInterruption

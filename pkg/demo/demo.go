@@ -179,6 +179,11 @@ func Run(ctx context.Context, out io.Writer, o Options) error {
 		})
 	}
 	scriptErr := script()
+	// End where no replacement is in flight: start none, let the running ones finish.
+	c.Quiesce()
+	if err := until("replacements in flight to finish", clk.Now().Sub(t0)+15*time.Minute, c.Idle); err != nil && scriptErr == nil {
+		scriptErr = err
+	}
 	stop()
 	ctrlErr := <-ctrlDone
 	wg.Wait()

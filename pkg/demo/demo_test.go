@@ -11,7 +11,7 @@ import (
 // invariants hold.
 func TestDemo(t *testing.T) {
 	var out bytes.Buffer
-	if err := Run(context.Background(), &out, Options{Scale: 240}); err != nil {
+	if err := Run(context.Background(), &out, Options{Scale: 120}); err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
 	for _, want := range []string{"spot interruption notice", "on-demand stand-in", "swapped back to spot", "(lifetime)",
