@@ -42,7 +42,6 @@ var uncalled = map[iam.Role]map[string]string{
 		"iam:PassRole":       "not an API call: IAM checks it inside RunInstances when the launch template names an instance profile",
 		"autoscaling:TerminateInstanceInAutoScalingGroup": "only when the old instance left its group before it could be detached " +
 			"(pkg/replace's lost-instance tests); not in this flow",
-		"autoscaling:SetDesiredCapacity": "declared in replace.ASGAPI, not called by the workflow yet",
 	},
 	iam.Agent: {},
 }

@@ -257,7 +257,7 @@ func (b builder) controller() []Statement {
 			Why: "Journal a data volume's move on the volume itself (" + groupconfig.StateMovingFrom + ", " + groupconfig.StateMovingTo +
 				"). Only the progress keys " + progressTagKeys + "."},
 		{Sid: "ManageGroupCapacity", Effect: "Allow",
-			Action: []string{"autoscaling:AttachInstances", "autoscaling:DetachInstances", "autoscaling:SetDesiredCapacity",
+			Action: []string{"autoscaling:AttachInstances", "autoscaling:DetachInstances",
 				"autoscaling:TerminateInstanceInAutoScalingGroup", "autoscaling:UpdateAutoScalingGroup"},
 			Resource:  []string{b.asgARN()},
 			Condition: b.groupTag("autoscaling:ResourceTag/" + groupconfig.TagGroup),

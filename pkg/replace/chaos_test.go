@@ -128,11 +128,6 @@ func (x crashASG) CreateOrUpdateTags(ctx context.Context, in *autoscaling.Create
 func (x crashASG) DeleteTags(ctx context.Context, in *autoscaling.DeleteTagsInput, o ...func(*autoscaling.Options)) (*autoscaling.DeleteTagsOutput, error) {
 	return do(x.c, func() (*autoscaling.DeleteTagsOutput, error) { return x.ASGAPI.DeleteTags(ctx, in, o...) })
 }
-func (x crashASG) SetDesiredCapacity(ctx context.Context, in *autoscaling.SetDesiredCapacityInput, o ...func(*autoscaling.Options)) (*autoscaling.SetDesiredCapacityOutput, error) {
-	return do(x.c, func() (*autoscaling.SetDesiredCapacityOutput, error) {
-		return x.ASGAPI.SetDesiredCapacity(ctx, in, o...)
-	})
-}
 func (x crashASG) TerminateInstanceInAutoScalingGroup(ctx context.Context, in *autoscaling.TerminateInstanceInAutoScalingGroupInput, o ...func(*autoscaling.Options)) (*autoscaling.TerminateInstanceInAutoScalingGroupOutput, error) {
 	return do(x.c, func() (*autoscaling.TerminateInstanceInAutoScalingGroupOutput, error) {
 		return x.ASGAPI.TerminateInstanceInAutoScalingGroup(ctx, in, o...)
