@@ -242,6 +242,16 @@ func (c *Controller) handle(ctx context.Context, e Event) {
 		req = replace.Request{InstanceID: e.Instance, Reason: replace.ReasonRevert}
 	case KindResume:
 		req = replace.Request{InstanceID: e.Instance}
+	case KindLaunchFailure:
+		if !g.Config.HandleScalingFailure {
+			log.Info("launch failure ignored: the group sets spotmax:is_to_handle_scaling_failure=false", "detail", e.Detail)
+			c.markSeen(e.ID)
+			return
+		}
+		if c.startFill(ctx, g, log) {
+			c.markSeen(e.ID)
+		}
+		return
 	default:
 		log.Debug("event needs no replacement")
 		c.markSeen(e.ID)
@@ -327,6 +337,49 @@ func (c *Controller) start(ctx context.Context, g *inventory.Group, req replace.
 		delete(c.failedAt, req.InstanceID)
 		log.Info("replaced", "new", res.New, "market", res.Market, "type", res.Type, "az", res.AZ, "volume", res.Volume,
 			"took", res.Finished.Sub(res.Started).Round(time.Second).String())
+	}()
+	return true
+}
+
+// startFill launches a stand-in for a member the group could not launch, one at a time per group.
+func (c *Controller) startFill(ctx context.Context, g *inventory.Group, log *slog.Logger) bool {
+	key := "fill/" + g.Name
+	c.mu.Lock()
+	if c.quiesced || c.inflight[key] {
+		c.mu.Unlock()
+		return c.inflight[key]
+	}
+	c.inflight[key] = true
+	c.stats.Replacements++
+	c.mu.Unlock()
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer func() {
+			c.mu.Lock()
+			delete(c.inflight, key)
+			c.mu.Unlock()
+		}()
+		select {
+		case c.sem <- struct{}{}:
+		case <-c.Workflow.Stop:
+			return
+		}
+		defer func() { <-c.sem }()
+		log.Info("the group could not launch: filling in with a stand-in")
+		res, err := c.Workflow.Fill(ctx, g)
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		switch {
+		case err != nil:
+			c.stats.Failed++
+			log.Warn("stand-in failed", "error", err)
+		case res == nil:
+			log.Info("the group is no longer short")
+		default:
+			c.stats.Succeeded++
+			log.Info("stand-in joined", "new", res.New, "market", res.Market, "type", res.Type, "az", res.AZ)
+		}
 	}()
 	return true
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/spotmax/spotmax/pkg/controller"
 	"github.com/spotmax/spotmax/pkg/eventsetup"
 	"github.com/spotmax/spotmax/pkg/groupconfig"
+	"github.com/spotmax/spotmax/pkg/metrics"
 	"github.com/spotmax/spotmax/pkg/sim"
 	"github.com/spotmax/spotmax/pkg/sim/simtest"
 )
@@ -155,4 +156,49 @@ func volumesHome(r *sim.Region, markers map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// TestControllerFillsScalingFailure: the group scales out while spot capacity of its type is
+// gone; its launch fails, the event arrives through EventBridge → SQS, and spotmax fills the gap
+// with an on-demand stand-in without leaving the group over its size.
+func TestControllerFillsScalingFailure(t *testing.T) {
+	e := newEnv(t, 1000)
+	r := e.Region()
+	e.CreateGroup(t, simtest.GroupSpec{Name: "web", Spot: true, DataDevice: "/dev/sdf", Desired: 1, Max: 2, Tags: tags("web", nil)})
+	rec := &recorder{}
+	c := e.controller(rec)
+	setup, err := (&eventsetup.Setup{SQS: sqs.NewFromConfig(e.Config), Events: eventbridge.NewFromConfig(e.Config)}).Ensure(context.Background(), eventsetup.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Sources = []controller.Source{&controller.SQSSource{Client: sqs.NewFromConfig(e.Config), QueueURL: setup.QueueURL,
+		Filter: c.ManagedInstances, MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond}}
+	for _, az := range r.AZs() {
+		r.SetCapacity(sim.PoolKey{InstanceType: "m5.large", AZ: az.Name, Market: sim.MarketSpot}, 0)
+	}
+	if err := r.SetGroupDesired("web", 2); err != nil {
+		t.Fatal(err)
+	}
+	runUntil(t, c, 20*time.Second, func() bool {
+		g, _ := r.Group("web")
+		od := 0
+		for _, m := range g.Members {
+			if in, _ := r.Instance(m.InstanceID); in.Market == sim.MarketOnDemand && m.LifecycleState == "InService" {
+				od++
+			}
+		}
+		return od == 1 && len(g.Members) == 2 && c.Idle()
+	})
+	g, _ := r.Group("web")
+	if g.Desired != 2 || g.Max != 2 {
+		t.Errorf("desired/max = %d/%d, want 2/2", g.Desired, g.Max)
+	}
+	if rec.count(metrics.OnDemandFallback) != 1 {
+		t.Errorf("OnDemandFallback = %d, want 1", rec.count(metrics.OnDemandFallback))
+	}
+	// The group no longer tries to launch: let a few of its checks pass and count its members.
+	r.Advance(time.Minute)
+	if g, _ := r.Group("web"); len(g.Members) != 2 {
+		t.Errorf("group has %d members after settling, want 2", len(g.Members))
+	}
 }

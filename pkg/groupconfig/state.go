@@ -39,6 +39,9 @@ const (
 	StateOptions = StatePrefix + "options"
 	// StateReplaces on a replacement names the instance it replaces; set at launch.
 	StateReplaces = StatePrefix + "replaces"
+	// StateFill on an instance names the group it was launched to fill when the group's own launch
+	// failed (spotmax:is_to_handle_scaling_failure); it is removed once the instance is a member.
+	StateFill = StatePrefix + "fill"
 	// StateRetiring on an instance marks a proactive retirement: the agent releases its data
 	// volume and deregisters it as it would on an interruption notice.
 	StateRetiring = StatePrefix + "retiring"

@@ -257,12 +257,12 @@ func (b builder) controller() []Statement {
 			Why: "Journal a data volume's move on the volume itself (" + groupconfig.StateMovingFrom + ", " + groupconfig.StateMovingTo +
 				"). Only the progress keys " + progressTagKeys + "."},
 		{Sid: "ManageGroupCapacity", Effect: "Allow",
-			Action: []string{"autoscaling:AttachInstances", "autoscaling:DetachInstances",
+			Action: []string{"autoscaling:AttachInstances", "autoscaling:DetachInstances", "autoscaling:SetDesiredCapacity",
 				"autoscaling:TerminateInstanceInAutoScalingGroup", "autoscaling:UpdateAutoScalingGroup"},
 			Resource:  []string{b.asgARN()},
 			Condition: b.groupTag("autoscaling:ResourceTag/" + groupconfig.TagGroup),
 			Why: "Attach the replacement (raising MaxSize by one when the group is full, and restoring it), detach the " +
-				"old instance, restore the desired capacity, and terminate the member a group launched on its own for an " +
+				"old instance, restore the desired capacity (also after a stand-in joins for a launch the group could not make), and terminate the member a group launched on its own for an " +
 				"old instance that left before it could be detached. Only groups tagged " + groupconfig.TagGroup + "."},
 		{Sid: "TagGroups", Effect: "Allow", Action: []string{"autoscaling:CreateOrUpdateTags", "autoscaling:DeleteTags"},
 			Resource: []string{b.asgARN()}, Condition: tagKeysOnly(allSpotmaxTags),

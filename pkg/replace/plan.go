@@ -199,6 +199,12 @@ func (w *Workflow) templateType(ctx context.Context, id, name, version string) (
 // runInstance launches one replacement for option opt. The client token makes a retried or
 // resumed launch of the same option return the same instance.
 func (w *Workflow) runInstance(ctx context.Context, r *run, opt Option, token string) (string, error) {
+	return w.runInstanceTagged(ctx, r, opt, token, groupconfig.StateReplaces, r.req.InstanceID)
+}
+
+// runInstanceTagged launches one instance of the group for option opt, tagged at launch with
+// linkKey=linkValue so that a resumed workflow finds it.
+func (w *Workflow) runInstanceTagged(ctx context.Context, r *run, opt Option, token, linkKey, linkValue string) (string, error) {
 	tmpl := r.g.Template
 	data, err := w.templateData(ctx, tmpl.ID, tmpl.Name, tmpl.Version)
 	if err != nil {
@@ -245,7 +251,7 @@ func (w *Workflow) runInstance(ctx context.Context, r *run, opt Option, token st
 	}
 	tags := []ec2types.Tag{
 		{Key: aws.String(groupconfig.TagGroup), Value: aws.String(r.cfg.Group)},
-		{Key: aws.String(groupconfig.StateReplaces), Value: aws.String(r.req.InstanceID)},
+		{Key: aws.String(linkKey), Value: aws.String(linkValue)},
 	}
 	for _, t := range r.g.Tags {
 		if t.PropagateAtLaunch && t.Key != groupconfig.TagGroup && !hasPrefix(t.Key, "aws:") {

@@ -439,3 +439,36 @@ func (r *recorder) names() string {
 	}
 	return strings.Join(out, ",")
 }
+
+func TestFillStandsInForAFailedLaunch(t *testing.T) {
+	f := newFixture(t, fixtureOpts{desired: 1, max: 2, noVolume: true, tags: map[string]string{"spotmax:alt1": "m5a.large"}})
+	r := f.env.Region()
+	w := f.workflow()
+	if res, err := w.Fill(context.Background(), f.inventory(t)); err != nil || res != nil {
+		t.Fatalf("Fill of a full group = %+v, %v; want nothing to do", res, err)
+	}
+	for _, az := range r.AZs() {
+		r.SetCapacity(sim.PoolKey{InstanceType: "m5.large", AZ: az.Name, Market: sim.MarketSpot}, 0)
+	}
+	if err := r.SetGroupDesired("web", 2); err != nil {
+		t.Fatal(err)
+	}
+	res, err := w.Fill(context.Background(), f.inventory(t))
+	if err != nil || res == nil {
+		t.Fatalf("Fill: %+v, %v", res, err)
+	}
+	if res.Market != replace.MarketSpot || res.Type != "m5a.large" {
+		t.Errorf("stand-in %s %s, want spot m5a.large (the alternative type)", res.Market, res.Type)
+	}
+	f.desired = 2
+	r.Advance(time.Minute)
+	g, _ := r.Group("web")
+	if len(g.Members) != 2 || g.Desired != 2 || g.Max != 2 {
+		t.Errorf("group after fill: %d members, desired %d, max %d; want 2/2/2", len(g.Members), g.Desired, g.Max)
+	}
+	in, _ := r.Instance(res.New)
+	if in.Tags[groupconfig.StateFill] != "" {
+		t.Errorf("stand-in still tagged %s", groupconfig.StateFill)
+	}
+	f.checkInvariants(t)
+}

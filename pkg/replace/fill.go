@@ -1,0 +1,177 @@
+package replace
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/spotmax/spotmax/pkg/awsapi"
+	"github.com/spotmax/spotmax/pkg/groupconfig"
+	"github.com/spotmax/spotmax/pkg/inventory"
+	"github.com/spotmax/spotmax/pkg/metrics"
+)
+
+// Fill launches a stand-in for a member the group itself could not launch (its launch failed,
+// typically for lack of spot capacity of its own type): the alternative types on spot, then
+// on-demand, the same options a replacement has after its first. The stand-in joins the group and
+// the desired capacity is set back, so the group stops retrying its own launch; a later reconcile
+// swaps the stand-in back to spot. It is a no-op when the group is not short.
+//
+// Crash safety: the stand-in is tagged spotmax:state:fill at launch with the group's name; a fill
+// resumed after a crash adopts it instead of launching another.
+func (w *Workflow) Fill(ctx context.Context, g *inventory.Group) (*Result, error) {
+	if g.Config == nil || !g.Managed() {
+		return nil, &RefusedError{Instance: "(new)", Group: g.Name, Why: "not a managed spotmax group"}
+	}
+	asg, err := w.describeGroup(ctx, g.Name)
+	if err != nil {
+		return nil, err
+	}
+	desired := aws.ToInt32(asg.DesiredCapacity)
+	live := 0
+	for _, m := range asg.Instances {
+		switch m.LifecycleState {
+		case astypes.LifecycleStatePending, astypes.LifecycleStatePendingWait, astypes.LifecycleStatePendingProceed, astypes.LifecycleStateInService:
+			live++
+		}
+	}
+	res := &Result{Group: g.Name, Reason: "fill", Started: w.clock().Now(), Attempts: []Attempt{}, Warnings: []string{}}
+	id, err := w.findFill(ctx, g.Name)
+	if err != nil {
+		return nil, err
+	}
+	if id == "" {
+		if int(desired) <= live {
+			return nil, nil // not short (any more)
+		}
+		id, err = w.launchFill(ctx, g, res)
+		if err != nil {
+			return res, err
+		}
+	}
+	res.New = id
+	inst, err := w.waitInstance(ctx, id, w.timeouts().Running, func(st string) (bool, error) {
+		switch st {
+		case "running":
+			return true, nil
+		case "pending":
+			return false, nil
+		}
+		return false, fmt.Errorf("stand-in %s is %s", id, st)
+	})
+	if err != nil {
+		_ = w.terminate(context.WithoutCancel(ctx), id)
+		return res, fmt.Errorf("waiting for stand-in %s to run: %w", id, err)
+	}
+	r := &run{w: w, g: g, cfg: g.Config, res: res}
+	r.recordNew(inst)
+	if err := w.joinKeepingDesired(ctx, g.Name, id); err != nil {
+		return res, err
+	}
+	if err := w.untagResource(ctx, id, groupconfig.StateFill); err != nil {
+		return res, err
+	}
+	res.Finished = w.clock().Now()
+	if w.Metrics != nil && res.Market == MarketOnDemand {
+		w.Metrics.Record(ctx, metrics.Event{Name: metrics.OnDemandFallback, Group: g.Name, Instance: id, Time: res.Finished,
+			Fields: map[string]string{"reason": "scaling-failure", "type": res.Type}})
+	}
+	return res, nil
+}
+
+// findFill returns a live stand-in launched for the group before a crash, if any.
+func (w *Workflow) findFill(ctx context.Context, group string) (string, error) {
+	var out *ec2.DescribeInstancesOutput
+	err := w.call(ctx, func(ctx context.Context) (err error) {
+		out, err = w.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{
+			{Name: aws.String("tag:" + groupconfig.StateFill), Values: []string{group}},
+			{Name: aws.String("instance-state-name"), Values: []string{"pending", "running"}},
+		}})
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("looking for a stand-in of group %s: %w", group, err)
+	}
+	for _, r := range out.Reservations {
+		for _, in := range r.Instances {
+			return aws.ToString(in.InstanceId), nil
+		}
+	}
+	return "", nil
+}
+
+// launchFill tries the alternative types on spot, then on-demand, in the group's AZs with the
+// fewest members first.
+func (w *Workflow) launchFill(ctx context.Context, g *inventory.Group, res *Result) (string, error) {
+	subnets, err := w.subnets(ctx, g.Subnets, g.AZs)
+	if err != nil {
+		return "", err
+	}
+	r := &run{w: w, g: g, cfg: g.Config, req: Request{Reason: ReasonManual}, plan: &Plan{}, journal: map[string]string{}}
+	azs := r.azOrder(subnets, "")
+	ownType, err := w.templateType(ctx, g.Template.ID, g.Template.Name, g.Template.Version)
+	if err != nil {
+		return "", err
+	}
+	// The group's own type on spot is what just failed; the rest of the order is a replacement's.
+	markets := r.markets(ownType)[1:]
+	token := fmt.Sprintf("fill-%s-%d", g.Name, w.clock().Now().Unix()/60)
+	var tried []string
+	i := 0
+	for _, tm := range markets {
+		for _, az := range azs {
+			opt := Option{InstanceType: tm[0], Market: tm[1], SubnetID: subnets[az], AZ: az}
+			id, err := w.runInstanceTagged(ctx, r, opt, fmt.Sprintf("%s-%d", token, i), groupconfig.StateFill, g.Name)
+			i++
+			if err == nil {
+				res.Attempts = append(res.Attempts, Attempt{Option: opt})
+				return id, nil
+			}
+			res.Attempts = append(res.Attempts, Attempt{Option: opt, Error: err.Error()})
+			if !awsapi.IsCapacity(err) {
+				return "", fmt.Errorf("launching a stand-in %s for group %s: %w", opt, g.Name, err)
+			}
+			tried = append(tried, fmt.Sprintf("%s (%s)", opt, awsapi.Code(err)))
+		}
+	}
+	return "", fmt.Errorf("%w for a stand-in in group %s: tried %s", ErrNoCapacity, g.Name, strings.Join(tried, ", "))
+}
+
+// joinKeepingDesired attaches the stand-in and sets the desired capacity back to what it was, so
+// that the group stops retrying the launch the stand-in replaces.
+func (w *Workflow) joinKeepingDesired(ctx context.Context, group, id string) error {
+	g, err := w.describeGroup(ctx, group)
+	if err != nil {
+		return err
+	}
+	if _, member := memberState(g, id); member {
+		return nil
+	}
+	before := aws.ToInt32(g.DesiredCapacity)
+	if err := w.attachToGroup(ctx, group, id); err != nil {
+		return err
+	}
+	err = w.call(ctx, func(ctx context.Context) error {
+		_, err := w.ASG.SetDesiredCapacity(ctx, &autoscaling.SetDesiredCapacityInput{AutoScalingGroupName: aws.String(group),
+			DesiredCapacity: aws.Int32(before), HonorCooldown: aws.Bool(false)})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("setting the desired capacity of group %s back to %d: %w", group, before, err)
+	}
+	if err := w.waitMember(ctx, group, id, w.timeouts().InService, func(st string, present bool) (bool, error) {
+		if !present {
+			return false, fmt.Errorf("stand-in %s left group %s", id, group)
+		}
+		return st == string(astypes.LifecycleStateInService), nil
+	}); err != nil {
+		return err
+	}
+	return w.RestoreMaxSize(ctx, group)
+}
