@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"github.com/spotmax/spotmax/pkg/metrics"
 	"strings"
 	"testing"
 
@@ -37,8 +38,8 @@ func TestDashboardDryRunPrintsTheBody(t *testing.T) {
 		t.Fatalf("want a text widget and 3 metric widgets, got %+v", d.Widgets)
 	}
 	events := d.Widgets[1].Properties
-	if events.Stat != "Sum" || events.Region != "us-east-1" || len(events.Metrics) != 13 {
-		t.Errorf("events widget: stat %s, region %s, %d metrics; want Sum, us-east-1, 13", events.Stat, events.Region, len(events.Metrics))
+	if n := len(metrics.Defs()); events.Stat != "Sum" || events.Region != "us-east-1" || len(events.Metrics) != n {
+		t.Errorf("events widget: stat %s, region %s, %d metrics; want Sum, us-east-1, one per event (%d)", events.Stat, events.Region, len(events.Metrics), n)
 	}
 	if got := strings.Join(events.Metrics[0], " "); got != "SpotMax InterruptionReceived AutoScalingGroupName web" {
 		t.Errorf("first metric %q", got)

@@ -353,3 +353,31 @@ func TestControllerRebalancePolicy(t *testing.T) {
 		}
 	}
 }
+
+func TestControllerReportsOrphanedDataVolume(t *testing.T) {
+	e := newEnv(t, 1000)
+	ids := e.CreateGroup(t, simtest.GroupSpec{Name: "web", Spot: true, DataDevice: "/dev/sdf", Desired: 2, Max: 2, Tags: tags("web", nil)})
+	rec := &recorder{}
+	c := e.controller(rec)
+	if _, err := c.Reconcile(context.Background()); err != nil { // first sight: DeleteOnTermination off, volumes marked
+		t.Fatal(err)
+	}
+	// The instance is lost without spotmax hearing of it; the group replaces it on its own.
+	if _, err := e.ec2.TerminateInstances(context.Background(), &ec2.TerminateInstancesInput{InstanceIds: ids[:1]}); err != nil {
+		t.Fatal(err)
+	}
+	e.Region().Advance(2 * time.Minute)
+	for i := 0; i < 3; i++ {
+		if _, err := c.Reconcile(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := rec.count(metrics.DataVolumeOrphaned); got != 1 {
+		t.Errorf("DataVolumeOrphaned = %d, want 1 (reported once)", got)
+	}
+	for _, d := range e.Region().DeletedVolumes() {
+		if d.Device == "/dev/sdf" {
+			t.Errorf("data volume %s was deleted", d.VolumeID)
+		}
+	}
+}

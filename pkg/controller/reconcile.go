@@ -20,8 +20,9 @@ import (
 // Reconcile reads every spotmax group of the region in O(pages) API calls and returns the events
 // that are due: journaled replacements to resume, notices relayed by agents, instances past
 // their guaranteed lifetime, and stand-ins old enough to go back to spot. On the way it turns
-// DeleteOnTermination off for data volumes, restores MaxSize left raised, reports invalid
-// configurations and publishes the per-group gauges.
+// DeleteOnTermination off for data volumes (and marks them as the group's), restores MaxSize
+// left raised, reports invalid configurations and orphaned data volumes, and publishes the
+// per-group gauges.
 func (c *Controller) Reconcile(ctx context.Context) ([]Event, error) {
 	if c.inflight == nil {
 		c.init()
@@ -66,6 +67,24 @@ func (c *Controller) Reconcile(ctx context.Context) ([]Event, error) {
 		}
 		c.Metrics.Gauge(ctx, g.Name, counts(g))
 		events = append(events, dueEvents(g, now)...)
+	}
+	if orphans, err := c.Workflow.OrphanedVolumes(ctx); err != nil {
+		c.Log.Error("looking for orphaned data volumes", "error", err)
+	} else {
+		for _, o := range orphans {
+			if g := byName[o.Group]; g == nil || !g.Managed() {
+				continue
+			}
+			c.Log.Warn("data volume attached to nothing: it was kept, but needs re-homing by an operator", "group", o.Group,
+				"volume", o.VolumeID, "az", o.AZ)
+			c.mu.Lock()
+			first := c.seen.add("orphan/" + o.VolumeID)
+			c.mu.Unlock()
+			if first {
+				c.Metrics.Record(ctx, metrics.Event{Name: metrics.DataVolumeOrphaned, Group: o.Group, Time: now,
+					Fields: map[string]string{"volume": o.VolumeID, "az": o.AZ}})
+			}
+		}
 	}
 	for _, j := range journals {
 		if j.Group == "" {

@@ -29,6 +29,7 @@ const (
 	ConsulDeregistered   Name = "ConsulDeregistered"
 	LifetimeRotation     Name = "LifetimeRotation"
 	InvalidConfiguration Name = "InvalidConfiguration"
+	DataVolumeOrphaned   Name = "DataVolumeOrphaned"
 )
 
 // Namespace is the CloudWatch namespace of every spotmax metric.
@@ -76,6 +77,7 @@ var defs = []Def{
 	{ConsulDeregistered, true, "an instance's services were deregistered from Consul; duration of the deregistration"},
 	{LifetimeRotation, false, "an instance reached its guaranteed lifetime and is being rotated"},
 	{InvalidConfiguration, false, "a group's spotmax tags did not validate; the group is left alone"},
+	{DataVolumeOrphaned, false, "a group's data volume is attached to no instance outside a replacement (kept, never deleted); an operator should re-home it"},
 }
 
 var defByName = func() map[Name]Def {

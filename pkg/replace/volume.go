@@ -108,7 +108,7 @@ func (w *Workflow) EnsureKeepVolumes(ctx context.Context, g *inventory.Group) ([
 	if g.Config == nil || g.Config.PersistenceDev == "" {
 		return nil, nil
 	}
-	var changed []string
+	var changed, volumes []string
 	for _, m := range g.Members {
 		v, ok := m.VolumeAt(g.Config.PersistenceDev)
 		if !ok || !v.DeleteOnTermination {
@@ -118,8 +118,63 @@ func (w *Workflow) EnsureKeepVolumes(ctx context.Context, g *inventory.Group) ([
 			return changed, err
 		}
 		changed = append(changed, m.ID)
+		volumes = append(volumes, v.ID)
+	}
+	if len(volumes) > 0 {
+		// Mark them as the group's data volumes, in one call: a data volume that ends up attached
+		// to nothing can then be found and reported.
+		err := w.call(ctx, func(ctx context.Context) error {
+			_, err := w.EC2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: volumes,
+				Tags: []ec2types.Tag{{Key: aws.String(groupconfig.TagGroup), Value: aws.String(g.Name)}}})
+			return err
+		})
+		if err != nil {
+			return changed, fmt.Errorf("tagging %d data volume(s) of group %s: %w", len(volumes), g.Name, err)
+		}
 	}
 	return changed, nil
+}
+
+// OrphanedVolume is a group's data volume attached to no instance and not part of a replacement
+// in progress.
+type OrphanedVolume struct {
+	VolumeID string
+	Group    string
+	AZ       string
+}
+
+// OrphanedVolumes lists, in paged DescribeVolumes calls, the available volumes that carry the
+// spotmax:group tag of a data volume and no replacement journal: what is left when an instance
+// was lost without spotmax hearing of it (the volume survived because DeleteOnTermination was
+// off, but nothing re-homed it).
+func (w *Workflow) OrphanedVolumes(ctx context.Context) ([]OrphanedVolume, error) {
+	in := &ec2.DescribeVolumesInput{MaxResults: aws.Int32(500), Filters: []ec2types.Filter{
+		{Name: aws.String("tag-key"), Values: []string{groupconfig.TagGroup}},
+		{Name: aws.String("status"), Values: []string{"available"}},
+	}}
+	var out []OrphanedVolume
+	p := ec2.NewDescribeVolumesPaginator(w.EC2, in)
+	for p.HasMorePages() {
+		var page *ec2.DescribeVolumesOutput
+		err := w.call(ctx, func(ctx context.Context) (err error) {
+			page, err = p.NextPage(ctx)
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("listing orphaned data volumes: %w", err)
+		}
+		for _, v := range page.Volumes {
+			tags := map[string]string{}
+			for _, t := range v.Tags {
+				tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
+			}
+			if tags[groupconfig.StateMovingFrom] != "" {
+				continue // a replacement is moving it
+			}
+			out = append(out, OrphanedVolume{VolumeID: aws.ToString(v.VolumeId), Group: tags[groupconfig.TagGroup], AZ: aws.ToString(v.AvailabilityZone)})
+		}
+	}
+	return out, nil
 }
 
 func volumeAttachment(v ec2types.Volume) *ec2types.VolumeAttachment {

@@ -497,6 +497,11 @@ func (r *run) join(ctx context.Context) error {
 		}
 	}
 	if err := w.attachToGroup(ctx, r.g.Name, r.newID); err != nil {
+		if r.volumeFirst() {
+			// The data already lives on the replacement and the interrupted instance is going:
+			// rolling back would orphan the volume. Keep the journal; a resume tries again.
+			return err
+		}
 		return r.abort(ctx, err)
 	}
 	if err := w.waitMember(ctx, r.g.Name, r.newID, w.timeouts().InService, func(state string, present bool) (bool, error) {
@@ -505,6 +510,9 @@ func (r *run) join(ctx context.Context) error {
 		}
 		return state == "InService", nil
 	}); err != nil {
+		if r.volumeFirst() {
+			return err
+		}
 		return r.abort(ctx, err)
 	}
 	return nil
