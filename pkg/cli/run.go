@@ -6,14 +6,19 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	consul "github.com/hashicorp/consul/api"
 	"github.com/spf13/cobra"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/spotmax/spotmax/pkg/controller"
-	"github.com/spotmax/spotmax/pkg/inventory"
+	"github.com/spotmax/spotmax/pkg/kube"
 	"github.com/spotmax/spotmax/pkg/metrics"
 )
 
@@ -29,6 +34,10 @@ type RunOptions struct {
 	LeaderElect string
 	ConsulAddr  string
 	LeaderKey   string
+	// Kubeconfig, LeaseNamespace and LeaseName locate the Lease of --leader-elect kubernetes.
+	Kubeconfig     string
+	LeaseNamespace string
+	LeaseName      string
 }
 
 func newRunCmd(f *Factory) *cobra.Command {
@@ -45,16 +54,26 @@ notices agents relay. With --queue-url it also consumes EventBridge events from 
 --metrics-addr, on a Prometheus /metrics endpoint.
 
 SIGTERM stops it gracefully: replacements finish the step in flight and keep their journals,
-so the next 'spotmax run' resumes them.`,
+so the next 'spotmax run' resumes them.
+
+High availability: run 'spotmax run' on two hosts with --leader-elect and only the leader
+acts; a follower takes over when the leader stops or loses its lock, and resumes its journals.
+  --leader-elect consul      a Consul lock on the KV key --leader-key
+  --leader-elect kubernetes  a Lease --lease-namespace/--lease-name (client-go leader
+                             election); the identity needs get, create and update on
+                             leases.coordination.k8s.io in that namespace. The kubeconfig is
+                             --kubeconfig, else KUBECONFIG, else the in-cluster service account
+                             when running in a pod, else ~/.kube/config.`,
+		Example: `  spotmax run --queue-url https://sqs.us-east-1.amazonaws.com/123456789012/spotmax-events
+  spotmax run --leader-elect consul --consul-addr 10.0.0.5:8500
+  spotmax run --leader-elect kubernetes --kubeconfig /data/spotmax/k8sconfig --lease-namespace kube-system`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if opts.Interval < time.Second {
 				return flagErrorf("--interval must be at least 1s")
 			}
-			switch opts.LeaderElect {
-			case "none", "consul":
-			default:
-				return flagErrorf("invalid --leader-elect %q: want none or consul", opts.LeaderElect)
+			if err := validateLeaderFlags(cmd, opts); err != nil {
+				return err
 			}
 			return runRun(cmd.Context(), f, opts)
 		},
@@ -66,9 +85,12 @@ so the next 'spotmax run' resumes them.`,
 	fl.StringVar(&opts.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address, e.g. 127.0.0.1:9108")
 	fl.BoolVar(&opts.NoMetrics, "no-cloudwatch", false, "do not publish metrics to CloudWatch")
 	fl.BoolVar(&opts.Once, "once", false, "reconcile once, wait for the replacements it started, and exit")
-	fl.StringVar(&opts.LeaderElect, "leader-elect", "none", "high availability: none (run one controller per region) or consul (a Consul lock)")
+	fl.StringVar(&opts.LeaderElect, "leader-elect", "none", "high availability: none (run one controller per region), consul (a Consul lock) or kubernetes (a Kubernetes Lease)")
 	fl.StringVar(&opts.ConsulAddr, "consul-addr", "", "Consul HTTP address for --leader-elect consul (default CONSUL_HTTP_ADDR or 127.0.0.1:8500; CONSUL_HTTP_TOKEN is used)")
-	fl.StringVar(&opts.LeaderKey, "leader-key", "", "Consul KV key of the lock (default spotmax/leader/<region>)")
+	fl.StringVar(&opts.LeaderKey, "leader-key", "", "Consul KV key of the lock for --leader-elect consul (default spotmax/leader/<region>)")
+	fl.StringVar(&opts.Kubeconfig, "kubeconfig", "", "kubeconfig for --leader-elect kubernetes (default KUBECONFIG, the in-cluster service account, ~/.kube/config)")
+	fl.StringVar(&opts.LeaseNamespace, "lease-namespace", metav1.NamespaceDefault, "namespace of the Lease for --leader-elect kubernetes")
+	fl.StringVar(&opts.LeaseName, "lease-name", "", "name of the Lease for --leader-elect kubernetes (default spotmax-<region>)")
 	return cmd
 }
 
@@ -77,11 +99,7 @@ func runRun(ctx context.Context, f *Factory, o *RunOptions) error {
 	if err != nil {
 		return err
 	}
-	ec2c, err := f.EC2(ctx)
-	if err != nil {
-		return err
-	}
-	asg, err := f.AutoScaling(ctx)
+	lister, err := f.Lister(ctx)
 	if err != nil {
 		return err
 	}
@@ -120,7 +138,7 @@ func runRun(ctx context.Context, f *Factory, o *RunOptions) error {
 		log.Info("serving Prometheus metrics", "addr", ln.Addr().String())
 	}
 	c := &controller.Controller{
-		Lister:      &inventory.Lister{ASG: asg, EC2: ec2c},
+		Lister:      lister,
 		Workflow:    w,
 		Interval:    o.Interval,
 		MaxParallel: o.MaxParallel,
@@ -170,11 +188,102 @@ func runRun(ctx context.Context, f *Factory, o *RunOptions) error {
 		log.Info("spotmax controller stopped", "stats", fmt.Sprintf("%+v", c.Stats()))
 		return err
 	}
-	log.Warn("no leader election: run one 'spotmax run' per region (or --leader-elect consul)")
+	if o.LeaderElect == "kubernetes" {
+		cs, where, err := leaseClient(ctx, f, o)
+		if err != nil {
+			return err
+		}
+		name := o.LeaseName
+		if name == "" {
+			name = "spotmax-" + cfg.Region
+		}
+		log.Info("campaigning for leadership", "kubernetes", where, "lease", o.LeaseNamespace+"/"+name)
+		err = c.RunElected(ctx, &controller.KubeLease{Client: cs, Namespace: o.LeaseNamespace, Name: name, Log: log})
+		log.Info("spotmax controller stopped", "stats", fmt.Sprintf("%+v", c.Stats()))
+		return err
+	}
+	log.Warn("no leader election: run one 'spotmax run' per region (or --leader-elect consul|kubernetes)")
 	err = c.Run(ctx)
 	if errors.Is(err, context.Canceled) {
 		err = nil
 	}
 	log.Info("spotmax controller stopped", "stats", fmt.Sprintf("%+v", c.Stats()))
 	return err
+}
+
+// validateLeaderFlags checks --leader-elect and that the flags of one election mode are not
+// given with another, where they would be silently ignored.
+func validateLeaderFlags(cmd *cobra.Command, o *RunOptions) error {
+	modes := []struct {
+		name  string
+		flags []string
+	}{
+		{"none", nil},
+		{"consul", []string{"consul-addr", "leader-key"}},
+		{"kubernetes", []string{"kubeconfig", "lease-namespace", "lease-name"}},
+	}
+	known := false
+	for _, m := range modes {
+		known = known || m.name == o.LeaderElect
+	}
+	if !known {
+		return flagErrorf("invalid --leader-elect %q: want none, consul or kubernetes", o.LeaderElect)
+	}
+	for _, m := range modes {
+		if m.name == o.LeaderElect {
+			continue
+		}
+		for _, n := range m.flags {
+			if cmd.Flags().Changed(n) {
+				return flagErrorf("--%s is for --leader-elect %s, not %s", n, m.name, o.LeaderElect)
+			}
+		}
+	}
+	if o.LeaderElect != "kubernetes" {
+		return nil
+	}
+	if errs := validation.IsDNS1123Label(o.LeaseNamespace); len(errs) > 0 {
+		return flagErrorf("invalid --lease-namespace %q: %s", o.LeaseNamespace, strings.Join(errs, "; "))
+	}
+	if o.LeaseName != "" {
+		if errs := validation.IsDNS1123Subdomain(o.LeaseName); len(errs) > 0 {
+			return flagErrorf("invalid --lease-name %q: %s", o.LeaseName, strings.Join(errs, "; "))
+		}
+	}
+	return nil
+}
+
+// leaseClient connects to the cluster that holds the Lease: --kubeconfig, else KUBECONFIG, else
+// the in-cluster service account when running in a pod, else ~/.kube/config. It returns the
+// clientset and where the configuration came from, for the log.
+func leaseClient(ctx context.Context, f *Factory, o *RunOptions) (kubernetes.Interface, string, error) {
+	var rcfg *rest.Config
+	var where string
+	if o.Kubeconfig == "" && f.Getenv("KUBECONFIG") == "" && f.Getenv("KUBERNETES_SERVICE_HOST") != "" {
+		c, err := rest.InClusterConfig()
+		if err != nil {
+			return nil, "", fmt.Errorf("loading the in-cluster Kubernetes configuration for --leader-elect kubernetes: %w", err)
+		}
+		rcfg, where = c, "in-cluster service account, API server "+c.Host
+	} else {
+		src := kube.ResolveKubeconfig(o.Kubeconfig, nil, f.Getenv)
+		// Connect checks that the server answers, with errors that name the kubeconfig.
+		kc, err := kube.Connect(ctx, src, kube.ConnectOptions{Log: f.Logger()})
+		if err != nil {
+			return nil, "", fmt.Errorf("connecting for --leader-elect kubernetes: %w", err)
+		}
+		if rcfg, err = kube.RESTConfig(src, kube.ConnectOptions{}); err != nil {
+			return nil, "", fmt.Errorf("connecting for --leader-elect kubernetes: %w", err)
+		}
+		where = src.String() + ", API server " + kc.Server
+	}
+	// Like client-go's resourcelock.NewFromKubeconfig: one hung request must not use up the
+	// whole renew deadline (10 s) and cost the leadership.
+	rcfg = rest.CopyConfig(rcfg)
+	rcfg.Timeout = 5 * time.Second
+	cs, err := kubernetes.NewForConfig(rcfg)
+	if err != nil {
+		return nil, "", fmt.Errorf("creating the Kubernetes client for --leader-elect kubernetes (%s): %w", where, err)
+	}
+	return cs, where, nil
 }

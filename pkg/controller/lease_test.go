@@ -1,0 +1,234 @@
+package controller_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/spotmax/spotmax/pkg/controller"
+	"github.com/spotmax/spotmax/pkg/groupconfig"
+	"github.com/spotmax/spotmax/pkg/kube/kubetest"
+	"github.com/spotmax/spotmax/pkg/sim/simtest"
+)
+
+// newLease returns an elector on the Lease default/name with test durations.
+func newLease(cs kubernetes.Interface, name, identity string) *controller.KubeLease {
+	return &controller.KubeLease{Client: cs, Namespace: metav1.NamespaceDefault, Name: name, Identity: identity,
+		LeaseDuration: 2 * time.Second, RenewDeadline: time.Second, RetryPeriod: 200 * time.Millisecond}
+}
+
+// holder reads the Lease's holderIdentity ("" when released or absent).
+func holder(t *testing.T, cs kubernetes.Interface, name string) string {
+	t.Helper()
+	l, err := cs.CoordinationV1().Leases(metav1.NamespaceDefault).Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("reading Lease %s: %v", name, err)
+	}
+	if l.Spec.HolderIdentity == nil {
+		return ""
+	}
+	return *l.Spec.HolderIdentity
+}
+
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestKubeLease runs KubeLease electors against a real kube-apiserver (one for the subtests).
+func TestKubeLease(t *testing.T) {
+	srv := kubetest.Start(t)
+
+	// Two controllers on one region elect their leader with one Lease: only the leader
+	// reconciles and replaces; when it stops, the other takes over.
+	t.Run("TwoControllersOneLeader", func(t *testing.T) {
+		e := newEnv(t, 1000)
+		e.CreateGroup(t, simtest.GroupSpec{Name: "web", Spot: true, DataDevice: "/dev/sdf", Desired: 2, Max: 2,
+			Tags: tags("web", map[string]string{groupconfig.TagGuaranteeLivingMins: "20", groupconfig.TagBufferMins: "1"})})
+		name := kubetest.Unique("spotmax-test")
+
+		a, b := e.controller(&recorder{}), e.controller(&recorder{})
+		ctxA, stopA := context.WithCancel(context.Background())
+		ctxB, stopB := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		defer func() {
+			stopA()
+			stopB()
+			wg.Wait()
+		}()
+		wg.Add(2)
+		go func() { defer wg.Done(); _ = a.RunElected(ctxA, newLease(srv.Client, name, "a")) }()
+		waitFor(t, "a to hold the Lease", 20*time.Second, func() bool { return a.Stats().Reconciles > 0 })
+		go func() { defer wg.Done(); _ = b.RunElected(ctxB, newLease(srv.Client, name, "b")) }()
+
+		waitFor(t, "the leader to replace both instances", 20*time.Second, func() bool { return a.Stats().Succeeded >= 2 })
+		if st := b.Stats(); st.Reconciles != 0 || st.Replacements != 0 {
+			t.Errorf("the follower acted while the leader held the Lease: %+v", st)
+		}
+		if got := holder(t, srv.Client, name); got != "a" {
+			t.Errorf("Lease holder while a leads = %q, want a", got)
+		}
+		stopA()
+		stoppedAt := time.Now()
+		waitFor(t, "b to take over", 20*time.Second, func() bool { return b.Stats().Reconciles > 0 })
+		t.Logf("b took over %s after a was told to stop (lease duration 2s)", time.Since(stoppedAt).Round(time.Millisecond))
+		if got := holder(t, srv.Client, name); got != "b" {
+			t.Errorf("Lease holder after takeover = %q, want b", got)
+		}
+		aStats := a.Stats()
+		time.Sleep(200 * time.Millisecond)
+		if st := a.Stats(); st.Reconciles != aStats.Reconciles {
+			t.Errorf("a kept reconciling after it stopped: %+v then %+v", aStats, st)
+		}
+	})
+
+	// On shutdown the leader keeps the Lease while lead finishes its step in flight, and
+	// releases it afterwards; the follower never leads before that.
+	t.Run("ReleasedOnlyAfterLeadReturns", func(t *testing.T) {
+		name := kubetest.Unique("spotmax-test")
+		var aLeading, bLeading atomic.Bool
+		finishA := make(chan struct{})
+		ctxA, stopA := context.WithCancel(context.Background())
+		ctxB, stopB := context.WithCancel(context.Background())
+		defer stopB()
+		doneA, doneB := make(chan error, 1), make(chan error, 1)
+		go func() {
+			doneA <- newLease(srv.Client, name, "a").Run(ctxA, func(ctx context.Context) {
+				aLeading.Store(true)
+				<-ctx.Done()
+				<-finishA // the step in flight
+				aLeading.Store(false)
+			})
+		}()
+		waitFor(t, "a to lead", 20*time.Second, aLeading.Load)
+		go func() {
+			doneB <- newLease(srv.Client, name, "b").Run(ctxB, func(ctx context.Context) {
+				bLeading.Store(true)
+				<-ctx.Done()
+			})
+		}()
+		stopA()
+		// Longer than LeaseDuration: without renewals b would have taken the Lease by now.
+		time.Sleep(3 * time.Second)
+		if bLeading.Load() {
+			t.Errorf("b leads while a is still finishing its work")
+		}
+		if got := holder(t, srv.Client, name); got != "a" {
+			t.Errorf("Lease holder while a finishes = %q, want a", got)
+		}
+		close(finishA)
+		select {
+		case err := <-doneA:
+			if err != nil {
+				t.Errorf("a's Run: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("a's Run did not return after its lead did")
+		}
+		waitFor(t, "b to lead", 20*time.Second, bLeading.Load)
+		stopB()
+		select {
+		case err := <-doneB:
+			if err != nil {
+				t.Errorf("b's Run: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("b's Run did not return")
+		}
+		if got := holder(t, srv.Client, name); got != "" {
+			t.Errorf("Lease holder after b stopped = %q, want it released", got)
+		}
+	})
+
+	// A leader whose Lease is taken stops leading, and campaigns again until it leads once
+	// more; lead never runs twice at once.
+	t.Run("CampaignsAgainAfterLosingLease", func(t *testing.T) {
+		name := kubetest.Unique("spotmax-test")
+		var terms, active atomic.Int32
+		var overlap atomic.Bool
+		ctx, stop := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			done <- newLease(srv.Client, name, "a").Run(ctx, func(ctx context.Context) {
+				if active.Add(1) > 1 {
+					overlap.Store(true)
+				}
+				terms.Add(1)
+				<-ctx.Done()
+				active.Add(-1)
+			})
+		}()
+		defer func() {
+			stop()
+			select {
+			case <-done:
+			case <-time.After(20 * time.Second):
+				t.Error("Run did not return")
+			}
+		}()
+		waitFor(t, "a to lead", 20*time.Second, func() bool { return terms.Load() == 1 })
+
+		// Another holder takes the Lease, as an operator or a partition might cause.
+		leases := srv.Client.CoordinationV1().Leases(metav1.NamespaceDefault)
+		l, err := leases.Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		intruder, secs, now := "intruder", int32(2), metav1.NewMicroTime(time.Now())
+		l.Spec.HolderIdentity, l.Spec.LeaseDurationSeconds, l.Spec.RenewTime = &intruder, &secs, &now
+		if _, err := leases.Update(context.Background(), l, metav1.UpdateOptions{}); err != nil {
+			t.Fatalf("taking the Lease: %v", err)
+		}
+		waitFor(t, "a to stop leading", 20*time.Second, func() bool { return active.Load() == 0 })
+		// The intruder never renews: a takes the Lease back once it expires.
+		waitFor(t, "a to lead again", 20*time.Second, func() bool { return terms.Load() == 2 && active.Load() == 1 })
+		if got := holder(t, srv.Client, name); got != "a" {
+			t.Errorf("Lease holder after a campaigned again = %q, want a", got)
+		}
+		if overlap.Load() {
+			t.Error("lead ran twice at once")
+		}
+	})
+}
+
+// TestKubeLeaseConfigErrors checks that a misconfigured elector says what is wrong before it
+// contacts the API server.
+func TestKubeLeaseConfigErrors(t *testing.T) {
+	cs := fake.NewClientset()
+	for _, tc := range []struct {
+		name string
+		l    controller.KubeLease
+		want string
+	}{
+		{"no client", controller.KubeLease{Namespace: "default", Name: "spotmax-x"}, "no Kubernetes client"},
+		{"no name", controller.KubeLease{Client: cs, Namespace: "default"}, `name ""`},
+		{"renew deadline not below lease duration", controller.KubeLease{Client: cs, Namespace: "ops", Name: "spotmax-x",
+			LeaseDuration: 5 * time.Second, RenewDeadline: 5 * time.Second}, "Lease ops/spotmax-x (lease duration 5s, renew deadline 5s"},
+		{"retry period too long", controller.KubeLease{Client: cs, Namespace: "ops", Name: "spotmax-x",
+			RetryPeriod: 9 * time.Second}, "retry period 9s"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			called := false
+			err := tc.l.Run(context.Background(), func(context.Context) { called = true })
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Run error = %v, want it to contain %q", err, tc.want)
+			}
+			if called {
+				t.Error("lead was called")
+			}
+		})
+	}
+}
