@@ -3,6 +3,8 @@ package blockdev
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"github.com/spotmax/spotmax/pkg/internal/testassets"
 	"strings"
 	"testing"
 
@@ -108,7 +110,7 @@ func TestXenCandidates(t *testing.T) {
 
 func TestListRealDevices(t *testing.T) {
 	if _, err := List(context.Background()); err != nil {
-		t.Skipf("lsblk does not run here: %v", err)
+		testassets.Missing(t, fmt.Sprintf("lsblk does not run here (Debian package util-linux): %v", err))
 	}
 	devs, err := List(context.Background())
 	if err != nil {
