@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -254,7 +255,7 @@ func (w *Workflow) runInstanceTagged(ctx context.Context, r *run, opt Option, to
 		{Key: aws.String(linkKey), Value: aws.String(linkValue)},
 	}
 	for _, t := range r.g.Tags {
-		if t.PropagateAtLaunch && t.Key != groupconfig.TagGroup && !hasPrefix(t.Key, "aws:") {
+		if t.PropagateAtLaunch && t.Key != groupconfig.TagGroup && !strings.HasPrefix(t.Key, "aws:") {
 			tags = append(tags, ec2types.Tag{Key: aws.String(t.Key), Value: aws.String(t.Value)})
 		}
 	}
@@ -313,4 +314,3 @@ func fromTemplateData(in *ec2.RunInstancesInput, d *ec2types.ResponseLaunchTempl
 	}
 }
 
-func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }

@@ -89,7 +89,8 @@ type Plan struct {
 // Phase is a journaled point of progress: the last step completed.
 type Phase string
 
-// Phases in order.
+// Phases. The usual order is the order below; an interrupted instance whose data volume is
+// already released moves it right after the launch (see run.order).
 const (
 	PhaseStarted     Phase = "started"
 	PhaseLaunched    Phase = "launched"
@@ -99,18 +100,6 @@ const (
 	PhaseVolumeMoved Phase = "volume-moved"
 	PhaseDone        Phase = "done"
 )
-
-var phases = []Phase{PhaseStarted, PhaseLaunched, PhaseJoined, PhaseRetired, PhaseDetached, PhaseVolumeMoved, PhaseDone}
-
-// index returns the position of p in the phase order, -1 for none.
-func (p Phase) index() int {
-	for i, q := range phases {
-		if p == q {
-			return i
-		}
-	}
-	return -1
-}
 
 // Attempt is one launch option tried.
 type Attempt struct {
