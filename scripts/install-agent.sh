@@ -6,6 +6,7 @@
 #
 # KEY=VALUE pairs go to /etc/spotmax/agent.env (SPOTMAX_* and CONSUL_HTTP_* variables), e.g.
 #   install-agent.sh SPOTMAX_CONSUL_MODE=maintenance SPOTMAX_HANDLE_REBALANCE=true
+#   install-agent.sh SPOTMAX_METRICS_ADDR=:9109 SPOTMAX_CLOUDWATCH=true   (metrics; off by default)
 # The environment file is written with mode 0600: it may hold CONSUL_HTTP_TOKEN.
 #
 # Set the group's behaviour here: instances carry only the spotmax:group and

@@ -39,6 +39,9 @@ curl -fsSL -o "$tmp/spotmax-agent" "$AGENT_URL"
 chmod +x "$tmp/spotmax-agent"
 curl -fsSL -o "$tmp/install-agent.sh" "${AGENT_URL%/*}/install-agent.sh"
 curl -fsSL -o "$tmp/spotmax-agent.service" "${AGENT_URL%/*}/spotmax-agent.service"
+# Optional metrics (docs/agent.md, Metrics): add SPOTMAX_METRICS_ADDR=:9109 for a Prometheus
+# /metrics endpoint (open the port to your Prometheus servers only), SPOTMAX_CLOUDWATCH=true to
+# publish the agent's events to CloudWatch (namespace SpotMax).
 bash "$tmp/install-agent.sh" --binary "$tmp/spotmax-agent" \
   SPOTMAX_CONSUL_MODE=deregister \
   SPOTMAX_HANDLE_REBALANCE=false

@@ -33,6 +33,7 @@ type agent struct {
 	mounter *blockdev.Mounter
 	locator *blockdev.Locator
 	consul  *consul.Agent // nil when off
+	metrics *agentMetrics // nil when off
 
 	// volMu serializes everything that touches the data volume's mount: the remount and the
 	// release never run at once.
@@ -86,6 +87,9 @@ func Run(ctx context.Context, cfg Config) error {
 			return fmt.Errorf("configuring Consul: %w", err)
 		}
 	}
+	if a.metrics, err = a.startMetrics(ctx); err != nil {
+		return err
+	}
 	a.log.Info("spotmax-agent started", append([]any{"instance", a.id.InstanceID, "group", a.group, "region", a.id.Region,
 		"az", a.id.AZ, "tags", a.tags.Source()}, cfg.logAttrs()...)...)
 
@@ -107,6 +111,7 @@ func Run(ctx context.Context, cfg Config) error {
 		select {
 		case <-ctx.Done():
 			wg.Wait()
+			a.metrics.close(a)
 			a.log.Info("spotmax-agent stopped", "instance", a.id.InstanceID)
 			return nil
 		case n := <-notices:

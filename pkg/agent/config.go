@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"time"
 
@@ -81,6 +82,16 @@ type Config struct {
 	// /run/spotmax-agent: it survives a restart of the agent, not a reboot).
 	StateDir string
 
+	// MetricsAddr, when set, serves the agent's events as Prometheus metrics at /metrics on
+	// this address (host:port; ":9109" for every interface, port 0 for any free port). Off by
+	// default: every instance would otherwise open a port.
+	MetricsAddr string
+	// CloudWatch publishes the agent's events to CloudWatch (namespace SpotMax, dimension
+	// AutoScalingGroupName) with the instance role's cloudwatch:PutMetricData, soon after each
+	// event and at shutdown. Off by default: a controller already publishes the interruptions
+	// it learns of and its own Consul deregistrations.
+	CloudWatch bool
+
 	Log *slog.Logger
 }
 
@@ -116,6 +127,11 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MountPath != "" && !filepath.IsAbs(c.MountPath) {
 		return c, fmt.Errorf("mount path %q is not absolute", c.MountPath)
 	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			return c, fmt.Errorf("metrics address %q: want host:port, e.g. :9109 or 127.0.0.1:9109: %w", c.MetricsAddr, err)
+		}
+	}
 	if c.ByIDDir == "" {
 		c.ByIDDir = blockdev.DefaultByIDDir
 	}
@@ -147,7 +163,7 @@ func (c Config) logAttrs() []any {
 		"pre_stop_hook_set", c.PreStopHook != "", "stop_writers_hook_set", c.StopWritersHook != "",
 		"notice_interval", c.NoticeInterval.String(), "event_interval", c.EventInterval.String(), "tag_interval", c.TagInterval.String(),
 		"device_interval", c.DeviceInterval.String(), "by_id_dir", c.ByIDDir, "state_dir", c.StateDir,
-		"xen_fallback", !c.NoXenFallback}
+		"xen_fallback", !c.NoXenFallback, "metrics_addr", c.MetricsAddr, "cloudwatch", c.CloudWatch}
 }
 
 // ErrNotMember is returned by Membership for an instance without the spotmax:group tag.

@@ -56,6 +56,8 @@ func ParseArgs(args []string, getenv func(string) string, stderr io.Writer) (Opt
 		{"by-id-dir", "udev's by-id directory", &o.ByIDDir, "/dev/disk/by-id"},
 		{"state-dir", "where notice progress is kept across agent restarts", &o.StateDir, "/run/spotmax-agent"},
 		{"no-xen-fallback", "never guess a device without an EBS serial (the seed script's rule)", &o.NoXenFallback, "false"},
+		{"metrics-addr", "serve Prometheus metrics at /metrics on this address, e.g. :9109 (default: off)", &o.MetricsAddr, ""},
+		{"cloudwatch", "publish the agent's events to CloudWatch, namespace SpotMax (default: off)", &o.CloudWatch, "false"},
 		{"log-format", "text, json or auto (json when not on a terminal, e.g. under systemd)", &o.LogFormat, "auto"},
 		{"log-level", "debug, info, warn or error", &o.LogLevel, "info"},
 	}

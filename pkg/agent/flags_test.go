@@ -79,3 +79,58 @@ func TestXenSuffix(t *testing.T) {
 		}
 	}
 }
+
+func TestParseArgsMetrics(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		args       []string
+		env        map[string]string
+		addr       string
+		cloudwatch bool
+	}{
+		{"off by default", nil, nil, "", false},
+		{"from the environment", nil, map[string]string{"SPOTMAX_METRICS_ADDR": ":9109", "SPOTMAX_CLOUDWATCH": "true"}, ":9109", true},
+		{"flags win", []string{"--metrics-addr", "127.0.0.1:9200", "--cloudwatch=false"},
+			map[string]string{"SPOTMAX_METRICS_ADDR": ":9109", "SPOTMAX_CLOUDWATCH": "1"}, "127.0.0.1:9200", false},
+		{"flags alone", []string{"--metrics-addr=[::1]:0", "--cloudwatch"}, nil, "[::1]:0", true},
+	} {
+		o, err := ParseArgs(tc.args, env(tc.env), io.Discard)
+		if err != nil {
+			t.Errorf("%s: ParseArgs(%v, %v): %v", tc.name, tc.args, tc.env, err)
+			continue
+		}
+		if o.MetricsAddr != tc.addr || o.CloudWatch != tc.cloudwatch {
+			t.Errorf("%s: ParseArgs(%v, %v) = metrics address %q, cloudwatch %v; want %q, %v",
+				tc.name, tc.args, tc.env, o.MetricsAddr, o.CloudWatch, tc.addr, tc.cloudwatch)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"--metrics-addr", "9109"}, nil, `metrics address "9109": want host:port`},
+		{nil, map[string]string{"SPOTMAX_METRICS_ADDR": "localhost"}, `metrics address "localhost": want host:port`},
+		{nil, map[string]string{"SPOTMAX_CLOUDWATCH": "sometimes"}, `SPOTMAX_CLOUDWATCH="sometimes": not true or false`},
+	} {
+		_, err := ParseArgs(tc.args, env(tc.env), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("ParseArgs(%v, %v) error = %v, want %q", tc.args, tc.env, err, tc.want)
+		}
+	}
+}
+
+func TestConfigLogShowsMetrics(t *testing.T) {
+	c, err := Config{MetricsAddr: ":9109", CloudWatch: true}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	attrs := c.logAttrs()
+	got := map[string]any{}
+	for i := 0; i+1 < len(attrs); i += 2 {
+		got[attrs[i].(string)] = attrs[i+1]
+	}
+	if got["metrics_addr"] != ":9109" || got["cloudwatch"] != true {
+		t.Errorf("logged configuration: metrics_addr=%v cloudwatch=%v, want :9109 true", got["metrics_addr"], got["cloudwatch"])
+	}
+}

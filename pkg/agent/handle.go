@@ -17,6 +17,7 @@ import (
 	"github.com/spotmax/spotmax/pkg/consul"
 	"github.com/spotmax/spotmax/pkg/groupconfig"
 	"github.com/spotmax/spotmax/pkg/imds"
+	"github.com/spotmax/spotmax/pkg/metrics"
 )
 
 // Steps of a notice, in order.
@@ -25,7 +26,17 @@ const (
 	stepConsul  = "consul"
 	stepPreStop = "pre-stop-hook"
 	stepRelease = "release-volume"
+	// stepRecord is the notice's metrics event, recorded once per notice (not a step of the
+	// notice's handling: it is not logged as one).
+	stepRecord = "record-event"
 )
+
+// noticeEvents are the metrics events of the notices that have one. The Auto Scaling
+// termination and the retiring mark are the controller's doing, recorded by it.
+var noticeEvents = map[imds.Kind]metrics.Name{
+	imds.KindSpotInterruption: metrics.InterruptionReceived,
+	imds.KindRebalance:        metrics.RebalanceReceived,
+}
 
 // handle acts on one notice: each step at most once per notice, recorded in the state dir so
 // that a restarted agent does not repeat what it did. Every step is safe to cut short: the
@@ -44,6 +55,11 @@ func (a *agent) handle(ctx context.Context, n imds.Notice) {
 		}
 		st.Done[n.Key()][step] = time.Now().UTC().Format(time.RFC3339Nano)
 		a.saveState(st)
+	}
+	if name, ok := noticeEvents[n.Kind]; ok && a.metrics != nil && !done(stepRecord) {
+		// Once per notice, across restarts of the agent too: CloudWatch would count it twice.
+		a.record(ctx, metrics.Event{Name: name, Time: n.Seen, Fields: map[string]string{"action": n.Action}})
+		mark(stepRecord)
 	}
 	acting := n.Kind != imds.KindRebalance || a.cfg.HandleRebalance
 	type step struct {
@@ -90,7 +106,10 @@ func (a *agent) handle(ctx context.Context, n imds.Notice) {
 }
 
 // withdrawConsul takes the instance's services out of the local Consul agent.
+// It records ConsulDeregistered when it took services out (nothing left to withdraw, e.g.
+// after the controller's own deregistration, is not counted again).
 func (a *agent) withdrawConsul(ctx context.Context, log *slog.Logger) error {
+	start := time.Now()
 	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	res, err := a.consul.Withdraw(cctx)
@@ -101,6 +120,10 @@ func (a *agent) withdrawConsul(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	log.Info("consul services withdrawn", "event", "consul-deregistered", "consul_agent", res.Address, "mode", string(res.Mode), "services", res.Services)
+	if len(res.Services) > 0 {
+		a.record(ctx, metrics.Event{Name: metrics.ConsulDeregistered, Duration: time.Since(start),
+			Fields: map[string]string{"mode": string(res.Mode)}})
+	}
 	return nil
 }
 

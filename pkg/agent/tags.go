@@ -26,7 +26,8 @@ type EC2API interface {
 var _ EC2API = (*ec2.Client)(nil)
 
 // lazyEC2 creates the EC2 client on first use: an instance whose tags are in IMDS and that is
-// not a member never needs credentials.
+// not a member never needs credentials. Its AWS configuration is shared with the CloudWatch
+// publisher (--cloudwatch).
 type lazyEC2 struct {
 	once   sync.Once
 	cfg    *aws.Config
@@ -34,12 +35,19 @@ type lazyEC2 struct {
 	imds   string
 	client EC2API
 	err    error
+
+	confOnce sync.Once
+	conf     aws.Config
+	confErr  error
 }
 
-func (l *lazyEC2) get(ctx context.Context) (EC2API, error) {
-	l.once.Do(func() {
+// config returns the SDK configuration: Config.AWS when set, else the SDK's default chain
+// (instance profile credentials, AWS_ENDPOINT_URL) with the region from IMDS. Loading it reads
+// the environment and files only; credentials are fetched on the first call.
+func (l *lazyEC2) config(ctx context.Context) (aws.Config, error) {
+	l.confOnce.Do(func() {
 		if l.cfg != nil {
-			l.client = ec2.NewFromConfig(*l.cfg)
+			l.conf = *l.cfg
 			return
 		}
 		opts := []func(*config.LoadOptions) error{config.WithRegion(l.region)}
@@ -48,7 +56,19 @@ func (l *lazyEC2) get(ctx context.Context) (EC2API, error) {
 		}
 		cfg, err := config.LoadDefaultConfig(ctx, opts...)
 		if err != nil {
-			l.err = fmt.Errorf("loading AWS configuration: %w", err)
+			l.confErr = fmt.Errorf("loading AWS configuration: %w", err)
+			return
+		}
+		l.conf = cfg
+	})
+	return l.conf, l.confErr
+}
+
+func (l *lazyEC2) get(ctx context.Context) (EC2API, error) {
+	l.once.Do(func() {
+		cfg, err := l.config(ctx)
+		if err != nil {
+			l.err = err
 			return
 		}
 		l.client = ec2.NewFromConfig(cfg)

@@ -17,6 +17,7 @@ import (
 	"github.com/spotmax/spotmax/pkg/blockdev"
 	"github.com/spotmax/spotmax/pkg/groupconfig"
 	"github.com/spotmax/spotmax/pkg/imds"
+	"github.com/spotmax/spotmax/pkg/metrics"
 )
 
 // mountTimeout bounds one mount; a mount is never cut short by the agent's own shutdown.
@@ -185,6 +186,12 @@ func (a *agent) tryMount(ctx context.Context, vol, path string, w *mountWait) bo
 		"device", res.Device, "fstype", res.FSType, "mount_path", path, "replaced_placeholder", res.Replaced,
 		"already_mounted", res.Already, "since_device_found", time.Since(w.found).Round(time.Microsecond).String(),
 		"since_assigned", time.Since(w.since).Round(time.Millisecond).String())
+	if !res.Already {
+		// From the first sight of the device: the wait for the attachment is the workflow's
+		// VolumeMoved. A volume found mounted (a restarted agent) was counted when it was mounted.
+		a.record(ctx, metrics.Event{Name: metrics.VolumeMounted, Duration: time.Since(w.found),
+			Fields: map[string]string{"volume": vol, "mount_path": path}})
+	}
 	if cur, ok, err := a.tags.Tag(ctx, groupconfig.StateVolumeMounted); err == nil && ok && cur == vol {
 		return true
 	}

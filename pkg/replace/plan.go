@@ -313,4 +313,3 @@ func fromTemplateData(in *ec2.RunInstancesInput, d *ec2types.ResponseLaunchTempl
 		in.TagSpecifications = append(in.TagSpecifications, ec2types.TagSpecification{ResourceType: ts.ResourceType, Tags: ts.Tags})
 	}
 }
-
