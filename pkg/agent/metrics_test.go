@@ -2,11 +2,13 @@ package agent_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -84,6 +86,34 @@ func cwEvents(r *sim.Region, metric, group string) float64 {
 		}
 	}
 	return n
+}
+
+// startAgent runs the agent until stop is called or the test ends. stop returns Run's error,
+// or an error when the agent does not stop within 20 s of its context ending.
+func startAgent(t *testing.T, cfg agent.Config) (stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- agent.Run(ctx, cfg) }()
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case err = <-done:
+			case <-time.After(20 * time.Second):
+				err = errors.New("the agent did not stop within 20s of its context ending")
+			}
+		})
+		return err
+	}
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	return stop
 }
 
 func TestPrometheusEndpointShowsNotices(t *testing.T) {
@@ -183,13 +213,7 @@ func TestCloudWatchEventsReachTheRegion(t *testing.T) {
 			cfg.ConsulMode, cfg.ConsulAddr, cfg.CloudWatch = "deregister", cs.Addr, true
 			lb := &logBuffer{}
 			cfg.Log = newLogger(lb)
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- agent.Run(ctx, cfg) }()
-			t.Cleanup(func() {
-				cancel()
-				<-done
-			})
+			stop := startAgent(t, cfg)
 			eventually(t, 10*time.Second, "the agent to start", func() bool { return strings.Contains(lb.String(), "spotmax-agent started") }, lb)
 			if err := r.Interrupt(in.ID, ""); err != nil {
 				t.Fatal(err)
@@ -210,16 +234,9 @@ func TestCloudWatchEventsReachTheRegion(t *testing.T) {
 			if n := len(r.MetricData(metrics.Namespace)); n != 0 {
 				t.Fatalf("%d datapoints in CloudWatch before the shutdown, with the flush after events an hour away", n)
 			}
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Fatal(err)
-				}
-			case <-time.After(20 * time.Second):
-				t.Fatal("the agent did not stop within 20s")
+			if err := stop(); err != nil {
+				t.Fatal(err)
 			}
-			done <- nil // for the cleanup
 			if !landed() {
 				t.Errorf("after the shutdown CloudWatch has %+v, want InterruptionReceived and ConsulDeregistered(Duration) of group g\n%s",
 					r.MetricData(metrics.Namespace), lb.String())
@@ -239,16 +256,13 @@ func TestNoticeRecordedOnceAcrossRestarts(t *testing.T) {
 			SysBlockDir: "-", NoticeInterval: 50 * time.Millisecond, MetricsAddr: "127.0.0.1:0"}
 		lb := &logBuffer{}
 		cfg.Log = newLogger(lb)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- agent.Run(ctx, cfg) }()
+		stop := startAgent(t, cfg)
 		url := metricsURL(t, lb)
 		eventually(t, 10*time.Second, "the notice to be handled", func() bool {
 			return hasLine(lb.String(), "step=release-volume")
 		}, lb)
 		got := scrape(t, url)[series]
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Fatal(err)
 		}
 		if got != want {
@@ -269,32 +283,18 @@ func TestVolumeMountedRecorded(t *testing.T) {
 	setTag(t, env, in.ID, groupconfig.StateMountPath, path)
 	byIDDir := t.TempDir()
 	stateDir := t.TempDir()
-	start := func(name string) (*logBuffer, string, context.CancelFunc, chan error) {
+	start := func(name string) (*logBuffer, string, func() error) {
 		cfg := baseConfig(env, in.ID, t)
 		cfg.ByIDDir, cfg.StateDir, cfg.MetricsAddr, cfg.CloudWatch = byIDDir, stateDir, "127.0.0.1:0", true
 		lb := &logBuffer{}
 		cfg.Log = newLogger(lb).With("agent", name)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- agent.Run(ctx, cfg) }()
-		t.Cleanup(func() {
-			cancel()
-			<-done
-			done <- nil
-		})
-		return lb, metricsURL(t, lb), cancel, done
-	}
-	stop := func(cancel context.CancelFunc, done chan error) {
-		cancel()
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
-		done <- nil
+		stop := startAgent(t, cfg)
+		return lb, metricsURL(t, lb), stop
 	}
 	mounted := promSeries(metrics.VolumeMounted, "g")
 	mountedDur := promDurationCount(metrics.VolumeMounted, "g")
 
-	lb, url, cancel, done := start("first")
+	lb, url, stop := start("first")
 	eventually(t, 10*time.Second, "the agent to wait for the volume", func() bool {
 		return strings.Contains(lb.String(), "waiting for the data volume to be attached")
 	}, lb)
@@ -313,17 +313,21 @@ func TestVolumeMountedRecorded(t *testing.T) {
 	eventually(t, 15*time.Second, "the mount in CloudWatch", func() bool {
 		return cwEvents(r, string(metrics.VolumeMounted), "g") == 1 && cwEvents(r, metrics.VolumeMounted.DurationMetric(), "g") == 1
 	}, lb)
-	stop(cancel, done)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
 
 	// A restarted agent finds the volume mounted: not a mount to count again.
-	lb2, url2, cancel2, done2 := start("restarted")
+	lb2, url2, stop2 := start("restarted")
 	eventually(t, 10*time.Second, "the restarted agent to find the volume mounted", func() bool {
 		return hasLine(lb2.String(), "data volume mounted", "already_mounted=true")
 	}, lb2)
 	if v, ok := scrape(t, url2)[mounted]; ok {
 		t.Errorf("the restarted agent counted the volume it found mounted: %s %s", mounted, v)
 	}
-	stop(cancel2, done2)
+	if err := stop2(); err != nil {
+		t.Fatal(err)
+	}
 	if n := cwEvents(r, string(metrics.VolumeMounted), "g"); n != 1 {
 		t.Errorf("CloudWatch has %v VolumeMounted events of group g after a restart of the agent, want 1", n)
 	}
