@@ -42,8 +42,8 @@ type DrainOptions struct {
 
 	Getenv func(string) string
 	// EC2 and ASG hand out AWS clients; they are only called for an instance id or --group.
-	EC2 func(context.Context) (awsapi.EC2InstanceReader, error)
-	ASG func(context.Context) (awsapi.AutoScalingReader, error)
+	EC2 func(context.Context) (inventory.EC2InstanceReader, error)
+	ASG func(context.Context) (inventory.AutoScalingReader, error)
 	// Connect opens the cluster; tests shorten the connect timeout.
 	Connect func(context.Context, kube.Source) (*kube.Client, error)
 	Clock   replace.Clock
@@ -106,8 +106,8 @@ When the drain fails or times out, the node stays cordoned: 'kubectl uncordon NO
 				return runF(cmd.Context(), opts)
 			}
 			opts.Getenv = f.Getenv
-			opts.EC2 = func(ctx context.Context) (awsapi.EC2InstanceReader, error) { return f.EC2(ctx) }
-			opts.ASG = func(ctx context.Context) (awsapi.AutoScalingReader, error) { return f.AutoScaling(ctx) }
+			opts.EC2 = func(ctx context.Context) (inventory.EC2InstanceReader, error) { return f.EC2(ctx) }
+			opts.ASG = func(ctx context.Context) (inventory.AutoScalingReader, error) { return f.AutoScaling(ctx) }
 			log := f.Logger()
 			opts.Connect = func(ctx context.Context, src kube.Source) (*kube.Client, error) {
 				return kube.Connect(ctx, src, kube.ConnectOptions{Log: log})

@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/spotmax/spotmax/pkg/awsapi"
 	"github.com/spotmax/spotmax/pkg/groupconfig"
 	"github.com/spotmax/spotmax/pkg/inventory"
 )
@@ -19,8 +18,8 @@ import (
 type GroupListOptions struct {
 	IO     *IOStreams
 	Output string
-	ASG    awsapi.AutoScalingReader
-	EC2    awsapi.EC2InstanceReader
+	ASG    inventory.AutoScalingReader
+	EC2    inventory.EC2InstanceReader
 }
 
 // groupJSON is the stable JSON shape of one group in `spotmax group list -o json`.

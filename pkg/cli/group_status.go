@@ -8,7 +8,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/spotmax/spotmax/pkg/awsapi"
 	"github.com/spotmax/spotmax/pkg/inventory"
 )
 
@@ -17,8 +16,8 @@ type GroupStatusOptions struct {
 	IO     *IOStreams
 	Output string
 	Group  string
-	ASG    awsapi.AutoScalingReader
-	EC2    awsapi.EC2InstanceReader
+	ASG    inventory.AutoScalingReader
+	EC2    inventory.EC2InstanceReader
 	// Now is the time ages are measured against; tests fix it.
 	Now func() time.Time
 }

@@ -105,10 +105,20 @@ func xenName(dev string) string {
 	return dev
 }
 
+// AutoScalingReader is the read side of Auto Scaling that inventories use.
+type AutoScalingReader interface {
+	DescribeAutoScalingGroups(ctx context.Context, in *autoscaling.DescribeAutoScalingGroupsInput, optFns ...func(*autoscaling.Options)) (*autoscaling.DescribeAutoScalingGroupsOutput, error)
+}
+
+// EC2InstanceReader is the read side of EC2 that inventories use.
+type EC2InstanceReader interface {
+	DescribeInstances(ctx context.Context, in *ec2.DescribeInstancesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error)
+}
+
 // Lister reads groups and instances.
 type Lister struct {
-	ASG awsapi.AutoScalingReader
-	EC2 awsapi.EC2InstanceReader
+	ASG AutoScalingReader
+	EC2 EC2InstanceReader
 }
 
 // Options select what List reads.
@@ -119,6 +129,11 @@ type Options struct {
 	// Members also reads each group's instances.
 	Members bool
 }
+
+var (
+	_ AutoScalingReader = (*autoscaling.Client)(nil)
+	_ EC2InstanceReader = (*ec2.Client)(nil)
+)
 
 // List returns groups ordered by name. Unknown names in opts.Names are an
 // *awsapi.NotFoundError naming the first missing group.
