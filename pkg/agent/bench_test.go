@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/spotmax/spotmax/pkg/agent"
+	"github.com/spotmax/spotmax/pkg/imds"
 	"github.com/spotmax/spotmax/pkg/blockdev"
 	"github.com/spotmax/spotmax/pkg/blockdev/blockdevtest"
 	"github.com/spotmax/spotmax/pkg/consul/consultest"
@@ -50,7 +51,7 @@ func BenchmarkNoticeToDeregistered(b *testing.B) {
 	for _, c := range []struct {
 		name  string
 		every time.Duration
-	}{{"agent-250ms", 250 * time.Millisecond}, {"nth-like-2s", 2 * time.Second}} {
+	}{{"agent-350ms", imds.DefaultNoticeInterval}, {"nth-like-2s", 2 * time.Second}} {
 		b.Run(c.name, func(b *testing.B) {
 			env := simtest.Start(b, sim.Options{IMDS: true, TimeScale: 20})
 			r := env.Region()

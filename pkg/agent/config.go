@@ -57,12 +57,12 @@ type Config struct {
 	// (default 90 s; a spot interruption's own deadline bounds it otherwise).
 	ReleaseTimeout time.Duration
 
-	// NoticeInterval is how often spot/instance-action is polled (default 250 ms).
+	// NoticeInterval is how often spot/instance-action is polled (default 350 ms).
 	NoticeInterval time.Duration
 	// EventInterval is how often the rebalance recommendation and the Auto Scaling target
-	// lifecycle state are polled (default 1 s).
+	// lifecycle state are polled (default 2 s).
 	EventInterval time.Duration
-	// TagInterval is how often instance tags are polled through IMDS (default 1 s).
+	// TagInterval is how often instance tags are polled through IMDS (default 2 s).
 	TagInterval time.Duration
 	// EC2TagInterval is how often they are polled through EC2 DescribeTags when IMDS does not
 	// show tags (default 30 s: every instance calling EC2 adds up against the account's rate
@@ -113,7 +113,7 @@ func (c Config) withDefaults() (Config, error) {
 	def(&c.HookTimeout, 60*time.Second)
 	def(&c.ReleaseTimeout, 90*time.Second)
 	def(&c.NoticeInterval, imds.DefaultNoticeInterval)
-	def(&c.EventInterval, time.Second)
+	def(&c.EventInterval, 2*time.Second)
 	def(&c.TagInterval, imds.DefaultTagInterval)
 	def(&c.EC2TagInterval, 30*time.Second)
 	def(&c.DeviceInterval, 20*time.Millisecond)

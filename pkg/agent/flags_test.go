@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"github.com/spotmax/spotmax/pkg/imds"
 	"io"
 	"strings"
 	"testing"
@@ -18,7 +19,7 @@ func TestParseArgsPrecedence(t *testing.T) {
 	}
 	// Flags win over the environment, the environment over defaults.
 	if o.NoticeInterval != 100*time.Millisecond || o.MountPath != "/data" || o.ConsulMode != "maintenance" ||
-		!o.HandleRebalance || o.TagInterval != time.Second || o.LogFormat != "auto" || o.StateDir != "/run/spotmax-agent" {
+		!o.HandleRebalance || o.TagInterval != imds.DefaultTagInterval || o.LogFormat != "auto" || o.StateDir != "/run/spotmax-agent" {
 		t.Errorf("ParseArgs = %+v", o)
 	}
 }
