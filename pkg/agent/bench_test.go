@@ -13,11 +13,11 @@ import (
 	"time"
 
 	"github.com/spotmax/spotmax/pkg/agent"
-	"github.com/spotmax/spotmax/pkg/imds"
 	"github.com/spotmax/spotmax/pkg/blockdev"
 	"github.com/spotmax/spotmax/pkg/blockdev/blockdevtest"
 	"github.com/spotmax/spotmax/pkg/consul/consultest"
 	"github.com/spotmax/spotmax/pkg/groupconfig"
+	"github.com/spotmax/spotmax/pkg/imds"
 	"github.com/spotmax/spotmax/pkg/sim"
 	"github.com/spotmax/spotmax/pkg/sim/simtest"
 )

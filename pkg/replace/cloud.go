@@ -117,16 +117,22 @@ func (w *Workflow) waitInstance(ctx context.Context, id string, timeout time.Dur
 
 // findReplacement returns a live instance launched to replace old (tagged at launch), if any.
 func (w *Workflow) findReplacement(ctx context.Context, old string) (string, error) {
+	return w.findLaunched(ctx, groupconfig.StateReplaces, old)
+}
+
+// findLaunched returns a live instance tagged key=value at its launch, if any: what a workflow
+// resumed after a crash adopts instead of launching a second one.
+func (w *Workflow) findLaunched(ctx context.Context, key, value string) (string, error) {
 	var out *ec2.DescribeInstancesOutput
 	err := w.call(ctx, func(ctx context.Context) (err error) {
 		out, err = w.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{
-			{Name: aws.String("tag:" + groupconfig.StateReplaces), Values: []string{old}},
+			{Name: aws.String("tag:" + key), Values: []string{value}},
 			{Name: aws.String("instance-state-name"), Values: []string{"pending", "running"}},
 		}})
 		return err
 	})
 	if err != nil {
-		return "", fmt.Errorf("looking for a replacement of %s: %w", old, err)
+		return "", fmt.Errorf("looking for an instance launched with %s=%s: %w", key, value, err)
 	}
 	for _, r := range out.Reservations {
 		for _, in := range r.Instances {

@@ -8,8 +8,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/spotmax/spotmax/pkg/awsapi"
 	"github.com/spotmax/spotmax/pkg/groupconfig"
@@ -42,7 +40,7 @@ func (w *Workflow) Fill(ctx context.Context, g *inventory.Group) (*Result, error
 		}
 	}
 	res := &Result{Group: g.Name, Reason: "fill", Started: w.clock().Now(), Attempts: []Attempt{}, Warnings: []string{}}
-	id, err := w.findFill(ctx, g.Name)
+	id, err := w.findLaunched(ctx, groupconfig.StateFill, g.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -83,27 +81,6 @@ func (w *Workflow) Fill(ctx context.Context, g *inventory.Group) (*Result, error
 			Fields: map[string]string{"reason": "scaling-failure", "type": res.Type}})
 	}
 	return res, nil
-}
-
-// findFill returns a live stand-in launched for the group before a crash, if any.
-func (w *Workflow) findFill(ctx context.Context, group string) (string, error) {
-	var out *ec2.DescribeInstancesOutput
-	err := w.call(ctx, func(ctx context.Context) (err error) {
-		out, err = w.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{
-			{Name: aws.String("tag:" + groupconfig.StateFill), Values: []string{group}},
-			{Name: aws.String("instance-state-name"), Values: []string{"pending", "running"}},
-		}})
-		return err
-	})
-	if err != nil {
-		return "", fmt.Errorf("looking for a stand-in of group %s: %w", group, err)
-	}
-	for _, r := range out.Reservations {
-		for _, in := range r.Instances {
-			return aws.ToString(in.InstanceId), nil
-		}
-	}
-	return "", nil
 }
 
 // launchFill tries the alternative types on spot, then on-demand, in the group's AZs with the
