@@ -29,7 +29,7 @@ func newSimServeCmd(f *Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve a simulated AWS region on a loopback port",
-		Long: `Serve a simulated AWS region (EC2, Auto Scaling, CloudWatch, SQS) that unmodified AWS
+		Long: `Serve a simulated AWS region (EC2, Auto Scaling, CloudWatch, SQS, EventBridge) that unmodified AWS
 clients use through AWS_ENDPOINT_URL with dummy credentials. Without --scenario it starts like a
 fresh account: three AZs and a default VPC with a subnet in each. --scenario takes a YAML file
 or the name of a shipped scenario ("demo").

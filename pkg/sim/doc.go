@@ -2,8 +2,9 @@
 //
 // It owns the state of one region (availability zones, subnets, launch templates, instances,
 // EBS volumes, Auto Scaling groups, CloudWatch metrics, SQS queues) and speaks the real wire
-// protocols of EC2 (query/XML), Auto Scaling (query/XML), CloudWatch (rpc-v2-cbor and query) and
-// SQS (JSON 1.0) on one loopback port, routing each request by the service in its SigV4
+// protocols of EC2 (query/XML), Auto Scaling (query/XML), CloudWatch (rpc-v2-cbor, query and
+// JSON), SQS (JSON 1.0) and EventBridge (JSON 1.1, delivering EC2 and Auto Scaling events to SQS
+// targets) on one loopback port, routing each request by the service in its SigV4
 // credential scope. Unmodified AWS clients reach it through AWS_ENDPOINT_URL with dummy
 // credentials.
 //
