@@ -208,7 +208,7 @@ func (r *Region) CreateGroup(spec GroupSpec) error {
 // createGroup validates spec and creates the group, with the lock held.
 func (r *Region) createGroup(spec GroupSpec) *APIError {
 	if spec.Name == "" {
-		return errf(CodeValidationError, "1 validation error detected: Value null at 'autoScalingGroupName' failed to satisfy constraint: Member must not be null")
+		return nullMember(CodeValidationError, "autoScalingGroupName")
 	}
 	if _, ok := r.asgs[spec.Name]; ok {
 		return errf("AlreadyExists", "AutoScalingGroup by this name already exists - A group with the name %s already exists", spec.Name)

@@ -36,10 +36,8 @@ func serveAutoScaling(r *Region, c *call) {
 		c.fail(notServed(c))
 		return
 	}
-	r.mu.Lock()
-	r.sched.runDue(r.clock.Now())
-	err := h(r, c)
-	r.mu.Unlock()
+	var err *APIError
+	r.Do(func() { err = h(r, c) })
 	if err != nil {
 		c.fail(err)
 	}
@@ -150,7 +148,7 @@ type asActivity struct {
 // asGroupByName returns a group or AWS's error for a missing one.
 func (r *Region) asGroupByName(name string) (*ASG, *APIError) {
 	if name == "" {
-		return nil, errf(CodeValidationError, "1 validation error detected: Value null at 'autoScalingGroupName' failed to satisfy constraint: Member must not be null")
+		return nil, nullMember(CodeValidationError, "autoScalingGroupName")
 	}
 	g := r.asgs[name]
 	if g == nil {
@@ -267,12 +265,12 @@ func (r *Region) asCreateAutoScalingGroup(c *call) *APIError {
 	if spec.Min, ok, err = asInt32(p, "MinSize"); err != nil {
 		return err
 	} else if !ok {
-		return errf(CodeValidationError, "1 validation error detected: Value null at 'minSize' failed to satisfy constraint: Member must not be null")
+		return nullMember(CodeValidationError, "minSize")
 	}
 	if spec.Max, ok, err = asInt32(p, "MaxSize"); err != nil {
 		return err
 	} else if !ok {
-		return errf(CodeValidationError, "1 validation error detected: Value null at 'maxSize' failed to satisfy constraint: Member must not be null")
+		return nullMember(CodeValidationError, "maxSize")
 	}
 	if d, ok, err := asInt32(p, "DesiredCapacity"); err != nil {
 		return err
@@ -663,7 +661,7 @@ func (r *Region) asTagsInput(p params) ([]ASGTag, []*ASG, *APIError) {
 	var groups []*ASG
 	structs := p.Structs("Tags.member")
 	if len(structs) == 0 {
-		return nil, nil, errf(CodeValidationError, "1 validation error detected: Value null at 'tags' failed to satisfy constraint: Member must not be null")
+		return nil, nil, nullMember(CodeValidationError, "tags")
 	}
 	for _, t := range structs {
 		if rt := t.Get("ResourceType"); rt != "" && rt != "auto-scaling-group" {
@@ -878,12 +876,9 @@ func (r *Region) asDetachInstances(c *call) *APIError {
 	if err != nil {
 		return err
 	}
-	decrement, ok, berr := p.Bool("ShouldDecrementDesiredCapacity")
+	decrement, berr := p.RequiredBool("ShouldDecrementDesiredCapacity", "shouldDecrementDesiredCapacity")
 	if berr != nil {
 		return berr
-	}
-	if !ok {
-		return errf(CodeValidationError, "1 validation error detected: Value null at 'shouldDecrementDesiredCapacity' failed to satisfy constraint: Member must not be null")
 	}
 	ids := p.List("InstanceIds.member")
 	if len(ids) > 20 {
@@ -963,7 +958,7 @@ func (r *Region) asSetDesiredCapacity(c *call) *APIError {
 		return err
 	}
 	if !ok {
-		return errf(CodeValidationError, "1 validation error detected: Value null at 'desiredCapacity' failed to satisfy constraint: Member must not be null")
+		return nullMember(CodeValidationError, "desiredCapacity")
 	}
 	if err := r.asgSetDesired(g, d); err != nil {
 		return err
@@ -975,12 +970,9 @@ func (r *Region) asSetDesiredCapacity(c *call) *APIError {
 func (r *Region) asTerminateInstanceInAutoScalingGroup(c *call) *APIError {
 	p := c.Form
 	id := p.Get("InstanceId")
-	decrement, ok, berr := p.Bool("ShouldDecrementDesiredCapacity")
+	decrement, berr := p.RequiredBool("ShouldDecrementDesiredCapacity", "shouldDecrementDesiredCapacity")
 	if berr != nil {
 		return berr
-	}
-	if !ok {
-		return errf(CodeValidationError, "1 validation error detected: Value null at 'shouldDecrementDesiredCapacity' failed to satisfy constraint: Member must not be null")
 	}
 	g, m := r.asgGroupOf(id)
 	if g == nil {
@@ -1198,12 +1190,9 @@ func (r *Region) asSetInstanceProtection(c *call) *APIError {
 	if err != nil {
 		return err
 	}
-	protect, ok, berr := p.Bool("ProtectedFromScaleIn")
+	protect, berr := p.RequiredBool("ProtectedFromScaleIn", "protectedFromScaleIn")
 	if berr != nil {
 		return berr
-	}
-	if !ok {
-		return errf(CodeValidationError, "1 validation error detected: Value null at 'protectedFromScaleIn' failed to satisfy constraint: Member must not be null")
 	}
 	ids := p.List("InstanceIds.member")
 	if len(ids) > 50 {

@@ -164,10 +164,8 @@ func serveCloudWatch(r *Region, c *call) {
 		c.fail(err)
 		return
 	}
-	r.mu.Lock()
-	r.sched.runDue(r.clock.Now())
-	out, err := h(r, in)
-	r.mu.Unlock()
+	var out cwDoc
+	r.Do(func() { out, err = h(r, in) })
 	if err != nil {
 		c.fail(err)
 		return

@@ -75,10 +75,8 @@ func serveEC2(r *Region, c *call) {
 			Message: "Request would have succeeded, but DryRun flag is set."})
 		return
 	}
-	r.mu.Lock()
-	r.sched.runDue(r.clock.Now())
-	err := h(r, c)
-	r.mu.Unlock()
+	var err *APIError
+	r.Do(func() { err = h(r, c) })
 	if err != nil {
 		c.fail(err)
 	}

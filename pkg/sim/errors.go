@@ -34,3 +34,9 @@ const (
 	CodeValidationError      = "ValidationError"
 	CodeInvalidAction        = "InvalidAction"
 )
+
+// nullMember is AWS's validation error for a required parameter that is missing, in the shape
+// the query services and EventBridge use.
+func nullMember(code, field string) *APIError {
+	return errf(code, "1 validation error detected: Value null at '%s' failed to satisfy constraint: Member must not be null", field)
+}

@@ -146,10 +146,9 @@ func serveEvents(r *Region, c *call) {
 		c.fail(notServed(c))
 		return
 	}
-	r.mu.Lock()
-	r.sched.runDue(r.clock.Now())
-	out, err := h(r, c)
-	r.mu.Unlock()
+	var out any
+	var err *APIError
+	r.Do(func() { out, err = h(r, c) })
 	if err != nil {
 		c.fail(err)
 		return
@@ -181,7 +180,7 @@ func ebRuleMissing(name string) *APIError {
 
 func ebCheckName(field, name string) *APIError {
 	if name == "" {
-		return errf(ebValidation, "1 validation error detected: Value null at '%s' failed to satisfy constraint: Member must not be null", field)
+		return nullMember(ebValidation, field)
 	}
 	if !ebNamePattern.MatchString(name) {
 		return errf(ebValidation, "1 validation error detected: Value '%s' at '%s' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\.\\-_A-Za-z0-9]+ and have length between 1 and 64", name, field)

@@ -136,3 +136,16 @@ func (p params) Time(k string) (t time.Time, ok bool, err *APIError) {
 func isoTime(t time.Time) string {
 	return t.UTC().Format("2006-01-02T15:04:05.000Z")
 }
+
+// RequiredBool returns a boolean parameter that must be present; field is its name in AWS's
+// validation message (e.g. shouldDecrementDesiredCapacity).
+func (p params) RequiredBool(k, field string) (bool, *APIError) {
+	b, ok, err := p.Bool(k)
+	if err != nil {
+		return false, err
+	}
+	if !ok {
+		return false, nullMember(CodeValidationError, field)
+	}
+	return b, nil
+}

@@ -442,10 +442,9 @@ func serveSQS(r *Region, c *call) {
 		c.fail(notServed(c))
 		return
 	}
-	r.mu.Lock()
-	r.sched.runDue(r.clock.Now())
-	out, err := h(r, c)
-	r.mu.Unlock()
+	var out any
+	var err *APIError
+	r.Do(func() { out, err = h(r, c) })
 	if err != nil {
 		c.fail(err)
 		return
