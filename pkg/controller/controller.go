@@ -302,24 +302,11 @@ func (c *Controller) start(ctx context.Context, g *inventory.Group, req replace.
 	c.inflight[req.InstanceID] = true
 	c.stats.Replacements++
 	c.mu.Unlock()
-
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		defer func() {
-			c.mu.Lock()
-			delete(c.inflight, req.InstanceID)
-			if proactive {
-				c.perGroup[g.Name]--
-			}
-			c.mu.Unlock()
-		}()
-		select {
-		case c.sem <- struct{}{}:
-		case <-c.Workflow.Stop:
-			return
+	c.spawn(req.InstanceID, func() {
+		if proactive {
+			c.perGroup[g.Name]--
 		}
-		defer func() { <-c.sem }()
+	}, func() {
 		log.Info("replacing", "reason", req.Reason)
 		// A stopping controller lets the step in flight finish; the journal keeps the rest.
 		res, err := c.Workflow.Replace(ctx, g, req)
@@ -337,8 +324,32 @@ func (c *Controller) start(ctx context.Context, g *inventory.Group, req replace.
 		delete(c.failedAt, req.InstanceID)
 		log.Info("replaced", "new", res.New, "market", res.Market, "type", res.Type, "az", res.AZ, "volume", res.Volume,
 			"took", res.Finished.Sub(res.Started).Round(time.Second).String())
-	}()
+	})
 	return true
+}
+
+// spawn runs work in the pool: it waits for a slot (or for the controller to stop), and when
+// work returns it releases the slot and the in-flight key; release runs with c.mu held.
+func (c *Controller) spawn(key string, release func(), work func()) {
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer func() {
+			c.mu.Lock()
+			delete(c.inflight, key)
+			if release != nil {
+				release()
+			}
+			c.mu.Unlock()
+		}()
+		select {
+		case c.sem <- struct{}{}:
+		case <-c.Workflow.Stop:
+			return
+		}
+		defer func() { <-c.sem }()
+		work()
+	}()
 }
 
 // startFill launches a stand-in for a member the group could not launch, one at a time per group.
@@ -352,20 +363,7 @@ func (c *Controller) startFill(ctx context.Context, g *inventory.Group, log *slo
 	c.inflight[key] = true
 	c.stats.Replacements++
 	c.mu.Unlock()
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		defer func() {
-			c.mu.Lock()
-			delete(c.inflight, key)
-			c.mu.Unlock()
-		}()
-		select {
-		case c.sem <- struct{}{}:
-		case <-c.Workflow.Stop:
-			return
-		}
-		defer func() { <-c.sem }()
+	c.spawn(key, nil, func() {
 		log.Info("the group could not launch: filling in with a stand-in")
 		res, err := c.Workflow.Fill(ctx, g)
 		c.mu.Lock()
@@ -380,7 +378,7 @@ func (c *Controller) startFill(ctx context.Context, g *inventory.Group, log *slo
 			c.stats.Succeeded++
 			log.Info("stand-in joined", "new", res.New, "market", res.Market, "type", res.Type, "az", res.AZ)
 		}
-	}()
+	})
 	return true
 }
 

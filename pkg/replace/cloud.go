@@ -115,6 +115,20 @@ func (w *Workflow) waitInstance(ctx context.Context, id string, timeout time.Dur
 	return inst, err
 }
 
+// waitRunning waits until a freshly launched instance (what names it in errors) runs; an
+// instance that goes anywhere but running is an error.
+func (w *Workflow) waitRunning(ctx context.Context, id, what string) (ec2types.Instance, error) {
+	return w.waitInstance(ctx, id, w.timeouts().Running, func(st string) (bool, error) {
+		switch st {
+		case "running":
+			return true, nil
+		case "pending":
+			return false, nil
+		}
+		return false, fmt.Errorf("%s %s is %s", what, id, st)
+	})
+}
+
 // findReplacement returns a live instance launched to replace old (tagged at launch), if any.
 func (w *Workflow) findReplacement(ctx context.Context, old string) (string, error) {
 	return w.findLaunched(ctx, groupconfig.StateReplaces, old)

@@ -54,15 +54,7 @@ func (w *Workflow) Fill(ctx context.Context, g *inventory.Group) (*Result, error
 		}
 	}
 	res.New = id
-	inst, err := w.waitInstance(ctx, id, w.timeouts().Running, func(st string) (bool, error) {
-		switch st {
-		case "running":
-			return true, nil
-		case "pending":
-			return false, nil
-		}
-		return false, fmt.Errorf("stand-in %s is %s", id, st)
-	})
+	inst, err := w.waitRunning(ctx, id, "stand-in")
 	if err != nil {
 		_ = w.terminate(context.WithoutCancel(ctx), id)
 		return res, fmt.Errorf("waiting for stand-in %s to run: %w", id, err)

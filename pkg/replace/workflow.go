@@ -378,15 +378,7 @@ func (r *run) launch(ctx context.Context) error {
 			return fmt.Errorf("journaling volume %s: %w", r.plan.Volume, err)
 		}
 	}
-	inst, err := w.waitInstance(ctx, id, w.timeouts().Running, func(st string) (bool, error) {
-		switch st {
-		case "running":
-			return true, nil
-		case "pending":
-			return false, nil
-		}
-		return false, fmt.Errorf("replacement %s is %s", id, st)
-	})
+	inst, err := w.waitRunning(ctx, id, "replacement")
 	if err != nil {
 		return r.abort(ctx, fmt.Errorf("waiting for replacement %s to run: %w", id, err))
 	}
