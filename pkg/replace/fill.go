@@ -84,10 +84,11 @@ func (w *Workflow) launchFill(ctx context.Context, g *inventory.Group, res *Resu
 	}
 	r := &run{w: w, g: g, cfg: g.Config, req: Request{Reason: ReasonManual}, plan: &Plan{}, journal: map[string]string{}}
 	azs := r.azOrder(subnets, "")
-	ownType, err := w.templateType(ctx, g.Template.ID, g.Template.Name, g.Template.Version)
+	data, err := r.template(ctx)
 	if err != nil {
 		return "", err
 	}
+	ownType := string(data.InstanceType)
 	// The group's own type on spot is what just failed; the rest of the order is a replacement's.
 	markets := r.markets(ownType)[1:]
 	token := fmt.Sprintf("fill-%s-%d", g.Name, w.clock().Now().Unix()/60)

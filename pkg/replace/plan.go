@@ -44,10 +44,11 @@ func (r *run) makePlan(ctx context.Context) (*Plan, error) {
 		}
 		return nil, &RefusedError{Instance: r.req.InstanceID, Group: r.g.Name, Why: "the group has no subnets"}
 	}
-	ownType, err := w.templateType(ctx, r.g.Template.ID, r.g.Template.Name, r.g.Template.Version)
+	data, err := r.template(ctx)
 	if err != nil {
 		return nil, err
 	}
+	ownType := string(data.InstanceType)
 	if ownType == "" {
 		ownType = string(r.old.InstanceType)
 	}
@@ -189,12 +190,18 @@ func (w *Workflow) templateData(ctx context.Context, id, name, version string) (
 	return res.LaunchTemplateVersions[0].LaunchTemplateData, nil
 }
 
-func (w *Workflow) templateType(ctx context.Context, id, name, version string) (string, error) {
-	d, err := w.templateData(ctx, id, name, version)
-	if err != nil {
-		return "", err
+// template returns the group's launch template data, read once per run: the plan and every
+// launch option use the same version.
+func (r *run) template(ctx context.Context) (*ec2types.ResponseLaunchTemplateData, error) {
+	if r.tmpl == nil {
+		t := r.g.Template
+		d, err := r.w.templateData(ctx, t.ID, t.Name, t.Version)
+		if err != nil {
+			return nil, err
+		}
+		r.tmpl = d
 	}
-	return string(d.InstanceType), nil
+	return r.tmpl, nil
 }
 
 // runInstance launches one replacement for option opt. The client token makes a retried or
@@ -207,7 +214,7 @@ func (w *Workflow) runInstance(ctx context.Context, r *run, opt Option, token st
 // linkKey=linkValue so that a resumed workflow finds it.
 func (w *Workflow) runInstanceTagged(ctx context.Context, r *run, opt Option, token, linkKey, linkValue string) (string, error) {
 	tmpl := r.g.Template
-	data, err := w.templateData(ctx, tmpl.ID, tmpl.Name, tmpl.Version)
+	data, err := r.template(ctx)
 	if err != nil {
 		return "", err
 	}

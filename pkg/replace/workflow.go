@@ -120,6 +120,7 @@ type run struct {
 	old     ec2types.Instance
 	journal map[string]string // the old instance's spotmax:state:* tags
 	plan    *Plan
+	tmpl    *ec2types.ResponseLaunchTemplateData // read once, see template
 	newID   string
 	res     *Result
 }
