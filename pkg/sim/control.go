@@ -29,6 +29,7 @@ import (
 //	POST /_sim/fail                       {"scope","code","message"}
 //	POST /_sim/faults/clear
 //	GET  /_sim/clock                      {"now","scale"}; POST /_sim/clock/advance {"seconds"}
+//	GET  /_sim/behaviors                  the AWS behaviours switched on; PUT replaces them (JSON of Behaviors)
 func (r *Region) controlHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /_sim/health", func(w http.ResponseWriter, _ *http.Request) {
@@ -193,6 +194,17 @@ func (r *Region) controlHandler() http.Handler {
 		}
 		r.Advance(time.Duration(*body.Seconds * float64(time.Second)))
 		writeControlJSON(w, r.controlClock())
+	})
+	mux.HandleFunc("GET /_sim/behaviors", func(w http.ResponseWriter, _ *http.Request) {
+		writeControlJSON(w, r.Behaviors())
+	})
+	mux.HandleFunc("PUT /_sim/behaviors", func(w http.ResponseWriter, req *http.Request) {
+		var body Behaviors
+		if !readControlJSON(w, req, &body, false) {
+			return
+		}
+		r.SetBehaviors(body)
+		writeControlJSON(w, r.Behaviors())
 	})
 	mux.HandleFunc("/_sim/", func(w http.ResponseWriter, req *http.Request) {
 		writeControlErrorf(w, http.StatusNotFound, "no control endpoint %s %s", req.Method, req.URL.Path)

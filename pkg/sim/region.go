@@ -79,6 +79,9 @@ type Options struct {
 	LoopbackPrivateIPs bool
 	// NoDefaultVPC starts without the default VPC and its subnets (a scenario supplies them).
 	NoDefaultVPC bool
+	// Behaviors switch AWS's harder behaviours (eventual consistency, capacity errors as server
+	// errors, lifecycle hooks, ...); nil means KindBehaviors for now.
+	Behaviors *Behaviors
 }
 
 // Region is the state of one simulated region. All methods are safe for concurrent use.
@@ -86,6 +89,7 @@ type Region struct {
 	mu    sync.Mutex
 	opts  Options
 	lat   Latencies
+	beh   Behaviors
 	clock *Clock
 	sched *scheduler
 	rng   *rand.Rand
@@ -131,9 +135,14 @@ func New(opts Options) *Region {
 	if opts.Latencies != nil {
 		lat = *opts.Latencies
 	}
+	beh := KindBehaviors()
+	if opts.Behaviors != nil {
+		beh = *opts.Behaviors
+	}
 	r := &Region{
 		opts:      opts,
 		lat:       lat,
+		beh:       beh,
 		clock:     NewClock(opts.Start, opts.TimeScale),
 		sched:     newScheduler(),
 		rng:       rand.New(rand.NewSource(opts.Seed)),

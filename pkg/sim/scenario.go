@@ -62,6 +62,7 @@ type Scenario struct {
 	TimeScale          float64            `yaml:"timeScale"`
 	Start              *time.Time         `yaml:"start"`
 	Latencies          ScenarioLatencies  `yaml:"latencies"`
+	Behaviors          ScenarioBehaviors  `yaml:"behaviors"`
 	IMDS               bool               `yaml:"imds"`
 	LoopbackPrivateIPs bool               `yaml:"loopbackPrivateIPs"`
 	AZs                []string           `yaml:"azs"`
@@ -359,6 +360,9 @@ func (s *Scenario) check() error {
 	}
 	if s.TimeScale < 0 {
 		bad("timeScale", "%v must not be negative", s.TimeScale)
+	}
+	if _, err := s.Behaviors.Resolve(); err != nil {
+		bad("behaviors", "%v", err)
 	}
 	switch s.Latencies.Base {
 	case "", "aws", "fast":
@@ -666,6 +670,11 @@ func (s *Scenario) Options() Options {
 	}
 	if s.Start != nil {
 		o.Start = s.Start.UTC()
+	}
+	if s.Behaviors.Base != "" {
+		if b, err := s.Behaviors.Resolve(); err == nil {
+			o.Behaviors = &b
+		}
 	}
 	return o
 }
