@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
+	"github.com/spotmax/spotmax/pkg/awsapi"
 	"github.com/spotmax/spotmax/pkg/consul/consulstep"
 	"github.com/spotmax/spotmax/pkg/inventory"
 	"github.com/spotmax/spotmax/pkg/kube"
@@ -74,11 +75,9 @@ func (f *Factory) AWSConfig(ctx context.Context) (aws.Config, error) {
 			f.cfgErr = &ConfigError{errNoCredentials}
 			return
 		}
-		if cfg.RetryMaxAttempts == 0 {
-			// More patience than the SDK's 3 attempts: spotmax runs many calls in a row, and a
-			// throttled one should slow a replacement down, not fail it. AWS_MAX_ATTEMPTS overrides.
-			cfg.RetryMaxAttempts = 10
-		}
+		// The one retry policy (capacity errors final, throttling retried by the SDK only, no
+		// client-side retry quota); AWS_MAX_ATTEMPTS overrides its attempts.
+		awsapi.DefaultRetryPolicy().Apply(&cfg)
 		f.cfg = cfg
 	})
 	return f.cfg, f.cfgErr

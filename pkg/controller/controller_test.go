@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
@@ -37,16 +35,9 @@ func newEnv(t testing.TB, scale float64) *env {
 
 // newEnvFor wraps a started simulated region with SDK clients that retry fast.
 func newEnvFor(t testing.TB, e *simtest.Env) *env {
-	retryer := func() aws.Retryer {
-		return retry.NewStandard(func(so *retry.StandardOptions) {
-			so.MaxAttempts = 5
-			so.MaxBackoff = 5 * time.Millisecond
-			so.RateLimiter = ratelimit.None
-		})
-	}
 	return &env{Env: e,
-		ec2: ec2.NewFromConfig(e.Config, func(o *ec2.Options) { o.Retryer = retryer() }),
-		asg: autoscaling.NewFromConfig(e.Config, func(o *autoscaling.Options) { o.Retryer = retryer() })}
+		ec2: ec2.NewFromConfig(e.Config),
+		asg: autoscaling.NewFromConfig(e.Config)}
 }
 
 // tags returns a spotmax group's tags with quick delays, plus extra.

@@ -18,24 +18,11 @@ import (
 	"github.com/spotmax/spotmax/pkg/groupconfig"
 )
 
-// call runs one API call, retrying throttling errors that got past the SDK's own retryer with a
-// backoff, so that a busy account slows a replacement down instead of failing it.
+// call runs one API call of the workflow: the one place every AWS call passes through. Retries
+// are the SDK's alone (awsapi.RetryPolicy: throttling retried with backoff, capacity errors
+// final); the workflow adds none, so a call is never tried 10 × 20 times.
 func (w *Workflow) call(ctx context.Context, fn func(context.Context) error) error {
-	wait := w.pollMin()
-	for attempt := 0; ; attempt++ {
-		err := fn(ctx)
-		if err == nil || !awsapi.IsThrottled(err) || attempt >= 20 {
-			return err
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return err
-		case <-t.C:
-		}
-		wait = min(wait*2, w.pollMax())
-	}
+	return fn(ctx)
 }
 
 func (w *Workflow) pollMin() time.Duration {

@@ -7,9 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
@@ -68,17 +65,10 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 		spec.DataDevice = "/dev/sdf"
 	}
 	members := env.CreateGroup(t, spec)
-	retryer := func() aws.Retryer {
-		return retry.NewStandard(func(so *retry.StandardOptions) {
-			so.MaxAttempts = 5
-			so.MaxBackoff = 5 * time.Millisecond
-			so.RateLimiter = ratelimit.None
-		})
-	}
 	f := &fixture{
 		env:     env,
-		ec2:     ec2.NewFromConfig(env.Config, func(o *ec2.Options) { o.Retryer = retryer() }),
-		asg:     autoscaling.NewFromConfig(env.Config, func(o *autoscaling.Options) { o.Retryer = retryer() }),
+		ec2:     ec2.NewFromConfig(env.Config),
+		asg:     autoscaling.NewFromConfig(env.Config),
 		group:   "web",
 		members: members,
 		markers: map[string]string{},

@@ -8,10 +8,12 @@ import (
 	"io"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
+	"github.com/spotmax/spotmax/pkg/awsapi"
 	"github.com/spotmax/spotmax/pkg/sim"
 )
 
@@ -36,11 +38,20 @@ func Start(t testing.TB, opts sim.Options) *Env {
 	return &Env{Server: srv, Config: Config(srv.URL(), srv.Region().Name())}
 }
 
+// RetryPolicy is the production retry policy (awsapi.DefaultRetryPolicy) with its backoff
+// bounded for a loopback simulator whose clock may run faster than real time.
+func RetryPolicy() awsapi.RetryPolicy {
+	p := awsapi.DefaultRetryPolicy()
+	p.MaxBackoff = 20 * time.Millisecond
+	return p
+}
+
 // Config returns an SDK configuration for a simulated region at endpoint, with dummy static
-// credentials, no retries of throttled calls beyond the SDK's standard retryer, and the
-// endpoint set for every service (what AWS_ENDPOINT_URL does for a real client).
+// credentials, spotmax's retry policy (RetryPolicy) and the endpoint set for every service
+// (what AWS_ENDPOINT_URL does for a real client).
 func Config(endpoint, region string) aws.Config {
 	return aws.Config{
+		Retryer:      RetryPolicy().NewRetryer,
 		Region:       region,
 		Credentials:  credentials.NewStaticCredentialsProvider("AKIDSIMTEST", "secret", ""),
 		BaseEndpoint: aws.String(endpoint),
