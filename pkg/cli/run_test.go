@@ -42,7 +42,16 @@ func TestRunOnceActsOnRelayedNotice(t *testing.T) {
 		done <- result{o, eo, c}
 	}()
 	// Let the notice's two minutes pass once the replacement is on its way.
-	time.Sleep(300 * time.Millisecond)
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		launched := false
+		for _, x := range r.Instances() {
+			launched = launched || x.Tags[groupconfig.StateReplaces] == ids[0]
+		}
+		if launched {
+			break
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
 	r.Advance(3 * time.Minute)
 	var res result
 	select {

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/spotmax/spotmax/pkg/awsapi"
 	"github.com/spotmax/spotmax/pkg/inventory"
 	"github.com/spotmax/spotmax/pkg/metrics"
 	"github.com/spotmax/spotmax/pkg/replace"
@@ -50,12 +51,15 @@ type Controller struct {
 	lastStart map[string]time.Time // group → start of the last proactive replacement
 	failedAt  map[string]time.Time // instance → last failed proactive replacement
 	seen      *dedup
-	groups    map[string]*inventory.Group // from the last reconcile
-	instGroup map[string]string           // instance → group, from the last reconcile
-	wg        sync.WaitGroup
-	sem       chan struct{}
-	stats     Stats
-	quiesced  bool
+	// unconfirmed are interruption warnings EC2 has not confirmed yet, re-checked at each
+	// reconcile until their deadline.
+	unconfirmed map[string]Event
+	groups      map[string]*inventory.Group // from the last reconcile
+	instGroup   map[string]string           // instance → group, from the last reconcile
+	wg          sync.WaitGroup
+	sem         chan struct{}
+	stats       Stats
+	quiesced    bool
 }
 
 // Stats count what the controller did since it started.
@@ -102,6 +106,7 @@ func (c *Controller) init() {
 	c.lastStart = map[string]time.Time{}
 	c.failedAt = map[string]time.Time{}
 	c.seen = newDedup(4096)
+	c.unconfirmed = map[string]Event{}
 	c.sem = make(chan struct{}, c.MaxParallel)
 	if c.Workflow.Metrics == nil {
 		c.Workflow.Metrics = c.Metrics
@@ -215,6 +220,28 @@ func (c *Controller) handle(ctx context.Context, e Event) {
 		log.Debug("event for an instance outside the managed groups; ignored")
 		c.markSeen(e.ID)
 		return
+	}
+	if e.Kind == KindInterruption && e.Source != "agent" {
+		// An interruption warning from a queue may be duplicated, stale or mistaken: acting on it
+		// detaches a healthy instance that holds the group's data. Only the agent's relay comes
+		// from the instance's own IMDS notice; anything else is confirmed with EC2 first.
+		ok, why, err := c.Workflow.ConfirmInterruption(ctx, e.Instance)
+		if err != nil && !awsapi.IsNotFound(err) {
+			log.Warn("cannot confirm the interruption warning yet", "error", err)
+		}
+		if !ok {
+			c.mu.Lock()
+			if _, known := c.unconfirmed[e.ID]; !known {
+				log.Warn("interruption warning not confirmed by EC2: not acting on it until it is", "found", why)
+			}
+			c.unconfirmed[e.ID] = e
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Lock()
+		delete(c.unconfirmed, e.ID)
+		c.mu.Unlock()
+		log.Info("interruption confirmed", "by", why)
 	}
 	switch e.Kind {
 	case KindInterruption, KindRebalance:

@@ -36,6 +36,15 @@ func (c *Controller) Reconcile(ctx context.Context) ([]Event, error) {
 		return nil, err
 	}
 	now := c.Clock.Now()
+	// Instances a replacement in flight drives — the old instance and the replacement receiving
+	// its data volume — are no policy's candidates.
+	busy := map[string]bool{}
+	for _, j := range journals {
+		busy[j.Old] = true
+		if j.Replacement != "" {
+			busy[j.Replacement] = true
+		}
+	}
 	byName := map[string]*inventory.Group{}
 	instGroup := map[string]string{}
 	var events []Event
@@ -66,7 +75,7 @@ func (c *Controller) Reconcile(ctx context.Context) ([]Event, error) {
 			}
 		}
 		c.Metrics.Gauge(ctx, g.Name, counts(g))
-		events = append(events, dueEvents(g, now)...)
+		events = append(events, dueEvents(g, now, busy)...)
 	}
 	if orphans, err := c.Workflow.OrphanedVolumes(ctx); err != nil {
 		c.Log.Error("looking for orphaned data volumes", "error", err)
@@ -90,10 +99,30 @@ func (c *Controller) Reconcile(ctx context.Context) ([]Event, error) {
 		if j.Group == "" {
 			continue
 		}
+		if c.Workflow.Busy(j, now) {
+			// Another actor drives it: a `spotmax replace`, or a second controller running without
+			// leader election. Its lease keeps us off; say so once per actor.
+			c.mu.Lock()
+			first := c.seen.add("owner/" + j.Owner)
+			c.mu.Unlock()
+			if first {
+				c.Log.Warn("another spotmax actor is replacing instances in this region; its journals are left to it while its lease runs (run controllers with --leader-elect)",
+					"owner", j.Owner, "instance", j.Old, "group", j.Group)
+			}
+			continue
+		}
 		events = append(events, Event{ID: "resume/" + j.Old + "/" + string(j.Phase), Kind: KindResume, Instance: j.Old, Group: j.Group,
 			Time: now, Source: "reconcile", Detail: string(j.Phase)})
 	}
 	c.mu.Lock()
+	for id, e := range c.unconfirmed {
+		if now.After(e.Deadline) {
+			delete(c.unconfirmed, id)
+			c.Log.Warn("interruption warning never confirmed by EC2 before its deadline: not acted on", "instance", e.Instance, "group", e.Group, "source", e.Source)
+			continue
+		}
+		events = append(events, e) // confirm it again
+	}
 	c.groups, c.instGroup = byName, instGroup
 	c.stats.Reconciles++
 	c.mu.Unlock()
@@ -103,12 +132,15 @@ func (c *Controller) Reconcile(ctx context.Context) ([]Event, error) {
 }
 
 // dueEvents returns the group's members that need a replacement now, by policy.
-func dueEvents(g *inventory.Group, now time.Time) []Event {
+func dueEvents(g *inventory.Group, now time.Time, busy map[string]bool) []Event {
 	cfg := g.Config
 	var out []Event
 	for _, m := range g.Members {
 		if m.State != "running" || m.LifecycleState != "InService" {
 			continue
+		}
+		if busy[m.ID] || busy[m.Tags[groupconfig.StateReplaces]] {
+			continue // the old instance or the replacement of a replacement in flight
 		}
 		if notice := m.Tags[groupconfig.StateNotice]; notice != "" {
 			if e, ok := relayedNotice(m.ID, g.Name, notice); ok {

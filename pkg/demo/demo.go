@@ -95,13 +95,13 @@ func Run(ctx context.Context, out io.Writer, o Options) error {
 		Clock: clk, PollMin: time.Duration(float64(time.Second) / o.Scale), PollMax: time.Duration(float64(15*time.Second) / o.Scale),
 		Timeouts: &to, Log: o.Log}
 	w.OnProgress = func(p replace.Progress) {
-		if p.Done && p.Err == nil && (p.Step == "launch" || p.Step == "detach" || p.Step == "move-volume") {
+		if p.Done && p.Err == nil && (p.Step == replace.StepLaunch || p.Step == replace.StepDetach || p.Step == replace.StepMoveVolume) {
 			switch p.Step {
-			case "launch":
+			case replace.StepLaunch:
 				say("spotmax: %s launched to replace %s", p.New, p.Old)
-			case "detach":
+			case replace.StepDetach:
 				say("spotmax: %s detached from the group (desired capacity kept by %s)", p.Old, p.New)
-			case "move-volume":
+			case replace.StepMoveVolume:
 				say("spotmax: data volume moved from %s to %s", p.Old, p.New)
 			}
 		}

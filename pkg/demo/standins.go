@@ -14,6 +14,7 @@ import (
 
 	"github.com/spotmax/spotmax/pkg/groupconfig"
 	"github.com/spotmax/spotmax/pkg/inventory"
+	"github.com/spotmax/spotmax/pkg/metrics"
 	"github.com/spotmax/spotmax/pkg/replace"
 	"github.com/spotmax/spotmax/pkg/sim"
 )
@@ -53,7 +54,8 @@ func (c *consulStandIn) registered(instance string) int {
 // consulStep is the controller's Consul deregistration step, against the stand-in.
 type consulStep struct{ c *consulStandIn }
 
-func (s consulStep) Name() string { return "consul-deregister" }
+func (s consulStep) Name() string         { return "consul-deregister" }
+func (s consulStep) Metric() metrics.Name { return metrics.ConsulDeregistered }
 func (s consulStep) Enabled(g *inventory.Group) bool {
 	return g.Config != nil && g.Config.ConsulPort != 0
 }
@@ -72,7 +74,8 @@ type kubeStandIn struct {
 // drainStep is the controller's Kubernetes drain step, against the stand-in.
 type drainStep struct{ k *kubeStandIn }
 
-func (s drainStep) Name() string { return "k8s-drain" }
+func (s drainStep) Name() string         { return "k8s-drain" }
+func (s drainStep) Metric() metrics.Name { return metrics.NodeDrained }
 func (s drainStep) Enabled(g *inventory.Group) bool {
 	return g.Config != nil && g.Config.K8sConfigFilePath != ""
 }

@@ -42,6 +42,11 @@ const (
 	// StateFill on an instance names the group it was launched to fill when the group's own launch
 	// failed (spotmax:is_to_handle_scaling_failure); it is removed once the instance is a member.
 	StateFill = StatePrefix + "fill"
+	// StateOwner on an instance being replaced names the actor driving its journal (a process of
+	// `spotmax replace` or `spotmax run`); StateLeaseUntil is when that actor's lease ends unless
+	// renewed (RFC 3339). Another actor leaves the journal alone until the lease has expired.
+	StateOwner      = StatePrefix + "owner"
+	StateLeaseUntil = StatePrefix + "lease_until"
 	// StateRetiring on an instance marks a proactive retirement: the agent releases its data
 	// volume and deregisters it as it would on an interruption notice.
 	StateRetiring = StatePrefix + "retiring"

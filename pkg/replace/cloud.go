@@ -88,12 +88,41 @@ func (w *Workflow) describeInstance(ctx context.Context, id string) (ec2types.In
 	return ec2types.Instance{}, &awsapi.NotFoundError{Kind: "instance", Name: id}
 }
 
-// waitInstance polls an instance until ok says its state is reached.
+// describeLaunched describes an instance spotmax launched. Right after RunInstances, EC2's
+// eventually consistent API may answer InvalidInstanceID.NotFound: that means "not visible yet",
+// not "gone", and is polled through for up to Timeouts.Visible.
+func (w *Workflow) describeLaunched(ctx context.Context, id string) (ec2types.Instance, error) {
+	var inst ec2types.Instance
+	err := w.fresh(ctx, id, func(ctx context.Context) (err error) {
+		inst, err = w.describeInstance(ctx, id)
+		return err
+	})
+	return inst, err
+}
+
+// fresh runs fn, a call naming an instance spotmax launched, polling through NotFound answers for
+// up to Timeouts.Visible (EC2's eventual consistency).
+func (w *Workflow) fresh(ctx context.Context, id string, fn func(context.Context) error) error {
+	var last error
+	err := w.poll(ctx, "instance "+id+" to be visible", w.timeouts().Visible, func(ctx context.Context) (bool, error) {
+		last = fn(ctx)
+		if last != nil && awsapi.IsNotFound(last) {
+			return false, nil
+		}
+		return true, last
+	})
+	if err != nil && last != nil && awsapi.IsNotFound(last) {
+		return last
+	}
+	return err
+}
+
+// waitInstance polls an instance spotmax launched until ok says its state is reached.
 func (w *Workflow) waitInstance(ctx context.Context, id string, timeout time.Duration, ok func(state string) (bool, error)) (ec2types.Instance, error) {
 	var inst ec2types.Instance
 	err := w.poll(ctx, "instance "+id, timeout, func(ctx context.Context) (bool, error) {
 		var err error
-		inst, err = w.describeInstance(ctx, id)
+		inst, err = w.describeLaunched(ctx, id)
 		if err != nil {
 			return false, err
 		}
@@ -173,14 +202,31 @@ func (w *Workflow) untagResource(ctx context.Context, id string, keys ...string)
 	return nil
 }
 
-// clearJournal removes every journal tag from an instance.
-func (w *Workflow) clearJournal(ctx context.Context, id string) error {
-	return w.untagResource(ctx, id, groupconfig.StatePhase, groupconfig.StateJournalGroup, groupconfig.StateReason,
-		groupconfig.StateStarted, groupconfig.StateToken, groupconfig.StateOptions, groupconfig.StateReplacement,
-		groupconfig.StateRetiring, groupconfig.StateVolumeReleased, groupconfig.StateDesired)
+// terminateLaunched terminates an instance spotmax launched and waits until EC2 confirms it is
+// shutting down or terminated; NotFound is "not visible yet" (describeLaunched), never "gone".
+func (w *Workflow) terminateLaunched(ctx context.Context, id string) error {
+	return w.poll(ctx, "instance "+id+" to terminate", w.timeouts().Running, func(ctx context.Context) (bool, error) {
+		inst, err := w.describeLaunched(ctx, id)
+		if err != nil {
+			return false, err
+		}
+		switch stateName(inst) {
+		case "shutting-down", "terminated":
+			return true, nil
+		}
+		err = w.fresh(ctx, id, func(ctx context.Context) error {
+			_, err := w.EC2.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{id}})
+			return err
+		})
+		if err != nil {
+			return false, fmt.Errorf("terminating %s: %w", id, err)
+		}
+		return false, nil
+	})
 }
 
-// terminate terminates an instance unless it is already gone.
+// terminate terminates an instance unless it is already gone. For an instance spotmax did not
+// just launch, NotFound means gone (EC2 lists terminated instances for about an hour).
 func (w *Workflow) terminate(ctx context.Context, id string) error {
 	inst, err := w.describeInstance(ctx, id)
 	if err != nil {

@@ -82,7 +82,7 @@ func (w *Workflow) launchFill(ctx context.Context, g *inventory.Group, res *Resu
 	if err != nil {
 		return "", err
 	}
-	r := &run{w: w, g: g, cfg: g.Config, req: Request{Reason: ReasonManual}, plan: &Plan{}, journal: map[string]string{}}
+	r := &run{w: w, g: g, cfg: g.Config, req: Request{Reason: ReasonManual}, plan: &Plan{}, journal: Journal{Desired: -1}}
 	azs := r.azOrder(subnets, "")
 	data, err := r.template(ctx)
 	if err != nil {

@@ -98,6 +98,9 @@ func (f *fixture) workflow(steps ...replace.PreDetachStep) *replace.Workflow {
 		Clock:   f.env.Region().Clock(),
 		PollMin: 2 * time.Millisecond, PollMax: 20 * time.Millisecond,
 		Timeouts: &to,
+		// One actor whose identity survives its crashes, like a restarted controller: it resumes
+		// its own journals at once. Tests of concurrent actors give each its own Owner.
+		Owner: "test-actor", LeaseSettle: 5 * time.Millisecond, Lease: time.Hour,
 	}
 }
 

@@ -16,7 +16,7 @@ import (
 // makePlan picks the launch options and finds the data volume.
 func (r *run) makePlan(ctx context.Context) (*Plan, error) {
 	w := r.w
-	p := &Plan{Group: r.g.Name, Old: r.req.InstanceID, Reason: r.req.Reason, Resume: Phase(r.journal[groupconfig.StatePhase])}
+	p := &Plan{Group: r.g.Name, Old: r.req.InstanceID, Reason: r.req.Reason, Resume: r.journal.Phase}
 	if r.g.Template == nil {
 		return nil, &RefusedError{Instance: r.req.InstanceID, Group: r.g.Name, Why: "the group has no launch template (launch configurations are not supported)"}
 	}
@@ -57,17 +57,8 @@ func (r *run) makePlan(ctx context.Context) (*Plan, error) {
 			p.Options = append(p.Options, Option{InstanceType: tm[0], Market: tm[1], SubnetID: subnets[az], AZ: az})
 		}
 	}
-	p.Steps = []string{"start", "launch", "join"}
-	for _, s := range w.Steps {
-		if s.Enabled(r.g) {
-			p.Steps = append(p.Steps, s.Name())
-		}
-	}
-	p.Steps = append(p.Steps, "detach")
-	if p.Volume != "" {
-		p.Steps = append(p.Steps, "move-volume")
-	}
-	p.Steps = append(p.Steps, "terminate-old")
+	r.plan = p
+	p.Steps = r.planSteps()
 	return p, nil
 }
 
@@ -223,10 +214,18 @@ func (w *Workflow) runInstanceTagged(ctx context.Context, r *run, opt Option, to
 		MaxCount:     aws.Int32(1),
 		ClientToken:  aws.String(token),
 		InstanceType: ec2types.InstanceType(opt.InstanceType),
-		SubnetId:     aws.String(opt.SubnetID),
 	}
 	templateIsSpot := data.InstanceMarketOptions != nil && data.InstanceMarketOptions.MarketType == ec2types.MarketTypeSpot
-	if opt.Market == MarketOnDemand && templateIsSpot {
+	fromData := opt.Market == MarketOnDemand && templateIsSpot
+	if len(data.NetworkInterfaces) > 0 {
+		// EC2 refuses an instance-level subnet (or security groups) beside network interfaces
+		// (InvalidParameterCombination): the subnet goes into the primary interface, which keeps
+		// the template's security groups and settings.
+		in.NetworkInterfaces = interfacesIn(data.NetworkInterfaces, opt.SubnetID, fromData)
+	} else {
+		in.SubnetId = aws.String(opt.SubnetID)
+	}
+	if fromData {
 		// RunInstances cannot turn a spot template's market off: launch from its data instead.
 		fromTemplateData(in, data)
 	} else {
@@ -296,7 +295,9 @@ func fromTemplateData(in *ec2.RunInstancesInput, d *ec2types.ResponseLaunchTempl
 	in.ImageId = d.ImageId
 	in.KeyName = d.KeyName
 	in.UserData = d.UserData
-	in.SecurityGroupIds = d.SecurityGroupIds
+	if len(in.NetworkInterfaces) == 0 {
+		in.SecurityGroupIds = d.SecurityGroupIds
+	}
 	if p := d.IamInstanceProfile; p != nil {
 		in.IamInstanceProfile = &ec2types.IamInstanceProfileSpecification{Arn: p.Arn, Name: p.Name}
 	}
@@ -319,4 +320,41 @@ func fromTemplateData(in *ec2.RunInstancesInput, d *ec2types.ResponseLaunchTempl
 	for _, ts := range d.TagSpecifications {
 		in.TagSpecifications = append(in.TagSpecifications, ec2types.TagSpecification{ResourceType: ts.ResourceType, Tags: ts.Tags})
 	}
+}
+
+// interfacesIn turns a launch template's network interfaces into a RunInstances request's: the
+// primary interface (device index 0) gets subnet; with all its settings copied (all=true, a launch
+// from the template's data) every interface keeps its groups and options, else only the
+// subnet is overridden and the rest comes from the template itself.
+func interfacesIn(tmpl []ec2types.LaunchTemplateInstanceNetworkInterfaceSpecification, subnet string, all bool) []ec2types.InstanceNetworkInterfaceSpecification {
+	var out []ec2types.InstanceNetworkInterfaceSpecification
+	for _, n := range tmpl {
+		primary := aws.ToInt32(n.DeviceIndex) == 0 && n.NetworkCardIndex == nil || aws.ToInt32(n.DeviceIndex) == 0 && aws.ToInt32(n.NetworkCardIndex) == 0
+		if !all && !primary {
+			continue
+		}
+		x := ec2types.InstanceNetworkInterfaceSpecification{DeviceIndex: n.DeviceIndex, NetworkCardIndex: n.NetworkCardIndex}
+		if all {
+			x.AssociatePublicIpAddress = n.AssociatePublicIpAddress
+			x.DeleteOnTermination = n.DeleteOnTermination
+			x.Description = n.Description
+			x.Groups = n.Groups
+			x.InterfaceType = n.InterfaceType
+			x.Ipv6AddressCount = n.Ipv6AddressCount
+			x.SecondaryPrivateIpAddressCount = n.SecondaryPrivateIpAddressCount
+			x.SubnetId = n.SubnetId
+		}
+		if primary {
+			x.SubnetId = aws.String(subnet)
+			if !all {
+				// An override of the template's interface must repeat its security groups, or the
+				// instance gets the VPC's default group.
+				x.Groups = n.Groups
+				x.AssociatePublicIpAddress = n.AssociatePublicIpAddress
+				x.DeleteOnTermination = n.DeleteOnTermination
+			}
+		}
+		out = append(out, x)
+	}
+	return out
 }

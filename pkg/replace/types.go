@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/spotmax/spotmax/pkg/inventory"
+	"github.com/spotmax/spotmax/pkg/metrics"
 )
 
 // Reason says why an instance is replaced.
@@ -99,6 +100,8 @@ const (
 	PhaseDetached    Phase = "detached"
 	PhaseVolumeMoved Phase = "volume-moved"
 	PhaseDone        Phase = "done"
+	// PhaseAborting is journaled when a rollback starts; a resume finishes the rollback.
+	PhaseAborting Phase = "aborting"
 )
 
 // Attempt is one launch option tried.
@@ -161,6 +164,8 @@ type PreDetachStep interface {
 	Enabled(g *inventory.Group) bool
 	// Run does the step. It must be idempotent: a resumed replacement runs it again.
 	Run(ctx context.Context, t Target) error
+	// Metric is the metrics event recorded when the step succeeds ("" for none).
+	Metric() metrics.Name
 }
 
 // Clock is the workflow's time: Now for journals and deadlines, Sleep for configured delays.
@@ -201,6 +206,11 @@ var (
 	ErrAborted = errors.New("aborted")
 	// ErrStopped means the workflow was asked to stop between steps; the journal is kept.
 	ErrStopped = errors.New("stopped")
+	// ErrBusy means another actor holds the instance's journal (BusyError); nothing was changed.
+	ErrBusy = errors.New("busy")
+	// ErrUntrusted means a journal names something that is not what the journal says (a
+	// replacement not launched by spotmax for this instance, another group); nothing was done.
+	ErrUntrusted = errors.New("untrusted journal")
 )
 
 // RefusedError explains a refusal.

@@ -271,14 +271,14 @@ func (r *run) moveVolume(ctx context.Context) error {
 	if err := w.attachVolume(ctx, vol, r.newID, r.plan.Device); err != nil {
 		return err
 	}
-	if err := w.keepVolume(ctx, r.newID, r.plan.Device); err != nil {
+	if err := w.fresh(ctx, r.newID, func(ctx context.Context) error { return w.keepVolume(ctx, r.newID, r.plan.Device) }); err != nil {
 		return err
 	}
 	tags := map[string]string{groupconfig.StateVolume: vol}
 	if r.plan.MountPath != "" {
 		tags[groupconfig.StateMountPath] = r.plan.MountPath
 	}
-	if err := w.tagInstance(ctx, r.newID, tags); err != nil {
+	if err := w.fresh(ctx, r.newID, func(ctx context.Context) error { return w.tagInstance(ctx, r.newID, tags) }); err != nil {
 		return fmt.Errorf("recording volume %s on %s: %w", vol, r.newID, err)
 	}
 	r.progress("move-volume", vol+" attached to "+r.newID+" at "+r.plan.Device, false, nil)
@@ -312,7 +312,7 @@ func (w *Workflow) attachVolume(ctx context.Context, vol, to, dev string) error 
 		if v.State != ec2types.VolumeStateAvailable {
 			return false, nil
 		}
-		err = w.call(ctx, func(ctx context.Context) error {
+		err = w.fresh(ctx, to, func(ctx context.Context) error {
 			_, err := w.EC2.AttachVolume(ctx, &ec2.AttachVolumeInput{VolumeId: aws.String(vol), InstanceId: aws.String(to), Device: aws.String(dev)})
 			return err
 		})

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -33,12 +32,15 @@ type Timeouts struct {
 	// volume before it terminates the (already detached and drained) old instance to free it.
 	Release time.Duration
 	Volume  time.Duration // volume detaching → available, attaching → in-use
+	// Visible is how long an instance spotmax launched may stay invisible to calls that name it
+	// (EC2's eventual consistency answers InvalidInstanceID.NotFound meanwhile).
+	Visible time.Duration
 }
 
 // DefaultTimeouts are generous against AWS's usual latencies.
 func DefaultTimeouts() Timeouts {
 	return Timeouts{Running: 10 * time.Minute, InService: 10 * time.Minute, Detach: 5 * time.Minute,
-		Release: 3 * time.Minute, Volume: 5 * time.Minute}
+		Release: 3 * time.Minute, Volume: 5 * time.Minute, Visible: 2 * time.Minute}
 }
 
 // Workflow runs replacements. Its zero value is not usable: set EC2 and ASG at least.
@@ -66,8 +68,21 @@ type Workflow struct {
 	// Metrics, when set, receives the workflow's actions: replacement started, succeeded or
 	// failed, on-demand fallback, revert to spot, lifetime rotation, volume moved.
 	Metrics Recorder
+	// Owner names this actor in the journals it drives (lease.go). A controller sets a name that
+	// stays the same across its restarts, so that it resumes its own journals at once; the
+	// default, "spotmax@<host>/<pid>-<random>", is unique per process.
+	Owner string
+	// Lease is how long an actor's hold on a journal lasts unless renewed (default 45 s, in the
+	// workflow clock's time); a crashed actor's journal is resumed by another after that.
+	Lease time.Duration
+	// LeaseSettle is how long an actor waits after writing its claim on a journal before it reads
+	// the claim back to see whether a rival's write came after it (default 500 ms, in the workflow
+	// clock's time like every duration of the workflow).
+	LeaseSettle time.Duration
 
 	sizeLocks sync.Map // group name → *sync.Mutex, see lockGroupSize
+	ownerOnce sync.Once
+	ownerID   string
 }
 
 func (w *Workflow) clock() Clock {
@@ -118,8 +133,9 @@ type run struct {
 	cfg     *groupconfig.Config
 	req     Request
 	old     ec2types.Instance
-	journal map[string]string // the old instance's spotmax:state:* tags
+	journal Journal // the old instance's journal (journal.go)
 	plan    *Plan
+	secured bool                                 // the data volume is kept and tagged (start, or again after a resume)
 	tmpl    *ec2types.ResponseLaunchTemplateData // read once, see template
 	newID   string
 	res     *Result
@@ -165,20 +181,18 @@ func (w *Workflow) prepare(ctx context.Context, g *inventory.Group, req Request)
 	if err != nil {
 		return nil, err
 	}
-	r := &run{w: w, g: g, cfg: g.Config, req: req, old: old, journal: stateTags(old.Tags)}
+	r := &run{w: w, g: g, cfg: g.Config, req: req, old: old, journal: loadJournal(req.InstanceID, old.Tags)}
 	r.res = &Result{Group: g.Name, Old: req.InstanceID, Reason: req.Reason, Attempts: []Attempt{}, Warnings: []string{}}
-	if phase := Phase(r.journal[groupconfig.StatePhase]); phase != "" {
-		if jg := r.journal[groupconfig.StateJournalGroup]; jg != "" && jg != g.Name {
-			return nil, &RefusedError{Instance: req.InstanceID, Group: g.Name, Why: "its journaled replacement belongs to group " + jg}
+	if r.journal.Phase != "" {
+		if err := r.checkJournal(); err != nil {
+			return nil, err
 		}
-		r.req.Reason = Reason(r.journal[groupconfig.StateReason])
-		r.req.ForceDetach = r.req.ForceDetach || strings.Contains(r.journal[groupconfig.StateOptions], optForceDetach)
+		r.req.Reason = r.journal.Reason
+		r.req.ForceDetach = r.req.ForceDetach || r.journal.has(optForceDetach)
 		r.res.Reason = r.req.Reason
 		r.res.Resumed = true
-		r.newID = r.journal[groupconfig.StateReplacement]
-		if t, err := time.Parse(time.RFC3339, r.journal[groupconfig.StateStarted]); err == nil {
-			r.res.Started = t
-		}
+		r.newID = r.journal.Replacement
+		r.res.Started = r.journal.Started
 	} else {
 		if !isMember(g, req.InstanceID) {
 			return nil, &RefusedError{Instance: req.InstanceID, Group: g.Name, Why: "not a member of the group"}
@@ -187,6 +201,9 @@ func (w *Workflow) prepare(ctx context.Context, g *inventory.Group, req Request)
 		case "pending", "running":
 		default:
 			return nil, &RefusedError{Instance: req.InstanceID, Group: g.Name, Why: "instance is " + st}
+		}
+		if err := w.checkNotReceiving(ctx, g.Name, old); err != nil {
+			return nil, err
 		}
 	}
 	plan, err := r.makePlan(ctx)
@@ -202,41 +219,57 @@ func (r *run) execute(ctx context.Context) (*Result, error) {
 	if r.res.Started.IsZero() {
 		r.res.Started = w.clock().Now()
 	}
-	cur := Phase(r.journal[groupconfig.StatePhase])
-	if cur == "" {
+	if r.journal.Phase == "" {
 		r.record(ctx, metrics.ReplacementStarted, 0, nil)
+	} else if err := r.takeOver(ctx); err != nil {
+		return r.res, err
+	}
+	ctx, stopRenewing := r.holdLease(ctx)
+	defer stopRenewing()
+	if r.newID != "" {
+		if err := r.verifyReplacement(ctx, r.newID); err != nil {
+			return r.res, err
+		}
+	}
+	if r.journal.Phase == PhaseAborting {
+		return r.res, r.abort(ctx, errors.New("resuming an interrupted rollback"))
 	}
 	for {
-		s, ok := r.next(cur)
+		s, ok := r.next(r.journal.Phase)
 		if !ok {
 			break
 		}
 		select {
 		case <-w.Stop:
-			return r.res, fmt.Errorf("%w: replacement of %s paused before %s, its journal is kept", ErrStopped, r.req.InstanceID, s.name)
+			r.releaseLease(ctx)
+			return r.res, fmt.Errorf("%w: replacement of %s paused before %s, its journal is kept; resume with 'spotmax replace --resume %s'",
+				ErrStopped, r.req.InstanceID, s.name, r.req.InstanceID)
 		default:
 		}
 		r.progress(s.name, "", false, nil)
 		stepStart := w.clock().Now()
-		err := s.fn(ctx)
+		err := s.run(r, ctx)
+		if err == nil && ctx.Err() != nil {
+			err = context.Cause(ctx)
+		}
 		r.progress(s.name, "", true, err)
 		if err != nil {
-			if !errors.Is(err, context.Canceled) && !errors.Is(err, ErrStopped) {
+			if !errors.Is(err, context.Canceled) && !errors.Is(err, ErrStopped) && !errors.Is(err, ErrBusy) {
 				r.record(context.WithoutCancel(ctx), metrics.ReplacementFailed, w.clock().Now().Sub(r.res.Started), map[string]string{"step": s.name, "error": err.Error()})
 			}
-			return r.res, err
+			return r.res, r.resumeHint(err)
 		}
-		if s.after == PhaseVolumeMoved && r.plan.Volume != "" {
+		if s.done == PhaseVolumeMoved && r.plan.Volume != "" {
 			r.record(ctx, metrics.VolumeMoved, w.clock().Now().Sub(stepStart), map[string]string{"volume": r.plan.Volume})
 		}
-		if s.after != PhaseDone {
-			if err := r.setPhase(ctx, s.after); err != nil {
-				return r.res, err
+		if s.done != PhaseDone && s.done != PhaseStarted {
+			if err := r.set(ctx, "phase "+string(s.done), func(j *Journal) { j.Phase = s.done }); err != nil {
+				return r.res, r.resumeHint(err)
 			}
 		}
-		cur = s.after
+		r.journal.Phase = s.done
 		if w.AfterPhase != nil {
-			if err := w.AfterPhase(r.req.InstanceID, s.after); err != nil {
+			if err := w.AfterPhase(r.req.InstanceID, s.done); err != nil {
 				return r.res, err
 			}
 		}
@@ -254,46 +287,6 @@ func (r *run) execute(ctx context.Context) (*Result, error) {
 		r.record(ctx, metrics.LifetimeRotation, took, nil)
 	}
 	return r.res, nil
-}
-
-// step is one step of the workflow and the phase journaled once it is done.
-type step struct {
-	after Phase
-	name  string
-	fn    func(context.Context) error
-}
-
-// order is the run's sequence of steps. The data volume normally moves once the old instance is
-// out of the group; for an interrupted instance whose volume is already released (the agent
-// unmounted it on the notice), it moves right after the launch, so the replacement has its data
-// before it takes traffic and well inside the two minutes.
-func (r *run) order() []step {
-	head := []step{{PhaseStarted, "start", r.start}, {PhaseLaunched, "launch", r.launch}}
-	move := step{PhaseVolumeMoved, "move-volume", r.moveVolume}
-	tail := []step{{PhaseJoined, "join", r.join}, {PhaseRetired, "retire", r.retire}, {PhaseDetached, "detach", r.detach}}
-	finish := step{PhaseDone, "finish", r.finish}
-	if r.volumeFirst() {
-		return append(append(append(head, move), tail...), finish)
-	}
-	return append(append(head, tail...), move, finish)
-}
-
-// next returns the step after the journaled phase cur.
-func (r *run) next(cur Phase) (step, bool) {
-	ord := r.order()
-	if cur == "" {
-		return ord[0], true
-	}
-	for i, s := range ord {
-		if s.after == cur && i+1 < len(ord) {
-			return ord[i+1], true
-		}
-	}
-	return step{}, false
-}
-
-func (r *run) volumeFirst() bool {
-	return strings.Contains(r.journal[groupconfig.StateOptions], optVolumeFirst)
 }
 
 // Journaled options of a replacement.
@@ -316,41 +309,42 @@ func (r *run) progress(step, detail string, done bool, err error) {
 	}
 }
 
-func (r *run) setPhase(ctx context.Context, p Phase) error {
-	if err := r.w.tagInstance(ctx, r.req.InstanceID, map[string]string{groupconfig.StatePhase: string(p)}); err != nil {
-		return fmt.Errorf("journaling phase %s on %s: %w", p, r.req.InstanceID, err)
+// start writes the journal, with this actor's lease, in one call (a crash leaves either a whole
+// journal that a resume continues, or none), makes sure no rival wrote one at the same time, and
+// then secures the data volume.
+func (r *run) start(ctx context.Context) error {
+	var opts []string
+	if r.req.ForceDetach {
+		opts = append(opts, optForceDetach)
 	}
-	r.journal[groupconfig.StatePhase] = string(p)
-	return nil
+	now := r.w.clock().Now()
+	err := r.set(ctx, "the replacement", func(j *Journal) {
+		*j = Journal{Old: r.req.InstanceID, Group: r.g.Name, Reason: r.req.Reason, Started: r.res.Started, Token: newToken(),
+			Options: opts, Phase: PhaseStarted, Desired: -1, Owner: r.w.owner(), LeaseUntil: now.Add(r.w.lease())}
+	})
+	if err != nil {
+		return err
+	}
+	if err := r.confirmClaim(ctx); err != nil {
+		return err
+	}
+	return r.secure(ctx)
 }
 
-// start secures the data volume and writes the journal.
-func (r *run) start(ctx context.Context) error {
-	if r.plan.Volume != "" {
-		if err := r.w.keepVolume(ctx, r.req.InstanceID, r.plan.Device); err != nil {
-			return err
-		}
-		if err := r.w.tagResource(ctx, r.plan.Volume, map[string]string{groupconfig.StateMovingFrom: r.req.InstanceID}); err != nil {
-			return fmt.Errorf("journaling volume %s: %w", r.plan.Volume, err)
-		}
+// secure turns DeleteOnTermination off for the data volume and tags it as moving from the old
+// instance. It is idempotent; a resumed replacement runs it again before its next launch.
+func (r *run) secure(ctx context.Context) error {
+	if r.secured || r.plan.Volume == "" {
+		r.secured = true
+		return nil
 	}
-	opts := ""
-	if r.req.ForceDetach {
-		opts = optForceDetach
+	if err := r.w.keepVolume(ctx, r.req.InstanceID, r.plan.Device); err != nil && !awsapi.IsNotFound(err) {
+		return err
 	}
-	j := map[string]string{
-		groupconfig.StateJournalGroup: r.g.Name,
-		groupconfig.StateReason:       string(r.req.Reason),
-		groupconfig.StateStarted:      r.res.Started.UTC().Format(time.RFC3339),
-		groupconfig.StateToken:        newToken(),
-		groupconfig.StateOptions:      opts,
+	if err := r.w.tagResource(ctx, r.plan.Volume, map[string]string{groupconfig.StateMovingFrom: r.req.InstanceID}); err != nil {
+		return fmt.Errorf("journaling volume %s: %w", r.plan.Volume, err)
 	}
-	if err := r.w.tagInstance(ctx, r.req.InstanceID, j); err != nil {
-		return fmt.Errorf("journaling the replacement of %s: %w", r.req.InstanceID, err)
-	}
-	for k, v := range j {
-		r.journal[k] = v
-	}
+	r.secured = true
 	return nil
 }
 
@@ -358,11 +352,18 @@ func (r *run) start(ctx context.Context) error {
 // options in order.
 func (r *run) launch(ctx context.Context) error {
 	w := r.w
+	if err := r.secure(ctx); err != nil {
+		return err
+	}
 	id, err := w.findReplacement(ctx, r.req.InstanceID)
 	if err != nil {
 		return err
 	}
-	if id == "" {
+	if id != "" {
+		if err := r.verifyReplacement(ctx, id); err != nil {
+			return err
+		}
+	} else {
 		id, err = r.launchFirstFitting(ctx)
 		if err != nil {
 			return r.abort(ctx, err)
@@ -370,10 +371,9 @@ func (r *run) launch(ctx context.Context) error {
 	}
 	r.newID = id
 	r.res.New = id
-	if err := w.tagInstance(ctx, r.req.InstanceID, map[string]string{groupconfig.StateReplacement: id}); err != nil {
-		return fmt.Errorf("journaling replacement %s on %s: %w", id, r.req.InstanceID, err)
+	if err := r.set(ctx, "replacement "+id, func(j *Journal) { j.Replacement = id }); err != nil {
+		return err
 	}
-	r.journal[groupconfig.StateReplacement] = id
 	if r.plan.Volume != "" {
 		if err := w.tagResource(ctx, r.plan.Volume, map[string]string{groupconfig.StateMovingTo: id}); err != nil {
 			return fmt.Errorf("journaling volume %s: %w", r.plan.Volume, err)
@@ -384,17 +384,15 @@ func (r *run) launch(ctx context.Context) error {
 		return r.abort(ctx, fmt.Errorf("waiting for replacement %s to run: %w", id, err))
 	}
 	r.recordNew(inst)
-	if r.req.Reason == ReasonInterruption && r.plan.Volume != "" && !r.volumeFirst() {
+	if r.req.Reason == ReasonInterruption && r.plan.Volume != "" && !r.journal.has(optVolumeFirst) {
 		released, err := r.volumeReleased(ctx)
 		if err != nil {
 			return err
 		}
 		if released {
-			opts := strings.TrimSpace(r.journal[groupconfig.StateOptions] + " " + optVolumeFirst)
-			if err := w.tagInstance(ctx, r.req.InstanceID, map[string]string{groupconfig.StateOptions: opts}); err != nil {
-				return fmt.Errorf("journaling the order of the replacement of %s: %w", r.req.InstanceID, err)
+			if err := r.set(ctx, "the order of the replacement", func(j *Journal) { j.Options = append(j.Options, optVolumeFirst) }); err != nil {
+				return err
 			}
-			r.journal[groupconfig.StateOptions] = opts
 		}
 	}
 	return nil
@@ -414,7 +412,7 @@ func (r *run) recordNew(inst ec2types.Instance) {
 func (r *run) launchFirstFitting(ctx context.Context) (string, error) {
 	var tried []string
 	for i, opt := range r.plan.Options {
-		id, err := r.w.runInstance(ctx, r, opt, fmt.Sprintf("%s-%d", r.journal[groupconfig.StateToken], i))
+		id, err := r.w.runInstance(ctx, r, opt, fmt.Sprintf("%s-%d", r.journal.Token, i))
 		if err == nil {
 			r.res.Attempts = append(r.res.Attempts, Attempt{Option: opt})
 			r.progress("launch", opt.String()+": "+id, false, nil)
@@ -432,12 +430,28 @@ func (r *run) launchFirstFitting(ctx context.Context) (string, error) {
 
 // abort rolls back a replacement whose old instance has not been detached: the replacement (if
 // any) leaves the group and is terminated, MaxSize is restored and the journal cleared. The old
-// instance keeps serving.
+// instance keeps serving. The rollback is journaled first (PhaseAborting), and the journal is
+// cleared only once EC2 confirms the replacement is terminated: a replacement that is not visible
+// yet (EC2's eventual consistency) is never taken for gone, and a rollback cut short is resumed,
+// never forgotten with an instance left running outside the group.
 func (r *run) abort(ctx context.Context, cause error) error {
 	w := r.w
 	// Rolling back must not be cut short by the caller's deadline.
 	ctx = context.WithoutCancel(ctx)
 	var errs []error
+	if r.journal.Phase != PhaseAborting {
+		if err := r.set(ctx, "the rollback", func(j *Journal) { j.Phase = PhaseAborting }); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if r.newID == "" {
+		// A launch whose answer was lost still left its tag: adopt it to terminate it.
+		if id, err := w.findReplacement(ctx, r.req.InstanceID); err != nil {
+			errs = append(errs, err)
+		} else if id != "" && r.verifyReplacement(ctx, id) == nil {
+			r.newID = id
+		}
+	}
 	if r.newID != "" {
 		member, err := w.groupMember(ctx, r.g.Name, r.newID)
 		if err != nil {
@@ -447,7 +461,7 @@ func (r *run) abort(ctx context.Context, cause error) error {
 				errs = append(errs, err)
 			}
 		}
-		if err := w.terminate(ctx, r.newID); err != nil {
+		if err := w.terminateLaunched(ctx, r.newID); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -459,14 +473,26 @@ func (r *run) abort(ctx context.Context, cause error) error {
 			errs = append(errs, err)
 		}
 	}
-	if err := w.clearJournal(ctx, r.req.InstanceID); err != nil {
-		errs = append(errs, err)
+	if len(errs) == 0 {
+		if err := w.clearJournal(ctx, r.req.InstanceID); err != nil {
+			errs = append(errs, err)
+		}
 	}
-	err := fmt.Errorf("%w: replacement of %s rolled back, the instance keeps serving: %w", ErrAborted, r.req.InstanceID, cause)
+	err := fmt.Errorf("%w: replacement of %s in group %s rolled back, the instance keeps serving: %w", ErrAborted, r.req.InstanceID, r.g.Name, cause)
 	if len(errs) > 0 {
-		err = fmt.Errorf("%w (rollback incomplete, resume with 'spotmax replace --resume %s': %w)", err, r.req.InstanceID, errors.Join(errs...))
+		err = fmt.Errorf("%w (rollback incomplete, its journal is kept: finish it with 'spotmax replace --resume %s' or let 'spotmax run' resume it: %w)",
+			err, r.req.InstanceID, errors.Join(errs...))
 	}
 	return err
+}
+
+// resumeHint adds to a failure after which the journal is kept how to resume it.
+func (r *run) resumeHint(err error) error {
+	if errors.Is(err, ErrAborted) || errors.Is(err, ErrStopped) || errors.Is(err, ErrBusy) || errors.Is(err, ErrRefused) {
+		return err
+	}
+	return fmt.Errorf("replacement of %s in group %s stopped at %s, its journal is kept: resume with 'spotmax replace --resume %s' (or let 'spotmax run' resume it): %w",
+		r.req.InstanceID, r.g.Name, r.journal.Phase, r.req.InstanceID, err)
 }
 
 // join attaches the replacement to the group and waits until it is InService, raising MaxSize by
@@ -476,21 +502,20 @@ func (r *run) join(ctx context.Context) error {
 	if r.newID == "" {
 		return fmt.Errorf("journal of %s names no replacement", r.req.InstanceID)
 	}
-	if _, ok := r.journal[groupconfig.StateDesired]; !ok {
+	if r.journal.Desired < 0 {
 		g, err := w.describeGroup(ctx, r.g.Name)
 		if err != nil {
 			return err
 		}
 		if _, member := memberState(g, r.newID); !member {
-			d := strconv.Itoa(int(aws.ToInt32(g.DesiredCapacity)))
-			if err := w.tagInstance(ctx, r.req.InstanceID, map[string]string{groupconfig.StateDesired: d}); err != nil {
-				return fmt.Errorf("journaling the desired capacity of group %s: %w", r.g.Name, err)
+			d := int(aws.ToInt32(g.DesiredCapacity))
+			if err := r.set(ctx, "the desired capacity of group "+r.g.Name, func(j *Journal) { j.Desired = d }); err != nil {
+				return err
 			}
-			r.journal[groupconfig.StateDesired] = d
 		}
 	}
 	if err := w.attachToGroup(ctx, r.g.Name, r.newID); err != nil {
-		if r.volumeFirst() {
+		if r.journal.has(optVolumeFirst) {
 			// The data already lives on the replacement and the interrupted instance is going:
 			// rolling back would orphan the volume. Keep the journal; a resume tries again.
 			return err
@@ -503,7 +528,7 @@ func (r *run) join(ctx context.Context) error {
 		}
 		return state == "InService", nil
 	}); err != nil {
-		if r.volumeFirst() {
+		if r.journal.has(optVolumeFirst) {
 			return err
 		}
 		return r.abort(ctx, err)
@@ -516,8 +541,8 @@ func (r *run) retire(ctx context.Context) error {
 	w := r.w
 	if r.req.Reason.Proactive() {
 		// Tell the agent: deregister and release the data volume as on a notice.
-		if err := w.tagInstance(ctx, r.req.InstanceID, map[string]string{groupconfig.StateRetiring: string(r.req.Reason)}); err != nil {
-			return fmt.Errorf("marking %s as retiring: %w", r.req.InstanceID, err)
+		if err := r.set(ctx, "the retirement", func(j *Journal) { j.Retiring = string(r.req.Reason) }); err != nil {
+			return err
 		}
 	}
 	oldInv := r.oldInventory()
@@ -533,13 +558,13 @@ func (r *run) retire(ctx context.Context) error {
 		cancel()
 		r.progress(step.Name(), "", true, err)
 		if err == nil {
-			if m, ok := step.(interface{ MetricName() metrics.Name }); ok {
-				r.record(ctx, m.MetricName(), w.clock().Now().Sub(stepStart), nil)
+			if m := step.Metric(); m != "" {
+				r.record(ctx, m, w.clock().Now().Sub(stepStart), nil)
 			}
 			continue
 		}
 		if r.req.Reason.Proactive() {
-			_ = w.untagResource(context.WithoutCancel(ctx), r.req.InstanceID, groupconfig.StateRetiring)
+			_ = r.set(context.WithoutCancel(ctx), "the end of the retirement", func(j *Journal) { j.Retiring = "" })
 			return r.abort(ctx, fmt.Errorf("%s: %w", step.Name(), err))
 		}
 		r.res.Warnings = append(r.res.Warnings, fmt.Sprintf("%s failed on interrupted instance %s (continuing, it stops at %s): %v",
@@ -600,7 +625,9 @@ func (r *run) detach(ctx context.Context) error {
 	if detachable {
 		if err := w.detachFromGroup(ctx, r.g.Name, r.req.InstanceID); err != nil {
 			// An interrupted instance may leave the group on its own between the check and the call.
-			if still, err2 := w.detachable(ctx, r.g.Name, r.req.InstanceID); err2 != nil || still {
+			if still, err2 := w.detachable(ctx, r.g.Name, r.req.InstanceID); err2 != nil {
+				return err2
+			} else if still {
 				return err
 			}
 			detachable = false
@@ -621,8 +648,8 @@ func (r *run) detach(ctx context.Context) error {
 // group is back to its size and the replacement, which holds the data volume, stays.
 func (r *run) takeBackExtraMember(ctx context.Context) error {
 	w := r.w
-	before, err := strconv.Atoi(r.journal[groupconfig.StateDesired])
-	if err != nil {
+	before := r.journal.Desired
+	if before < 0 {
 		return nil // not journaled: the replacement never joined
 	}
 	return w.poll(ctx, "group "+r.g.Name+" to launch for the lost "+r.req.InstanceID, w.timeouts().InService, func(ctx context.Context) (bool, error) {
@@ -702,7 +729,7 @@ func (r *run) finish(ctx context.Context) error {
 		}
 	}
 	if r.newID != "" && r.res.Type == "" {
-		if inst, err := w.describeInstance(ctx, r.newID); err == nil {
+		if inst, err := w.describeLaunched(ctx, r.newID); err == nil {
 			r.recordNew(inst)
 		}
 	}

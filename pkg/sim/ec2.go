@@ -62,6 +62,9 @@ var ec2Actions = map[string]func(r *Region, c *call) *APIError{
 	"DescribeSpotPriceHistory":      (*Region).ec2DescribeSpotPriceHistory,
 	"DescribeInstanceTypeOfferings": (*Region).ec2DescribeInstanceTypeOfferings,
 	"DescribeInstanceTypes":         (*Region).ec2DescribeInstanceTypes,
+
+	// ec2_spotrequests.go
+	"DescribeSpotInstanceRequests": (*Region).ec2DescribeSpotInstanceRequests,
 }
 
 func serveEC2(r *Region, c *call) {
