@@ -203,7 +203,7 @@ func TestEndToEndInterruptionMovesVolumeAndDeregisters(t *testing.T) {
 	blockdevtest.Mount(t, data.Dev, mountPath)
 
 	hookOut := filepath.Join(t.TempDir(), "hooks.log")
-	base := agent.Config{AWS: &env.Config, SysBlockDir: "-", NoXenFallback: true, NoticeInterval: 50 * time.Millisecond,
+	base := agent.Config{AWS: &env.Config, SysBlockDir: "-", DevDir: "-", NoticeInterval: 50 * time.Millisecond,
 		TagInterval: 100 * time.Millisecond, DeviceInterval: 10 * time.Millisecond}
 	cfgOld := base
 	cfgOld.IMDSEndpoint = r.IMDSURL(old.ID)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
@@ -32,7 +33,8 @@ type lazyEC2 struct {
 	once   sync.Once
 	cfg    *aws.Config
 	region string
-	imds   string
+	// imds fetches the instance role's credentials, IMDSv2 only.
+	imds   *imds.Client
 	client EC2API
 	err    error
 
@@ -50,10 +52,8 @@ func (l *lazyEC2) config(ctx context.Context) (aws.Config, error) {
 			l.conf = *l.cfg
 			return
 		}
-		opts := []func(*config.LoadOptions) error{config.WithRegion(l.region)}
-		if l.imds != "" {
-			opts = append(opts, config.WithEC2IMDSEndpoint(l.imds))
-		}
+		opts := []func(*config.LoadOptions) error{config.WithRegion(l.region),
+			config.WithEC2RoleCredentialOptions(func(o *ec2rolecreds.Options) { o.Client = l.imds.SDK() })}
 		cfg, err := config.LoadDefaultConfig(ctx, opts...)
 		if err != nil {
 			l.confErr = fmt.Errorf("loading AWS configuration: %w", err)
