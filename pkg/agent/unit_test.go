@@ -101,7 +101,7 @@ var (
 		"ProtectProc": func(v string) bool { return v != "" && v != "default" },
 		"ProcSubset":  func(v string) bool { return v != "" && v != "all" },
 		"MountAPIVFS": func(v string) bool { return !falsy(v) }, "BindLogSockets": func(v string) bool { return !falsy(v) },
-		"DynamicUser": func(v string) bool { return !falsy(v) },
+		"DynamicUser":    func(v string) bool { return !falsy(v) },
 		"ReadWritePaths": func(v string) bool { return v != "" }, "ReadOnlyPaths": func(v string) bool { return v != "" },
 		"InaccessiblePaths": func(v string) bool { return v != "" }, "ExecPaths": func(v string) bool { return v != "" },
 		"NoExecPaths": func(v string) bool { return v != "" }, "TemporaryFileSystem": func(v string) bool { return v != "" },
