@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
+	"github.com/spotmax/spotmax/pkg/iam"
 	"github.com/spotmax/spotmax/pkg/imds"
 )
 
@@ -181,8 +183,15 @@ func (t ec2Tags) All(ctx context.Context) (map[string]string, error) { return t.
 func (t ec2Tags) Source() string                                     { return "ec2" }
 func (t ec2Tags) Every() time.Duration                               { return t.every }
 
-// setTags tags the agent's own instance.
+// setTags tags the agent's own instance, with the agent's own keys only (iam.AgentTagKeys: its
+// role may write nothing else, and the controller trusts every other spotmax:state:* key).
 func (a *agent) setTags(ctx context.Context, tags map[string]string) error {
+	own := iam.AgentTagKeys()
+	for k := range tags {
+		if !slices.Contains(own, k) {
+			return fmt.Errorf("tagging %s with %s: not one of the agent's own keys (%s)", a.id.InstanceID, k, strings.Join(own, ", "))
+		}
+	}
 	api, err := a.ec2.get(ctx)
 	if err != nil {
 		return err
