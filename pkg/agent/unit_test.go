@@ -170,26 +170,32 @@ func semanticsOf(t *testing.T, opts []unitOption) mountSemantics {
 
 var (
 	agentBinOnce sync.Once
-	agentBin     string
+	agentBinDir  string
 	agentBinErr  error
 )
+
+// TestMain removes the agent binary built for these tests.
+func TestMain(m *testing.M) {
+	m.Run()
+	if agentBinDir != "" {
+		_ = os.RemoveAll(agentBinDir)
+	}
+}
 
 // buildAgent builds cmd/spotmax-agent once per test binary.
 func buildAgent(t *testing.T) string {
 	t.Helper()
+	root := moduleRoot(t)
 	agentBinOnce.Do(func() {
 		gobin, err := exec.LookPath("go")
 		if err != nil {
 			gobin = filepath.Join(runtime.GOROOT(), "bin", "go")
 		}
-		dir, err := os.MkdirTemp("", "spotmax-agent-bin-")
-		if err != nil {
-			agentBinErr = err
+		if agentBinDir, agentBinErr = os.MkdirTemp("", "spotmax-agent-test-"); agentBinErr != nil {
 			return
 		}
-		agentBin = filepath.Join(dir, "spotmax-agent")
-		cmd := exec.Command(gobin, "build", "-o", agentBin, "./cmd/spotmax-agent")
-		cmd.Dir = moduleRoot(t)
+		cmd := exec.Command(gobin, "build", "-o", filepath.Join(agentBinDir, "spotmax-agent"), "./cmd/spotmax-agent")
+		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
 			agentBinErr = fmt.Errorf("go build ./cmd/spotmax-agent: %v: %s", err, out)
 		}
@@ -197,7 +203,7 @@ func buildAgent(t *testing.T) string {
 	if agentBinErr != nil {
 		t.Fatal(agentBinErr)
 	}
-	return agentBin
+	return filepath.Join(agentBinDir, "spotmax-agent")
 }
 
 // agentUnderUnit runs the agent binary with a unit's mount semantics on a member instance whose
