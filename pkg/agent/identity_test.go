@@ -2,6 +2,11 @@ package agent_test
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -10,9 +15,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
+	"github.com/spotmax/spotmax/pkg/agent"
 	"github.com/spotmax/spotmax/pkg/blockdev"
 	"github.com/spotmax/spotmax/pkg/blockdev/blockdevtest"
 	"github.com/spotmax/spotmax/pkg/groupconfig"
+	"github.com/spotmax/spotmax/pkg/imds"
 )
 
 // mountedSources returns the sources of every mount this process sees.
@@ -110,4 +117,43 @@ func mountedAt(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return src
+}
+
+// An instance id from IMDS ends up in a file name under the state directory, in tags and in
+// logs: one that is not an instance id stops the agent before any of that, naming the value.
+func TestInvalidInstanceIDFromIMDSStopsTheAgent(t *testing.T) {
+	const bad = "../../etc/cron.d/spotmax"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == http.MethodPut && r.URL.Path == "/latest/api/token":
+			w.Header().Set("X-aws-ec2-metadata-token-ttl-seconds", "21600")
+			_, _ = w.Write([]byte("token"))
+		case r.Header.Get("X-aws-ec2-metadata-token") != "token":
+			w.WriteHeader(http.StatusUnauthorized)
+		case r.URL.Path == "/latest/dynamic/instance-identity/document":
+			_ = json.NewEncoder(w).Encode(map[string]string{"instanceId": bad, "region": "us-east-1", "availabilityZone": "us-east-1a"})
+		case r.URL.Path == "/latest/meta-data/tags/instance/":
+			_, _ = w.Write([]byte(groupconfig.TagGroup))
+		case r.URL.Path == "/latest/meta-data/tags/instance/"+groupconfig.TagGroup:
+			_, _ = w.Write([]byte("g"))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	stateDir := t.TempDir()
+	lb := &logBuffer{}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := agent.Run(ctx, agent.Config{IMDSEndpoint: srv.URL, ConsulMode: "off", StateDir: stateDir, DevDir: "-",
+		SysBlockDir: "-", ByIDDir: t.TempDir(), Log: newLogger(lb)})
+	if !errors.Is(err, imds.ErrInvalidInstanceID) || !strings.Contains(err.Error(), `"`+bad+`"`) {
+		t.Fatalf("Run with instanceId %q = %v, want ErrInvalidInstanceID naming the value", bad, err)
+	}
+	if ctx.Err() != nil {
+		t.Error("the agent retried an invalid instance id until its context ended, want it to stop at once")
+	}
+	if entries, _ := os.ReadDir(stateDir); len(entries) != 0 || strings.Contains(lb.String(), "spotmax-agent started") {
+		t.Errorf("the agent went on with an invalid instance id: state dir %v, log:\n%s", entries, lb.String())
+	}
 }
