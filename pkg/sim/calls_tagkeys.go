@@ -35,7 +35,7 @@ func (r *Region) recordTagWrite(c *call, ids, keys []string) {
 }
 
 // TagWritesBy returns, per access key id, its successful CreateTags and DeleteTags calls in
-// the order they were made.
+// the order they were made, since the region started (ResetCalls does not clear them).
 func (r *Region) TagWritesBy() map[string][]TagWrite {
 	r.mu.Lock()
 	defer r.mu.Unlock()
