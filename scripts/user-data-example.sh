@@ -15,10 +15,13 @@ MOUNT_PATH=/data
 # 1. The data volume of a first launch: the launch template's fresh volume at /dev/sdf. On a
 #    replacement the launch has no volume there (spotmax moves the old one in and the agent
 #    mounts it), so nothing is formatted or mounted here. A device that already holds a file
-#    system is never formatted.
+#    system is never formatted. Only the names EC2's attachment gives the device are used:
+#    /dev/sdf, its Xen name /dev/xvdf, or on Nitro the /dev/sdf link that Amazon Linux's udev
+#    rules (amazon-ec2-utils) make to the NVMe device. Any other disk is never guessed: without
+#    such a name nothing is formatted or mounted here.
 mkdir -p "$MOUNT_PATH"
 dev=""
-for d in /dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol* /dev/sdf /dev/xvdf; do
+for d in /dev/sdf /dev/xvdf; do
   [ -e "$d" ] || continue
   real=$(readlink -f "$d")
   [ "$(lsblk -ndo TYPE "$real")" = disk ] || continue          # not a partition

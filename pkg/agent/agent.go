@@ -53,7 +53,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("configuring spotmax-agent: %w", err)
 	}
 	a := &agent{cfg: cfg, log: cfg.Log,
-		imds:    imds.New(imds.Options{Endpoint: cfg.IMDSEndpoint, AllowV1: cfg.IMDSv1}),
+		imds:    imds.New(imds.Options{Endpoint: cfg.IMDSEndpoint}),
 		mounter: &blockdev.Mounter{Options: cfg.MountOptions},
 		locator: &blockdev.Locator{ByIDDir: cfg.ByIDDir, SysBlockDir: cfg.SysBlockDir}}
 	stopped := func(err error) bool {
@@ -129,6 +129,9 @@ func (a *agent) identify(ctx context.Context) error {
 			a.id = id
 			return nil
 		}
+		if errors.Is(err, imds.ErrInvalidInstanceID) {
+			return fmt.Errorf("identifying the instance: %w", err)
+		}
 		if time.Since(logged) > 30*time.Second {
 			a.log.Warn("instance metadata not available yet, retrying", "imds", a.imds.Endpoint(), "error", err)
 			logged = time.Now()
@@ -146,7 +149,7 @@ func (a *agent) identify(ctx context.Context) error {
 // launch template enables instance metadata tags, else through EC2 DescribeTags on itself, as
 // the seed script did.
 func (a *agent) membership(ctx context.Context) error {
-	a.ec2 = &lazyEC2{cfg: a.cfg.AWS, region: a.id.Region, imds: a.cfg.IMDSEndpoint}
+	a.ec2 = &lazyEC2{cfg: a.cfg.AWS, region: a.id.Region, imds: a.imds}
 	var tags map[string]string
 	var err error
 	for attempt := 0; ; attempt++ {

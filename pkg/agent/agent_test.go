@@ -61,7 +61,7 @@ func setTag(t testing.TB, env *simtest.Env, id, key, value string) {
 }
 
 func baseConfig(env *simtest.Env, id string, t *testing.T) agent.Config {
-	return agent.Config{AWS: &env.Config, IMDSEndpoint: env.Region().IMDSURL(id), SysBlockDir: "-", NoXenFallback: true,
+	return agent.Config{AWS: &env.Config, IMDSEndpoint: env.Region().IMDSURL(id), SysBlockDir: "-", DevDir: "-",
 		NoticeInterval: 50 * time.Millisecond, TagInterval: 100 * time.Millisecond, EC2TagInterval: 200 * time.Millisecond,
 		DeviceInterval: 10 * time.Millisecond, StateDir: t.TempDir(), ConsulMode: "off", ByIDDir: t.TempDir()}
 }
@@ -207,7 +207,7 @@ func TestNoticeStepsNotRepeatedAfterRestart(t *testing.T) {
 	env := simtest.Start(t, sim.Options{})
 	for i := range 2 {
 		cfg := agent.Config{IMDSEndpoint: m.URL, AWS: &env.Config, ConsulMode: "off", StateDir: stateDir, ByIDDir: t.TempDir(),
-			SysBlockDir: "-", NoticeInterval: 50 * time.Millisecond, PreStopHook: "echo ran >> " + hookOut}
+			SysBlockDir: "-", DevDir: "-", NoticeInterval: 50 * time.Millisecond, PreStopHook: "echo ran >> " + hookOut}
 		lb := &logBuffer{}
 		cfg.Log = newLogger(lb)
 		ctx, cancel := context.WithCancel(context.Background())

@@ -83,7 +83,7 @@ func BenchmarkNoticeToDeregistered(b *testing.B) {
 				cs.Register(b, "svc", "svc")
 				lb := &logBuffer{}
 				cfg := agent.Config{AWS: &env.Config, IMDSEndpoint: r.IMDSURL(ids[i]), ConsulAddr: cs.Addr, NoticeInterval: c.every,
-					StateDir: b.TempDir(), ByIDDir: b.TempDir(), SysBlockDir: "-", NoXenFallback: true, Log: newLogger(lb)}
+					StateDir: b.TempDir(), ByIDDir: b.TempDir(), SysBlockDir: "-", DevDir: "-", Log: newLogger(lb)}
 				ctx, cancel := context.WithCancel(context.Background())
 				done := make(chan struct{})
 				go func() { defer close(done); _ = agent.Run(ctx, cfg) }()
@@ -143,7 +143,7 @@ func BenchmarkRemount(b *testing.B) {
 			byID := blockdevtest.NewByIDDir(b)
 			lb := &logBuffer{}
 			cfg := agent.Config{AWS: &env.Config, IMDSEndpoint: r.IMDSURL(id), ConsulMode: "off", StateDir: b.TempDir(),
-				ByIDDir: byID.Dir, SysBlockDir: "-", NoXenFallback: true, Log: newLogger(lb)}
+				ByIDDir: byID.Dir, SysBlockDir: "-", DevDir: "-", Log: newLogger(lb)}
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan struct{})
 			go func() { defer close(done); _ = agent.Run(ctx, cfg) }()

@@ -19,10 +19,9 @@ import (
 // environment variables; the zero value of each field means its default.
 type Config struct {
 	// IMDSEndpoint is the instance metadata service; empty: the SDK's default (the link-local
-	// address, or AWS_EC2_METADATA_SERVICE_ENDPOINT).
+	// address, or AWS_EC2_METADATA_SERVICE_ENDPOINT). It is always read with IMDSv2 session
+	// tokens, never IMDSv1.
 	IMDSEndpoint string
-	// IMDSv1 allows falling back to IMDSv1 when no session token can be had. Off: IMDSv2 only.
-	IMDSv1 bool
 
 	// AWS, when set, is the SDK configuration for EC2 calls (tests point it at the simulated
 	// region). Otherwise the SDK's default chain is used (instance profile credentials,
@@ -76,8 +75,10 @@ type Config struct {
 	// /sys/block). Tests point ByIDDir at links to loop devices.
 	ByIDDir     string
 	SysBlockDir string
-	// NoXenFallback turns off the seed script's rule for devices without an EBS serial.
-	NoXenFallback bool
+	// DevDir is where the device that EC2's attachment record names (/dev/sdf, or /dev/xvdf on
+	// Xen) is looked for (default /dev; "-" never uses the record). Tests point it at links to
+	// loop devices.
+	DevDir string
 	// StateDir keeps which notice steps are done across agent restarts (default
 	// /run/spotmax-agent: it survives a restart of the agent, not a reboot).
 	StateDir string
@@ -138,6 +139,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.SysBlockDir == "" {
 		c.SysBlockDir = blockdev.DefaultSysBlockDir
 	}
+	if c.DevDir == "" {
+		c.DevDir = "/dev"
+	}
 	if c.StateDir == "" {
 		c.StateDir = "/run/spotmax-agent"
 	}
@@ -157,13 +161,13 @@ func (c Config) logAttrs() []any {
 	if consulAddr == "" {
 		consulAddr = "default"
 	}
-	return []any{"imds", imdsEP, "imds_v1_fallback", c.IMDSv1, "mount_path_override", c.MountPath,
+	return []any{"imds", imdsEP, "mount_path_override", c.MountPath,
 		"mount_options", c.MountOptions, "consul_mode", c.ConsulMode, "consul_addr", consulAddr,
 		"consul_token_set", c.ConsulToken != "", "handle_rebalance", c.HandleRebalance,
 		"pre_stop_hook_set", c.PreStopHook != "", "stop_writers_hook_set", c.StopWritersHook != "",
 		"notice_interval", c.NoticeInterval.String(), "event_interval", c.EventInterval.String(), "tag_interval", c.TagInterval.String(),
 		"device_interval", c.DeviceInterval.String(), "by_id_dir", c.ByIDDir, "state_dir", c.StateDir,
-		"xen_fallback", !c.NoXenFallback, "metrics_addr", c.MetricsAddr, "cloudwatch", c.CloudWatch}
+		"metrics_addr", c.MetricsAddr, "cloudwatch", c.CloudWatch}
 }
 
 // ErrNotMember is returned by Membership for an instance without the spotmax:group tag.

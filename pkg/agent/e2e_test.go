@@ -104,31 +104,36 @@ func (s simClock) Sleep(ctx context.Context, d time.Duration) error {
 	return replace.RealClock{}.Sleep(ctx, s.c.Real(d))
 }
 
-// udev mirrors the simulated region's attachments of one volume into per-instance by-id
-// directories, pointing at the loop device that holds the volume's data: what udev does on
-// each instance when EBS attaches or detaches the volume.
-func udev(t *testing.T, ctx context.Context, r *sim.Region, vol, dev string, dirs map[string]*blockdevtest.ByIDDir, mu *sync.Mutex) {
-	linked := map[string]bool{}
+// udev mirrors the simulated region's attachments of one volume into per-instance directories,
+// pointing at the loop device that holds the volume's data: what the kernel and udev do on each
+// instance when EBS attaches or detaches the volume. On Nitro (xen false) the directories are
+// by-id directories and the link is named after the volume's serial; on Xen they are the
+// instances' /dev, and the link has the Xen name of the attachment's device (/dev/sdf: xvdf),
+// with nothing that names the volume.
+func udev(t *testing.T, ctx context.Context, r *sim.Region, vol, dev string, xen bool, dirs map[string]string, mu *sync.Mutex) {
+	linked := map[string]string{}
 	for ctx.Err() == nil {
 		v, _ := r.Volume(vol)
-		holder := ""
+		holder, name := "", blockdevtest.LinkName(vol)
 		if v.Attachment != nil && (v.Attachment.State == "attached" || v.Attachment.State == "detaching") {
 			holder = v.Attachment.InstanceID
+			if names := blockdev.AttachmentNames(v.Attachment.Device); xen && len(names) == 2 {
+				name = names[1]
+			}
 		}
 		mu.Lock()
 		for id, d := range dirs {
-			link := filepath.Join(d.Dir, blockdevtest.LinkName(vol))
 			switch {
-			case id == holder && !linked[id]:
-				if err := os.Symlink(dev, link); err != nil {
+			case id == holder && linked[id] == "":
+				if err := os.Symlink(dev, filepath.Join(d, name)); err != nil {
 					t.Errorf("udev: linking %s for %s: %v", vol, id, err)
 				}
-				linked[id] = true
-			case id != holder && linked[id]:
-				if err := os.Remove(link); err != nil {
+				linked[id] = name
+			case id != holder && linked[id] != "":
+				if err := os.Remove(filepath.Join(d, linked[id])); err != nil {
 					t.Errorf("udev: unlinking %s for %s: %v", vol, id, err)
 				}
-				linked[id] = false
+				linked[id] = ""
 			}
 		}
 		mu.Unlock()
@@ -136,7 +141,13 @@ func udev(t *testing.T, ctx context.Context, r *sim.Region, vol, dev string, dir
 	}
 }
 
-func TestEndToEndInterruptionMovesVolumeAndDeregisters(t *testing.T) {
+func TestEndToEndInterruptionMovesVolumeAndDeregisters(t *testing.T) { endToEnd(t, false) }
+
+// On Xen instances no device carries the volume's id: both agents find it by EC2's attachment
+// record (the workflow attaches it as /dev/sdf, the kernel shows xvdf), the old one at boot.
+func TestEndToEndXenVolumeFoundByAttachmentRecord(t *testing.T) { endToEnd(t, true) }
+
+func endToEnd(t *testing.T, xen bool) {
 	blockdevtest.Require(t)
 	data := blockdevtest.NewLoop(t, 32, true)
 	sum := blockdevtest.WriteData(t, data.Dev, 1<<20)
@@ -189,31 +200,48 @@ func TestEndToEndInterruptionMovesVolumeAndDeregisters(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The data volume is attached to the old instance and mounted at boot.
-	byID := map[string]*blockdevtest.ByIDDir{old.ID: blockdevtest.NewByIDDir(t)}
-	var byIDMu sync.Mutex
+	// The data volume is attached to the old instance and mounted at boot: by the user data on
+	// Nitro, by the agent itself on Xen (through the attachment record of the launch).
+	dirs := map[string]string{old.ID: t.TempDir()}
+	var dirsMu sync.Mutex
 	uctx, ucancel := context.WithCancel(ctx)
 	udevDone := make(chan struct{})
-	go func() { defer close(udevDone); udev(t, uctx, r, vol, data.Dev, byID, &byIDMu) }()
+	go func() { defer close(udevDone); udev(t, uctx, r, vol, data.Dev, xen, dirs, &dirsMu) }()
 	t.Cleanup(func() { ucancel(); <-udevDone })
-	eventually(t, 5*time.Second, "the data volume's link on the old instance", func() bool {
-		dev, _ := (&blockdev.Locator{ByIDDir: byID[old.ID].Dir, SysBlockDir: "-"}).Find(vol)
-		return dev == data.Dev
-	})
-	blockdevtest.Mount(t, data.Dev, mountPath)
+	deviceDirs := func(cfg *agent.Config, id string) {
+		cfg.ByIDDir, cfg.DevDir = dirs[id], "-"
+		if xen {
+			cfg.ByIDDir, cfg.DevDir = t.TempDir(), dirs[id]
+		}
+	}
+	if !xen {
+		eventually(t, 5*time.Second, "the data volume's link on the old instance", func() bool {
+			dev, _ := (&blockdev.Locator{ByIDDir: dirs[old.ID], SysBlockDir: "-"}).Find(vol)
+			return dev == data.Dev
+		})
+		blockdevtest.Mount(t, data.Dev, mountPath)
+	} else {
+		setTag(t, env, old.ID, groupconfig.StateVolume, vol)
+	}
 
 	hookOut := filepath.Join(t.TempDir(), "hooks.log")
-	base := agent.Config{AWS: &env.Config, SysBlockDir: "-", NoXenFallback: true, NoticeInterval: 50 * time.Millisecond,
+	base := agent.Config{AWS: &env.Config, SysBlockDir: "-", NoticeInterval: 50 * time.Millisecond,
 		TagInterval: 100 * time.Millisecond, DeviceInterval: 10 * time.Millisecond}
 	cfgOld := base
 	cfgOld.IMDSEndpoint = r.IMDSURL(old.ID)
 	cfgOld.ConsulAddr = cs.Addr
-	cfgOld.ByIDDir = byID[old.ID].Dir
+	deviceDirs(&cfgOld, old.ID)
 	cfgOld.StateDir = t.TempDir()
 	cfgOld.PreStopHook = `echo "pre-stop $SPOTMAX_NOTICE_KIND $SPOTMAX_GROUP" >> ` + hookOut
 	cfgOld.StopWritersHook = `echo "stop-writers $SPOTMAX_VOLUME_ID $SPOTMAX_MOUNT_PATH" >> ` + hookOut
 	logOld := runAgent(t, "old", cfgOld)
 	eventually(t, 10*time.Second, "the old instance's agent to start", func() bool { return strings.Contains(logOld.String(), "spotmax-agent started") }, logOld)
+	if xen {
+		eventually(t, 10*time.Second, "the old instance's agent to mount the volume by its attachment record", func() bool {
+			src, _ := (&blockdev.Mounter{}).MountedAt(mountPath)
+			return src == data.Dev && hasLine(logOld.String(), "device identified by EC2's attachment record", "attachment_device=/dev/sdf")
+		}, logOld)
+	}
 
 	// The spot interruption notice.
 	noticeAt := time.Now()
@@ -259,13 +287,13 @@ func TestEndToEndInterruptionMovesVolumeAndDeregisters(t *testing.T) {
 		newID = tagOf(r, old.ID, groupconfig.StateReplacement)
 		return newID != "" && r.IMDSURL(newID) != ""
 	})
-	byIDMu.Lock()
-	byID[newID] = blockdevtest.NewByIDDir(t)
-	byIDMu.Unlock()
+	dirsMu.Lock()
+	dirs[newID] = t.TempDir()
+	dirsMu.Unlock()
 	cfgNew := base
 	cfgNew.IMDSEndpoint = r.IMDSURL(newID)
 	cfgNew.ConsulMode = "off"
-	cfgNew.ByIDDir = byID[newID].Dir
+	deviceDirs(&cfgNew, newID)
 	cfgNew.StateDir = t.TempDir()
 	logNew := runAgent(t, "new", cfgNew)
 
@@ -290,6 +318,9 @@ func TestEndToEndInterruptionMovesVolumeAndDeregisters(t *testing.T) {
 	}
 	if !strings.Contains(logNew.String(), "event=volume-mounted") {
 		t.Errorf("the mount was not logged as an event:\n%s", logNew.String())
+	}
+	if identified := hasLine(logNew.String(), "device identified by EC2's attachment record"); identified != xen {
+		t.Errorf("xen %v: the replacement's device identified by the attachment record: %v, want %v", xen, identified, xen)
 	}
 	for _, w := range out.res.Warnings {
 		t.Logf("workflow warning: %s", w)

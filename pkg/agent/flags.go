@@ -28,6 +28,9 @@ type Options struct {
 // AWS_EC2_METADATA_SERVICE_ENDPOINT apply when neither is set.
 func ParseArgs(args []string, getenv func(string) string, stderr io.Writer) (Options, error) {
 	var o Options
+	// Settings that are gone, still parsed so that an old command line or environment file
+	// gets a clear answer: the agent never falls back to IMDSv1 and never guesses a device.
+	var imdsV1, noXenFallback bool
 	fs := flag.NewFlagSet("spotmax-agent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	type def struct {
@@ -37,7 +40,6 @@ func ParseArgs(args []string, getenv func(string) string, stderr io.Writer) (Opt
 	}
 	defs := []def{
 		{"imds-endpoint", "instance metadata endpoint (default: AWS_EC2_METADATA_SERVICE_ENDPOINT, else http://169.254.169.254)", &o.IMDSEndpoint, ""},
-		{"imds-v1-fallback", "allow IMDSv1 when no IMDSv2 token can be had (default: IMDSv2 only)", &o.IMDSv1, "false"},
 		{"mount-path", "where to mount the data volume (default: the spotmax:state:mount_path / spotmax:persistence_mount_path tags)", &o.MountPath, ""},
 		{"mount-options", "options for mount -o", &o.MountOptions, ""},
 		{"consul-mode", "how to leave Consul on a notice: deregister, maintenance or off", &o.ConsulMode, "deregister"},
@@ -54,8 +56,9 @@ func ParseArgs(args []string, getenv func(string) string, stderr io.Writer) (Opt
 		{"ec2-tag-interval", "poll interval of the instance tags through EC2 when IMDS shows none", &o.EC2TagInterval, "30s"},
 		{"device-interval", "poll interval of the block devices while a volume is awaited without inotify", &o.DeviceInterval, "20ms"},
 		{"by-id-dir", "udev's by-id directory", &o.ByIDDir, "/dev/disk/by-id"},
+		{"imds-v1-fallback", "removed: IMDSv2 only; true is an error", &imdsV1, "false"},
+		{"no-xen-fallback", "no effect: a device is never guessed (kept for old command lines)", &noXenFallback, "false"},
 		{"state-dir", "where notice progress is kept across agent restarts", &o.StateDir, "/run/spotmax-agent"},
-		{"no-xen-fallback", "never guess a device without an EBS serial (the seed script's rule)", &o.NoXenFallback, "false"},
 		{"metrics-addr", "serve Prometheus metrics at /metrics on this address, e.g. :9109 (default: off)", &o.MetricsAddr, ""},
 		{"cloudwatch", "publish the agent's events to CloudWatch, namespace SpotMax (default: off)", &o.CloudWatch, "false"},
 		{"log-format", "text, json or auto (json when not on a terminal, e.g. under systemd)", &o.LogFormat, "auto"},
@@ -96,6 +99,10 @@ func ParseArgs(args []string, getenv func(string) string, stderr io.Writer) (Opt
 	}
 	if err := fs.Parse(args); err != nil {
 		return o, err
+	}
+	if imdsV1 {
+		errs = append(errs, errors.New("--imds-v1-fallback (SPOTMAX_IMDS_V1_FALLBACK) was removed: spotmax-agent reads IMDS "+
+			"with IMDSv2 session tokens only; remove the setting and keep HttpTokens=required in the launch template"))
 	}
 	if fs.NArg() > 0 {
 		errs = append(errs, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " ")))

@@ -135,3 +135,24 @@ func TestConfigLogShowsMetrics(t *testing.T) {
 		t.Errorf("logged configuration: metrics_addr=%v cloudwatch=%v, want :9109 true", got["metrics_addr"], got["cloudwatch"])
 	}
 }
+
+func TestParseArgsRemovedSettings(t *testing.T) {
+	// IMDSv1 is gone: asking for it is an error that says so, from the command line or the
+	// environment file.
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+	}{
+		{[]string{"--imds-v1-fallback"}, nil},
+		{nil, map[string]string{"SPOTMAX_IMDS_V1_FALLBACK": "true"}},
+	} {
+		_, err := ParseArgs(tc.args, env(tc.env), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "IMDSv2 session tokens only") {
+			t.Errorf("ParseArgs(%v, %v) error = %v, want the IMDSv1 fallback refused", tc.args, tc.env, err)
+		}
+	}
+	// Never guessing a device is no longer an option: the old flag still parses, and changes nothing.
+	if _, err := ParseArgs([]string{"--no-xen-fallback", "--imds-v1-fallback=false"}, env(map[string]string{"SPOTMAX_NO_XEN_FALLBACK": "true"}), io.Discard); err != nil {
+		t.Errorf("old command line: %v", err)
+	}
+}

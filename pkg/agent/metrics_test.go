@@ -253,7 +253,7 @@ func TestNoticeRecordedOnceAcrossRestarts(t *testing.T) {
 	series := promSeries(metrics.InterruptionReceived, "g")
 	for i, want := range []string{"1", ""} {
 		cfg := agent.Config{IMDSEndpoint: m.URL, AWS: &env.Config, ConsulMode: "off", StateDir: stateDir, ByIDDir: t.TempDir(),
-			SysBlockDir: "-", NoticeInterval: 50 * time.Millisecond, MetricsAddr: "127.0.0.1:0"}
+			SysBlockDir: "-", DevDir: "-", NoticeInterval: 50 * time.Millisecond, MetricsAddr: "127.0.0.1:0"}
 		lb := &logBuffer{}
 		cfg.Log = newLogger(lb)
 		stop := startAgent(t, cfg)

@@ -4,15 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
+	"github.com/spotmax/spotmax/pkg/iam"
 	"github.com/spotmax/spotmax/pkg/imds"
 )
 
@@ -32,7 +35,8 @@ type lazyEC2 struct {
 	once   sync.Once
 	cfg    *aws.Config
 	region string
-	imds   string
+	// imds fetches the instance role's credentials, IMDSv2 only.
+	imds   *imds.Client
 	client EC2API
 	err    error
 
@@ -50,10 +54,8 @@ func (l *lazyEC2) config(ctx context.Context) (aws.Config, error) {
 			l.conf = *l.cfg
 			return
 		}
-		opts := []func(*config.LoadOptions) error{config.WithRegion(l.region)}
-		if l.imds != "" {
-			opts = append(opts, config.WithEC2IMDSEndpoint(l.imds))
-		}
+		opts := []func(*config.LoadOptions) error{config.WithRegion(l.region),
+			config.WithEC2RoleCredentialOptions(func(o *ec2rolecreds.Options) { o.Client = l.imds.SDK() })}
 		cfg, err := config.LoadDefaultConfig(ctx, opts...)
 		if err != nil {
 			l.confErr = fmt.Errorf("loading AWS configuration: %w", err)
@@ -181,8 +183,15 @@ func (t ec2Tags) All(ctx context.Context) (map[string]string, error) { return t.
 func (t ec2Tags) Source() string                                     { return "ec2" }
 func (t ec2Tags) Every() time.Duration                               { return t.every }
 
-// setTags tags the agent's own instance.
+// setTags tags the agent's own instance, with the agent's own keys only (iam.AgentTagKeys: its
+// role may write nothing else, and the controller trusts every other spotmax:state:* key).
 func (a *agent) setTags(ctx context.Context, tags map[string]string) error {
+	own := iam.AgentTagKeys()
+	for k := range tags {
+		if !slices.Contains(own, k) {
+			return fmt.Errorf("tagging %s with %s: not one of the agent's own keys (%s)", a.id.InstanceID, k, strings.Join(own, ", "))
+		}
+	}
 	api, err := a.ec2.get(ctx)
 	if err != nil {
 		return err

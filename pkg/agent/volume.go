@@ -27,7 +27,7 @@ const mountTimeout = 30 * time.Second
 // (groupconfig.StateVolume, with groupconfig.StateMountPath) and mounts it, at once if it is
 // already attached. It returns once the volume is mounted, or when the agent stops.
 func (a *agent) remountLoop(ctx context.Context) {
-	watch := watchDevices(ctx, a.cfg.ByIDDir, "/dev")
+	watch := watchDevices(ctx, a.cfg.ByIDDir, a.cfg.DevDir)
 	devPoll := a.cfg.DeviceInterval
 	if watch != nil {
 		devPoll = max(devPoll, time.Second) // inotify wakes us; polling is only a safety net
@@ -80,7 +80,11 @@ type mountWait struct {
 	waiting   bool
 	lastError string
 	lastAt    time.Time
-	lastXen   time.Time
+	// lastRecord is when EC2's attachment record was last read, recorded the device name it
+	// gave for this instance, recordState what it said otherwise (logged once per state).
+	lastRecord  time.Time
+	recorded    string
+	recordState string
 }
 
 // report logs an error once, and again only when it changes or every minute.
@@ -147,14 +151,18 @@ func (a *agent) tryMount(ctx context.Context, vol, path string, w *mountWait) bo
 		w.report(a, "looking for the device of volume "+vol+" failed", err)
 		return false
 	}
-	if dev == "" && !a.cfg.NoXenFallback && time.Since(w.lastXen) >= time.Second {
-		w.lastXen = time.Now()
-		dev = a.xenDevice(ctx, path)
+	if dev == "" {
+		if dev, err = a.recordedDevice(ctx, vol, path, w); err != nil {
+			w.report(a, "not mounting the device that EC2's attachment record names", err)
+			return false
+		}
 	}
 	if dev == "" {
 		if !w.waiting {
 			w.waiting = true
-			a.log.Info("waiting for the data volume to be attached", "instance", a.id.InstanceID, "volume", vol)
+			a.log.Info("waiting for the data volume to be attached: no device proves to be it yet (its NVMe serial, a by-id link "+
+				"naming it, or EC2's attachment record for this instance); no other disk is ever mounted",
+				"instance", a.id.InstanceID, "volume", vol, "mount_path", path)
 		}
 		return false
 	}
@@ -201,33 +209,93 @@ func (a *agent) tryMount(ctx context.Context, vol, path string, w *mountWait) bo
 	return true
 }
 
-// xenDevice applies the seed script's rule (one new disk that is neither root nor at the
-// mount path) to devices without an EBS serial.
-func (a *agent) xenDevice(ctx context.Context, path string) string {
-	if !a.hasXenDisks() {
-		return "" // a Nitro instance: nothing to guess, and no lsblk every second while waiting
+// recordPoll is how often EC2 is asked for the volume's attachment record while its device
+// has not appeared.
+const recordPoll = 2 * time.Second
+
+// recordedDevice identifies the volume's device from EC2's attachment record, for instances
+// whose disks carry no EBS serial (Xen: EC2's /dev/sdf is the kernel's /dev/xvdf). The record
+// must say the volume is attached to this instance; the device it names (or its Xen name) must
+// exist as a block device that is neither the root disk nor mounted anywhere but at path, and
+// must not carry another volume's id. The record is read again right before the device is
+// returned, so that a name reused by another attachment in the meantime is not taken. It returns
+// "" while any of that is not so: nothing else is ever mounted.
+func (a *agent) recordedDevice(ctx context.Context, vol, path string, w *mountWait) (string, error) {
+	if a.cfg.DevDir == "-" || !a.hasXenDisks() {
+		return "", nil // a Nitro instance: volumes prove themselves by serial
 	}
-	devs, err := blockdev.List(ctx)
+	if w.recorded == "" {
+		if time.Since(w.lastRecord) < recordPoll {
+			return "", nil
+		}
+		dev, err := a.attachmentRecord(ctx, vol, w)
+		if err != nil || dev == "" {
+			return "", err
+		}
+		w.recorded = dev
+	}
+	mounts, err := blockdev.ReadMountInfo(a.mounter.MountInfo)
 	if err != nil {
-		return ""
+		return "", err
 	}
-	c := blockdev.XenCandidates(devs, path)
-	if len(c) != 1 {
-		return ""
+	dev, err := blockdev.AttachedDevice(a.cfg.DevDir, w.recorded, mounts, path)
+	if err != nil || dev == "" {
+		return "", err
 	}
-	a.log.Info("no device reports the volume's id: using the only free Xen-style disk", "instance", a.id.InstanceID, "device", c[0].Path)
-	return c[0].Path
+	if id, _ := a.locator.VolumeOf(dev); id != "" && id != vol {
+		return "", fmt.Errorf("device %s, named by the attachment record of %s (%s), is volume %s", dev, vol, w.recorded, id)
+	}
+	recorded := w.recorded
+	if again, err := a.attachmentRecord(ctx, vol, w); err != nil || again != recorded {
+		w.recorded = again
+		return "", err
+	}
+	a.log.Info("device identified by EC2's attachment record", "instance", a.id.InstanceID, "volume", vol,
+		"attachment_device", recorded, "device", dev)
+	return dev, nil
 }
 
-// hasXenDisks reports whether the kernel shows any disk with a Xen-style name.
-func (a *agent) hasXenDisks() bool {
-	dir := a.cfg.SysBlockDir
-	if dir == "-" {
-		dir = blockdev.DefaultSysBlockDir
-	}
-	entries, err := os.ReadDir(dir)
+// attachmentRecord returns EC2's device name of the volume's attachment to this instance, or ""
+// when EC2 does not show it attached here (yet), which is logged once per state.
+func (a *agent) attachmentRecord(ctx context.Context, vol string, w *mountWait) (string, error) {
+	w.lastRecord = time.Now()
+	api, err := a.ec2.get(ctx)
 	if err != nil {
-		return true // cannot tell: let lsblk decide
+		return "", err
+	}
+	out, err := api.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{VolumeIds: []string{vol}})
+	if err != nil {
+		return "", fmt.Errorf("reading the attachment record of volume %s: %w", vol, err)
+	}
+	state := "not attached"
+	for _, v := range out.Volumes {
+		if aws.ToString(v.VolumeId) != vol {
+			continue
+		}
+		for _, att := range v.Attachments {
+			switch {
+			case aws.ToString(att.InstanceId) != a.id.InstanceID:
+				state = "attached to " + aws.ToString(att.InstanceId)
+			case att.State != ec2types.VolumeAttachmentStateAttached:
+				state = string(att.State) + " here"
+			default:
+				return aws.ToString(att.Device), nil
+			}
+		}
+	}
+	if state != w.recordState {
+		w.recordState = state
+		a.log.Info("EC2 does not show the data volume attached to this instance yet", "instance", a.id.InstanceID,
+			"volume", vol, "attachment", state)
+	}
+	return "", nil
+}
+
+// hasXenDisks reports whether the device directory shows any disk with a Xen-style name.
+func (a *agent) hasXenDisks() bool {
+	entries, err := os.ReadDir(a.cfg.DevDir)
+	if err != nil {
+		return true // cannot tell: let the attachment record decide
 	}
 	for _, e := range entries {
 		if strings.HasPrefix(e.Name(), "xvd") || strings.HasPrefix(e.Name(), "sd") {

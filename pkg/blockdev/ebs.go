@@ -209,36 +209,84 @@ func volumeInLinkName(name string) (string, bool) {
 	return VolumeIDOfSerial(m[1])
 }
 
-// XenCandidates applies the seed script's rule for instances whose devices have no EBS serial
-// (Xen: /dev/sdf shows up as /dev/xvdf): the disks with a Xen-style name (xvd*, sd*) that are
-// neither the root disk nor the disk at mountPath and have nothing mounted. The caller mounts a
-// candidate only when there is exactly one.
-func XenCandidates(devs []Device, mountPath string) []Device {
-	var out []Device
-	for _, d := range devs {
-		if d.Type != "disk" || !(strings.HasPrefix(d.Name, "xvd") || strings.HasPrefix(d.Name, "sd")) {
-			continue
-		}
-		if d.Serial != "" {
-			if _, ok := VolumeIDOfSerial(d.Serial); ok {
-				continue // identified by serial, not by guess
-			}
-		}
-		if d.InUse() || holds(&d, "/") || (mountPath != "" && holds(&d, mountPath)) {
-			continue
-		}
-		out = append(out, d)
+// AttachmentNames returns the kernel names under which the device of an EBS attachment may
+// appear, given EC2's device name for it (DescribeVolumes' Attachment.Device, e.g. /dev/sdf):
+// the name itself and its Xen form, /dev/sdX ↔ /dev/xvdX. Nothing for a name that is not a
+// plain /dev/<name>.
+func AttachmentNames(device string) []string {
+	name, ok := strings.CutPrefix(device, "/dev/")
+	if !ok || name == "" || strings.ContainsAny(name, "/\x00") || name == "." || name == ".." {
+		return nil
+	}
+	out := []string{name}
+	if rest, ok := strings.CutPrefix(name, "sd"); ok && rest != "" {
+		out = append(out, "xvd"+rest)
+	} else if rest, ok := strings.CutPrefix(name, "xvd"); ok && rest != "" {
+		out = append(out, "sd"+rest)
 	}
 	return out
 }
 
-// holds reports whether d or one of its children is mounted at path.
-func holds(d *Device, path string) bool {
-	found := false
-	walk(d, d, func(c, _ *Device) {
-		for _, m := range c.Mountpoints {
-			found = found || m == path
+// Errors of AttachedDevice for a device that exists but must not be mounted.
+var (
+	// ErrRootDisk: the device is, or holds, the root file system.
+	ErrRootDisk = errors.New("is the root disk")
+	// ErrNotBlockDevice: the name exists but is not a block device.
+	ErrNotBlockDevice = errors.New("not a block device")
+)
+
+// AttachedDevice returns the block device, in devDir (default /dev), that EC2's attachment
+// record names: device is the attachment's device name (/dev/sdf), which the kernel shows as
+// itself or under its Xen name (AttachmentNames). This is how a volume is identified on
+// instances whose disks carry no EBS serial: the record, for this instance, is the proof. It
+// returns "" and no error while no such name exists (the device has not appeared yet), and an
+// error when one exists but is not a block device, is or holds the root file system
+// (ErrRootDisk), or has a file system mounted anywhere but at mountPath (ErrMountedElsewhere).
+// mounts is the mount table to check against (ReadMountInfo).
+func AttachedDevice(devDir, device string, mounts []MountEntry, mountPath string) (string, error) {
+	names := AttachmentNames(device)
+	if len(names) == 0 {
+		return "", fmt.Errorf("EC2 attachment device %q is not a /dev/<name> device name", device)
+	}
+	devDir = orDefault(devDir, "/dev")
+	for _, n := range names {
+		p := filepath.Join(devDir, n)
+		if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
+			continue
 		}
-	})
-	return found
+		ma, mi, err := devNum(p)
+		if err != nil {
+			return "", fmt.Errorf("device %s of attachment %s: %w (%w)", p, device, ErrNotBlockDevice, err)
+		}
+		for _, m := range mounts {
+			if !(m.Major == ma && m.Minor == mi) && !isPartitionOf(m.Major, m.Minor, ma, mi) {
+				continue
+			}
+			switch {
+			case m.MountPoint == "/":
+				return "", fmt.Errorf("device %s of attachment %s (%d:%d) %w: it holds /", p, device, ma, mi, ErrRootDisk)
+			case mountPath != "" && m.MountPoint == filepath.Clean(mountPath):
+			default:
+				return "", fmt.Errorf("device %s of attachment %s: %w: it is mounted at %s", p, device, ErrMountedElsewhere, m.MountPoint)
+			}
+		}
+		return p, nil
+	}
+	return "", nil
+}
+
+// sysDevBlock is the kernel's index of block devices by major:minor.
+const sysDevBlock = "/sys/dev/block"
+
+// isPartitionOf reports whether the block device pma:pmi is a partition of the disk ma:mi.
+func isPartitionOf(pma, pmi, ma, mi uint32) bool {
+	dir, err := filepath.EvalSymlinks(filepath.Join(sysDevBlock, fmt.Sprintf("%d:%d", pma, pmi)))
+	if err != nil {
+		return false
+	}
+	if _, err := os.Stat(filepath.Join(dir, "partition")); err != nil {
+		return false
+	}
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(dir), "dev"))
+	return err == nil && strings.TrimSpace(string(b)) == fmt.Sprintf("%d:%d", ma, mi)
 }

@@ -1,6 +1,6 @@
 // Package blockdev owns the block devices of the instance the agent runs on: listing them
-// (lsblk), identifying the device of an EBS volume (NVMe serial, /dev/disk/by-id, and the seed
-// script's rule for Xen-style names), reading what is mounted where (/proc/self/mountinfo), and
+// (lsblk), identifying the device of an EBS volume (NVMe serial, /dev/disk/by-id, or EC2's
+// attachment record for Xen-style names; never by guessing), reading what is mounted where (/proc/self/mountinfo), and
 // mounting a retained data volume at its path safely: it never formats a device, never mounts a
 // device that is mounted elsewhere, and only unmounts what sits at the mount path.
 package blockdev

@@ -91,20 +91,14 @@ func TestParseLsblkErrors(t *testing.T) {
 	}
 }
 
-func TestXenCandidates(t *testing.T) {
-	devs, err := ParseLsblk([]byte(lsblkXenOld))
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := XenCandidates(devs, "/data")
-	if len(got) != 1 || got[0].Name != "xvdg" {
-		t.Errorf("XenCandidates = %+v, want only xvdg (not the root disk xvda, not xvdf at /data)", got)
-	}
-	// Nitro devices are found by serial, never guessed; loop devices are never candidates.
-	nitro, _ := ParseLsblk([]byte(lsblkNitro))
-	loops, _ := ParseLsblk([]byte(`{"blockdevices":[{"name":"loop3","type":"loop","size":1,"path":"/dev/loop3"}]}`))
-	if got := XenCandidates(append(nitro, loops...), "/data"); len(got) != 0 {
-		t.Errorf("XenCandidates(nitro + loop) = %+v, want none", got)
+func TestAttachmentNames(t *testing.T) {
+	for in, want := range map[string][]string{
+		"/dev/sdf": {"sdf", "xvdf"}, "/dev/xvdf": {"xvdf", "sdf"}, "/dev/xvdba": {"xvdba", "sdba"},
+		"/dev/nvme1n1": {"nvme1n1"}, "sdf": nil, "/dev/": nil, "/dev/../sda": nil, "/dev/sd": {"sd"},
+	} {
+		if got := AttachmentNames(in); strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("AttachmentNames(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
 

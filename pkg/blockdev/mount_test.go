@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/spotmax/spotmax/pkg/blockdev"
 	"github.com/spotmax/spotmax/pkg/blockdev/blockdevtest"
 )
@@ -145,7 +147,49 @@ func TestLocatorFindsLateDeviceAndIgnoresOthers(t *testing.T) {
 	if len(devs) != 2 || devs[0].Path != right.Dev || devs[0].Type != "loop" || devs[0].Size != 16<<20 {
 		t.Errorf("List(loop devices) = %+v", devs)
 	}
-	if c := blockdev.XenCandidates(devs, "/data"); len(c) != 0 {
-		t.Errorf("XenCandidates took loop devices: %+v", c)
+}
+
+func TestAttachedDeviceOnlyWhatTheRecordNames(t *testing.T) {
+	data := blockdevtest.NewLoop(t, 16, false)
+	other := blockdevtest.NewLoop(t, 16, false)
+	devs := blockdevtest.NewDevDir(t)
+	mounts, err := blockdev.ReadMountInfo("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// EC2 says /dev/sdf; nothing by that name (or xvdf) yet, only an unrelated free disk.
+	devs.Add(t, "xvdg", other.Dev)
+	if dev, err := blockdev.AttachedDevice(devs.Dir, "/dev/sdf", mounts, "/data"); dev != "" || err != nil {
+		t.Fatalf("AttachedDevice before the device appeared = %q, %v; want nothing (never another disk)", dev, err)
+	}
+	xvdf := devs.Add(t, "xvdf", data.Dev)
+	if dev, err := blockdev.AttachedDevice(devs.Dir, "/dev/sdf", mounts, "/data"); dev != xvdf || err != nil {
+		t.Fatalf("AttachedDevice(/dev/sdf) = %q, %v; want its Xen name %s", dev, err, xvdf)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(data.Dev, &st); err != nil {
+		t.Fatal(err)
+	}
+	ma, mi := unix.Major(uint64(st.Rdev)), unix.Minor(uint64(st.Rdev))
+	entry := func(at string) []blockdev.MountEntry {
+		return append(append([]blockdev.MountEntry(nil), mounts...), blockdev.MountEntry{Major: ma, Minor: mi, MountPoint: at, Source: data.Dev})
+	}
+	if _, err := blockdev.AttachedDevice(devs.Dir, "/dev/sdf", entry("/"), "/data"); !errors.Is(err, blockdev.ErrRootDisk) {
+		t.Errorf("AttachedDevice of the root disk: error %v, want ErrRootDisk", err)
+	}
+	if _, err := blockdev.AttachedDevice(devs.Dir, "/dev/sdf", entry("/srv/other"), "/data"); !errors.Is(err, blockdev.ErrMountedElsewhere) {
+		t.Errorf("AttachedDevice of a disk mounted elsewhere: error %v, want ErrMountedElsewhere", err)
+	}
+	if dev, err := blockdev.AttachedDevice(devs.Dir, "/dev/sdf", entry("/data"), "/data"); dev != xvdf || err != nil {
+		t.Errorf("AttachedDevice of the disk already at the mount path = %q, %v; want %s", dev, err, xvdf)
+	}
+	if err := os.WriteFile(filepath.Join(devs.Dir, "sdh"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := blockdev.AttachedDevice(devs.Dir, "/dev/sdh", mounts, "/data"); !errors.Is(err, blockdev.ErrNotBlockDevice) {
+		t.Errorf("AttachedDevice of a regular file: error %v, want ErrNotBlockDevice", err)
+	}
+	if _, err := blockdev.AttachedDevice(devs.Dir, "sdf", mounts, "/data"); err == nil {
+		t.Error("AttachedDevice accepted a device name without /dev/")
 	}
 }

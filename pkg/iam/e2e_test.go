@@ -79,7 +79,7 @@ func runCLI(t *testing.T, args ...string) string {
 }
 
 func TestPoliciesAllowExactlyWhatTheRolesCall(t *testing.T) {
-	env := simtest.Start(t, sim.Options{TimeScale: 1000})
+	env := simtest.Start(t, sim.Options{TimeScale: 1000, IMDS: true})
 	ctx := context.Background()
 	r := env.Region()
 
@@ -180,6 +180,11 @@ func TestPoliciesAllowExactlyWhatTheRolesCall(t *testing.T) {
 	if err := apub.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// The agent itself, on the replacement, relays a rebalance recommendation with its key (no
+	// mount involved: it needs no root).
+	relayNotice(t, r, agent, res.New)
+
+	checkTagTrustBoundary(t, r, map[string][]string{agentKey: {members[0], res.New}}, controllerKey)
 
 	calls := r.CallsBy()
 	for role, key := range map[iam.Role]string{iam.Controller: controllerKey, iam.Agent: agentKey} {
@@ -210,6 +215,36 @@ func TestPoliciesAllowExactlyWhatTheRolesCall(t *testing.T) {
 		}
 		t.Logf("%s: %d actions called: %s", role, len(called), fmt.Sprint(calls[key]))
 	}
+}
+
+// relayNotice runs spotmax-agent on instance id with the agent's credentials until it relays a
+// rebalance recommendation on its instance.
+func relayNotice(t *testing.T, r *sim.Region, cfg aws.Config, id string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- agent.Run(ctx, agent.Config{AWS: &cfg, IMDSEndpoint: r.IMDSURL(id), ConsulMode: "off", DevDir: "-",
+			SysBlockDir: "-", ByIDDir: t.TempDir(), StateDir: t.TempDir(), EventInterval: 20 * time.Millisecond,
+			TagInterval: 50 * time.Millisecond})
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("agent on %s: %v", id, err)
+		}
+	}()
+	if err := r.Rebalance(id); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if in, _ := r.Instance(id); strings.HasPrefix(in.Tags[groupconfig.StateNotice], "rebalance@") {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("the agent on %s did not relay the rebalance recommendation", id)
 }
 
 // playAgentRelease plays spotmax-agent on a retiring instance: once the workflow marks it

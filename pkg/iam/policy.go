@@ -209,6 +209,15 @@ var (
 	progressTagKeys = groupconfig.StatePrefix + "*"
 )
 
+// agentTagKeys are the only tags the agent writes, all on its own instance: its reports of what
+// it did and saw. Every other spotmax:state:* key is the controller's replacement journal, which
+// the controller acts on; the agent's role cannot write it, so root on one instance cannot forge
+// a journal (docs/iam.md, "Trust boundary").
+var agentTagKeys = []string{groupconfig.StateVolumeReleased, groupconfig.StateVolumeMounted, groupconfig.StateNotice}
+
+// AgentTagKeys returns the tag keys the agent's role may write (on its own instance only).
+func AgentTagKeys() []string { return slices.Clone(agentTagKeys) }
+
 func (b builder) controller() []Statement {
 	inst := b.ec2ARN("instance")
 	return []Statement{
@@ -288,18 +297,22 @@ func (b builder) controller() []Statement {
 }
 
 func (b builder) agent() []Statement {
-	self := merge(b.groupTag("ec2:ResourceTag/"+groupconfig.TagGroup), tagKeysOnly(progressTagKeys),
-		map[string]Condition{"StringEquals": {"aws:ARN": "${ec2:SourceInstanceARN}"}})
+	self := merge(b.groupTag("ec2:ResourceTag/"+groupconfig.TagGroup), map[string]Condition{
+		"ForAllValues:StringEquals": {"aws:TagKeys": AgentTagKeys()},
+		"Null":                      {"aws:TagKeys": "false"},
+		"StringEquals":              {"aws:ARN": "${ec2:SourceInstanceARN}"},
+	})
 	return []Statement{
 		{Sid: "ReadOwnInstance", Effect: "Allow", Action: []string{"ec2:DescribeTags", "ec2:DescribeVolumes"}, Resource: []string{"*"},
 			Why: "The membership check's fallback when IMDS does not expose instance tags (read this instance's " +
-				groupconfig.TagGroup + " and progress tags), and finding the EBS volume id of the data volume on Xen " +
-				"instances, whose disks carry no volume serial. Describe actions support no resource-level permissions."},
+				groupconfig.TagGroup + " and progress tags), and identifying the data volume's device on Xen " +
+				"instances, whose disks carry no volume serial, by EC2's attachment record. Describe actions support no resource-level permissions."},
 		{Sid: "ReportOnOwnInstance", Effect: "Allow", Action: []string{"ec2:CreateTags"}, Resource: []string{b.ec2ARN("instance")},
 			Condition: self,
-			Why: "Report on its own instance: the data volume released or mounted, an interruption notice relayed " +
-				"(" + progressTagKeys + " keys only). aws:ARN=${ec2:SourceInstanceARN} limits it to the instance whose " +
-				"role credentials sign the request, and only instances of a spotmax group."},
+			Why: "Report on its own instance: the data volume released or mounted, an interruption notice relayed. " +
+				"Only the agent's own keys (" + strings.Join(agentTagKeys, ", ") + "), never the controller's journal; " +
+				"aws:ARN=${ec2:SourceInstanceARN} limits it to the instance whose role credentials sign the request, " +
+				"and only instances of a spotmax group."},
 		b.publishMetrics(),
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -126,8 +127,18 @@ func TestTagWritesAreConfinedToSpotmaxKeys(t *testing.T) {
 				if s.Condition["StringEquals"]["ec2:CreateAction"] == "RunInstances" {
 					continue // tags given at launch: the launch template's own
 				}
-				keys, _ := s.Condition["ForAllValues:StringLike"]["aws:TagKeys"].(string)
-				if !strings.HasPrefix(keys, "spotmax:") || s.Condition["Null"]["aws:TagKeys"] != "false" {
+				var keys []string
+				if k, ok := s.Condition["ForAllValues:StringLike"]["aws:TagKeys"].(string); ok {
+					keys = append(keys, k)
+				}
+				if k, ok := s.Condition["ForAllValues:StringEquals"]["aws:TagKeys"].([]string); ok {
+					keys = append(keys, k...)
+				}
+				confined := len(keys) > 0
+				for _, k := range keys {
+					confined = confined && strings.HasPrefix(k, "spotmax:")
+				}
+				if !confined || s.Condition["Null"]["aws:TagKeys"] != "false" {
 					t.Errorf("%s %s: %s is not confined to spotmax:* keys with keys required: %v", r, s.Sid, a, s.Condition)
 				}
 			}
@@ -141,8 +152,9 @@ func TestAgentTagsOnlyItself(t *testing.T) {
 			if s.Condition["StringEquals"]["aws:ARN"] != "${ec2:SourceInstanceARN}" {
 				t.Errorf("the agent's CreateTags is not limited to its own instance: %v", s.Condition)
 			}
-			if s.Condition["ForAllValues:StringLike"]["aws:TagKeys"] != "spotmax:state:*" {
-				t.Errorf("the agent may write more than progress tags: %v", s.Condition)
+			keys, _ := s.Condition["ForAllValues:StringEquals"]["aws:TagKeys"].([]string)
+			if !slices.Equal(keys, AgentTagKeys()) || s.Condition["ForAllValues:StringLike"] != nil {
+				t.Errorf("the agent may write more than its own keys %v: %v", AgentTagKeys(), s.Condition)
 			}
 			return
 		}

@@ -4,8 +4,8 @@
 // mark), parsed from their documents and watched by polling.
 //
 // It wraps the AWS SDK's IMDS client (github.com/aws/aws-sdk-go-v2/feature/ec2/imds), IMDSv2
-// only unless IMDSv1 fallback is asked for: the SDK fetches and renews the session token and
-// fetches a new one when IMDS refuses a cached token with 401.
+// only, always: the SDK fetches and renews the session token and fetches a new one when IMDS
+// refuses a cached token with 401, and never falls back to IMDSv1 when no token can be had.
 package imds
 
 import (
@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -35,9 +36,6 @@ type Options struct {
 	// Endpoint is the IMDS base URL, e.g. http://169.254.169.254. Empty: the SDK's default,
 	// which honours AWS_EC2_METADATA_SERVICE_ENDPOINT.
 	Endpoint string
-	// AllowV1 lets the client fall back to IMDSv1 (no session token) when the token request
-	// fails. Off by default: IMDSv2 only.
-	AllowV1 bool
 	// Attempts is how many times one request is tried (default 2: a refused cached token is
 	// retried once with a new one). Pollers retry on their own schedule.
 	Attempts int
@@ -58,13 +56,11 @@ func New(o Options) *Client {
 		attempts = 2
 	}
 	so := sdk.Options{
-		Endpoint:       o.Endpoint,
+		Endpoint: o.Endpoint,
+		// Never IMDSv1: a request without a session token is what an SSRF can make.
 		EnableFallback: aws.FalseTernary,
 		Retryer:        retry.NewStandard(func(r *retry.StandardOptions) { r.MaxAttempts = attempts }),
 		HTTPClient:     o.HTTPClient,
-	}
-	if o.AllowV1 {
-		so.EnableFallback = aws.TrueTernary
 	}
 	c := &Client{sdk: sdk.New(so), endpoint: o.Endpoint}
 	if c.endpoint == "" {
@@ -72,6 +68,11 @@ func New(o Options) *Client {
 	}
 	return c
 }
+
+// SDK returns the underlying SDK client, for the SDK's instance-role credential provider
+// (config.WithEC2RoleCredentialOptions): credentials are then fetched IMDSv2 only too, whatever
+// AWS_EC2_METADATA_V1_DISABLED says.
+func (c *Client) SDK() *sdk.Client { return c.sdk }
 
 // Endpoint returns the endpoint the client was given ("default" for the SDK's choice), for logs.
 func (c *Client) Endpoint() string { return c.endpoint }
@@ -123,8 +124,23 @@ func (c *Client) Identity(ctx context.Context) (Identity, error) {
 	if id.InstanceID == "" || id.Region == "" {
 		return id, fmt.Errorf("reading the instance identity document from IMDS: no instanceId or region in it")
 	}
+	if !ValidInstanceID(id.InstanceID) {
+		// It ends up in file names, tags and logs: anything but an instance id is refused.
+		return Identity{}, fmt.Errorf("the instance identity document from IMDS (%s) has instanceId %q: %w",
+			c.endpoint, id.InstanceID, ErrInvalidInstanceID)
+	}
 	return id, nil
 }
+
+// instanceIDRe is the shape of an EC2 instance id: i- and 8 or 17 hex digits.
+var instanceIDRe = regexp.MustCompile(`^i-[0-9a-f]{8}([0-9a-f]{9})?$`)
+
+// ValidInstanceID reports whether id is an EC2 instance id (i-0123456789abcdef0).
+func ValidInstanceID(id string) bool { return instanceIDRe.MatchString(id) }
+
+// ErrInvalidInstanceID means IMDS gave an instance id that is not one: a broken or hostile
+// metadata endpoint. It is not retried.
+var ErrInvalidInstanceID = errors.New("not an EC2 instance id (i- and 8 or 17 hex digits)")
 
 // tagsPath is where IMDS lists the instance's tags.
 const tagsPath = "tags/instance/"

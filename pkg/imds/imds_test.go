@@ -3,10 +3,12 @@ package imds_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -69,23 +71,75 @@ func TestClientV2Only(t *testing.T) {
 	}
 }
 
-func TestClientV1FallbackOnlyWhenAsked(t *testing.T) {
-	// An IMDSv1-only endpoint (the token API is not there): what an old proxy or a hop limit
-	// of 1 inside a container looks like.
-	v1 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/latest/meta-data/instance-id" && r.Method == http.MethodGet {
-			_, _ = w.Write([]byte("i-0v1"))
-			return
+func TestClientNeverFallsBackToV1(t *testing.T) {
+	// Endpoints without a usable token API (not there, or refusing): what an old proxy, or a
+	// hop limit of 1 inside a container, looks like. An IMDSv1 client would read on without a
+	// token; this one must not send a single tokenless read.
+	for _, tokenStatus := range []int{http.StatusNotFound, http.StatusForbidden} {
+		var mu sync.Mutex
+		tokenless := 0
+		v1 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPut && r.URL.Path == "/latest/api/token" {
+				w.WriteHeader(tokenStatus)
+				return
+			}
+			if r.Method == http.MethodGet && r.Header.Get("X-aws-ec2-metadata-token") == "" {
+				mu.Lock()
+				tokenless++
+				mu.Unlock()
+			}
+			if r.URL.Path == "/latest/meta-data/instance-id" {
+				_, _ = w.Write([]byte("i-0123456789abcdef0"))
+				return
+			}
+			http.NotFound(w, r)
+		}))
+		ctx := context.Background()
+		c := imds.New(imds.Options{Endpoint: v1.URL})
+		if _, err := c.Get(ctx, "instance-id"); err == nil {
+			t.Errorf("token API answering %d: the client read instance-id without a session token", tokenStatus)
 		}
-		http.NotFound(w, r)
-	}))
-	defer v1.Close()
-	ctx := context.Background()
-	if _, err := imds.New(imds.Options{Endpoint: v1.URL}).Get(ctx, "instance-id"); err == nil {
-		t.Error("the IMDSv2-only client read from an IMDSv1-only endpoint")
+		if _, err := c.Identity(ctx); err == nil {
+			t.Errorf("token API answering %d: the client read its identity without a session token", tokenStatus)
+		}
+		v1.Close()
+		mu.Lock()
+		if tokenless != 0 {
+			t.Errorf("token API answering %d: %d IMDSv1 (tokenless) reads sent, want none", tokenStatus, tokenless)
+		}
+		mu.Unlock()
 	}
-	if v, err := imds.New(imds.Options{Endpoint: v1.URL, AllowV1: true}).Get(ctx, "instance-id"); err != nil || v != "i-0v1" {
-		t.Errorf("with AllowV1: %q, %v; want i-0v1", v, err)
+}
+
+func TestIdentityRejectsAnInvalidInstanceID(t *testing.T) {
+	for id, valid := range map[string]bool{
+		"i-0123456789abcdef0": true, "i-0123abcd": true, "../../etc/cron.d/x": false, "i-0123456789ABCDEF0": false,
+		"i-0123456789abcdef": false, "i-0123456789abcdef0\n": false, "i-0123abcd/..": false, " i-0123abcd": false,
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch {
+			case r.Method == http.MethodPut && r.URL.Path == "/latest/api/token":
+				w.Header().Set("X-aws-ec2-metadata-token-ttl-seconds", "21600")
+				_, _ = w.Write([]byte("token"))
+			case r.Header.Get("X-aws-ec2-metadata-token") != "token":
+				w.WriteHeader(http.StatusUnauthorized)
+			case r.URL.Path == "/latest/dynamic/instance-identity/document":
+				_ = json.NewEncoder(w).Encode(map[string]string{"instanceId": id, "region": "us-east-1", "availabilityZone": "us-east-1a"})
+			default:
+				http.NotFound(w, r)
+			}
+		}))
+		got, err := imds.New(imds.Options{Endpoint: srv.URL}).Identity(context.Background())
+		srv.Close()
+		if valid != imds.ValidInstanceID(id) {
+			t.Errorf("ValidInstanceID(%q) = %v, want %v", id, !valid, valid)
+		}
+		switch {
+		case valid && (err != nil || got.InstanceID != id):
+			t.Errorf("Identity with instanceId %q = %+v, %v; want it accepted", id, got, err)
+		case !valid && (!errors.Is(err, imds.ErrInvalidInstanceID) || !strings.Contains(err.Error(), strconv.Quote(id)) || got.InstanceID != ""):
+			t.Errorf("Identity with instanceId %q = %+v, %v; want ErrInvalidInstanceID naming the value", id, got, err)
+		}
 	}
 }
 

@@ -2,6 +2,8 @@ package sim
 
 import (
 	"encoding/xml"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -116,6 +118,7 @@ func (r *Region) ec2CreateTags(c *call) *APIError {
 			t[k] = v
 		}
 	}
+	r.recordTagWrite(c, ids, slices.Collect(maps.Keys(tags)))
 	writeReturnTrue(c)
 	return nil
 }
@@ -163,6 +166,11 @@ func (r *Region) ec2DeleteTags(c *call) *APIError {
 			}
 		}
 	}
+	var keys []string
+	for _, d := range dels {
+		keys = append(keys, d.key)
+	}
+	r.recordTagWrite(c, ids, keys)
 	writeReturnTrue(c)
 	return nil
 }

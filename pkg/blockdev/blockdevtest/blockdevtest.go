@@ -234,3 +234,26 @@ func run(t testing.TB, name string, args ...string) {
 		t.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
 	}
 }
+
+// DevDir is a stand-in for /dev on a Xen instance, where an EBS volume attached as /dev/sdf
+// appears as /dev/xvdf with no serial: entries named as the kernel names such disks, linked to
+// loop devices (a link rather than a device node, so that it works on a nodev file system too).
+type DevDir struct {
+	Dir string
+}
+
+// NewDevDir makes an empty device directory for the test.
+func NewDevDir(t testing.TB) *DevDir {
+	t.Helper()
+	return &DevDir{Dir: t.TempDir()}
+}
+
+// Add makes dev appear under name (e.g. xvdf), as the kernel does when EC2 attaches a volume.
+func (d *DevDir) Add(t testing.TB, name, dev string) string {
+	t.Helper()
+	p := filepath.Join(d.Dir, name)
+	if err := os.Symlink(dev, p); err != nil {
+		t.Fatalf("making %s appear as %s: %v", dev, p, err)
+	}
+	return p
+}
