@@ -158,3 +158,30 @@ func TestGroupTagChecksInstanceTypeOfferings(t *testing.T) {
 		t.Errorf("spotmax:alt2 = %q", v)
 	}
 }
+
+// TestReplaceRefusesUnmanagedGroup is issue 11 case 5 as a user meets it: `spotmax replace` of
+// an instance of a group without spotmax:group, or of that group with --all, changes nothing and
+// names the group and the missing tag.
+func TestReplaceRefusesUnmanagedGroup(t *testing.T) {
+	e := newTestEnv(t)
+	e.group(t, "batch", 1, nil)
+	g, _ := e.Region().Group("batch")
+	id := g.Members[0].InstanceID
+	e.Region().ResetCalls()
+	for _, args := range [][]string{{"replace", id, "--yes"}, {"replace", "--group", "batch", "--all", "--yes"}} {
+		_, errOut, code := run(t, args...)
+		if code == ExitOK {
+			t.Errorf("%v: exit 0", args)
+		}
+		for _, want := range []string{"batch", groupconfig.TagGroup} {
+			if !strings.Contains(errOut, want) {
+				t.Errorf("%v: stderr %q lacks %q", args, errOut, want)
+			}
+		}
+	}
+	for _, action := range []string{"ec2:RunInstances", "ec2:TerminateInstances", "ec2:CreateTags", "autoscaling:DetachInstances"} {
+		if n := calls(e, action); n != 0 {
+			t.Errorf("%d %s calls on an unmanaged group", n, action)
+		}
+	}
+}
