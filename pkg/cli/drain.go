@@ -252,6 +252,10 @@ func (o *DrainOptions) resolve(ctx context.Context) (*drainTarget, error) {
 	if g.ConfigErr != nil {
 		return nil, fmt.Errorf("reading the spotmax configuration of group %s (pass --kubeconfig and --grace-period to drain anyway): %w", g.Name, g.ConfigErr)
 	}
+	if err := g.CheckManaged(); err != nil {
+		// Its defaults are not a configuration anyone chose: refuse rather than guess.
+		return nil, fmt.Errorf("cannot drain %s: %w; or pass --kubeconfig and --grace-period to drain it as a plain Kubernetes node", o.Target, err)
+	}
 	tgt.cfg = g.Config
 	return tgt, nil
 }

@@ -17,6 +17,7 @@ const (
 	ExitNotFound      = 3 // the group, instance or volume does not exist
 	ExitInvalidConfig = 4 // a group's spotmax tags do not validate
 	ExitAWSConfig     = 5 // no credentials or no region
+	ExitNotManaged    = 6 // the group is not managed by spotmax (no spotmax:group tag, or spotmax:ignore_tag=true)
 	ExitCancelled     = 130
 )
 
@@ -47,6 +48,7 @@ func exitCode(err error) int {
 	var flagErr *FlagError
 	var cfgErr *ConfigError
 	var valErr *groupconfig.ValidationError
+	var nmErr *groupconfig.NotManagedError
 	switch {
 	case err == nil:
 		return ExitOK
@@ -54,6 +56,8 @@ func exitCode(err error) int {
 		return ExitCancelled
 	case errors.As(err, &flagErr):
 		return ExitUsage
+	case errors.As(err, &nmErr):
+		return ExitNotManaged
 	case errors.As(err, &valErr):
 		return ExitInvalidConfig
 	case errors.As(err, &cfgErr):

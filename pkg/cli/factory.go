@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
+	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
@@ -59,7 +62,7 @@ func (f *Factory) AWSConfig(ctx context.Context) (aws.Config, error) {
 		if f.Profile != "" {
 			opts = append(opts, config.WithSharedConfigProfile(f.Profile))
 		}
-		cfg, err := config.LoadDefaultConfig(ctx, opts...)
+		cfg, err := loadConfigIMDSv2(ctx, opts)
 		if err != nil {
 			f.cfgErr = &ConfigError{fmt.Errorf("loading AWS configuration: %w", err)}
 			return
@@ -81,6 +84,23 @@ func (f *Factory) AWSConfig(ctx context.Context) (aws.Config, error) {
 		f.cfg = cfg
 	})
 	return f.cfg, f.cfgErr
+}
+
+// loadConfigIMDSv2 loads the standard chain with an instance-metadata client that uses IMDSv2
+// only. The SDK's own client falls back to IMDSv1 when a token cannot be had (a 403 from a
+// proxied request, a hop limit that drops the token's response, a timeout): unauthenticated
+// GETs that an SSRF relay can make too. A first load reads the settings the metadata client
+// honours (AWS_EC2_METADATA_SERVICE_ENDPOINT, the profile's ec2_metadata_service_endpoint,
+// AWS_EC2_METADATA_DISABLED, ...); it makes no request. Region never comes from IMDS: it is
+// --region, AWS_REGION or the profile's.
+func loadConfigIMDSv2(ctx context.Context, opts []func(*config.LoadOptions) error) (aws.Config, error) {
+	base, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return aws.Config{}, err
+	}
+	client := imds.NewFromConfig(base, func(o *imds.Options) { o.EnableFallback = aws.FalseTernary })
+	opts = append(slices.Clone(opts), config.WithEC2RoleCredentialOptions(func(o *ec2rolecreds.Options) { o.Client = client }))
+	return config.LoadDefaultConfig(ctx, opts...)
 }
 
 // EC2 returns an EC2 client.

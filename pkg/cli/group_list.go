@@ -39,6 +39,10 @@ type groupJSON struct {
 	Settings          map[string]string `json:"settings"`
 	Problems          []string          `json:"problems"`
 	Warnings          []string          `json:"warnings"`
+	// NotManaged says why spotmax does not act on the group (no spotmax:group tag, or
+	// spotmax:ignore_tag=true) and how to change that; absent when the group is managed or
+	// its tags do not validate (Problems says why).
+	NotManaged string `json:"not_managed,omitempty"`
 }
 
 func newGroupListCmd(f *Factory, runF func(context.Context, *GroupListOptions) error) *cobra.Command {
@@ -124,6 +128,11 @@ func toGroupJSON(g *inventory.Group) groupJSON {
 		j.Warnings = append(j.Warnings, g.Config.Warnings...)
 		for _, t := range g.Config.Tags() {
 			j.Settings[t.Key] = t.Value
+		}
+	}
+	if g.ConfigErr == nil {
+		if err := g.CheckManaged(); err != nil {
+			j.NotManaged = err.Error()
 		}
 	}
 	var verr *groupconfig.ValidationError

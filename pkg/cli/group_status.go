@@ -101,12 +101,18 @@ func groupStatusRun(ctx context.Context, o *GroupStatusOptions) error {
 		gj := out.Group
 		fmt.Fprintf(w, "group %s  min/desired/max %d/%d/%d  spot %d  on-demand %d\n", gj.Name, gj.Min, gj.Desired, gj.Max, gj.Spot, gj.OnDemand)
 		switch {
+		case gj.NotManaged != "" && !gj.Ignored:
+			// No spotmax:group tag: there is no configuration to show.
+			fmt.Fprintln(w, "NOT MANAGED: "+gj.NotManaged)
 		case !gj.Valid:
 			for _, p := range gj.Problems {
 				fmt.Fprintln(w, "INVALID: "+p)
 			}
 		case gj.Summary != "":
 			fmt.Fprintln(w, "config: "+gj.Summary)
+			if gj.Ignored {
+				fmt.Fprintln(w, "NOT MANAGED: "+gj.NotManaged)
+			}
 		}
 		fmt.Fprintln(w)
 		t := NewTable("INSTANCE", "TYPE", "MARKET", "AZ", "STATE", "AGE", "LIFETIME LEFT", "DATA VOLUME")

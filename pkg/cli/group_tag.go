@@ -32,6 +32,16 @@ type instanceTagAPI interface {
 	DeleteTags(ctx context.Context, in *ec2.DeleteTagsInput, optFns ...func(*ec2.Options)) (*ec2.DeleteTagsOutput, error)
 }
 
+// groupTagEC2API is what tagging a group needs from EC2: copying propagated tags, and checking
+// a new data device against the members' root devices and the launch template, and new
+// alternative types against EC2's offerings.
+type groupTagEC2API interface {
+	instanceTagAPI
+	inventory.EC2InstanceReader
+	inventory.LaunchTemplateReader
+	inventory.OfferingsReader
+}
+
 // GroupTagOptions are the inputs of `spotmax group tag` and `spotmax group untag`.
 type GroupTagOptions struct {
 	IO     *IOStreams
@@ -45,7 +55,7 @@ type GroupTagOptions struct {
 	Yes    bool
 
 	ASG     groupTagAPI
-	EC2     instanceTagAPI
+	EC2     groupTagEC2API
 	confirm func(string) error
 }
 
@@ -67,8 +77,11 @@ func newGroupTagCmd(f *Factory, runF func(context.Context, *GroupTagOptions) err
 		Long: `Write spotmax:* tags on an Auto Scaling group, one flag per tag or --set key=value.
 
 The group's resulting tag set is validated as a whole before anything is written: an invalid
-value names the group, the tag and the value, and nothing changes. spotmax:group is set to the
-group's name when it is missing. Tags that propagate at launch are also copied onto the group's
+value names the group, the tag and the value, and nothing changes. A data device being set is
+checked against the members' root device and the launch template's block-device mappings, and
+alternative types being set against EC2's instance type offerings in the group's Availability
+Zones. spotmax:group is set to the group's name when it is missing: tagging a group is how it
+becomes managed. Tags that propagate at launch are also copied onto the group's
 current instances, since AWS only copies them onto instances launched later.`,
 		Example: `  spotmax group tag web --persistence-dev /dev/sdf --persistence-mount-path /data \
       --guarantee-living-mins 50 --alt m5.large,m5a.large --od-fallback
@@ -186,8 +199,9 @@ func (o *GroupTagOptions) clients(ctx context.Context, f *Factory) error {
 // groupTagRun computes the group's new tag set, validates it as a whole, shows the diff and
 // writes only what changes.
 func groupTagRun(ctx context.Context, o *GroupTagOptions) error {
-	lister := inventory.Lister{ASG: o.ASG}
-	groups, err := lister.List(ctx, inventory.Options{Names: []string{o.Group}})
+	lister := inventory.Lister{ASG: o.ASG, EC2: o.EC2}
+	// The members' EC2 view (their root devices) only matters when a data device is set.
+	groups, err := lister.List(ctx, inventory.Options{Names: []string{o.Group}, Members: settingsTouch(o.Settings, groupconfig.TagPersistenceDev)})
 	if err != nil {
 		return err
 	}
@@ -205,6 +219,9 @@ func groupTagRun(ctx context.Context, o *GroupTagOptions) error {
 		}
 		cfg, err = groupconfig.Parse(o.Group, desired)
 		if err != nil {
+			return err
+		}
+		if err := o.checkAgainstAWS(ctx, g, cfg, desired); err != nil {
 			return err
 		}
 	}
@@ -394,4 +411,35 @@ func syncMemberTags(ctx context.Context, api instanceTagAPI, g *inventory.Group,
 		return 0, nil
 	}
 	return len(ids), nil
+}
+
+// settingsTouch reports whether settings set key (spotmax:alt<N> for groupconfig.TagAlt).
+func settingsTouch(settings [][2]string, key string) bool {
+	for _, kv := range settings {
+		if kv[0] == key {
+			return true
+		}
+		if _, ok := groupconfig.ParseAltKey(kv[0]); ok && key == groupconfig.TagAlt {
+			return true
+		}
+	}
+	return false
+}
+
+// checkAgainstAWS checks what only AWS knows about the settings being written: a data device
+// must not be the root device of the members or clash with the launch template's mappings, and
+// alternative types must be offered in the group's Availability Zones. Only settings given are
+// checked, so that editing another tag never fails on something AWS changed meanwhile.
+func (o *GroupTagOptions) checkAgainstAWS(ctx context.Context, g *inventory.Group, cfg *groupconfig.Config, desired []groupconfig.Tag) error {
+	if settingsTouch(o.Settings, groupconfig.TagPersistenceDev) && cfg.PersistenceDev != "" {
+		if err := inventory.CheckGroupDataDevice(ctx, o.EC2, g, cfg.PersistenceDev); err != nil {
+			return err
+		}
+	}
+	if settingsTouch(o.Settings, groupconfig.TagAlt) && len(cfg.AltTypes) > 0 {
+		if _, err := inventory.CheckTypes(ctx, o.EC2, g, desired); err != nil {
+			return err
+		}
+	}
+	return nil
 }

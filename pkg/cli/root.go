@@ -59,7 +59,11 @@ spotmax launches a replacement, retires the old instance gracefully and moves it
 volume to the replacement.
 
 AWS configuration comes from the standard chain (environment, profiles, SSO, IAM role);
-AWS_ENDPOINT_URL points every client elsewhere, e.g. at 'spotmax sim serve'.`,
+AWS_ENDPOINT_URL points every client elsewhere, e.g. at 'spotmax sim serve'.
+
+Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 invalid group configuration, 5 no AWS
+credentials or region, 6 group not managed by spotmax (no spotmax:group tag, or
+spotmax:ignore_tag=true), 130 cancelled.`,
 		Version:       version.Version,
 		SilenceUsage:  true,
 		SilenceErrors: true,

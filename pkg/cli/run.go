@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -63,7 +64,10 @@ acts; a follower takes over when the leader stops or loses its lock, and resumes
                              election); the identity needs get, create and update on
                              leases.coordination.k8s.io in that namespace. The kubeconfig is
                              --kubeconfig, else KUBECONFIG, else the in-cluster service account
-                             when running in a pod, else ~/.kube/config.`,
+                             when running in a pod, else ~/.kube/config.
+With --once and --leader-elect the single pass also runs only as the leader: it campaigns,
+waits while another controller leads, holds the leadership for the whole pass and releases it
+at the end; stopped before it leads (SIGTERM, Ctrl-C) it has done nothing and exits 130.`,
 		Example: `  spotmax run --queue-url https://sqs.us-east-1.amazonaws.com/123456789012/spotmax-events
   spotmax run --leader-elect consul --consul-addr 10.0.0.5:8500
   spotmax run --leader-elect kubernetes --kubeconfig /data/spotmax/k8sconfig --lease-namespace kube-system`,
@@ -84,7 +88,7 @@ acts; a follower takes over when the leader stops or loses its lock, and resumes
 	fl.IntVar(&opts.MaxParallel, "max-parallel", 10, "replacements at a time in the region")
 	fl.StringVar(&opts.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address, e.g. 127.0.0.1:9108")
 	fl.BoolVar(&opts.NoMetrics, "no-cloudwatch", false, "do not publish metrics to CloudWatch")
-	fl.BoolVar(&opts.Once, "once", false, "reconcile once, wait for the replacements it started, and exit")
+	fl.BoolVar(&opts.Once, "once", false, "reconcile once, wait for the replacements it started, and exit; with --leader-elect, only as the leader (it waits for leadership and releases it at the end)")
 	fl.StringVar(&opts.LeaderElect, "leader-elect", "none", "high availability: none (run one controller per region), consul (a Consul lock) or kubernetes (a Kubernetes Lease)")
 	fl.StringVar(&opts.ConsulAddr, "consul-addr", "", "Consul HTTP address for --leader-elect consul (default CONSUL_HTTP_ADDR or 127.0.0.1:8500; CONSUL_HTTP_TOKEN is used)")
 	fl.StringVar(&opts.LeaderKey, "leader-key", "", "Consul KV key of the lock for --leader-elect consul (default spotmax/leader/<region>)")
@@ -154,51 +158,15 @@ func runRun(ctx context.Context, f *Factory, o *RunOptions) error {
 	}
 	log.Info("spotmax controller starting", "region", cfg.Region, "interval", o.Interval.String(), "max_parallel", o.MaxParallel,
 		"queue", o.QueueURL, "cloudwatch", !o.NoMetrics)
-	if o.Once {
-		evs, err := c.Reconcile(ctx)
-		if err != nil {
-			return err
-		}
-		for _, e := range evs {
-			c.Handle(ctx, e)
-		}
-		c.Wait()
-		st := c.Stats()
-		fmt.Fprintf(f.IO.ErrOut, "reconciled: %d replacement(s) started, %d succeeded, %d failed\n", st.Replacements, st.Succeeded, st.Failed)
-		if st.Failed > 0 {
-			return fmt.Errorf("%d replacement(s) failed", st.Failed)
-		}
-		return nil
-	}
-	if o.LeaderElect == "consul" {
-		ccfg := consul.DefaultConfig()
-		if o.ConsulAddr != "" {
-			ccfg.Address = o.ConsulAddr
-		}
-		client, err := consul.NewClient(ccfg)
-		if err != nil {
-			return fmt.Errorf("connecting to Consul at %s: %w", ccfg.Address, err)
-		}
-		key := o.LeaderKey
-		if key == "" {
-			key = "spotmax/leader/" + cfg.Region
-		}
-		log.Info("campaigning for leadership", "consul", ccfg.Address, "key", key)
-		err = c.RunElected(ctx, &controller.ConsulLock{Client: client, Key: key, Log: log})
-		log.Info("spotmax controller stopped", "stats", fmt.Sprintf("%+v", c.Stats()))
+	elector, err := o.elector(ctx, f, cfg.Region, log)
+	if err != nil {
 		return err
 	}
-	if o.LeaderElect == "kubernetes" {
-		cs, where, err := leaseClient(ctx, f, o)
-		if err != nil {
-			return err
-		}
-		name := o.LeaseName
-		if name == "" {
-			name = "spotmax-" + cfg.Region
-		}
-		log.Info("campaigning for leadership", "kubernetes", where, "lease", o.LeaseNamespace+"/"+name)
-		err = c.RunElected(ctx, &controller.KubeLease{Client: cs, Namespace: o.LeaseNamespace, Name: name, Log: log})
+	if o.Once {
+		return runOnce(ctx, f.IO, c, elector)
+	}
+	if elector != nil {
+		err = c.RunElected(ctx, elector)
 		log.Info("spotmax controller stopped", "stats", fmt.Sprintf("%+v", c.Stats()))
 		return err
 	}
@@ -209,6 +177,93 @@ func runRun(ctx context.Context, f *Factory, o *RunOptions) error {
 	}
 	log.Info("spotmax controller stopped", "stats", fmt.Sprintf("%+v", c.Stats()))
 	return err
+}
+
+// errNotLeader means `spotmax run --once --leader-elect ...` was stopped while another
+// controller held the leadership: it did nothing.
+var errNotLeader = errors.New("stopped before becoming the leader: nothing was done")
+
+// runOnce reconciles once, acts on what it found and waits for the replacements it started.
+// With leader election it campaigns first and works only as the leader — holding the lock or
+// Lease for the whole pass, so that a running controller and a --once pass never both act —
+// then releases the leadership. Losing it mid-pass stops the pass like a leader's term ends:
+// the step in flight finishes and journals are kept.
+func runOnce(ctx context.Context, ios *IOStreams, c *controller.Controller, elector controller.Elector) error {
+	pass := func(ctx context.Context) error {
+		evs, err := c.Reconcile(ctx)
+		if err != nil {
+			return err
+		}
+		for _, e := range evs {
+			c.Handle(ctx, e)
+		}
+		c.Wait()
+		st := c.Stats()
+		fmt.Fprintf(ios.ErrOut, "reconciled: %d replacement(s) started, %d succeeded, %d failed\n", st.Replacements, st.Succeeded, st.Failed)
+		if st.Failed > 0 {
+			return fmt.Errorf("%d replacement(s) failed", st.Failed)
+		}
+		return nil
+	}
+	if elector == nil {
+		return pass(ctx)
+	}
+	campaign, stop := context.WithCancel(ctx)
+	defer stop()
+	led := false
+	var passErr error
+	err := elector.Run(campaign, func(leadCtx context.Context) {
+		if led {
+			return // a second term after the pass: nothing more to do
+		}
+		led = true
+		passErr = pass(leadCtx)
+		stop() // one pass: end the campaign, which releases the leadership
+	})
+	switch {
+	case err != nil:
+		return err
+	case !led:
+		cause := context.Cause(ctx)
+		if cause == nil {
+			cause = context.Canceled
+		}
+		return fmt.Errorf("spotmax run --once: %w: %w", errNotLeader, cause)
+	}
+	return passErr
+}
+
+// elector returns the leader election of --leader-elect, or nil for none.
+func (o *RunOptions) elector(ctx context.Context, f *Factory, region string, log *slog.Logger) (controller.Elector, error) {
+	if o.LeaderElect == "consul" {
+		ccfg := consul.DefaultConfig()
+		if o.ConsulAddr != "" {
+			ccfg.Address = o.ConsulAddr
+		}
+		client, err := consul.NewClient(ccfg)
+		if err != nil {
+			return nil, fmt.Errorf("connecting to Consul at %s: %w", ccfg.Address, err)
+		}
+		key := o.LeaderKey
+		if key == "" {
+			key = "spotmax/leader/" + region
+		}
+		log.Info("campaigning for leadership", "consul", ccfg.Address, "key", key)
+		return &controller.ConsulLock{Client: client, Key: key, Log: log}, nil
+	}
+	if o.LeaderElect == "kubernetes" {
+		cs, where, err := leaseClient(ctx, f, o)
+		if err != nil {
+			return nil, err
+		}
+		name := o.LeaseName
+		if name == "" {
+			name = "spotmax-" + region
+		}
+		log.Info("campaigning for leadership", "kubernetes", where, "lease", o.LeaseNamespace+"/"+name)
+		return &controller.KubeLease{Client: cs, Namespace: o.LeaseNamespace, Name: name, Log: log}, nil
+	}
+	return nil, nil
 }
 
 // validateLeaderFlags checks --leader-elect and that the flags of one election mode are not

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"strings"
 
@@ -24,6 +26,7 @@ func newSimServeCmd(f *Factory) *cobra.Command {
 		addr, scenario, latencies string
 		timeScale                 float64
 		imds, loopbackIPs         bool
+		allowRemote               bool
 		seed                      int64
 	)
 	cmd := &cobra.Command{
@@ -35,12 +38,20 @@ fresh account: three AZs and a default VPC with a subnet in each. --scenario tak
 or the name of a shipped scenario ("demo").
 
 The control API under /_sim/ lists instances (with their IMDS addresses) and injects spot
-interruptions, rebalance recommendations, capacity changes, throttling and latencies.`,
+interruptions, rebalance recommendations, capacity changes, throttling and latencies. It has no
+authentication, so --addr must be a loopback address (127.0.0.0/8, ::1, localhost) unless
+--allow-remote-control says that every host that can reach the address may drive the region.`,
 		Example: `  spotmax sim serve --scenario demo --addr 127.0.0.1:4566 &
   export AWS_ENDPOINT_URL=http://127.0.0.1:4566 AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x
   spotmax group list`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkSimAddr(addr, allowRemote); err != nil {
+				return err
+			}
+			if allowRemote && !isLoopbackAddr(addr) {
+				fmt.Fprintf(f.IO.ErrOut, "warning: serving the unauthenticated /_sim/ control API on %s: every host that reaches it can drive the simulated region\n", addr)
+			}
 			var sc *sim.Scenario
 			if scenario != "" {
 				var err error
@@ -93,7 +104,8 @@ interruptions, rebalance recommendations, capacity changes, throttling and laten
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&addr, "addr", "127.0.0.1:4566", "listen address (loopback)")
+	fl.StringVar(&addr, "addr", "127.0.0.1:4566", "listen address: a loopback address unless --allow-remote-control")
+	fl.BoolVar(&allowRemote, "allow-remote-control", false, "allow a non-loopback --addr, exposing the unauthenticated /_sim/ control API to every host that reaches it")
 	fl.StringVar(&scenario, "scenario", "", "scenario: a YAML file or a shipped name (demo)")
 	fl.Float64Var(&timeScale, "time-scale", 1, "simulated seconds per real second")
 	fl.StringVar(&latencies, "latencies", "", "state-transition latencies: aws or fast (default: the scenario's, else fast)")
@@ -115,4 +127,30 @@ func loadScenario(name string) (*sim.Scenario, error) {
 		}
 	}
 	return sim.LoadScenario(name)
+}
+
+// checkSimAddr refuses a listen address that is not loopback unless allowRemote: the simulator's
+// /_sim/ control API has no authentication.
+func checkSimAddr(addr string, allowRemote bool) error {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return flagErrorf("invalid --addr %q: want host:port, e.g. 127.0.0.1:4566", addr)
+	}
+	if allowRemote || isLoopbackAddr(addr) {
+		return nil
+	}
+	return flagErrorf("--addr %s is not a loopback address: the simulator's /_sim/ control API has no authentication and would let every host that reaches it drive the region (inject interruptions, capacity, faults); use 127.0.0.1:PORT, or pass --allow-remote-control if that is what you want", addr)
+}
+
+// isLoopbackAddr reports whether host:port listens on loopback only: an IP in 127.0.0.0/8 or
+// ::1, or localhost. An empty host listens on every interface.
+func isLoopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }

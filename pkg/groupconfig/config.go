@@ -189,29 +189,12 @@ func Default(group string) *Config {
 	return c
 }
 
-// IsManaged reports whether tags mark a group spotmax manages: spotmax:group
-// is present (with any value; Parse validates it) and spotmax:ignore_tag is
-// not true.
-func IsManaged(tags []Tag) bool {
-	group := false
-	for _, t := range tags {
-		switch t.Key {
-		case TagGroup:
-			group = true
-		case TagIgnore:
-			if b, err := strconv.ParseBool(t.Value); err == nil && b {
-				return false
-			}
-		}
-	}
-	return group
-}
-
 // Parse reads the configuration of the group named group from its tags. It
 // only looks at keys with the spotmax: prefix (and, to catch mistakes, keys
 // with that prefix in another case); other tags are ignored. spotmax:group
-// may be absent: IsManaged decides whether the group is managed, and
-// Config.Group is then group.
+// may be absent (Config.Group is then group): Parse reads tags as they are,
+// Load is what decides that a group without spotmax:group has no
+// configuration.
 //
 // Both spellings of the guarantee tag are accepted; when both are set
 // spotmax:gurantee_living_mins (the original spelling) wins and, if the

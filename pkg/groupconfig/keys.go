@@ -138,11 +138,11 @@ type Def struct {
 
 var defs = []Def{
 	{Key: TagGroup, Kind: KindString, Propagate: true, Flag: "group",
-		Help: "marks a managed group; the value is the group name (instances carry it too)"},
+		Help: "marks a managed group: spotmax acts only on groups carrying it; the value is the group name (instances carry it too)"},
 	{Key: TagIgnore, Kind: KindBool, Default: "false", Flag: "ignore",
 		Help: "true: spotmax leaves this group alone"},
 	{Key: TagPersistenceDev, Kind: KindDevice, Flag: "persistence-dev",
-		Help: "device name of the data volume kept across replacements, e.g. /dev/sdf"},
+		Help: "device name of the data volume kept across replacements, e.g. /dev/sdf; never the root device (/dev/sda1, /dev/xvda or the instances' own, checked when tagged and before each replacement)"},
 	{Key: TagPersistenceMountPath, Kind: KindPath, Propagate: true, Flag: "persistence-mount-path",
 		Help: "where the agent mounts the data volume, e.g. /data (needs persistence_dev)"},
 	{Key: TagDetachingDelaySeconds, Kind: KindSeconds, Default: "30", Flag: "detaching-delay",
@@ -174,7 +174,7 @@ var defs = []Def{
 	{Key: TagODLeastLiveMins, Kind: KindMinutes, Default: "15", Flag: "od-least-live-mins",
 		Help: "an on-demand stand-in lives at least this long before it is swapped back to spot"},
 	{Key: TagAlt, Kind: KindInstanceType, Flag: "alt", Pattern: TagAlt + "<N>",
-		Help: "alternative instance types (tags spotmax:alt1 … spotmax:altN, tried in order; the flag takes a comma list)"},
+		Help: "alternative instance types (tags spotmax:alt1 … spotmax:altN, tried in order; the flag takes a comma list); checked against EC2's offerings in the group's Availability Zones"},
 	{Key: TagPreferMultipleTypes, Kind: KindBool, Default: "true", Flag: "prefer-multiple-types",
 		Help: "try alternative spot types before on-demand"},
 	{Key: TagAltLeastLiveMins, Kind: KindMinutes, Default: "15", Flag: "alt-least-live-mins",

@@ -133,3 +133,22 @@ func levenshtein(a, b string) int {
 	}
 	return prev[len(rb)]
 }
+
+// Closest returns the candidate closest to s by edit distance, or "" when
+// none is within a third of s's length (2 edits are always forgiven); ties go
+// to the candidate first in sort order. It is the "did you mean" of values
+// checked against a list only AWS knows, e.g. instance types ("m5.lage" →
+// "m5.large").
+func Closest(s string, candidates []string) string {
+	best, bestDist := "", max(len(s)/3, 2)
+	for _, c := range candidates {
+		if c == s || abs(len(c)-len(s)) > bestDist {
+			continue
+		}
+		d := levenshtein(s, c)
+		if d < bestDist || (d == bestDist && (best == "" || c < best)) {
+			best, bestDist = c, d
+		}
+	}
+	return best
+}

@@ -150,6 +150,9 @@ func (d Def) check(v string) (reason, hint string) {
 			}
 			return "not a device name like /dev/sdf", ""
 		}
+		if r := reservedRoot(v); r != "" && d.Key == TagPersistenceDev {
+			return rootReason(r), "the data volume needs its own device, e.g. /dev/sdf"
+		}
 	case KindPath:
 		return checkPath(d.Key, v)
 	case KindInstanceType:

@@ -45,7 +45,8 @@ type Group struct {
 	Subnets  []string
 	AZs      []string
 	Tags     []groupconfig.Tag
-	// Config is the parsed spotmax configuration; nil when ConfigErr is set.
+	// Config is the parsed spotmax configuration (groupconfig.Load); nil when the group carries
+	// no spotmax:group tag — spotmax does not manage it — or when ConfigErr is set.
 	Config *groupconfig.Config
 	// ConfigErr is the validation error of an invalid configuration: the group is reported and
 	// left alone.
@@ -58,9 +59,19 @@ type TemplateRef struct {
 	ID, Name, Version string
 }
 
-// Managed reports whether spotmax acts on the group: it has a valid configuration and is not
-// ignored.
-func (g *Group) Managed() bool { return g.Config != nil && !g.Config.Ignore }
+// Managed reports whether spotmax acts on the group: it carries spotmax:group, its
+// configuration is valid and it is not ignored (groupconfig's rule, (*Config).Managed).
+func (g *Group) Managed() bool { return g.ConfigErr == nil && g.Config.Managed() }
+
+// CheckManaged returns nil when spotmax may act on the group, else the reason: a
+// *groupconfig.NotManagedError naming the group when it has no spotmax:group tag or has
+// spotmax:ignore_tag=true, or the *groupconfig.ValidationError of its tags.
+func (g *Group) CheckManaged() error {
+	if g.ConfigErr != nil {
+		return g.ConfigErr
+	}
+	return groupconfig.CheckManaged(g.Name, g.Config)
+}
 
 // Instance is a member of a group as EC2 and Auto Scaling see it.
 type Instance struct {
@@ -70,6 +81,7 @@ type Instance struct {
 	SubnetID       string
 	PrivateIP      string
 	State          string // EC2 state: pending, running, ...
+	RootDevice     string // EC2's RootDeviceName, e.g. /dev/xvda
 	LifecycleState string // Auto Scaling: Pending, InService, Detaching, ...
 	Health         string
 	Market         string // "spot" or "on-demand"
@@ -88,21 +100,11 @@ type Volume struct {
 // VolumeAt returns the volume attached at device, if any.
 func (i *Instance) VolumeAt(device string) (Volume, bool) {
 	for _, v := range i.Volumes {
-		if v.Device == device || xenName(v.Device) == xenName(device) {
+		if groupconfig.SameDevice(v.Device, device) {
 			return v, true
 		}
 	}
 	return Volume{}, false
-}
-
-// xenName maps /dev/xvdf and /dev/sdf to one name: EC2 reports the name used at attach time,
-// while operators write either.
-func xenName(dev string) string {
-	const sd, xvd = "/dev/sd", "/dev/xvd"
-	if len(dev) > len(xvd) && dev[:len(xvd)] == xvd {
-		return sd + dev[len(xvd):]
-	}
-	return dev
 }
 
 // AutoScalingReader is the read side of Auto Scaling that inventories use.
@@ -222,7 +224,7 @@ func fromASG(g astypes.AutoScalingGroup) *Group {
 		out.Tags = append(out.Tags, groupconfig.Tag{Key: aws.ToString(t.Key), Value: aws.ToString(t.Value),
 			PropagateAtLaunch: aws.ToBool(t.PropagateAtLaunch)})
 	}
-	cfg, err := groupconfig.Parse(out.Name, out.Tags)
+	cfg, err := groupconfig.Load(out.Name, out.Tags)
 	if err != nil {
 		out.ConfigErr = err
 	} else {
@@ -310,6 +312,7 @@ func fillInstance(m *Instance, in ec2types.Instance) {
 	}
 	m.SubnetID = aws.ToString(in.SubnetId)
 	m.PrivateIP = aws.ToString(in.PrivateIpAddress)
+	m.RootDevice = aws.ToString(in.RootDeviceName)
 	if in.State != nil {
 		m.State = string(in.State.Name)
 	}

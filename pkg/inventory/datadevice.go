@@ -1,0 +1,96 @@
+package inventory
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/spotmax/spotmax/pkg/awsapi"
+	"github.com/spotmax/spotmax/pkg/groupconfig"
+)
+
+// LaunchTemplateReader is what reading a group's launch template needs from EC2.
+type LaunchTemplateReader interface {
+	DescribeLaunchTemplateVersions(ctx context.Context, in *ec2.DescribeLaunchTemplateVersionsInput, optFns ...func(*ec2.Options)) (*ec2.DescribeLaunchTemplateVersionsOutput, error)
+}
+
+var _ LaunchTemplateReader = (*ec2.Client)(nil)
+
+// ReadTemplate returns the data of the launch template version t names (its default version
+// when t.Version is empty) in one DescribeLaunchTemplateVersions call.
+func ReadTemplate(ctx context.Context, api LaunchTemplateReader, t *TemplateRef) (*ec2types.ResponseLaunchTemplateData, error) {
+	in := &ec2.DescribeLaunchTemplateVersionsInput{}
+	name := t.ID
+	if t.ID != "" {
+		in.LaunchTemplateId = aws.String(t.ID)
+	} else {
+		in.LaunchTemplateName = aws.String(t.Name)
+		name = t.Name
+	}
+	version := t.Version
+	if version == "" {
+		version = "$Default"
+	}
+	in.Versions = []string{version}
+	out, err := api.DescribeLaunchTemplateVersions(ctx, in)
+	if err != nil {
+		return nil, fmt.Errorf("reading launch template %s version %s: %w", name, version, err)
+	}
+	if len(out.LaunchTemplateVersions) == 0 || out.LaunchTemplateVersions[0].LaunchTemplateData == nil {
+		return nil, &awsapi.NotFoundError{Kind: "launch template version", Name: name + " " + version}
+	}
+	return out.LaunchTemplateVersions[0].LaunchTemplateData, nil
+}
+
+// CheckDataDevice checks dev, the group's spotmax:persistence_dev (g.Config's when dev is ""),
+// before tags are written and before a replacement is planned: it must not be the root device
+// of any member (EC2's RootDeviceName; g listed with Members) nor one of the names AWS reserves
+// for root volumes, and the launch template (tmpl, its data; may be nil) must not map it to an
+// instance-store volume, which cannot be moved. The error is a *groupconfig.ValidationError
+// naming the group, the tag, the value and the root device.
+func CheckDataDevice(g *Group, dev string, tmpl *ec2types.ResponseLaunchTemplateData) error {
+	if dev == "" && g.Config != nil {
+		dev = g.Config.PersistenceDev
+	}
+	if dev == "" {
+		return nil
+	}
+	roots := make([]groupconfig.RootDevice, 0, len(g.Members))
+	for _, m := range g.Members {
+		roots = append(roots, groupconfig.RootDevice{Name: m.RootDevice, Where: "instance " + m.ID})
+	}
+	if err := groupconfig.CheckDataDevice(g.Name, dev, roots); err != nil {
+		return err
+	}
+	if tmpl == nil {
+		return nil
+	}
+	for _, m := range tmpl.BlockDeviceMappings {
+		if !groupconfig.SameDevice(aws.ToString(m.DeviceName), dev) {
+			continue
+		}
+		if v := aws.ToString(m.VirtualName); v != "" {
+			return &groupconfig.ValidationError{Group: g.Name, Problems: []groupconfig.Problem{{
+				Group: g.Name, Tag: groupconfig.TagPersistenceDev, Value: dev,
+				Reason: fmt.Sprintf("the launch template maps %s to instance-store volume %s, which cannot be moved", aws.ToString(m.DeviceName), v),
+				Hint:   "map an EBS volume there, or pick another device"}}}
+		}
+	}
+	return nil
+}
+
+// CheckGroupDataDevice is CheckDataDevice with the group's launch template read from EC2 (when
+// it has one).
+func CheckGroupDataDevice(ctx context.Context, api LaunchTemplateReader, g *Group, dev string) error {
+	var tmpl *ec2types.ResponseLaunchTemplateData
+	if g.Template != nil {
+		var err error
+		if tmpl, err = ReadTemplate(ctx, api, g.Template); err != nil {
+			return err
+		}
+	}
+	return CheckDataDevice(g, dev, tmpl)
+}
