@@ -2,6 +2,7 @@ package sim_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"sort"
@@ -462,4 +463,77 @@ func TestEC2DescribeVolumesMaxResultsCapped(t *testing.T) {
 	env.Region().SetBehaviors(sim.KindBehaviors())
 	_, err = c.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{MaxResults: aws.Int32(1000)})
 	ec2WantErr(t, err, "InvalidParameterValue", "maxResults")
+}
+
+func TestEC2BehaviorsFromScenarioAndControl(t *testing.T) {
+	s, err := sim.ParseScenario([]byte(`
+region: us-east-1
+behaviors: {base: kind, ec2: {launchVisibility: 5s, networkInterfaceRules: true}}
+vpcs:
+  - name: demo
+    cidr: 10.0.0.0/16
+    subnets:
+      - {name: demo-a, az: us-east-1a, cidr: 10.0.0.0/20}
+      - {name: demo-b, az: us-east-1b, cidr: 10.0.16.0/20}
+launchTemplates:
+  - name: eni
+    imageId: ami-0abcdef1234567890
+    instanceType: m5.large
+    networkInterfaces:
+      - {deviceIndex: 0, subnet: demo-b, securityGroupIds: [sg-0123456789abcdef0]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := s.Options()
+	if opts.Behaviors == nil || opts.Behaviors.EC2.LaunchVisibility.D() != 5*time.Second || !opts.Behaviors.EC2.NetworkInterfaceRules ||
+		opts.Behaviors.EC2.CapacityServerErrors {
+		t.Fatalf("scenario behaviours = %+v", opts.Behaviors)
+	}
+	env := simtest.Start(t, opts)
+	if err := s.Apply(env.Region()); err != nil {
+		t.Fatal(err)
+	}
+	c := ec2.NewFromConfig(env.Config)
+	in := runOne(t, c, &ec2.RunInstancesInput{LaunchTemplate: &types.LaunchTemplateSpecification{LaunchTemplateName: aws.String("eni")}})
+	if *in.Placement.AvailabilityZone != "us-east-1b" || len(in.SecurityGroups) != 1 || *in.SecurityGroups[0].GroupId != "sg-0123456789abcdef0" {
+		t.Errorf("instance from the scenario's template: az %s groups %+v", *in.Placement.AvailabilityZone, in.SecurityGroups)
+	}
+	if env.Region().EC2Visible(*in.InstanceId) {
+		t.Error("instance visible inside the scenario's 5 s window")
+	}
+
+	// The control API writes windows as durations and takes them back.
+	req, _ := http.NewRequest(http.MethodGet, env.URL()+"/_sim/behaviors", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if got["ec2"]["launchVisibility"] != "5s" || got["ec2"]["networkInterfaceRules"] != true {
+		t.Errorf("GET /_sim/behaviors ec2 = %v", got["ec2"])
+	}
+	req, _ = http.NewRequest(http.MethodPut, env.URL()+"/_sim/behaviors", strings.NewReader(`{"ec2":{"launchVisibility":"2s","tagVisibility":0.5,"pageCaps":true}}`))
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if b := env.Region().Behaviors().EC2; resp.StatusCode != http.StatusOK || b.LaunchVisibility.D() != 2*time.Second ||
+		b.TagVisibility.D() != 500*time.Millisecond || !b.PageCaps || b.NetworkInterfaceRules {
+		t.Errorf("PUT /_sim/behaviors: %d %+v", resp.StatusCode, b)
+	}
+
+	if _, err := sim.ParseScenario([]byte("region: us-east-1\nbehaviors: {ec2: {launchVisibility: soon}}\n")); err == nil ||
+		!strings.Contains(err.Error(), "soon") {
+		t.Errorf("a bad duration: %v", err)
+	}
+	if _, err := sim.ParseScenario([]byte("region: us-east-1\nlaunchTemplates:\n  - name: x1y\n    imageId: ami-0abcdef1234567890\n    networkInterfaces: [{deviceIndx: 0}]\n")); err == nil ||
+		!strings.Contains(err.Error(), "deviceIndx") {
+		t.Errorf("an unknown interface key: %v", err)
+	}
 }

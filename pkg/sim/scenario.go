@@ -175,6 +175,15 @@ type ScenarioNetworkInterface struct {
 	DeleteOnTermination      *bool    `yaml:"deleteOnTermination"`
 }
 
+// UnmarshalYAML refuses unknown keys.
+func (ni *ScenarioNetworkInterface) UnmarshalYAML(n *yaml.Node) error {
+	if err := scenarioCheckKeys(n, "networkInterfaces", ni); err != nil {
+		return err
+	}
+	type plain ScenarioNetworkInterface
+	return n.Decode((*plain)(ni))
+}
+
 // ScenarioBlockDevice is a block-device mapping of a launch template. DeleteOnTermination
 // defaults to true, as for volumes that EC2 creates from a mapping.
 type ScenarioBlockDevice struct {
