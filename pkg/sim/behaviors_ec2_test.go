@@ -247,7 +247,7 @@ func TestEC2IdempotentParameterMismatch(t *testing.T) {
 }
 
 func TestEC2InstanceTypeCatalogAndOfferings(t *testing.T) {
-	_, c := awsEC2Start(t, sim.Options{})
+	env, c := awsEC2Start(t, sim.Options{})
 	ctx := context.Background()
 	_, err := c.RunInstances(ctx, &ec2.RunInstancesInput{ImageId: aws.String(testAMI), InstanceType: "m5.larg", MinCount: aws.Int32(1), MaxCount: aws.Int32(1)})
 	ec2WantErr(t, err, "InvalidParameterValue", "Invalid value 'm5.larg' for InstanceType.")
@@ -261,6 +261,10 @@ func TestEC2InstanceTypeCatalogAndOfferings(t *testing.T) {
 	if az := *in.Placement.AvailabilityZone; az == "us-east-1a" {
 		t.Errorf("r6i.large launched in %s, which does not offer it", az)
 	}
+	env.Region().Advance(3 * time.Second)
+	_, err = c.ModifyInstanceAttribute(ctx, &ec2.ModifyInstanceAttributeInput{InstanceId: in.InstanceId,
+		InstanceType: &types.AttributeValue{Value: aws.String("m5.larg")}})
+	ec2WantErr(t, err, "InvalidParameterValue", "Invalid value 'm5.larg' for InstanceType.")
 
 	offers := func(filters ...types.Filter) []string {
 		var got []string

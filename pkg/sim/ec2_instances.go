@@ -389,7 +389,7 @@ func (r *Region) ec2RunInstances(c *call) *APIError {
 		return err
 	} else if ok {
 		if hl < 1 || hl > 64 {
-			return errf(CodeInvalidParameter, "The HttpPutResponseHopLimit must be between 1 and 64.")
+			return errf(CodeInvalidParameter, "Value (%d) for parameter httpPutResponseHopLimit is invalid. Valid values are between 1 and 64.", hl)
 		}
 		spec.HopLimit = int(hl)
 	}
@@ -869,7 +869,7 @@ func (r *Region) ec2ModifyInstanceAttribute(c *call) *APIError {
 		newType = value
 	}
 	if newType != "" {
-		if !validInstanceType(newType) {
+		if !validInstanceType(newType) || (r.beh.EC2.InstanceTypeOfferings && !knownInstanceType(newType)) {
 			return errf(CodeInvalidParameter, "Invalid value '%s' for InstanceType.", newType)
 		}
 		if in.State != StateStopped {

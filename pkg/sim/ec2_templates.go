@@ -217,7 +217,7 @@ func parseLaunchTemplateData(p params, base LaunchTemplateData) (LaunchTemplateD
 		return d, err
 	} else if ok {
 		if hl < 1 || hl > 64 {
-			return d, errf(CodeInvalidParameter, "The HttpPutResponseHopLimit must be between 1 and 64.")
+			return d, errf(CodeInvalidParameter, "Value (%d) for parameter httpPutResponseHopLimit is invalid. Valid values are between 1 and 64.", hl)
 		}
 		d.HopLimit = int(hl)
 	}
