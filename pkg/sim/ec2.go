@@ -125,11 +125,20 @@ type ec2State struct {
 	// shutdownVolumes remembers the volumes attached to an instance when it started shutting
 	// down, so that the ones DeleteOnTermination removed can be logged once it is terminated.
 	shutdownVolumes map[string][]DeletedVolume
+	// visibleAt is when a just-launched instance becomes visible to the EC2 API
+	// (EC2Behaviors.LaunchVisibility); tagVisibleAt is when tag filters start matching a
+	// resource's freshly written tag keys (EC2Behaviors.TagVisibility).
+	visibleAt    map[string]time.Time
+	tagVisibleAt map[string]map[string]time.Time
+	// launches maps RunInstances client tokens to the parameters of the call that used them
+	// first, for IdempotentParameterMismatch.
+	launches map[string]string
 }
 
 func setupEC2(r *Region) {
 	st := &ec2State{vpcTags: map[string]Tags{}, spotPrices: map[[2]string]spotOverride{},
-		volumeTokens: map[string]string{}, shutdownVolumes: map[string][]DeletedVolume{}}
+		volumeTokens: map[string]string{}, shutdownVolumes: map[string][]DeletedVolume{},
+		visibleAt: map[string]time.Time{}, tagVisibleAt: map[string]map[string]time.Time{}, launches: map[string]string{}}
 	r.svc["ec2"] = st
 	r.onStateChange(func(in *Instance) {
 		switch in.State {
@@ -422,6 +431,16 @@ func maxResults(p params, lo, hi int64) (int64, *APIError) {
 		return 0, errf(CodeInvalidParameter, "Value ( %d ) for parameter maxResults is invalid. Expecting a value between %d and %d.", n, lo, hi)
 	}
 	return n, nil
+}
+
+// maxResultsCapped is maxResults for the describes whose reference says that a larger value is
+// capped at the page maximum rather than refused (DescribeVolumes: "if MaxResults is given a value
+// larger than 500, only 500 results are returned"). Without EC2Behaviors.PageCaps it refuses.
+func (r *Region) maxResultsCapped(p params, lo, hi int64) (int64, *APIError) {
+	if n, ok, err := p.Int("MaxResults"); err == nil && ok && n > hi && r.beh.EC2.PageCaps {
+		return hi, nil
+	}
+	return maxResults(p, lo, hi)
 }
 
 // azID returns the zone id of an availability zone name.

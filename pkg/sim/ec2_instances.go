@@ -83,7 +83,8 @@ type xmlNetworkInterface struct {
 		AttachTime          string `xml:"attachTime"`
 		DeleteOnTermination bool   `xml:"deleteOnTermination"`
 	} `xml:"attachment"`
-	InterfaceType string `xml:"interfaceType"`
+	InterfaceType string     `xml:"interfaceType"`
+	Groups        []xmlGroup `xml:"groupSet>item"`
 }
 
 type xmlInstance struct {
@@ -117,6 +118,20 @@ type xmlInstance struct {
 	EbsOptimized      bool                     `xml:"ebsOptimized"`
 	EnaSupport        bool                     `xml:"enaSupport"`
 	MetadataOptions   xmlMetadataOptions       `xml:"metadataOptions"`
+	Groups            []xmlGroup               `xml:"groupSet>item"`
+}
+
+// xmlGroup is a security group as instances and network interfaces list it.
+type xmlGroup struct {
+	GroupID string `xml:"groupId"`
+}
+
+func xmlGroups(ids []string) []xmlGroup {
+	out := make([]xmlGroup, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, xmlGroup{GroupID: id})
+	}
+	return out
 }
 
 // privateDNSName returns the instance's private host name as EC2 forms it.
@@ -153,8 +168,12 @@ func (r *Region) xmlInstance(in *Instance) xmlInstance {
 		Hypervisor:      "xen",
 		EbsOptimized:    true,
 		EnaSupport:      true,
-		MetadataOptions: xmlMetadataOptions{State: "applied", HTTPTokens: "optional", HopLimit: 2, HTTPEndpoint: "enabled",
+		MetadataOptions: xmlMetadataOptions{State: "applied", HTTPTokens: "optional", HopLimit: in.HopLimit, HTTPEndpoint: "enabled",
 			InstanceMetadataTags: "disabled"},
+		Groups: xmlGroups(in.SecurityGroupIDs),
+	}
+	if x.MetadataOptions.HopLimit == 0 {
+		x.MetadataOptions.HopLimit = defaultHopLimit
 	}
 	if in.State != StateTerminated {
 		x.PrivateIP = in.PrivateIP
@@ -165,6 +184,7 @@ func (r *Region) xmlInstance(in *Instance) xmlInstance {
 		eni.Attachment.Status = "attached"
 		eni.Attachment.AttachTime = x.LaunchTime
 		eni.Attachment.DeleteOnTermination = true
+		eni.Groups = x.Groups
 		x.NetworkInterfaces = []xmlNetworkInterface{eni}
 	}
 	if in.HTTPTokensReq {
@@ -217,7 +237,7 @@ func (r *Region) instancesByID(ids []string) ([]*Instance, *APIError) {
 			return nil, errf("InvalidInstanceID.Malformed", "Invalid id: \"%s\" (expecting \"i-...\")", id)
 		}
 		in := r.instances[id]
-		if in == nil {
+		if in == nil || !r.ec2Visible(id) {
 			missing = append(missing, id)
 			continue
 		}
@@ -323,7 +343,12 @@ func (r *Region) ec2RunInstances(c *call) *APIError {
 	case maxN < minN:
 		return errf(CodeInvalidParameter, "Value (%d) for parameter maxCount is invalid. Expected a value greater than or equal to minCount (%d).", maxN, minN)
 	}
-	spec := LaunchSpec{ImageID: p.Get("ImageId"), InstanceType: p.Get("InstanceType"), ClientToken: p.Get("ClientToken")}
+	spec := LaunchSpec{ImageID: p.Get("ImageId"), InstanceType: p.Get("InstanceType"), ClientToken: p.Get("ClientToken"),
+		SecurityGroupIDs: p.List("SecurityGroupId")}
+	replay := r.launchedWithToken(spec.ClientToken)
+	if replay && r.beh.EC2.IdempotencyMismatch && r.ec2().launches[spec.ClientToken] != launchFingerprint(p) {
+		return errf("IdempotentParameterMismatch", "Arguments on this idempotent request are inconsistent with arguments used in previous request(s).")
+	}
 
 	var ref *LaunchTemplateRef
 	var base []BlockDevice
@@ -360,6 +385,19 @@ func (r *Region) ec2RunInstances(c *call) *APIError {
 	md := p.Sub("MetadataOptions")
 	spec.HTTPTokens = md.Get("HttpTokens") == "required"
 	spec.MetadataTags = md.Get("InstanceMetadataTags") == "enabled"
+	if hl, ok, err := md.Int("HttpPutResponseHopLimit"); err != nil {
+		return err
+	} else if ok {
+		if hl < 1 || hl > 64 {
+			return errf(CodeInvalidParameter, "Value (%d) for parameter httpPutResponseHopLimit is invalid. Valid values are between 1 and 64.", hl)
+		}
+		spec.HopLimit = int(hl)
+	}
+	nis, err := parseNetworkInterfaces(p, "NetworkInterface")
+	if err != nil {
+		return err
+	}
+	spec.NetworkInterfaces = nis
 
 	bds, err := parseBlockDevices(p, "BlockDeviceMapping", base)
 	if err != nil {
@@ -377,16 +415,16 @@ func (r *Region) ec2RunInstances(c *call) *APIError {
 		}
 	}
 
-	subnetID := p.Get("SubnetId")
-	if subnetID == "" {
-		subnetID = p.Get("NetworkInterface.1.SubnetId")
+	subnetID, err := r.launchNetwork(p, &spec)
+	if err != nil {
+		return err
 	}
-	sn, err := r.launchSubnet(subnetID, p.Get("Placement.AvailabilityZone"))
+	sn, err := r.launchSubnet(subnetID, p.Get("Placement.AvailabilityZone"), spec.InstanceType)
 	if err != nil {
 		return err
 	}
 	spec.SubnetID = sn.ID
-	if spec.Spot && spec.SpotMaxPrice != "" && !r.launchedWithToken(spec.ClientToken) {
+	if spec.Spot && spec.SpotMaxPrice != "" && !replay {
 		if err := r.checkSpotMaxPrice(spec, sn.AZ); err != nil {
 			return err
 		}
@@ -403,6 +441,9 @@ func (r *Region) ec2RunInstances(c *call) *APIError {
 	if err != nil {
 		return err
 	}
+	if !replay {
+		r.launched(ins, spec, p)
+	}
 	out := struct {
 		XMLName xml.Name `xml:"x"`
 		xmlReservation
@@ -414,9 +455,112 @@ func (r *Region) ec2RunInstances(c *call) *APIError {
 	return nil
 }
 
+// launchNetwork applies the network interfaces of a RunInstances call or its launch template to
+// spec and returns the subnet the call names: the request's SubnetId, else the subnet of the
+// primary interface. With NetworkInterfaceRules, an instance-level subnet or security groups next
+// to interfaces are refused, as EC2 does.
+func (r *Region) launchNetwork(p params, spec *LaunchSpec) (string, *APIError) {
+	subnetID := p.Get("SubnetId")
+	ni := primaryInterface(spec.NetworkInterfaces)
+	if len(spec.NetworkInterfaces) > 0 && r.beh.EC2.NetworkInterfaceRules {
+		if subnetID != "" {
+			return "", errf("InvalidParameterCombination", "Network interfaces and an instance-level subnet ID may not be specified on the same request")
+		}
+		if len(p.List("SecurityGroupId")) > 0 || len(p.List("SecurityGroup")) > 0 || r.templateGroups(spec.Template) {
+			return "", errf("InvalidParameterCombination", "Network interfaces and an instance-level security groups may not be specified on the same request")
+		}
+	}
+	if ni != nil {
+		if subnetID == "" {
+			subnetID = ni.SubnetID
+		}
+		if len(p.List("SecurityGroupId")) == 0 {
+			spec.SecurityGroupIDs = append([]string(nil), ni.Groups...)
+		}
+	}
+	return subnetID, nil
+}
+
+// templateGroups reports whether a launch template version names instance-level security groups.
+func (r *Region) templateGroups(ref *LaunchTemplateRef) bool {
+	if ref == nil {
+		return false
+	}
+	if lt := r.findTemplate(ref.ID, ref.Name); lt != nil {
+		if ver, ok := lt.Version(ref.Version); ok {
+			return len(ver.Data.SecurityGroupIDs) > 0
+		}
+	}
+	return false
+}
+
+// parseNetworkInterfaces reads prefix.N network interface specifications.
+func parseNetworkInterfaces(p params, prefix string) ([]NetworkInterfaceSpec, *APIError) {
+	var out []NetworkInterfaceSpec
+	for _, s := range p.Structs(prefix) {
+		ni := NetworkInterfaceSpec{SubnetID: s.Get("SubnetId"), Groups: s.List("SecurityGroupId"), Description: s.Get("Description")}
+		idx, ok, err := s.Int("DeviceIndex")
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			ni.DeviceIndex = int(idx)
+		} else if len(out) > 0 {
+			return nil, errf(CodeMissingParameter, "The request must contain the parameter NetworkInterface.DeviceIndex")
+		}
+		if b, ok, err := s.Bool("AssociatePublicIpAddress"); err != nil {
+			return nil, err
+		} else if ok {
+			ni.AssociatePublicIP = &b
+		}
+		ni.DeleteOnTermination = true
+		if b, ok, err := s.Bool("DeleteOnTermination"); err != nil {
+			return nil, err
+		} else if ok {
+			ni.DeleteOnTermination = b
+		}
+		for _, o := range out {
+			if o.DeviceIndex == ni.DeviceIndex {
+				return nil, errf(CodeInvalidParameter, "Each network interface requires a unique device index.")
+			}
+		}
+		out = append(out, ni)
+	}
+	return out, nil
+}
+
+// launchFingerprint identifies a RunInstances call's parameters apart from its client token,
+// for IdempotentParameterMismatch.
+func launchFingerprint(p params) string {
+	var b strings.Builder
+	for _, k := range sortedKeys(p.v) {
+		switch k {
+		case "ClientToken", "Action", "Version", "DryRun":
+			continue
+		}
+		b.WriteString(k + "=" + strings.Join(p.v[k], ",") + "&")
+	}
+	return b.String()
+}
+
+// launched records a fresh RunInstances launch: its client token's parameters and the
+// eventual-consistency windows of the instances and the tags written with them.
+func (r *Region) launched(ins []*Instance, spec LaunchSpec, p params) {
+	if spec.ClientToken != "" {
+		r.ec2().launches[spec.ClientToken] = launchFingerprint(p)
+	}
+	for _, in := range ins {
+		r.markLaunched(in.ID)
+		r.markTagged(in.ID, spec.Tags["instance"].Sorted()...)
+		for _, bd := range in.BlockDevices {
+			r.markTagged(bd.VolumeID, spec.Tags["volume"].Sorted()...)
+		}
+	}
+}
+
 // launchSubnet returns the subnet a RunInstances call launches into: the named one, else the
 // default subnet of the requested AZ, else the default subnet of the first AZ that has one.
-func (r *Region) launchSubnet(subnetID, az string) (*Subnet, *APIError) {
+func (r *Region) launchSubnet(subnetID, az, typ string) (*Subnet, *APIError) {
 	if subnetID != "" {
 		sn := r.subnets[subnetID]
 		if sn == nil {
@@ -432,6 +576,10 @@ func (r *Region) launchSubnet(subnetID, az string) (*Subnet, *APIError) {
 	}
 	for _, zone := range r.azs {
 		if az != "" && zone.Name != az {
+			continue
+		}
+		// Without a zone, EC2 picks one that offers the type.
+		if az == "" && typ != "" && !r.offered(typ, zone.Name) {
 			continue
 		}
 		for _, id := range sortedKeys(r.subnets) {
@@ -491,7 +639,9 @@ func (r *Region) ec2DescribeInstances(c *call) *APIError {
 		}
 	} else {
 		for _, in := range r.instances {
-			ins = append(ins, in)
+			if r.ec2Visible(in.ID) {
+				ins = append(ins, in)
+			}
 		}
 	}
 	sort.Slice(ins, func(i, j int) bool {
@@ -504,7 +654,7 @@ func (r *Region) ec2DescribeInstances(c *call) *APIError {
 		}
 		return a.ID < b.ID
 	})
-	ins, err = applyFilters(ins, parseFilters(p), instanceFilters(r), func(in *Instance) Tags { return in.Tags })
+	ins, err = applyFilters(ins, parseFilters(p), instanceFilters(r), func(in *Instance) Tags { return r.filterTags(in.ID, in.Tags) })
 	if err != nil {
 		return err
 	}
@@ -719,7 +869,7 @@ func (r *Region) ec2ModifyInstanceAttribute(c *call) *APIError {
 		newType = value
 	}
 	if newType != "" {
-		if !validInstanceType(newType) {
+		if !validInstanceType(newType) || (r.beh.EC2.InstanceTypeOfferings && !knownInstanceType(newType)) {
 			return errf(CodeInvalidParameter, "Invalid value '%s' for InstanceType.", newType)
 		}
 		if in.State != StateStopped {

@@ -52,6 +52,49 @@ var instanceTypes = map[string]instanceTypeSpec{
 	"r6i.large":  {2, 16384, 0.126},
 }
 
+// offeringGaps are the availability zones (by index in the region's zone list) where an
+// instance type is not offered, as some AZs lack some types on AWS (us-east-1e has no m5 or t3,
+// for instance). They apply when EC2Behaviors.InstanceTypeOfferings is on.
+var offeringGaps = map[string][]int{
+	"m7i.large": {2},
+	"r6i.large": {0},
+}
+
+// knownInstanceType reports whether the region's catalog has the instance type.
+func knownInstanceType(t string) bool {
+	_, ok := instanceTypes[t]
+	return ok
+}
+
+// offered reports whether an instance type is offered in an AZ (by name or zone id), with the
+// lock held. Without InstanceTypeOfferings every type is offered everywhere.
+func (r *Region) offered(typ, az string) bool {
+	if !r.beh.EC2.InstanceTypeOfferings {
+		return true
+	}
+	for _, i := range offeringGaps[typ] {
+		if i < len(r.azs) && (r.azs[i].Name == az || r.azs[i].ID == az) {
+			return false
+		}
+	}
+	return true
+}
+
+// checkOffered fails a launch of a type that the AZ does not offer, with EC2's answer.
+func (r *Region) checkOffered(typ, az string) *APIError {
+	if r.offered(typ, az) {
+		return nil
+	}
+	var others []string
+	for _, z := range r.azs {
+		if z.Name != az && r.offered(typ, z.Name) {
+			others = append(others, z.Name)
+		}
+	}
+	return errf("Unsupported", "Your requested instance type (%s) is not supported in your requested Availability Zone (%s). "+
+		"Please retry your request by not specifying an Availability Zone or choosing %s.", typ, az, strings.Join(others, ", "))
+}
+
 // InstanceTypes returns the instance types the simulated region offers, in order.
 func InstanceTypes() []string { return sortedKeys(instanceTypes) }
 
@@ -238,6 +281,9 @@ func (r *Region) ec2DescribeInstanceTypeOfferings(c *call) *APIError {
 	var offers []typeOffering
 	for _, t := range InstanceTypes() {
 		for _, loc := range locations {
+			if lt != "region" && !r.offered(t, loc) {
+				continue
+			}
 			offers = append(offers, typeOffering{InstanceType: t, LocationType: lt, Location: loc})
 		}
 	}

@@ -113,10 +113,11 @@ func (r *Region) ec2CreateTags(c *call) *APIError {
 		}
 		targets = append(targets, t)
 	}
-	for _, t := range targets {
+	for i, t := range targets {
 		for k, v := range tags {
 			t[k] = v
 		}
+		r.markTagged(ids[i], tags.Sorted()...)
 	}
 	r.recordTagWrite(c, ids, slices.Collect(maps.Keys(tags)))
 	writeReturnTrue(c)

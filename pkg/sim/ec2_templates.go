@@ -61,17 +61,27 @@ type xmlLTTagSpec struct {
 	Tags         []xmlTag `xml:"tagSet>item"`
 }
 
+type xmlLTNetworkInterface struct {
+	AssociatePublicIP   *bool    `xml:"associatePublicIpAddress,omitempty"`
+	DeleteOnTermination bool     `xml:"deleteOnTermination"`
+	Description         string   `xml:"description,omitempty"`
+	DeviceIndex         int      `xml:"deviceIndex"`
+	Groups              []string `xml:"groupSet>groupId"`
+	SubnetID            string   `xml:"subnetId,omitempty"`
+}
+
 type xmlLTData struct {
-	BlockDevices     []xmlLTBlockDevice `xml:"blockDeviceMappingSet>item"`
-	IamProfile       *xmlLTIamProfile   `xml:"iamInstanceProfile,omitempty"`
-	ImageID          string             `xml:"imageId,omitempty"`
-	MarketOptions    *xmlLTMarket       `xml:"instanceMarketOptions,omitempty"`
-	InstanceType     string             `xml:"instanceType,omitempty"`
-	KeyName          string             `xml:"keyName,omitempty"`
-	MetadataOptions  xmlLTMetadata      `xml:"metadataOptions"`
-	SecurityGroupIDs []string           `xml:"securityGroupIdSet>item"`
-	TagSpecs         []xmlLTTagSpec     `xml:"tagSpecificationSet>item"`
-	UserData         string             `xml:"userData,omitempty"`
+	NetworkInterfaces []xmlLTNetworkInterface `xml:"networkInterfaceSet>item"`
+	BlockDevices      []xmlLTBlockDevice      `xml:"blockDeviceMappingSet>item"`
+	IamProfile        *xmlLTIamProfile        `xml:"iamInstanceProfile,omitempty"`
+	ImageID           string                  `xml:"imageId,omitempty"`
+	MarketOptions     *xmlLTMarket            `xml:"instanceMarketOptions,omitempty"`
+	InstanceType      string                  `xml:"instanceType,omitempty"`
+	KeyName           string                  `xml:"keyName,omitempty"`
+	MetadataOptions   xmlLTMetadata           `xml:"metadataOptions"`
+	SecurityGroupIDs  []string                `xml:"securityGroupIdSet>item"`
+	TagSpecs          []xmlLTTagSpec          `xml:"tagSpecificationSet>item"`
+	UserData          string                  `xml:"userData,omitempty"`
 }
 
 type xmlLTVersion struct {
@@ -98,6 +108,14 @@ func xmlLaunchTemplateData(d LaunchTemplateData) xmlLTData {
 		MetadataOptions:  xmlLTMetadata{State: "applied", HTTPTokens: "optional", HopLimit: 2, HTTPEndpoint: "enabled", InstanceMetadataTags: "disabled"}}
 	if d.HTTPTokensRequired {
 		x.MetadataOptions.HTTPTokens = "required"
+	}
+	if d.HopLimit > 0 {
+		x.MetadataOptions.HopLimit = d.HopLimit
+	}
+	for _, ni := range d.NetworkInterfaces {
+		x.NetworkInterfaces = append(x.NetworkInterfaces, xmlLTNetworkInterface{AssociatePublicIP: ni.AssociatePublicIP,
+			DeleteOnTermination: ni.DeleteOnTermination, Description: ni.Description, DeviceIndex: ni.DeviceIndex,
+			Groups: ni.Groups, SubnetID: ni.SubnetID})
 	}
 	if d.InstanceMetadataTag {
 		x.MetadataOptions.InstanceMetadataTags = "enabled"
@@ -141,6 +159,7 @@ func parseLaunchTemplateData(p params, base LaunchTemplateData) (LaunchTemplateD
 	d := base
 	d.BlockDevices = append([]BlockDevice(nil), base.BlockDevices...)
 	d.SecurityGroupIDs = append([]string(nil), base.SecurityGroupIDs...)
+	d.NetworkInterfaces = append([]NetworkInterfaceSpec(nil), base.NetworkInterfaces...)
 	d.Tags = map[string]Tags{}
 	for rt, t := range base.Tags {
 		d.Tags[rt] = t.Clone()
@@ -193,6 +212,21 @@ func parseLaunchTemplateData(p params, base LaunchTemplateData) (LaunchTemplateD
 	}
 	if md.Has("InstanceMetadataTags") {
 		d.InstanceMetadataTag = md.Get("InstanceMetadataTags") == "enabled"
+	}
+	if hl, ok, err := md.Int("HttpPutResponseHopLimit"); err != nil {
+		return d, err
+	} else if ok {
+		if hl < 1 || hl > 64 {
+			return d, errf(CodeInvalidParameter, "Value (%d) for parameter httpPutResponseHopLimit is invalid. Valid values are between 1 and 64.", hl)
+		}
+		d.HopLimit = int(hl)
+	}
+	if len(p.Structs("NetworkInterface")) > 0 {
+		nis, err := parseNetworkInterfaces(p, "NetworkInterface")
+		if err != nil {
+			return d, err
+		}
+		d.NetworkInterfaces = nis
 	}
 	if iam := p.Sub("IamInstanceProfile"); len(iam.v) > 0 {
 		d.IAMInstanceProfile = iam.Get("Arn")

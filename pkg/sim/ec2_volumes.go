@@ -128,7 +128,7 @@ func volumeFilters() filterFields[*Volume] {
 func (r *Region) ec2DescribeVolumes(c *call) *APIError {
 	p := c.Form
 	ids := p.List("VolumeId")
-	maxN, err := maxResults(p, 5, 500)
+	maxN, err := r.maxResultsCapped(p, 5, 500)
 	if err != nil {
 		return err
 	}
@@ -151,7 +151,7 @@ func (r *Region) ec2DescribeVolumes(c *call) *APIError {
 			return vols[i].ID < vols[j].ID
 		})
 	}
-	vols, err = applyFilters(vols, parseFilters(p), volumeFilters(), func(v *Volume) Tags { return v.Tags })
+	vols, err = applyFilters(vols, parseFilters(p), volumeFilters(), func(v *Volume) Tags { return r.filterTags(v.ID, v.Tags) })
 	if err != nil {
 		return err
 	}
@@ -247,6 +247,7 @@ func (r *Region) ec2CreateVolume(c *call) *APIError {
 	for k, val := range tags["volume"] {
 		v.Tags[k] = val
 	}
+	r.markTagged(v.ID, tags["volume"].Sorted()...)
 	if tok := p.Get("ClientToken"); tok != "" {
 		st.volumeTokens[tok] = v.ID
 	}

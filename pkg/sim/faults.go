@@ -73,6 +73,9 @@ func (r *Region) FailNext(scope, code, message string) {
 	if code == "InternalError" || code == "ServiceUnavailable" || code == "Unavailable" {
 		status = http.StatusServiceUnavailable
 	}
+	if r.beh.EC2.CapacityServerErrors && ec2CapacityCodes[code] {
+		status = http.StatusInternalServerError
+	}
 	r.faults.failNext[scope] = append(r.faults.failNext[scope], &APIError{Status: status, Code: code, Message: message})
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"net"
 	"net/http"
 	"sort"
@@ -205,6 +206,10 @@ func (r *Region) imdsToken(ep *imdsEndpoint, w http.ResponseWriter, req *http.Re
 		imdsError(w, http.StatusBadRequest)
 		return
 	}
+	if r.beh.EC2.IMDSHopLimit && imdsHops(req) > r.instances[ep.instanceID].HopLimit {
+		imdsDrop(w)
+		return
+	}
 	for t, exp := range ep.tokens {
 		if !now.Before(exp) {
 			delete(ep.tokens, t)
@@ -220,6 +225,40 @@ func (r *Region) imdsToken(ep *imdsEndpoint, w http.ResponseWriter, req *http.Re
 	h.Set("Content-Type", "text/plain")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write([]byte(tok))
+}
+
+// IMDSHopsHeader says how many network hops an IMDS request crossed on its way from the client:
+// 1 (the default) for a process on the instance, 2 for a container behind a bridge network, and
+// so on. A simulated instance has no network stack, so a test that plays a container says so
+// with this header. AWS sends the token response of PUT /latest/api/token with an IP TTL of
+// HttpPutResponseHopLimit, so a client more hops away never receives it; the simulated
+// endpoint models that (EC2Behaviors.IMDSHopLimit) by never answering such a request.
+const IMDSHopsHeader = "X-Sim-Imds-Hops"
+
+// imdsHops returns the hops a request says it crossed (IMDSHopsHeader), 1 by default.
+func imdsHops(req *http.Request) int {
+	if n, err := strconv.Atoi(strings.TrimSpace(req.Header.Get(IMDSHopsHeader))); err == nil && n > 0 {
+		return n
+	}
+	return 1
+}
+
+// imdsDrop answers nothing, as a token response whose packets ran out of hops: the connection
+// stays open until the client gives up (or half a minute passes), then closes.
+func imdsDrop(w http.ResponseWriter) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		return
+	}
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		return
+	}
+	go func() {
+		_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		_, _ = io.Copy(io.Discard, conn)
+		_ = conn.Close()
+	}()
 }
 
 func imdsError(w http.ResponseWriter, status int) {

@@ -22,9 +22,19 @@ type LaunchSpec struct {
 	Tags         map[string]Tags // by resource type: "instance", "volume"
 	MetadataTags bool
 	HTTPTokens   bool
+	HopLimit     int // MetadataOptions.HttpPutResponseHopLimit; 0: defaultHopLimit
 	ClientToken  string
 	Count        int
+	// SecurityGroupIDs are the instance's security groups: the call's, else those of the
+	// template's primary network interface, else the template's.
+	SecurityGroupIDs []string
+	// NetworkInterfaces are the call's network interfaces, else the template's.
+	NetworkInterfaces []NetworkInterfaceSpec
 }
+
+// defaultHopLimit is the HttpPutResponseHopLimit of an instance launched without one: EC2 gives
+// 2 for AMIs whose ImdsSupport is v2.0, which is what the simulated region's images stand for.
+const defaultHopLimit = 2
 
 // resolveTemplate merges a launch template version's data into spec where spec leaves fields
 // empty. Overrides in spec win; a NoDevice override removes the template's mapping.
@@ -62,6 +72,19 @@ func (r *Region) resolveTemplate(ref *LaunchTemplateRef, spec *LaunchSpec) *APIE
 	}
 	spec.MetadataTags = spec.MetadataTags || d.InstanceMetadataTag
 	spec.HTTPTokens = spec.HTTPTokens || d.HTTPTokensRequired
+	if spec.HopLimit == 0 {
+		spec.HopLimit = d.HopLimit
+	}
+	if len(spec.NetworkInterfaces) == 0 {
+		spec.NetworkInterfaces = append([]NetworkInterfaceSpec(nil), d.NetworkInterfaces...)
+	}
+	if len(spec.SecurityGroupIDs) == 0 {
+		if ni := primaryInterface(spec.NetworkInterfaces); ni != nil {
+			spec.SecurityGroupIDs = append([]string(nil), ni.Groups...)
+		} else {
+			spec.SecurityGroupIDs = append([]string(nil), d.SecurityGroupIDs...)
+		}
+	}
 	merged := append([]BlockDevice(nil), d.BlockDevices...)
 	for _, o := range spec.BlockDevices {
 		replaced := false
@@ -130,12 +153,15 @@ func (r *Region) launch(spec LaunchSpec) ([]*Instance, *APIError) {
 	if spec.InstanceType == "" {
 		spec.InstanceType = "m1.small"
 	}
-	if !validInstanceType(spec.InstanceType) {
+	if !validInstanceType(spec.InstanceType) || (r.beh.EC2.InstanceTypeOfferings && !knownInstanceType(spec.InstanceType)) {
 		return nil, errf(CodeInvalidParameter, "Invalid value '%s' for InstanceType.", spec.InstanceType)
 	}
 	sn := r.subnets[spec.SubnetID]
 	if sn == nil {
 		return nil, errf("InvalidSubnetID.NotFound", "The subnet ID '%s' does not exist", spec.SubnetID)
+	}
+	if err := r.checkOffered(spec.InstanceType, sn.AZ); err != nil {
+		return nil, err
 	}
 	market := MarketOnDemand
 	if spec.Spot {
@@ -144,9 +170,9 @@ func (r *Region) launch(spec LaunchSpec) ([]*Instance, *APIError) {
 	key := PoolKey{InstanceType: spec.InstanceType, AZ: sn.AZ, Market: market}
 	if !r.poolFree(key, spec.Count-1) {
 		if spec.Spot {
-			return nil, errf(CodeInsufficientCapacity, "There is no Spot capacity available that matches your request.")
+			return nil, r.capacityError(CodeInsufficientCapacity, "There is no Spot capacity available that matches your request.")
 		}
-		return nil, errf(CodeInsufficientCapacity, "We currently do not have sufficient %s capacity in the Availability Zone you requested (%s). Our system will be working on provisioning additional capacity.", spec.InstanceType, sn.AZ)
+		return nil, r.capacityError(CodeInsufficientCapacity, "We currently do not have sufficient %s capacity in the Availability Zone you requested (%s). Our system will be working on provisioning additional capacity.", spec.InstanceType, sn.AZ)
 	}
 	for _, bd := range spec.BlockDevices {
 		if bd.DeviceName == "" {
@@ -174,6 +200,11 @@ func (r *Region) launch(spec LaunchSpec) ([]*Instance, *APIError) {
 			HTTPTokensReq:     spec.HTTPTokens,
 			InterruptBehavior: spec.Interruption,
 			ClientToken:       spec.ClientToken,
+			SecurityGroupIDs:  append([]string(nil), spec.SecurityGroupIDs...),
+			HopLimit:          spec.HopLimit,
+		}
+		if in.HopLimit == 0 {
+			in.HopLimit = defaultHopLimit
 		}
 		if in.InterruptBehavior == "" {
 			in.InterruptBehavior = "terminate"
@@ -325,13 +356,18 @@ func (r *Region) interrupt(in *Instance, action string) *APIError {
 	if action == "" {
 		action = in.InterruptBehavior
 	}
+	// A hibernating spot instance gets its notice but no grace: AWS starts hibernation at once.
+	grace := r.lat.InterruptionNotice
+	if action == "hibernate" && r.beh.EC2.HibernateWithoutGrace {
+		grace = 0
+	}
 	now := r.now().UTC()
-	in.Interruption = &Interruption{Action: action, Notice: now, Time: now.Add(r.lat.InterruptionNotice)}
+	in.Interruption = &Interruption{Action: action, Notice: now, Time: now.Add(grace)}
 	for _, h := range r.stateHooks {
 		h(in)
 	}
 	id := in.ID
-	r.after(r.lat.InterruptionNotice, func() {
+	r.after(grace, func() {
 		cur := r.instances[id]
 		if cur == nil {
 			return

@@ -109,6 +109,31 @@ type LaunchTemplateData struct {
 	HTTPTokensRequired  bool   // MetadataOptions.HttpTokens == required
 	IAMInstanceProfile  string
 	Tags                map[string]Tags // TagSpecifications by resource type ("instance", "volume")
+	// NetworkInterfaces replace SubnetId and SecurityGroupIds: the interface at device index 0
+	// carries the instance's subnet and security groups.
+	NetworkInterfaces []NetworkInterfaceSpec
+	// HopLimit is MetadataOptions.HttpPutResponseHopLimit; 0 means EC2's default.
+	HopLimit int
+}
+
+// NetworkInterfaceSpec is one network interface of a launch template or a RunInstances call.
+type NetworkInterfaceSpec struct {
+	DeviceIndex         int
+	SubnetID            string
+	Groups              []string
+	AssociatePublicIP   *bool
+	DeleteOnTermination bool
+	Description         string
+}
+
+// primaryInterface returns the interface at device index 0, or nil.
+func primaryInterface(nis []NetworkInterfaceSpec) *NetworkInterfaceSpec {
+	for i := range nis {
+		if nis[i].DeviceIndex == 0 {
+			return &nis[i]
+		}
+	}
+	return nil
 }
 
 // LaunchTemplateVersion is one numbered version of a launch template.
@@ -197,6 +222,10 @@ type Instance struct {
 	IMDSAddr string
 	// ClientToken is the idempotency token of the RunInstances call that launched it.
 	ClientToken string
+	// SecurityGroupIDs are the security groups of its primary network interface.
+	SecurityGroupIDs []string
+	// HopLimit is its MetadataOptions.HttpPutResponseHopLimit.
+	HopLimit int
 }
 
 // Live reports whether the instance counts as existing (not shutting down or terminated).

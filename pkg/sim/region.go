@@ -424,6 +424,7 @@ func (r *Region) Instances() []Instance {
 func cloneInstance(in *Instance) Instance {
 	c := *in
 	c.Tags = in.Tags.Clone()
+	c.SecurityGroupIDs = append([]string(nil), in.SecurityGroupIDs...)
 	c.BlockDevices = nil
 	for _, bd := range in.BlockDevices {
 		b := *bd

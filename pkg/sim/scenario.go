@@ -39,6 +39,8 @@ import (
 //	    spot: true
 //	    blockDevices:
 //	      - {deviceName: /dev/sdf, volumeSize: 20, volumeType: gp3, deleteOnTermination: true}
+//	    networkInterfaces:       # optional; subnet: a subnet name, id or AZ
+//	      - {deviceIndex: 0, subnet: demo-a, securityGroupIds: [sg-0123456789abcdef0]}
 //	groups:
 //	  - name: web
 //	    launchTemplate: web-spot
@@ -160,6 +162,26 @@ type ScenarioTemplate struct {
 	InstanceMetadataTags bool                         `yaml:"instanceMetadataTags"`
 	HTTPTokens           string                       `yaml:"httpTokens"`
 	Tags                 map[string]map[string]string `yaml:"tags"`
+	NetworkInterfaces    []ScenarioNetworkInterface   `yaml:"networkInterfaces"`
+}
+
+// ScenarioNetworkInterface is a network interface of a launch template; subnet is a subnet
+// name, id or AZ of the scenario (the first subnet that matches).
+type ScenarioNetworkInterface struct {
+	DeviceIndex              int      `yaml:"deviceIndex"`
+	Subnet                   string   `yaml:"subnet"`
+	SecurityGroupIDs         []string `yaml:"securityGroupIds"`
+	AssociatePublicIPAddress *bool    `yaml:"associatePublicIpAddress"`
+	DeleteOnTermination      *bool    `yaml:"deleteOnTermination"`
+}
+
+// UnmarshalYAML refuses unknown keys.
+func (ni *ScenarioNetworkInterface) UnmarshalYAML(n *yaml.Node) error {
+	if err := scenarioCheckKeys(n, "networkInterfaces", ni); err != nil {
+		return err
+	}
+	type plain ScenarioNetworkInterface
+	return n.Decode((*plain)(ni))
 }
 
 // ScenarioBlockDevice is a block-device mapping of a launch template. DeleteOnTermination
@@ -701,7 +723,20 @@ func (s *Scenario) apply(r *Region) error {
 		return err
 	}
 	for _, t := range s.LaunchTemplates {
-		r.PutLaunchTemplate(t.Name, t.data())
+		d := t.data()
+		for _, ni := range t.NetworkInterfaces {
+			spec := NetworkInterfaceSpec{DeviceIndex: ni.DeviceIndex, Groups: append([]string(nil), ni.SecurityGroupIDs...),
+				AssociatePublicIP: ni.AssociatePublicIPAddress, DeleteOnTermination: ni.DeleteOnTermination == nil || *ni.DeleteOnTermination}
+			if ni.Subnet != "" {
+				ids := subnetRefs[ni.Subnet]
+				if len(ids) == 0 {
+					return fmt.Errorf("launch template %s: networkInterfaces: no subnet matches %q", t.Name, ni.Subnet)
+				}
+				spec.SubnetID = ids[0]
+			}
+			d.NetworkInterfaces = append(d.NetworkInterfaces, spec)
+		}
+		r.PutLaunchTemplate(t.Name, d)
 	}
 	for _, p := range s.Capacity {
 		r.SetCapacity(PoolKey{InstanceType: p.InstanceType, AZ: p.AZ, Market: p.Market}, *p.Count)
