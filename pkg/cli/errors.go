@@ -7,6 +7,7 @@ import (
 
 	"github.com/spotmax/spotmax/pkg/awsapi"
 	"github.com/spotmax/spotmax/pkg/groupconfig"
+	"github.com/spotmax/spotmax/pkg/replace"
 )
 
 // Exit codes. They are the one mapping from errors to process status; scripts may rely on them.
@@ -18,6 +19,8 @@ const (
 	ExitInvalidConfig = 4 // a group's spotmax tags do not validate
 	ExitAWSConfig     = 5 // no credentials or no region
 	ExitNotManaged    = 6 // the group is not managed by spotmax (no spotmax:group tag, or spotmax:ignore_tag=true)
+	ExitBusy          = 7 // another actor is replacing the instance (its journal's lease is held)
+	ExitUntrusted     = 8 // a journal names what spotmax did not write there; nothing was done
 	ExitCancelled     = 130
 )
 
@@ -58,6 +61,10 @@ func exitCode(err error) int {
 		return ExitUsage
 	case errors.As(err, &nmErr):
 		return ExitNotManaged
+	case errors.Is(err, replace.ErrBusy):
+		return ExitBusy
+	case errors.Is(err, replace.ErrUntrusted):
+		return ExitUntrusted
 	case errors.As(err, &valErr):
 		return ExitInvalidConfig
 	case errors.As(err, &cfgErr):

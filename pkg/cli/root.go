@@ -63,7 +63,8 @@ AWS_ENDPOINT_URL points every client elsewhere, e.g. at 'spotmax sim serve'.
 
 Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 invalid group configuration, 5 no AWS
 credentials or region, 6 group not managed by spotmax (no spotmax:group tag, or
-spotmax:ignore_tag=true), 130 cancelled.`,
+spotmax:ignore_tag=true), 7 instance busy (another spotmax process holds its replacement's
+lease), 8 untrusted journal (nothing done), 130 cancelled.`,
 		Version:       version.Version,
 		SilenceUsage:  true,
 		SilenceErrors: true,

@@ -131,6 +131,11 @@ func TestPoliciesAllowExactlyWhatTheRolesCall(t *testing.T) {
 	if res.Volume == "" {
 		t.Fatalf("the replacement moved no data volume: %+v", res)
 	}
+	// Controller: an interruption warning read from the queue is confirmed with EC2 (the spot
+	// request's status) before it is acted on.
+	if ok, why, err := w.ConfirmInterruption(ctx, res.New); err != nil || ok {
+		t.Errorf("confirming a warning for the healthy %s: confirmed=%v (%s), %v; want not confirmed", res.New, ok, why, err)
+	}
 	// The conditions assume the instances acted on carry spotmax:group: the old one after it
 	// left the group, the new one from its launch.
 	for _, id := range []string{res.Old, res.New} {

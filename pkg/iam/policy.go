@@ -222,9 +222,10 @@ func (b builder) controller() []Statement {
 	inst := b.ec2ARN("instance")
 	return []Statement{
 		{Sid: "Describe", Effect: "Allow", Resource: []string{"*"},
-			Action: []string{"autoscaling:DescribeAutoScalingGroups", "ec2:DescribeInstances", "ec2:DescribeLaunchTemplateVersions",
-				"ec2:DescribeSubnets", "ec2:DescribeVolumes"},
-			Why: "Inventory of groups, members and data volumes; the launch template and subnets of a replacement. " +
+			Action: []string{"autoscaling:DescribeAutoScalingGroups", "ec2:DescribeInstanceTypeOfferings", "ec2:DescribeInstances",
+				"ec2:DescribeLaunchTemplateVersions", "ec2:DescribeSpotInstanceRequests", "ec2:DescribeSubnets", "ec2:DescribeVolumes"},
+			Why: "Inventory of groups, members and data volumes; the launch template, subnets and offered instance types of a " +
+				"replacement; the spot request status that confirms an interruption warning before it is acted on. " +
 				"Describe actions support no resource-level permissions, so their resource is \"*\"."},
 		{Sid: "LaunchReplacementInstance", Effect: "Allow", Action: []string{"ec2:RunInstances"}, Resource: []string{inst},
 			Condition: b.groupTag("aws:RequestTag/" + groupconfig.TagGroup),

@@ -24,8 +24,8 @@ import (
 // Crash safety: the stand-in is tagged spotmax:state:fill at launch with the group's name; a fill
 // resumed after a crash adopts it instead of launching another.
 func (w *Workflow) Fill(ctx context.Context, g *inventory.Group) (*Result, error) {
-	if g.Config == nil || !g.Managed() {
-		return nil, &RefusedError{Instance: "(new)", Group: g.Name, Why: "not a managed spotmax group"}
+	if err := g.CheckManaged(); err != nil {
+		return nil, &RefusedError{Instance: "(new)", Group: g.Name, Why: err.Error(), Err: err}
 	}
 	asg, err := w.describeGroup(ctx, g.Name)
 	if err != nil {
@@ -96,7 +96,7 @@ func (w *Workflow) launchFill(ctx context.Context, g *inventory.Group, res *Resu
 	i := 0
 	for _, tm := range markets {
 		for _, az := range azs {
-			opt := Option{InstanceType: tm[0], Market: tm[1], SubnetID: subnets[az], AZ: az}
+			opt := Option{InstanceType: tm.Type, Market: tm.Market, SubnetID: subnets[az], AZ: az}
 			id, err := w.runInstanceTagged(ctx, r, opt, fmt.Sprintf("%s-%d", token, i), groupconfig.StateFill, g.Name)
 			i++
 			if err == nil {

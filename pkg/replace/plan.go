@@ -3,6 +3,7 @@ package replace
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -11,6 +12,7 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/spotmax/spotmax/pkg/groupconfig"
+	"github.com/spotmax/spotmax/pkg/inventory"
 )
 
 // makePlan picks the launch options and finds the data volume.
@@ -48,43 +50,63 @@ func (r *run) makePlan(ctx context.Context) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := inventory.CheckDataDevice(r.g, r.cfg.PersistenceDev, data); err != nil {
+		return nil, &RefusedError{Instance: r.req.InstanceID, Group: r.g.Name, Why: err.Error(), Err: err}
+	}
 	ownType := string(data.InstanceType)
 	if ownType == "" {
 		ownType = string(r.old.InstanceType)
 	}
-	for _, tm := range r.markets(ownType) {
+	// Instance types are checked against EC2's offerings: a typo in spotmax:altN is a clear
+	// error naming the tag, not a launch that fails and rolls back; a type not offered in an AZ
+	// is not tried there.
+	offered, err := inventory.CheckTypes(ctx, w.EC2, r.g, nil, ownType)
+	if err != nil {
+		return nil, &RefusedError{Instance: r.req.InstanceID, Group: r.g.Name, Why: err.Error(), Err: err}
+	}
+	for _, m := range r.markets(ownType) {
 		for _, az := range azOrder {
-			p.Options = append(p.Options, Option{InstanceType: tm[0], Market: tm[1], SubnetID: subnets[az], AZ: az})
+			if !slices.Contains(offered[m.Type], az) {
+				continue
+			}
+			p.Options = append(p.Options, Option{InstanceType: m.Type, Market: m.Market, SubnetID: subnets[az], AZ: az})
 		}
+	}
+	if len(p.Options) == 0 {
+		return nil, &RefusedError{Instance: r.req.InstanceID, Group: r.g.Name,
+			Why: fmt.Sprintf("none of its instance types is offered in %s", strings.Join(azOrder, ", "))}
 	}
 	r.plan = p
 	p.Steps = r.planSteps()
 	return p, nil
 }
 
+// typeMarket is an instance type in a market.
+type typeMarket struct{ Type, Market string }
+
 // markets lists (instance type, market) in the order to try: spot on the group's type, then the
 // alternative types on spot (before on-demand when is_prefer_multiple_types), then on-demand.
 // A revert only makes sense on spot of the group's own type.
-func (r *run) markets(ownType string) [][2]string {
+func (r *run) markets(ownType string) []typeMarket {
 	cfg := r.cfg
 	if r.req.Reason == ReasonRevert {
-		return [][2]string{{ownType, MarketSpot}}
+		return []typeMarket{{ownType, MarketSpot}}
 	}
 	if cfg.OnlyOD {
-		return [][2]string{{ownType, MarketOnDemand}}
+		return []typeMarket{{ownType, MarketOnDemand}}
 	}
-	out := [][2]string{{ownType, MarketSpot}}
-	var alts [][2]string
+	out := []typeMarket{{ownType, MarketSpot}}
+	var alts []typeMarket
 	for _, t := range cfg.AltTypes {
 		if t != ownType {
-			alts = append(alts, [2]string{t, MarketSpot})
+			alts = append(alts, typeMarket{t, MarketSpot})
 		}
 	}
 	if cfg.PreferMultipleTypes {
 		out = append(out, alts...)
 	}
 	if cfg.ODFallback {
-		out = append(out, [2]string{ownType, MarketOnDemand})
+		out = append(out, typeMarket{ownType, MarketOnDemand})
 	}
 	if !cfg.PreferMultipleTypes {
 		out = append(out, alts...)
@@ -250,7 +272,7 @@ func (w *Workflow) runInstanceTagged(ctx context.Context, r *run, opt Option, to
 		// The data volume arrives at this device: the launch must not create a fresh one there.
 		var kept []ec2types.BlockDeviceMapping
 		for _, m := range in.BlockDeviceMappings {
-			if !sameDevice(aws.ToString(m.DeviceName), r.plan.Device) {
+			if !groupconfig.SameDevice(aws.ToString(m.DeviceName), r.plan.Device) {
 				kept = append(kept, m)
 			}
 		}

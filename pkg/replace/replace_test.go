@@ -234,7 +234,7 @@ func TestReplaceRefusals(t *testing.T) {
 			c := *g
 			c.Config = nil
 			return &c
-		}, f.members[0], "not a spotmax group"},
+		}, f.members[0], "is not managed by spotmax"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

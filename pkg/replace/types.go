@@ -216,7 +216,12 @@ var (
 // RefusedError explains a refusal.
 type RefusedError struct {
 	Instance, Group, Why string
+	// Err is the underlying error, when there is one (e.g. a *groupconfig.NotManagedError).
+	Err error
 }
+
+// Unwrap returns the underlying error.
+func (e *RefusedError) Unwrap() error { return e.Err }
 
 // Error implements error.
 func (e *RefusedError) Error() string {

@@ -3,7 +3,6 @@ package replace
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -13,18 +12,6 @@ import (
 	"github.com/spotmax/spotmax/pkg/groupconfig"
 	"github.com/spotmax/spotmax/pkg/inventory"
 )
-
-// sameDevice reports whether two device names are the same attachment point: EC2 reports the
-// name used at attach time and operators write /dev/sdf or /dev/xvdf.
-func sameDevice(a, b string) bool {
-	norm := func(s string) string {
-		if rest, ok := strings.CutPrefix(s, "/dev/xvd"); ok {
-			return "/dev/sd" + rest
-		}
-		return s
-	}
-	return norm(a) == norm(b)
-}
 
 func (w *Workflow) describeVolume(ctx context.Context, id string) (ec2types.Volume, error) {
 	var out *ec2.DescribeVolumesOutput
@@ -45,7 +32,7 @@ func (w *Workflow) describeVolume(ctx context.Context, id string) (ec2types.Volu
 // instance has let go of it, by the journal tag on the volume. nil when there is none.
 func (w *Workflow) dataVolume(ctx context.Context, oldID string, old ec2types.Instance, dev string) (*ec2types.Volume, error) {
 	for _, bd := range old.BlockDeviceMappings {
-		if bd.Ebs != nil && sameDevice(aws.ToString(bd.DeviceName), dev) {
+		if bd.Ebs != nil && groupconfig.SameDevice(aws.ToString(bd.DeviceName), dev) {
 			v, err := w.describeVolume(ctx, aws.ToString(bd.Ebs.VolumeId))
 			if err != nil {
 				return nil, err
@@ -75,7 +62,7 @@ func (w *Workflow) keepVolume(ctx context.Context, id, dev string) error {
 		return err
 	}
 	for _, bd := range inst.BlockDeviceMappings {
-		if bd.Ebs == nil || !sameDevice(aws.ToString(bd.DeviceName), dev) || !aws.ToBool(bd.Ebs.DeleteOnTermination) {
+		if bd.Ebs == nil || !groupconfig.SameDevice(aws.ToString(bd.DeviceName), dev) || !aws.ToBool(bd.Ebs.DeleteOnTermination) {
 			continue
 		}
 		if err := w.setDeleteOnTermination(ctx, id, aws.ToString(bd.DeviceName), false); err != nil {

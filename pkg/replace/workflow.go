@@ -168,14 +168,12 @@ func (w *Workflow) prepare(ctx context.Context, g *inventory.Group, req Request)
 	if !req.Reason.Valid() {
 		return nil, &RefusedError{Instance: req.InstanceID, Group: g.Name, Why: fmt.Sprintf("unknown reason %q", req.Reason)}
 	}
-	if g.ConfigErr != nil {
-		return nil, &RefusedError{Instance: req.InstanceID, Group: g.Name, Why: "the group's spotmax configuration is invalid: " + g.ConfigErr.Error()}
-	}
-	if g.Config == nil {
-		return nil, &RefusedError{Instance: req.InstanceID, Group: g.Name, Why: "not a spotmax group (no spotmax:group tag)"}
-	}
-	if g.Config.Ignore {
-		return nil, &RefusedError{Instance: req.InstanceID, Group: g.Name, Why: "the group has spotmax:ignore_tag=true"}
+	if err := g.CheckManaged(); err != nil {
+		why := err.Error()
+		if g.ConfigErr != nil {
+			why = "the group's spotmax configuration is invalid: " + why
+		}
+		return nil, &RefusedError{Instance: req.InstanceID, Group: g.Name, Why: why, Err: err}
 	}
 	old, err := w.describeInstance(ctx, req.InstanceID)
 	if err != nil {
