@@ -28,6 +28,17 @@ var asgActions = map[string]func(r *Region, c *call) *APIError{
 	"SetInstanceProtection":               (*Region).asSetInstanceProtection,
 	"SetInstanceHealth":                   (*Region).asSetInstanceHealth,
 	"DescribeLifecycleHooks":              (*Region).asDescribeLifecycleHooks,
+	"DescribeLifecycleHookTypes":          (*Region).asDescribeLifecycleHookTypes,
+	"PutLifecycleHook":                    (*Region).asPutLifecycleHook,
+	"DeleteLifecycleHook":                 (*Region).asDeleteLifecycleHook,
+	"CompleteLifecycleAction":             (*Region).asCompleteLifecycleAction,
+	"RecordLifecycleActionHeartbeat":      (*Region).asRecordLifecycleActionHeartbeat,
+	"AttachLoadBalancerTargetGroups":      (*Region).asAttachLoadBalancerTargetGroups,
+	"DetachLoadBalancerTargetGroups":      (*Region).asDetachLoadBalancerTargetGroups,
+	"DescribeLoadBalancerTargetGroups":    (*Region).asDescribeLoadBalancerTargetGroups,
+	"AttachLoadBalancers":                 (*Region).asAttachLoadBalancers,
+	"DetachLoadBalancers":                 (*Region).asDetachLoadBalancers,
+	"DescribeLoadBalancers":               (*Region).asDescribeLoadBalancers,
 }
 
 func serveAutoScaling(r *Region, c *call) {
@@ -286,6 +297,10 @@ func (r *Region) asCreateAutoScalingGroup(c *call) *APIError {
 	spec.CapacityRebalance, _, _ = p.Bool("CapacityRebalance")
 	spec.NewInstancesProtectedFromScaleIn, _, _ = p.Bool("NewInstancesProtectedFromScaleIn")
 	spec.TerminationPolicies = p.List("TerminationPolicies.member")
+	spec.LoadBalancerNames = p.List("LoadBalancerNames.member")
+	if spec.LifecycleHooks, err = asHookSpecsParam(p); err != nil {
+		return err
+	}
 	if spec.MaxInstanceLifetime, _, err = asInt32(p, "MaxInstanceLifetime"); err != nil {
 		return err
 	}
@@ -521,6 +536,10 @@ func (r *Region) asRender(g *ASG, withInstances bool) asGroup {
 	}
 	for _, arn := range g.TargetGroupARNs {
 		out.TrafficSources.Items = append(out.TrafficSources.Items, asTrafficSrc{Identifier: arn, Type: "elbv2"})
+	}
+	out.LoadBalancerNames = asMembers(append([]string(nil), x.lb.names...))
+	for _, n := range x.lb.names {
+		out.TrafficSources.Items = append(out.TrafficSources.Items, asTrafficSrc{Identifier: n, Type: "elb"})
 	}
 	return out
 }
@@ -926,7 +945,7 @@ func (r *Region) asDetachInstances(c *call) *APIError {
 			in.TargetLifecycleState = "Detached"
 		}
 		id, name := m.InstanceID, g.Name
-		r.after(r.lat.Detach, func() {
+		r.after(max(r.lat.Detach, r.lbDeregisterMember(g, m.InstanceID)), func() {
 			cur := r.asgs[name]
 			if cur == nil {
 				return
@@ -1226,15 +1245,5 @@ func (r *Region) asSetInstanceHealth(c *call) *APIError {
 	}
 	m.HealthStatus = status
 	c.writeQuery(struct{}{})
-	return nil
-}
-
-func (r *Region) asDescribeLifecycleHooks(c *call) *APIError {
-	if _, err := r.asGroupByName(c.Form.Get("AutoScalingGroupName")); err != nil {
-		return err
-	}
-	c.writeQuery(struct {
-		LifecycleHooks asList[struct{}] `xml:"LifecycleHooks"`
-	}{})
 	return nil
 }

@@ -233,3 +233,153 @@ func TestAWSCLICreateAndDescribeVolumes(t *testing.T) {
 		t.Errorf("describe-volumes of a missing volume: %s", stderr)
 	}
 }
+
+// waitMember advances the clock a second at a time until a member of the group is in state and
+// returns its instance id.
+func (e *cliEnv) waitMember(group, state string) string {
+	e.t.Helper()
+	for i := 0; i < 600; i++ {
+		if g, ok := e.Region().Group(group); ok {
+			for _, m := range g.Members {
+				if m.LifecycleState == state {
+					return m.InstanceID
+				}
+			}
+		}
+		e.Region().Advance(time.Second)
+	}
+	e.t.Fatalf("group %s never had a member in %s", group, state)
+	return ""
+}
+
+func (e *cliEnv) memberState(group, id string) string {
+	e.t.Helper()
+	var out struct {
+		AutoScalingInstances []struct {
+			InstanceID     string `json:"InstanceId"`
+			LifecycleState string
+		}
+	}
+	e.run(&out, "autoscaling", "describe-auto-scaling-instances", "--instance-ids", id)
+	if len(out.AutoScalingInstances) != 1 {
+		return ""
+	}
+	return out.AutoScalingInstances[0].LifecycleState
+}
+
+func TestAWSCLILifecycleHooks(t *testing.T) {
+	e := startCLI(t)
+	e.Region().PutLaunchTemplate("web", sim.LaunchTemplateData{ImageID: testAMI, InstanceType: "m5.large"})
+	e.run(nil, "autoscaling", "create-auto-scaling-group", "--auto-scaling-group-name", "web",
+		"--launch-template", "LaunchTemplateName=web", "--min-size", "0", "--max-size", "2", "--desired-capacity", "1",
+		"--availability-zones", "us-east-1a", "--lifecycle-hook-specification-list",
+		"LifecycleHookName=warm,LifecycleTransition=autoscaling:EC2_INSTANCE_LAUNCHING,HeartbeatTimeout=60,DefaultResult=CONTINUE")
+	var hooks struct {
+		LifecycleHooks []struct {
+			LifecycleHookName, LifecycleTransition, DefaultResult string
+			HeartbeatTimeout, GlobalTimeout                       int
+		}
+	}
+	e.run(&hooks, "autoscaling", "describe-lifecycle-hooks", "--auto-scaling-group-name", "web")
+	if len(hooks.LifecycleHooks) != 1 || hooks.LifecycleHooks[0].LifecycleHookName != "warm" || hooks.LifecycleHooks[0].HeartbeatTimeout != 60 ||
+		hooks.LifecycleHooks[0].GlobalTimeout != 6000 || hooks.LifecycleHooks[0].DefaultResult != "CONTINUE" {
+		t.Errorf("describe-lifecycle-hooks = %+v", hooks)
+	}
+	id := e.waitMember("web", sim.LifecyclePendingWait)
+	if st := e.memberState("web", id); st != "Pending:Wait" {
+		t.Errorf("describe-auto-scaling-instances: %s, want Pending:Wait", st)
+	}
+	stderr := e.fail("autoscaling", "complete-lifecycle-action", "--auto-scaling-group-name", "web", "--lifecycle-hook-name", "warm",
+		"--lifecycle-action-result", "CONTINUE", "--instance-id", "i-0000000000000000f")
+	if !strings.Contains(stderr, "ValidationError") || !strings.Contains(stderr, "No active Lifecycle Action found with instance ID i-0000000000000000f") {
+		t.Errorf("complete-lifecycle-action for another instance: %s", stderr)
+	}
+	e.run(nil, "autoscaling", "record-lifecycle-action-heartbeat", "--auto-scaling-group-name", "web", "--lifecycle-hook-name", "warm",
+		"--instance-id", id)
+	e.run(nil, "autoscaling", "complete-lifecycle-action", "--auto-scaling-group-name", "web", "--lifecycle-hook-name", "warm",
+		"--lifecycle-action-result", "CONTINUE", "--instance-id", id)
+	e.waitMember("web", sim.LifecycleInService)
+
+	e.run(nil, "autoscaling", "put-lifecycle-hook", "--auto-scaling-group-name", "web", "--lifecycle-hook-name", "drain",
+		"--lifecycle-transition", "autoscaling:EC2_INSTANCE_TERMINATING", "--heartbeat-timeout", "300")
+	e.run(nil, "autoscaling", "terminate-instance-in-auto-scaling-group", "--instance-id", id, "--should-decrement-desired-capacity")
+	if st := e.memberState("web", id); st != "Terminating:Wait" {
+		t.Errorf("after terminate-instance-in-auto-scaling-group: %s, want Terminating:Wait", st)
+	}
+}
+
+func TestAWSCLILoadBalancerDraining(t *testing.T) {
+	e := startCLI(t)
+	e.Region().PutLaunchTemplate("web", sim.LaunchTemplateData{ImageID: testAMI, InstanceType: "m5.large"})
+	var tg struct {
+		TargetGroups []struct{ TargetGroupArn string }
+	}
+	e.run(&tg, "elbv2", "create-target-group", "--name", "web", "--protocol", "HTTP", "--port", "80")
+	if len(tg.TargetGroups) != 1 {
+		t.Fatalf("create-target-group = %+v", tg)
+	}
+	arn := tg.TargetGroups[0].TargetGroupArn
+	var attrs struct {
+		Attributes []struct{ Key, Value string }
+	}
+	e.run(&attrs, "elbv2", "describe-target-group-attributes", "--target-group-arn", arn)
+	delay := ""
+	for _, a := range attrs.Attributes {
+		if a.Key == "deregistration_delay.timeout_seconds" {
+			delay = a.Value
+		}
+	}
+	if delay != "300" {
+		t.Errorf("deregistration_delay.timeout_seconds = %q, want 300", delay)
+	}
+	e.run(nil, "elb", "create-load-balancer", "--load-balancer-name", "web", "--listeners",
+		"Protocol=HTTP,LoadBalancerPort=80,InstanceProtocol=HTTP,InstancePort=80", "--availability-zones", "us-east-1a")
+	var lbAttrs struct {
+		LoadBalancerAttributes struct {
+			ConnectionDraining struct {
+				Enabled bool
+				Timeout int
+			}
+		}
+	}
+	e.run(&lbAttrs, "elb", "modify-load-balancer-attributes", "--load-balancer-name", "web", "--load-balancer-attributes",
+		`{"ConnectionDraining":{"Enabled":true,"Timeout":60}}`)
+	if d := lbAttrs.LoadBalancerAttributes.ConnectionDraining; !d.Enabled || d.Timeout != 60 {
+		t.Errorf("modify-load-balancer-attributes = %+v", d)
+	}
+	if stderr := e.fail("elb", "describe-load-balancers", "--load-balancer-names", "nope"); !strings.Contains(stderr, "LoadBalancerNotFound") ||
+		!strings.Contains(stderr, "There is no ACTIVE Load Balancer named 'nope'") {
+		t.Errorf("describe-load-balancers of a missing one: %s", stderr)
+	}
+
+	e.run(nil, "autoscaling", "create-auto-scaling-group", "--auto-scaling-group-name", "web",
+		"--launch-template", "LaunchTemplateName=web", "--min-size", "0", "--max-size", "2", "--desired-capacity", "1",
+		"--availability-zones", "us-east-1a", "--target-group-arns", arn, "--load-balancer-names", "web")
+	id := e.waitMember("web", sim.LifecycleInService)
+	e.run(nil, "autoscaling", "detach-instances", "--auto-scaling-group-name", "web", "--instance-ids", id,
+		"--should-decrement-desired-capacity")
+	var health struct {
+		TargetHealthDescriptions []struct {
+			Target       struct{ Id string }
+			TargetHealth struct{ State, Reason string }
+		}
+	}
+	e.run(&health, "elbv2", "describe-target-health", "--target-group-arn", arn)
+	if len(health.TargetHealthDescriptions) != 1 || health.TargetHealthDescriptions[0].TargetHealth.State != "draining" ||
+		health.TargetHealthDescriptions[0].TargetHealth.Reason != "Target.DeregistrationInProgress" {
+		t.Errorf("describe-target-health while detaching = %+v", health)
+	}
+	var ih struct {
+		InstanceStates []struct{ InstanceId, State, Description string }
+	}
+	e.run(&ih, "elb", "describe-instance-health", "--load-balancer-name", "web")
+	if len(ih.InstanceStates) != 1 || ih.InstanceStates[0].Description != "Instance deregistration currently in progress." {
+		t.Errorf("describe-instance-health while detaching = %+v", ih)
+	}
+	// The simulated clock also runs in real time, and each aws call takes seconds: stay well
+	// inside the 300 s delay.
+	e.Region().Advance(240 * time.Second)
+	if st := e.memberState("web", id); st != "Detaching" {
+		t.Errorf("4 minutes after detach-instances: %q, want Detaching (the target group's 300 s delay)", st)
+	}
+}
