@@ -3,6 +3,8 @@ package sim_test
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -381,5 +383,45 @@ func TestAWSCLILoadBalancerDraining(t *testing.T) {
 	e.Region().Advance(240 * time.Second)
 	if st := e.memberState("web", id); st != "Detaching" {
 		t.Errorf("4 minutes after detach-instances: %q, want Detaching (the target group's 300 s delay)", st)
+	}
+}
+
+// Debian's aws CLI 2.9 speaks SQS's query protocol, newer ones its JSON protocol: the answers
+// are the same.
+func TestAWSCLISQS(t *testing.T) {
+	e := startCLI(t)
+	var q struct{ QueueUrl string }
+	e.run(&q, "sqs", "create-queue", "--queue-name", "work", "--attributes", "VisibilityTimeout=5", "--tags", "team=ops")
+	if !strings.HasSuffix(q.QueueUrl, "/123456789012/work") {
+		t.Fatalf("create-queue = %+v", q)
+	}
+	var attrs struct{ Attributes map[string]string }
+	e.run(&attrs, "sqs", "get-queue-attributes", "--queue-url", q.QueueUrl, "--attribute-names", "All")
+	if attrs.Attributes["VisibilityTimeout"] != "5" || attrs.Attributes["QueueArn"] != "arn:aws:sqs:us-east-1:123456789012:work" {
+		t.Errorf("get-queue-attributes = %v", attrs.Attributes)
+	}
+	var sent struct{ MessageId, MD5OfMessageBody string }
+	e.run(&sent, "sqs", "send-message", "--queue-url", q.QueueUrl, "--message-body", "hello <world>",
+		"--message-attributes", `{"kind":{"DataType":"String","StringValue":"greeting"}}`)
+	if sum := md5.Sum([]byte("hello <world>")); sent.MD5OfMessageBody != hex.EncodeToString(sum[:]) || sent.MessageId == "" {
+		t.Errorf("send-message = %+v", sent)
+	}
+	var recv struct {
+		Messages []struct {
+			MessageId, Body, ReceiptHandle string
+			MessageAttributes              map[string]struct{ StringValue, DataType string }
+		}
+	}
+	e.run(&recv, "sqs", "receive-message", "--queue-url", q.QueueUrl, "--message-attribute-names", "All")
+	if len(recv.Messages) != 1 || recv.Messages[0].MessageId != sent.MessageId || recv.Messages[0].Body != "hello <world>" ||
+		recv.Messages[0].MessageAttributes["kind"].StringValue != "greeting" {
+		t.Fatalf("receive-message = %+v", recv)
+	}
+	e.run(nil, "sqs", "delete-message", "--queue-url", q.QueueUrl, "--receipt-handle", recv.Messages[0].ReceiptHandle)
+	if msgs := e.Region().QueueMessages("work"); len(msgs) != 0 {
+		t.Errorf("after delete-message the queue holds %d messages", len(msgs))
+	}
+	if stderr := e.fail("sqs", "get-queue-url", "--queue-name", "missing"); !strings.Contains(stderr, "NonExistentQueue") {
+		t.Errorf("get-queue-url of a missing queue: %s", stderr)
 	}
 }
