@@ -142,6 +142,8 @@ type asgExtra struct {
 	actions       []*lifecycleAction // lifecycle actions not yet completed
 	leaving       map[string]int     // terminating member → leaveDraining, leaveHooks or leaveFinal
 	lb            asgLoadBalancing
+	hidden        map[string]time.Time // attached instance → when Auto Scaling's describes list it
+	azMoves       map[string]bool      // old member being replaced by AZRebalance
 }
 
 func setupAutoScaling(r *Region) {
@@ -157,7 +159,7 @@ func (r *Region) asgExtraOf(g *ASG) *asgExtra {
 	x := st.groups[g.Name]
 	if x == nil {
 		x = &asgExtra{suspendedAt: map[string]time.Time{}, open: map[string]*Activity{}, replacing: map[string]string{},
-			launchVersion: map[string]int64{}, leaving: map[string]int{}}
+			launchVersion: map[string]int64{}, leaving: map[string]int{}, hidden: map[string]time.Time{}, azMoves: map[string]bool{}}
 		st.groups[g.Name] = x
 	}
 	return x
@@ -520,6 +522,7 @@ func (r *Region) asgReconcile(g *ASG, periodic bool) {
 	}
 	if n == g.Desired {
 		x.cause = ""
+		r.asgAZRebalance(g)
 	}
 }
 
@@ -854,6 +857,8 @@ func (r *Region) asgRemoveMember(g *ASG, id string) {
 	delete(r.asg().byInstance, id)
 	delete(x.launchVersion, id)
 	delete(x.leaving, id)
+	delete(x.hidden, id)
+	delete(x.azMoves, id)
 	r.asgDropActions(g, id)
 	for old, repl := range x.replacing {
 		if old == id || repl == id {
@@ -894,8 +899,7 @@ func (r *Region) asgInService(g *ASG, m *ASGMember) {
 			continue
 		}
 		if om, ok := g.Member(old); ok {
-			cause := fmt.Sprintf("At %s an instance was taken out of service in response to an EC2 instance rebalance recommendation. Its replacement %s is in service.", asgCauseTime(r.now()), m.InstanceID)
-			r.asgTerminateMember(g, om, cause)
+			r.asgTerminateMember(g, om, r.asgReplacedCause(g, old, m.InstanceID))
 		}
 	}
 }

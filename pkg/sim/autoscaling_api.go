@@ -515,7 +515,9 @@ func (r *Region) asRender(g *ASG, withInstances bool) asGroup {
 	if withInstances {
 		list := asList[asInstance]{Items: []asInstance{}}
 		for _, m := range g.Members {
-			list.Items = append(list.Items, r.asRenderMember(m))
+			if !r.asgHidden(g, m.InstanceID) {
+				list.Items = append(list.Items, r.asRenderMember(m))
+			}
 		}
 		out.Instances = &list
 	}
@@ -853,6 +855,7 @@ func (r *Region) asAttachInstances(c *call) *APIError {
 		m := &ASGMember{InstanceID: in.ID, LifecycleState: LifecyclePending, HealthStatus: HealthHealthy, ProtectedFromSIn: x.newProtected}
 		g.Members = append(g.Members, m)
 		r.asg().byInstance[in.ID] = g.Name
+		r.asgHide(g, in.ID)
 		in.Tags[ASGGroupNameTag] = g.Name
 		if in.LaunchTemplate != nil {
 			if v, ok := parseInt64(in.LaunchTemplate.Version); ok {
@@ -1045,7 +1048,7 @@ func (r *Region) asDescribeAutoScalingInstances(c *call) *APIError {
 	var all []item
 	for _, g := range r.asgs {
 		for _, m := range g.Members {
-			if len(want) > 0 && !want[m.InstanceID] {
+			if len(want) > 0 && !want[m.InstanceID] || r.asgHidden(g, m.InstanceID) {
 				continue
 			}
 			it := item{AutoScalingGroupName: g.Name, asInstance: r.asRenderMember(m)}

@@ -425,3 +425,87 @@ func TestAWSCLISQS(t *testing.T) {
 		t.Errorf("get-queue-url of a missing queue: %s", stderr)
 	}
 }
+
+// runIn launches n running instances in an AZ's default subnet, directly in the region.
+func (e *cliEnv) runIn(az string, n int) []string {
+	e.t.Helper()
+	sn, ok := e.Region().DefaultSubnet(az)
+	if !ok {
+		e.t.Fatalf("no default subnet in %s", az)
+	}
+	out, err := ec2.NewFromConfig(e.Config).RunInstances(context.Background(), &ec2.RunInstancesInput{ImageId: aws.String(testAMI),
+		MinCount: aws.Int32(int32(n)), MaxCount: aws.Int32(int32(n)), SubnetId: aws.String(sn)})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var ids []string
+	for _, in := range out.Instances {
+		ids = append(ids, aws.ToString(in.InstanceId))
+	}
+	e.Region().Advance(sim.FastLatencies().Pending)
+	return ids
+}
+
+func (e *cliEnv) groupAZs(name string) (members int, perAZ map[string]int) {
+	e.t.Helper()
+	var out struct {
+		AutoScalingGroups []struct {
+			Instances []struct{ AvailabilityZone, LifecycleState string }
+		}
+	}
+	e.run(&out, "autoscaling", "describe-auto-scaling-groups", "--auto-scaling-group-names", name)
+	perAZ = map[string]int{}
+	if len(out.AutoScalingGroups) != 1 {
+		e.t.Fatalf("describe-auto-scaling-groups %s = %+v", name, out)
+	}
+	for _, in := range out.AutoScalingGroups[0].Instances {
+		perAZ[in.AvailabilityZone]++
+	}
+	return len(out.AutoScalingGroups[0].Instances), perAZ
+}
+
+func TestAWSCLIAutoScalingEventualConsistencyAndAZRebalance(t *testing.T) {
+	e := startCLI(t)
+	// Each aws call takes seconds of the clock, which runs in real time too: a window of a minute
+	// keeps the assertion about "not yet listed" away from that race.
+	e.Region().SetBehaviors(sim.Behaviors{AutoScaling: sim.AutoScalingBehaviors{AttachVisibility: time.Minute, AZRebalance: true}})
+	e.Region().PutLaunchTemplate("web", sim.LaunchTemplateData{ImageID: testAMI, InstanceType: "m5.large"})
+	e.run(nil, "autoscaling", "create-auto-scaling-group", "--auto-scaling-group-name", "web",
+		"--launch-template", "LaunchTemplateName=web", "--min-size", "0", "--max-size", "4", "--desired-capacity", "2",
+		"--availability-zones", "us-east-1a", "us-east-1b")
+	e.run(nil, "autoscaling", "suspend-processes", "--auto-scaling-group-name", "web", "--scaling-processes", "AZRebalance")
+	for i := 0; i < 60; i++ {
+		if g, _ := e.Region().Group("web"); len(g.Members) == 2 && g.Members[0].LifecycleState == sim.LifecycleInService &&
+			g.Members[1].LifecycleState == sim.LifecycleInService {
+			break
+		}
+		e.Region().Advance(time.Second)
+	}
+	ids := e.runIn("us-east-1a", 2)
+	e.run(nil, append([]string{"autoscaling", "attach-instances", "--auto-scaling-group-name", "web", "--instance-ids"}, ids...)...)
+	var inst struct{ AutoScalingInstances []any }
+	e.run(&inst, append([]string{"autoscaling", "describe-auto-scaling-instances", "--instance-ids"}, ids...)...)
+	if len(inst.AutoScalingInstances) != 0 {
+		t.Errorf("describe-auto-scaling-instances right after attach-instances = %+v, want none yet", inst.AutoScalingInstances)
+	}
+	e.Region().Advance(2 * time.Minute)
+	if n, perAZ := e.groupAZs("web"); n != 4 || perAZ["us-east-1a"] != 3 || perAZ["us-east-1b"] != 1 {
+		t.Fatalf("with AZRebalance suspended, after the window: %d members %v, want 3 + 1 listed", n, perAZ)
+	}
+	e.run(nil, "autoscaling", "resume-processes", "--auto-scaling-group-name", "web", "--scaling-processes", "AZRebalance")
+	for i := 0; i < 120; i++ {
+		e.Region().Advance(time.Second)
+	}
+	if n, perAZ := e.groupAZs("web"); n != 4 || perAZ["us-east-1a"] != 2 || perAZ["us-east-1b"] != 2 {
+		t.Errorf("after resume-processes AZRebalance: %d members %v, want 2 + 2", n, perAZ)
+	}
+	var acts struct{ Activities []struct{ Cause string } }
+	e.run(&acts, "autoscaling", "describe-scaling-activities", "--auto-scaling-group-name", "web")
+	found := false
+	for _, a := range acts.Activities {
+		found = found || strings.Contains(a.Cause, "instances were launched to balance instances in zones us-east-1b")
+	}
+	if !found {
+		t.Errorf("describe-scaling-activities shows no AZRebalance launch: %+v", acts.Activities)
+	}
+}
