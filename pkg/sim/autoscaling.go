@@ -832,6 +832,7 @@ func (r *Region) asgTerminateMember(g *ASG, m *ASGMember, cause string) *Activit
 		r.asgTerminateHooks(g, m)
 		return act
 	}
+	act.Status = ActivityWaitingForELBConnectionDraining
 	id, name := m.InstanceID, g.Name
 	r.after(delay, func() {
 		cur := r.asgs[name]
@@ -839,6 +840,7 @@ func (r *Region) asgTerminateMember(g *ASG, m *ASGMember, cause string) *Activit
 			return
 		}
 		if m, ok := cur.Member(id); ok && m.LifecycleState == LifecycleTerminating && r.asgExtraOf(cur).leaving[id] == leaveDraining {
+			act.Status = ActivityInProgress
 			r.asgTerminateHooks(cur, m)
 		}
 	})

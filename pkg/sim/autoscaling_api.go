@@ -457,6 +457,12 @@ func (r *Region) asDeleteAutoScalingGroup(c *call) *APIError {
 			if m.LifecycleState == LifecycleDetaching {
 				continue
 			}
+			// A force delete does not wait for lifecycle hooks or draining.
+			if x := r.asgExtraOf(g); strings.HasPrefix(m.LifecycleState, LifecycleTerminating) && x.leaving[m.InstanceID] != leaveFinal {
+				r.asgDropActions(g, m.InstanceID)
+				r.asgTerminateFinal(g, m)
+				continue
+			}
 			r.asgTerminateMember(g, m, cause)
 		}
 	}

@@ -39,9 +39,12 @@ const (
 	LifecycleAbandon  = "ABANDON"
 )
 
-// ActivityMidLifecycleAction is the status of a scaling activity whose instance waits on a
-// lifecycle hook.
-const ActivityMidLifecycleAction = "MidLifecycleAction"
+// Status codes of scaling activities that wait: on a lifecycle hook, and on load balancers
+// draining a leaving instance.
+const (
+	ActivityMidLifecycleAction              = "MidLifecycleAction"
+	ActivityWaitingForELBConnectionDraining = "WaitingForELBConnectionDraining"
+)
 
 // Lifecycle hook limits and defaults (Amazon EC2 Auto Scaling API reference, PutLifecycleHook).
 const (
@@ -380,6 +383,9 @@ func (r *Region) asgTerminateHooks(g *ASG, m *ASGMember) {
 func (r *Region) asgTerminateFinal(g *ASG, m *ASGMember) {
 	x := r.asgExtraOf(g)
 	x.leaving[m.InstanceID] = leaveFinal
+	if m.LifecycleState == LifecycleTerminatingWait {
+		m.LifecycleState = LifecycleTerminatingProceed
+	}
 	if act := x.open[m.InstanceID]; act != nil && act.Status == ActivityMidLifecycleAction {
 		act.Status = ActivityInProgress
 	}

@@ -303,3 +303,34 @@ func defaultSubnet(t *testing.T, env *simtest.Env, az string) string {
 	}
 	return id
 }
+
+// A force delete skips the terminate hooks, even of a member already waiting on one.
+func TestLifecycleHooksSkippedByForceDelete(t *testing.T) {
+	env, c := asgEnv(t)
+	ctx := context.Background()
+	hookGroup(t, env, c, "web", 2, types.LifecycleHookSpecification{LifecycleHookName: aws.String("down"),
+		LifecycleTransition: aws.String(sim.TransitionTerminating)})
+	g := waitGroup(t, env, c, "web", "InService", inService(2))
+	id := aws.ToString(g.Instances[0].InstanceId)
+	if _, err := c.TerminateInstanceInAutoScalingGroup(ctx, &autoscaling.TerminateInstanceInAutoScalingGroupInput{InstanceId: aws.String(id),
+		ShouldDecrementDesiredCapacity: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := findMember(describeGroup(t, c, "web"), id); st != "Terminating:Wait" {
+		t.Fatalf("member %s is %q, want Terminating:Wait", id, st)
+	}
+	if _, err := c.DeleteAutoScalingGroup(ctx, &autoscaling.DeleteAutoScalingGroupInput{AutoScalingGroupName: aws.String("web"), ForceDelete: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10; i++ {
+		env.Region().Advance(time.Second)
+	}
+	if _, ok := env.Region().Group("web"); ok {
+		t.Errorf("group still exists 10 s after a force delete")
+	}
+	for _, in := range g.Instances {
+		if got, _ := env.Region().Instance(aws.ToString(in.InstanceId)); got.State != sim.StateTerminated {
+			t.Errorf("instance %s is %s, want terminated", got.ID, got.State)
+		}
+	}
+}

@@ -126,6 +126,13 @@ func TestTargetGroupDeregistrationDelayKeepsMembersDetachingAndTerminating(t *te
 		ShouldDecrementDesiredCapacity: aws.Bool(true)}); err != nil {
 		t.Fatal(err)
 	}
+	acts, err := c.DescribeScalingActivities(ctx, &autoscaling.DescribeScalingActivitiesInput{AutoScalingGroupName: aws.String("web"), MaxRecords: aws.Int32(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(acts.Activities) != 1 || acts.Activities[0].StatusCode != types.ScalingActivityStatusCodeWaitingForELBConnectionDraining {
+		t.Errorf("termination activity = %+v, want WaitingForELBConnectionDraining", acts.Activities)
+	}
 	env.Region().Advance(299 * time.Second)
 	if st, _ := findMember(describeGroup(t, c, "web"), b); st != "Terminating" {
 		t.Fatalf("299 s after TerminateInstanceInAutoScalingGroup: %q, want Terminating", st)
