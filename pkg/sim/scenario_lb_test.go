@@ -96,3 +96,26 @@ groups:
 		t.Errorf("bad transition: err = %v", err)
 	}
 }
+
+func TestScenarioAutoScalingBehaviors(t *testing.T) {
+	s, err := ParseScenario([]byte(`
+region: us-east-1
+behaviors: {base: kind, autoscaling: {attachVisibility: 3s, azRebalance: true}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := s.Options().Behaviors
+	if b == nil || b.AutoScaling.AttachVisibility != 3*time.Second || !b.AutoScaling.AZRebalance {
+		t.Fatalf("behaviors = %+v", b)
+	}
+	if aws := AWSBehaviors().AutoScaling; aws.AttachVisibility != 5*time.Second || !aws.AZRebalance {
+		t.Errorf("AWSBehaviors().AutoScaling = %+v, want every switch on", aws)
+	}
+	if kind := KindBehaviors().AutoScaling; kind.AttachVisibility != 0 || kind.AZRebalance {
+		t.Errorf("KindBehaviors().AutoScaling = %+v, want every switch off", kind)
+	}
+	if _, err := (ScenarioBehaviors{AutoScaling: map[string]any{"azRebalancing": true}}).Resolve(); err == nil || !strings.Contains(err.Error(), "azRebalancing") {
+		t.Errorf("unknown autoscaling behaviour: err = %v, want it named", err)
+	}
+}
