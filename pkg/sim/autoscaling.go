@@ -290,18 +290,24 @@ func (r *Region) createGroup(spec GroupSpec) *APIError {
 	if err := r.lbCheckSpec(spec.TargetGroupARNs, spec.LoadBalancerNames); err != nil {
 		return err
 	}
-	hooks := &ASG{Name: spec.Name}
+	if len(spec.LifecycleHooks) > hookMaxPerGroup {
+		return errf("LimitExceeded", "Maximum number of lifecycle hooks (%d) for AutoScalingGroup %s has been reached.", hookMaxPerGroup, spec.Name)
+	}
+	seenHook := map[string]bool{}
 	for _, h := range spec.LifecycleHooks {
-		if err := r.asgPutHook(hooks, h, false); err != nil {
-			delete(r.asg().groups, spec.Name)
+		if _, err := asgCheckHook(h); err != nil {
 			return err
 		}
+		if seenHook[h.Name] {
+			return errf(CodeValidationError, "Lifecycle hook %s is specified twice.", h.Name)
+		}
+		seenHook[h.Name] = true
 	}
-	hookList := r.asgExtraOf(hooks).hooks
-	delete(r.asg().groups, spec.Name)
 	r.asgs[g.Name] = g
 	x := r.asgExtraOf(g)
-	x.hooks = hookList
+	for _, h := range spec.LifecycleHooks {
+		_ = r.asgPutHook(g, h, false) // checked above
+	}
 	x.lb.names = append([]string(nil), spec.LoadBalancerNames...)
 	x.newProtected = spec.NewInstancesProtectedFromScaleIn
 	x.maxLifetime = spec.MaxInstanceLifetime

@@ -100,7 +100,7 @@ const (
 	leaveFinal               // the instance is being terminated; the member goes when it is
 )
 
-// asgHooks returns the group's hooks for a transition, ordered by name.
+// hooksFor returns the group's hooks for a transition, ordered by name.
 func (x *asgExtra) hooksFor(transition string) []*LifecycleHook {
 	var out []*LifecycleHook
 	for _, h := range x.hooks {
@@ -114,12 +114,6 @@ func (x *asgExtra) hooksFor(transition string) []*LifecycleHook {
 // asgPutHook validates a hook and adds or replaces it; on update, unset fields keep their values.
 func (r *Region) asgPutHook(g *ASG, h LifecycleHook, update bool) *APIError {
 	x := r.asgExtraOf(g)
-	if h.Name == "" {
-		return nullMember(CodeValidationError, "lifecycleHookName")
-	}
-	if !hookNamePattern.MatchString(h.Name) {
-		return errf(CodeValidationError, "1 validation error detected: Value '%s' at 'lifecycleHookName' failed to satisfy constraint: Member must satisfy regular expression pattern: [A-Za-z0-9\\-_\\/]+", h.Name)
-	}
 	var cur *LifecycleHook
 	for _, o := range x.hooks {
 		if o.Name == h.Name {
@@ -146,26 +140,9 @@ func (r *Region) asgPutHook(g *ASG, h LifecycleHook, update bool) *APIError {
 			h.NotificationMetadata = cur.NotificationMetadata
 		}
 	}
-	if h.Transition == "" {
-		return errf(CodeValidationError, "Lifecycle Transition must be specified when creating a lifecycle hook %s.", h.Name)
-	}
-	if h.Transition != TransitionLaunching && h.Transition != TransitionTerminating {
-		return errf(CodeValidationError, "Invalid Lifecycle Transition %s: valid values are %s and %s.", h.Transition, TransitionLaunching, TransitionTerminating)
-	}
-	if h.HeartbeatTimeout == 0 {
-		h.HeartbeatTimeout = hookDefaultHeartbeat
-	}
-	if h.HeartbeatTimeout < hookMinHeartbeat || h.HeartbeatTimeout > hookMaxHeartbeat {
-		return errf(CodeValidationError, "Heartbeat timeout %d is invalid: it must be between %d and %d seconds.", h.HeartbeatTimeout, hookMinHeartbeat, hookMaxHeartbeat)
-	}
-	if h.DefaultResult == "" {
-		h.DefaultResult = LifecycleAbandon
-	}
-	if h.DefaultResult != LifecycleContinue && h.DefaultResult != LifecycleAbandon {
-		return errf(CodeValidationError, "Invalid DefaultResult %s: valid values are CONTINUE and ABANDON.", h.DefaultResult)
-	}
-	if len(h.NotificationMetadata) > 1023 {
-		return errf(CodeValidationError, "1 validation error detected: Value at 'notificationMetadata' failed to satisfy constraint: Member must have length less than or equal to 1023")
+	h, err := asgCheckHook(h)
+	if err != nil {
+		return err
 	}
 	if cur != nil {
 		*cur = h
@@ -183,8 +160,40 @@ func (r *Region) asgPutHook(g *ASG, h LifecycleHook, update bool) *APIError {
 	return nil
 }
 
-// asgDeleteHook removes a hook; its active actions end with the hook's default result, as they
-// would have at the timeout.
+// asgCheckHook validates a hook and fills in AWS's defaults.
+func asgCheckHook(h LifecycleHook) (LifecycleHook, *APIError) {
+	if h.Name == "" {
+		return h, nullMember(CodeValidationError, "lifecycleHookName")
+	}
+	if !hookNamePattern.MatchString(h.Name) {
+		return h, errf(CodeValidationError, "1 validation error detected: Value '%s' at 'lifecycleHookName' failed to satisfy constraint: Member must satisfy regular expression pattern: [A-Za-z0-9\\-_\\/]+", h.Name)
+	}
+	if h.Transition == "" {
+		return h, errf(CodeValidationError, "Lifecycle Transition must be specified when creating a lifecycle hook %s.", h.Name)
+	}
+	if h.Transition != TransitionLaunching && h.Transition != TransitionTerminating {
+		return h, errf(CodeValidationError, "Invalid Lifecycle Transition %s: valid values are %s and %s.", h.Transition, TransitionLaunching, TransitionTerminating)
+	}
+	if h.HeartbeatTimeout == 0 {
+		h.HeartbeatTimeout = hookDefaultHeartbeat
+	}
+	if h.HeartbeatTimeout < hookMinHeartbeat || h.HeartbeatTimeout > hookMaxHeartbeat {
+		return h, errf(CodeValidationError, "Heartbeat timeout %d is invalid: it must be between %d and %d seconds.", h.HeartbeatTimeout, hookMinHeartbeat, hookMaxHeartbeat)
+	}
+	if h.DefaultResult == "" {
+		h.DefaultResult = LifecycleAbandon
+	}
+	if h.DefaultResult != LifecycleContinue && h.DefaultResult != LifecycleAbandon {
+		return h, errf(CodeValidationError, "Invalid DefaultResult %s: valid values are CONTINUE and ABANDON.", h.DefaultResult)
+	}
+	if len(h.NotificationMetadata) > 1023 {
+		return h, errf(CodeValidationError, "1 validation error detected: Value at 'notificationMetadata' failed to satisfy constraint: Member must have length less than or equal to 1023")
+	}
+	return h, nil
+}
+
+// asgDeleteHook removes a hook; its outstanding actions are completed first, as DeleteLifecycleHook
+// does: ABANDON for launching instances, CONTINUE for terminating ones.
 func (r *Region) asgDeleteHook(g *ASG, name string) *APIError {
 	x := r.asgExtraOf(g)
 	for i, h := range x.hooks {
@@ -194,7 +203,11 @@ func (r *Region) asgDeleteHook(g *ASG, name string) *APIError {
 		x.hooks = append(x.hooks[:i:i], x.hooks[i+1:]...)
 		for _, a := range append([]*lifecycleAction(nil), x.actions...) {
 			if a.hook == name && a.result == "" {
-				r.asgCompleteAction(g, a, h.DefaultResult)
+				result := LifecycleContinue
+				if a.transition == TransitionLaunching {
+					result = LifecycleAbandon
+				}
+				r.asgCompleteAction(g, a, result)
 			}
 		}
 		return nil

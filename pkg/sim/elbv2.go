@@ -356,11 +356,6 @@ func (r *Region) tgDelete(c *call) *APIError {
 	if err != nil {
 		return err
 	}
-	for _, g := range r.asgs {
-		if asAnyOf(g.TargetGroupARNs, tg.arn) {
-			return errf("ResourceInUse", "Target group '%s' is currently in use by a listener or a rule", tg.arn)
-		}
-	}
 	delete(r.elb().tgs, tg.arn)
 	c.writeQuery(struct{}{})
 	return nil
