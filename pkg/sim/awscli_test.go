@@ -275,7 +275,7 @@ func TestAWSCLILifecycleHooks(t *testing.T) {
 	e.run(nil, "autoscaling", "create-auto-scaling-group", "--auto-scaling-group-name", "web",
 		"--launch-template", "LaunchTemplateName=web", "--min-size", "0", "--max-size", "2", "--desired-capacity", "1",
 		"--availability-zones", "us-east-1a", "--lifecycle-hook-specification-list",
-		"LifecycleHookName=warm,LifecycleTransition=autoscaling:EC2_INSTANCE_LAUNCHING,HeartbeatTimeout=60,DefaultResult=CONTINUE")
+		"LifecycleHookName=warm,LifecycleTransition=autoscaling:EC2_INSTANCE_LAUNCHING,HeartbeatTimeout=900,DefaultResult=CONTINUE")
 	var hooks struct {
 		LifecycleHooks []struct {
 			LifecycleHookName, LifecycleTransition, DefaultResult string
@@ -283,8 +283,10 @@ func TestAWSCLILifecycleHooks(t *testing.T) {
 		}
 	}
 	e.run(&hooks, "autoscaling", "describe-lifecycle-hooks", "--auto-scaling-group-name", "web")
-	if len(hooks.LifecycleHooks) != 1 || hooks.LifecycleHooks[0].LifecycleHookName != "warm" || hooks.LifecycleHooks[0].HeartbeatTimeout != 60 ||
-		hooks.LifecycleHooks[0].GlobalTimeout != 6000 || hooks.LifecycleHooks[0].DefaultResult != "CONTINUE" {
+	// The clock also runs in real time and each aws call takes seconds: the heartbeat timeout is
+	// long enough that no hook times out between the calls.
+	if len(hooks.LifecycleHooks) != 1 || hooks.LifecycleHooks[0].LifecycleHookName != "warm" || hooks.LifecycleHooks[0].HeartbeatTimeout != 900 ||
+		hooks.LifecycleHooks[0].GlobalTimeout != 90000 || hooks.LifecycleHooks[0].DefaultResult != "CONTINUE" {
 		t.Errorf("describe-lifecycle-hooks = %+v", hooks)
 	}
 	id := e.waitMember("web", sim.LifecyclePendingWait)
@@ -380,9 +382,13 @@ func TestAWSCLILoadBalancerDraining(t *testing.T) {
 	}
 	// The simulated clock also runs in real time, and each aws call takes seconds: stay well
 	// inside the 300 s delay.
-	e.Region().Advance(240 * time.Second)
+	e.Region().Advance(200 * time.Second)
 	if st := e.memberState("web", id); st != "Detaching" {
-		t.Errorf("4 minutes after detach-instances: %q, want Detaching (the target group's 300 s delay)", st)
+		t.Errorf("over 200 s after detach-instances: %q, want Detaching (the target group's 300 s delay)", st)
+	}
+	e.Region().Advance(100 * time.Second)
+	if st := e.memberState("web", id); st != "" {
+		t.Errorf("over 300 s after detach-instances: %q, want the instance gone from the group", st)
 	}
 }
 
