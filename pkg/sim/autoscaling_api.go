@@ -949,12 +949,16 @@ func (r *Region) asDetachInstances(c *call) *APIError {
 		act := r.asgActivity(g, "Detaching EC2 instance: "+m.InstanceID, cause, ActivityInProgress)
 		act.Progress = 50
 		x.open[m.InstanceID] = act
-		acts = append(acts, r.asRenderActivity(g, act))
 		if in := r.instances[m.InstanceID]; in != nil {
 			in.TargetLifecycleState = "Detached"
 		}
 		id, name := m.InstanceID, g.Name
-		r.after(max(r.lat.Detach, r.lbDeregisterMember(g, m.InstanceID)), func() {
+		drain := r.lbDeregisterMember(g, m.InstanceID)
+		if drain > 0 {
+			act.Status = ActivityWaitingForELBConnectionDraining
+		}
+		acts = append(acts, r.asRenderActivity(g, act))
+		r.after(max(r.lat.Detach, drain), func() {
 			cur := r.asgs[name]
 			if cur == nil {
 				return

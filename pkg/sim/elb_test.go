@@ -102,9 +102,13 @@ func TestTargetGroupDeregistrationDelayKeepsMembersDetachingAndTerminating(t *te
 	}
 
 	// Detach: the member stays Detaching while its target drains.
-	if _, err := c.DetachInstances(ctx, &autoscaling.DetachInstancesInput{AutoScalingGroupName: aws.String("web"), InstanceIds: []string{a},
-		ShouldDecrementDesiredCapacity: aws.Bool(true)}); err != nil {
+	det, err := c.DetachInstances(ctx, &autoscaling.DetachInstancesInput{AutoScalingGroupName: aws.String("web"), InstanceIds: []string{a},
+		ShouldDecrementDesiredCapacity: aws.Bool(true)})
+	if err != nil {
 		t.Fatal(err)
+	}
+	if len(det.Activities) != 1 || det.Activities[0].StatusCode != types.ScalingActivityStatusCodeWaitingForELBConnectionDraining {
+		t.Errorf("DetachInstances activities = %+v, want one WaitingForELBConnectionDraining", det.Activities)
 	}
 	if h := targetHealth(t, lbc, tg, a); h.State != elbv2types.TargetHealthStateEnumDraining || string(h.Reason) != "Target.DeregistrationInProgress" {
 		t.Errorf("detaching member's target health = %s/%s, want draining/Target.DeregistrationInProgress", h.State, string(h.Reason))

@@ -119,3 +119,21 @@ behaviors: {base: kind, autoscaling: {attachVisibility: 3s, azRebalance: true}}
 		t.Errorf("unknown autoscaling behaviour: err = %v, want it named", err)
 	}
 }
+
+func TestControlAutoScalingBehaviors(t *testing.T) {
+	srv := startControl(t, Options{})
+	var out map[string]any
+	if code := control(t, srv, "PUT", "/_sim/behaviors", `{"autoscaling":{"attachVisibility":3000000000,"azRebalance":true}}`, &out); code != 200 {
+		t.Fatalf("PUT /_sim/behaviors: %d %v", code, out)
+	}
+	if b := srv.Region().Behaviors().AutoScaling; b.AttachVisibility != 3*time.Second || !b.AZRebalance {
+		t.Errorf("behaviors after PUT = %+v", b)
+	}
+	if code := control(t, srv, "GET", "/_sim/behaviors", "", &out); code != 200 {
+		t.Fatalf("GET /_sim/behaviors: %d", code)
+	}
+	as, _ := out["autoscaling"].(map[string]any)
+	if as["azRebalance"] != true || as["attachVisibility"] != float64(3*time.Second) {
+		t.Errorf("GET /_sim/behaviors autoscaling = %v", as)
+	}
+}
