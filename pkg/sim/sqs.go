@@ -456,7 +456,7 @@ func serveSQS(r *Region, c *call) {
 	var err *APIError
 	r.Do(func() { out, err = h(r, c) })
 	if err != nil {
-		c.fail(err)
+		sqsFail(c, err)
 		return
 	}
 	sqsWrite(c, out)
@@ -1130,7 +1130,7 @@ func (r *Region) sqsReceiveMessage(c *call) {
 	}
 	r.mu.Unlock()
 	if err != nil {
-		c.fail(err)
+		sqsFail(c, err)
 		return
 	}
 	if in.WaitTimeSeconds != nil {
@@ -1142,7 +1142,7 @@ func (r *Region) sqsReceiveMessage(c *call) {
 		r.sched.runDue(r.clock.Now())
 		if q.gone {
 			r.mu.Unlock()
-			c.fail(sqsQueueMissing())
+			sqsFail(c, sqsQueueMissing())
 			return
 		}
 		msgs := r.sqsTake(q, in, int(limit))

@@ -236,3 +236,14 @@ func sqsWrite(c *call, out any) {
 	}
 	sqsWriteQuery(c, out)
 }
+
+// sqsFail writes an SQS error. The query protocol words a missing queue as the SQS query API
+// always has ("… for this wsdl version."); the JSON protocol does not.
+func sqsFail(c *call, err *APIError) {
+	if c.Protocol == protoQuery && err.Code == sqsNonExistentQueue {
+		e := *err
+		e.Message = strings.TrimSuffix(e.Message, ".") + " for this wsdl version."
+		err = &e
+	}
+	c.fail(err)
+}

@@ -191,6 +191,7 @@ func TestSQSQueryProtocol(t *testing.T) {
 		t.Fatal(err)
 	}
 	if status != http.StatusBadRequest || e.Type != "Sender" || e.Code != "AWS.SimpleQueueService.NonExistentQueue" ||
+		e.Message != "The specified queue does not exist for this wsdl version." ||
 		!strings.HasPrefix(string(body), "<?xml") || !strings.Contains(string(body), "<ErrorResponse") {
 		t.Errorf("GetQueueUrl of a missing queue: HTTP %d %s", status, body)
 	}
