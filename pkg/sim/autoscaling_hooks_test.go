@@ -334,3 +334,41 @@ func TestLifecycleHooksSkippedByForceDelete(t *testing.T) {
 		}
 	}
 }
+
+// The terminate lifecycle action reaches an EventBridge rule's queue as AWS's event.
+func TestLifecycleActionEventReachesRule(t *testing.T) {
+	e := startEvents(t)
+	ctx := context.Background()
+	url, arn := e.queue(t, "q", "")
+	ruleARN := e.rule(t, "hooks", `{"source":["aws.autoscaling"],"detail-type":["EC2 Instance-terminate Lifecycle Action"]}`, arn)
+	if _, err := e.sqs.SetQueueAttributes(ctx, &sqs.SetQueueAttributesInput{QueueUrl: aws.String(url),
+		Attributes: map[string]string{"Policy": eventsPolicy(arn, ruleARN)}}); err != nil {
+		t.Fatal(err)
+	}
+	c := autoscaling.NewFromConfig(e.Config, func(o *autoscaling.Options) { o.RetryMaxAttempts = 1 })
+	hookGroup(t, e.Env, c, "web", 1, types.LifecycleHookSpecification{LifecycleHookName: aws.String("down"),
+		LifecycleTransition: aws.String(sim.TransitionTerminating), NotificationMetadata: aws.String("meta")})
+	g := waitGroup(t, e.Env, c, "web", "InService", inService(1))
+	id := aws.ToString(g.Instances[0].InstanceId)
+	if _, err := c.TerminateInstanceInAutoScalingGroup(ctx, &autoscaling.TerminateInstanceInAutoScalingGroupInput{InstanceId: aws.String(id),
+		ShouldDecrementDesiredCapacity: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	bodies := e.receive(t, url, 2)
+	if len(bodies) != 1 {
+		t.Fatalf("queue got %d messages, want the terminate lifecycle action; deliveries %+v", len(bodies), e.Region().EventDeliveries())
+	}
+	ev := decodeEnvelope(t, bodies[0])
+	grp, _ := e.Region().Group("web")
+	if ev.Source != "aws.autoscaling" || ev.DetailType != sim.DetailTerminateLifecycleAction || len(ev.Resources) != 1 || ev.Resources[0] != grp.ARN ||
+		ev.Detail["EC2InstanceId"] != id || ev.Detail["LifecycleHookName"] != "down" || ev.Detail["AutoScalingGroupName"] != "web" ||
+		ev.Detail["LifecycleTransition"] != sim.TransitionTerminating || ev.Detail["NotificationMetadata"] != "meta" || ev.Detail["LifecycleActionToken"] == "" {
+		t.Errorf("event = %+v", ev)
+	}
+	// Its token completes the action.
+	if _, err := c.CompleteLifecycleAction(ctx, &autoscaling.CompleteLifecycleActionInput{AutoScalingGroupName: aws.String("web"),
+		LifecycleHookName: aws.String("down"), LifecycleActionToken: aws.String(ev.Detail["LifecycleActionToken"].(string)),
+		LifecycleActionResult: aws.String("CONTINUE")}); err != nil {
+		t.Fatal(err)
+	}
+}
