@@ -108,6 +108,10 @@ type GroupSpec struct {
 	TerminationPolicies              []string
 	// MaxInstanceLifetime (seconds) is shown by DescribeAutoScalingGroups but not enforced.
 	MaxInstanceLifetime int32
+	// LifecycleHooks are created with the group (LifecycleHookSpecificationList).
+	LifecycleHooks []LifecycleHook
+	// LoadBalancerNames are Classic Load Balancers the group registers its members with.
+	LoadBalancerNames []string
 }
 
 // asgLaunchFailedHooks run, with the lock held, after a launch of a group failed and was recorded
@@ -133,7 +137,13 @@ type asgExtra struct {
 	retryAt       time.Time // no launch before this time after a failed launch
 	newProtected  bool
 	maxLifetime   int32
-	launchVersion map[string]int64 // instance id → launch template version number it was launched with
+	launchVersion map[string]int64   // instance id → launch template version number it was launched with
+	hooks         []*LifecycleHook   // by name
+	actions       []*lifecycleAction // lifecycle actions not yet completed
+	leaving       map[string]int     // terminating member → leaveDraining, leaveHooks or leaveFinal
+	lb            asgLoadBalancing
+	hidden        map[string]time.Time // attached instance → when Auto Scaling's describes list it
+	azMoves       map[string]bool      // old member being replaced by AZRebalance
 }
 
 func setupAutoScaling(r *Region) {
@@ -149,7 +159,7 @@ func (r *Region) asgExtraOf(g *ASG) *asgExtra {
 	x := st.groups[g.Name]
 	if x == nil {
 		x = &asgExtra{suspendedAt: map[string]time.Time{}, open: map[string]*Activity{}, replacing: map[string]string{},
-			launchVersion: map[string]int64{}}
+			launchVersion: map[string]int64{}, leaving: map[string]int{}, hidden: map[string]time.Time{}, azMoves: map[string]bool{}}
 		st.groups[g.Name] = x
 	}
 	return x
@@ -277,8 +287,28 @@ func (r *Region) createGroup(spec GroupSpec) *APIError {
 	for _, t := range spec.Tags {
 		g.Tags = asgPutTag(g.Tags, t)
 	}
+	if err := r.lbCheckSpec(spec.TargetGroupARNs, spec.LoadBalancerNames); err != nil {
+		return err
+	}
+	if len(spec.LifecycleHooks) > hookMaxPerGroup {
+		return errf("LimitExceeded", "Maximum number of lifecycle hooks (%d) for AutoScalingGroup %s has been reached.", hookMaxPerGroup, spec.Name)
+	}
+	seenHook := map[string]bool{}
+	for _, h := range spec.LifecycleHooks {
+		if _, err := asgCheckHook(h); err != nil {
+			return err
+		}
+		if seenHook[h.Name] {
+			return errf(CodeValidationError, "Lifecycle hook %s is specified twice.", h.Name)
+		}
+		seenHook[h.Name] = true
+	}
 	r.asgs[g.Name] = g
 	x := r.asgExtraOf(g)
+	for _, h := range spec.LifecycleHooks {
+		_ = r.asgPutHook(g, h, false) // checked above
+	}
+	x.lb.names = append([]string(nil), spec.LoadBalancerNames...)
 	x.newProtected = spec.NewInstancesProtectedFromScaleIn
 	x.maxLifetime = spec.MaxInstanceLifetime
 	if spec.Mixed != nil {
@@ -455,7 +485,9 @@ func (r *Region) asgSubnetsIn(g *ASG, az string) []*Subnet {
 
 // asgCounted reports whether a member counts toward the group's capacity.
 func (r *Region) asgCounted(g *ASG, m *ASGMember) bool {
-	if m.LifecycleState != LifecyclePending && m.LifecycleState != LifecycleInService {
+	switch m.LifecycleState {
+	case LifecyclePending, LifecyclePendingWait, LifecyclePendingProceed, LifecycleInService:
+	default:
 		return false
 	}
 	_, replaced := r.asgExtraOf(g).replacing[m.InstanceID]
@@ -496,6 +528,7 @@ func (r *Region) asgReconcile(g *ASG, periodic bool) {
 	}
 	if n == g.Desired {
 		x.cause = ""
+		r.asgAZRebalance(g)
 	}
 }
 
@@ -508,7 +541,7 @@ func (r *Region) asgHealthCheck(g *ASG) {
 		}
 		in := r.instances[m.InstanceID]
 		if in != nil && in.State == StateRunning && m.LifecycleState == LifecyclePending && !r.asgAttaching(g, m.InstanceID) {
-			r.asgInService(g, m)
+			r.asgLaunchReady(g, m)
 		}
 		if !g.Suspended["HealthCheck"] && (in == nil || (in.State != StatePending && in.State != StateRunning)) {
 			m.HealthStatus = HealthUnhealthy
@@ -781,23 +814,42 @@ func (r *Region) asgLaunchTime(m *ASGMember) time.Time {
 
 // asgTerminateMember takes a member out of service and terminates its instance; the member
 // leaves the group when the instance is terminated.
+//
+// On the way out the member is deregistered from the group's load balancers and stays in
+// Terminating for their deregistration delay, then waits on the group's terminate lifecycle hooks
+// (Terminating:Wait), and only then is its instance terminated. A force delete skips both.
 func (r *Region) asgTerminateMember(g *ASG, m *ASGMember, cause string) *Activity {
 	x := r.asgExtraOf(g)
-	if m.LifecycleState == LifecycleTerminating {
+	if strings.HasPrefix(m.LifecycleState, LifecycleTerminating) {
 		return x.open[m.InstanceID]
 	}
 	r.asgCloseActivity(g, m.InstanceID, ActivityCancelled)
+	r.asgDropActions(g, m.InstanceID)
 	m.LifecycleState = LifecycleTerminating
 	act := r.asgActivity(g, "Terminating EC2 instance: "+m.InstanceID, cause, ActivityInProgress)
 	act.Progress = 50
 	x.open[m.InstanceID] = act
-	in := r.instances[m.InstanceID]
-	if in == nil || in.State == StateTerminated {
-		r.asgRemoveMember(g, m.InstanceID)
+	if in := r.instances[m.InstanceID]; in != nil && in.State != StateTerminated {
+		in.TargetLifecycleState = "Terminated"
+	}
+	x.leaving[m.InstanceID] = leaveDraining
+	delay := r.lbDeregisterMember(g, m.InstanceID)
+	if delay <= 0 || g.Status == asgDeleting {
+		r.asgTerminateHooks(g, m)
 		return act
 	}
-	in.TargetLifecycleState = "Terminated"
-	r.terminate(in, "")
+	act.Status = ActivityWaitingForELBConnectionDraining
+	id, name := m.InstanceID, g.Name
+	r.after(delay, func() {
+		cur := r.asgs[name]
+		if cur == nil {
+			return
+		}
+		if m, ok := cur.Member(id); ok && m.LifecycleState == LifecycleTerminating && r.asgExtraOf(cur).leaving[id] == leaveDraining {
+			act.Status = ActivityInProgress
+			r.asgTerminateHooks(cur, m)
+		}
+	})
 	return act
 }
 
@@ -812,6 +864,10 @@ func (r *Region) asgRemoveMember(g *ASG, id string) {
 	}
 	delete(r.asg().byInstance, id)
 	delete(x.launchVersion, id)
+	delete(x.leaving, id)
+	delete(x.hidden, id)
+	delete(x.azMoves, id)
+	r.asgDropActions(g, id)
 	for old, repl := range x.replacing {
 		if old == id || repl == id {
 			delete(x.replacing, old)
@@ -843,6 +899,7 @@ func (r *Region) asgInService(g *ASG, m *ASGMember) {
 	if in := r.instances[m.InstanceID]; in != nil {
 		in.TargetLifecycleState = "InService"
 	}
+	r.lbRegisterMember(g, m.InstanceID)
 	r.asgCloseActivity(g, m.InstanceID, ActivitySuccessful)
 	x := r.asgExtraOf(g)
 	for old, repl := range x.replacing {
@@ -850,8 +907,7 @@ func (r *Region) asgInService(g *ASG, m *ASGMember) {
 			continue
 		}
 		if om, ok := g.Member(old); ok {
-			cause := fmt.Sprintf("At %s an instance was taken out of service in response to an EC2 instance rebalance recommendation. Its replacement %s is in service.", asgCauseTime(r.now()), m.InstanceID)
-			r.asgTerminateMember(g, om, cause)
+			r.asgTerminateMember(g, om, r.asgReplacedCause(g, old, m.InstanceID))
 		}
 	}
 }
@@ -868,15 +924,16 @@ func (r *Region) asgInstanceChanged(in *Instance) {
 	switch in.State {
 	case StateRunning:
 		if m.LifecycleState == LifecyclePending && !r.asgAttaching(g, in.ID) {
-			r.asgInService(g, m)
+			r.asgLaunchReady(g, m)
 		}
 	case StateShuttingDown, StateTerminated, StateStopping, StateStopped:
 		switch m.LifecycleState {
-		case LifecycleTerminating:
-			if in.State == StateTerminated {
+		case LifecycleTerminating, LifecycleTerminatingProceed:
+			// A member still draining from its load balancers stays until the delay has passed.
+			if st := r.asgExtraOf(g).leaving[in.ID]; in.State == StateTerminated && (st == 0 || st == leaveFinal) {
 				r.asgRemoveMember(g, in.ID)
 			}
-		case LifecycleDetaching:
+		case LifecycleTerminatingWait, LifecycleDetaching:
 		default:
 			if !g.Suspended["HealthCheck"] {
 				m.HealthStatus = HealthUnhealthy

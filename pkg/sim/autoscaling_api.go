@@ -28,6 +28,17 @@ var asgActions = map[string]func(r *Region, c *call) *APIError{
 	"SetInstanceProtection":               (*Region).asSetInstanceProtection,
 	"SetInstanceHealth":                   (*Region).asSetInstanceHealth,
 	"DescribeLifecycleHooks":              (*Region).asDescribeLifecycleHooks,
+	"DescribeLifecycleHookTypes":          (*Region).asDescribeLifecycleHookTypes,
+	"PutLifecycleHook":                    (*Region).asPutLifecycleHook,
+	"DeleteLifecycleHook":                 (*Region).asDeleteLifecycleHook,
+	"CompleteLifecycleAction":             (*Region).asCompleteLifecycleAction,
+	"RecordLifecycleActionHeartbeat":      (*Region).asRecordLifecycleActionHeartbeat,
+	"AttachLoadBalancerTargetGroups":      (*Region).asAttachLoadBalancerTargetGroups,
+	"DetachLoadBalancerTargetGroups":      (*Region).asDetachLoadBalancerTargetGroups,
+	"DescribeLoadBalancerTargetGroups":    (*Region).asDescribeLoadBalancerTargetGroups,
+	"AttachLoadBalancers":                 (*Region).asAttachLoadBalancers,
+	"DetachLoadBalancers":                 (*Region).asDetachLoadBalancers,
+	"DescribeLoadBalancers":               (*Region).asDescribeLoadBalancers,
 }
 
 func serveAutoScaling(r *Region, c *call) {
@@ -286,6 +297,10 @@ func (r *Region) asCreateAutoScalingGroup(c *call) *APIError {
 	spec.CapacityRebalance, _, _ = p.Bool("CapacityRebalance")
 	spec.NewInstancesProtectedFromScaleIn, _, _ = p.Bool("NewInstancesProtectedFromScaleIn")
 	spec.TerminationPolicies = p.List("TerminationPolicies.member")
+	spec.LoadBalancerNames = p.List("LoadBalancerNames.member")
+	if spec.LifecycleHooks, err = asHookSpecsParam(p); err != nil {
+		return err
+	}
 	if spec.MaxInstanceLifetime, _, err = asInt32(p, "MaxInstanceLifetime"); err != nil {
 		return err
 	}
@@ -442,6 +457,12 @@ func (r *Region) asDeleteAutoScalingGroup(c *call) *APIError {
 			if m.LifecycleState == LifecycleDetaching {
 				continue
 			}
+			// A force delete does not wait for lifecycle hooks or draining.
+			if x := r.asgExtraOf(g); strings.HasPrefix(m.LifecycleState, LifecycleTerminating) && x.leaving[m.InstanceID] != leaveFinal {
+				r.asgDropActions(g, m.InstanceID)
+				r.asgTerminateFinal(g, m)
+				continue
+			}
 			r.asgTerminateMember(g, m, cause)
 		}
 	}
@@ -500,7 +521,9 @@ func (r *Region) asRender(g *ASG, withInstances bool) asGroup {
 	if withInstances {
 		list := asList[asInstance]{Items: []asInstance{}}
 		for _, m := range g.Members {
-			list.Items = append(list.Items, r.asRenderMember(m))
+			if !r.asgHidden(g, m.InstanceID) {
+				list.Items = append(list.Items, r.asRenderMember(m))
+			}
 		}
 		out.Instances = &list
 	}
@@ -521,6 +544,10 @@ func (r *Region) asRender(g *ASG, withInstances bool) asGroup {
 	}
 	for _, arn := range g.TargetGroupARNs {
 		out.TrafficSources.Items = append(out.TrafficSources.Items, asTrafficSrc{Identifier: arn, Type: "elbv2"})
+	}
+	out.LoadBalancerNames = asMembers(append([]string(nil), x.lb.names...))
+	for _, n := range x.lb.names {
+		out.TrafficSources.Items = append(out.TrafficSources.Items, asTrafficSrc{Identifier: n, Type: "elb"})
 	}
 	return out
 }
@@ -834,6 +861,7 @@ func (r *Region) asAttachInstances(c *call) *APIError {
 		m := &ASGMember{InstanceID: in.ID, LifecycleState: LifecyclePending, HealthStatus: HealthHealthy, ProtectedFromSIn: x.newProtected}
 		g.Members = append(g.Members, m)
 		r.asg().byInstance[in.ID] = g.Name
+		r.asgHide(g, in.ID)
 		in.Tags[ASGGroupNameTag] = g.Name
 		if in.LaunchTemplate != nil {
 			if v, ok := parseInt64(in.LaunchTemplate.Version); ok {
@@ -921,12 +949,16 @@ func (r *Region) asDetachInstances(c *call) *APIError {
 		act := r.asgActivity(g, "Detaching EC2 instance: "+m.InstanceID, cause, ActivityInProgress)
 		act.Progress = 50
 		x.open[m.InstanceID] = act
-		acts = append(acts, r.asRenderActivity(g, act))
 		if in := r.instances[m.InstanceID]; in != nil {
 			in.TargetLifecycleState = "Detached"
 		}
 		id, name := m.InstanceID, g.Name
-		r.after(r.lat.Detach, func() {
+		drain := r.lbDeregisterMember(g, m.InstanceID)
+		if drain > 0 {
+			act.Status = ActivityWaitingForELBConnectionDraining
+		}
+		acts = append(acts, r.asRenderActivity(g, act))
+		r.after(max(r.lat.Detach, drain), func() {
 			cur := r.asgs[name]
 			if cur == nil {
 				return
@@ -1026,7 +1058,7 @@ func (r *Region) asDescribeAutoScalingInstances(c *call) *APIError {
 	var all []item
 	for _, g := range r.asgs {
 		for _, m := range g.Members {
-			if len(want) > 0 && !want[m.InstanceID] {
+			if len(want) > 0 && !want[m.InstanceID] || r.asgHidden(g, m.InstanceID) {
 				continue
 			}
 			it := item{AutoScalingGroupName: g.Name, asInstance: r.asRenderMember(m)}
@@ -1226,15 +1258,5 @@ func (r *Region) asSetInstanceHealth(c *call) *APIError {
 	}
 	m.HealthStatus = status
 	c.writeQuery(struct{}{})
-	return nil
-}
-
-func (r *Region) asDescribeLifecycleHooks(c *call) *APIError {
-	if _, err := r.asGroupByName(c.Form.Get("AutoScalingGroupName")); err != nil {
-		return err
-	}
-	c.writeQuery(struct {
-		LifecycleHooks asList[struct{}] `xml:"LifecycleHooks"`
-	}{})
 	return nil
 }

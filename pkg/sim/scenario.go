@@ -207,6 +207,10 @@ type ScenarioGroup struct {
 	Subnets           SubnetSelection             `yaml:"subnets"`
 	Tags              map[string]ScenarioGroupTag `yaml:"tags"`
 	CapacityRebalance bool                        `yaml:"capacityRebalance"`
+	// LifecycleHooks, TargetGroups and LoadBalancers: see autoscaling_hooks.go and elb.go.
+	LifecycleHooks []ScenarioLifecycleHook `yaml:"lifecycleHooks"`
+	TargetGroups   []ScenarioTargetGroup   `yaml:"targetGroups"`
+	LoadBalancers  []ScenarioLoadBalancer  `yaml:"loadBalancers"`
 }
 
 // SubnetSelection picks a group's subnets: "all" (the default) or a list of subnet names, ids
@@ -775,6 +779,9 @@ func (s *Scenario) apply(r *Region) error {
 		sort.Strings(keys)
 		for _, k := range keys {
 			spec.Tags = append(spec.Tags, ASGTag{Key: k, Value: g.Tags[k].Value, PropagateAtLaunch: g.Tags[k].Propagate})
+		}
+		if err := r.scenarioGroupExtras(g, &spec); err != nil {
+			return fmt.Errorf("group %s: %w", g.Name, err)
 		}
 		if err := r.CreateGroup(spec); err != nil {
 			return fmt.Errorf("group %s: %w", g.Name, err)

@@ -197,6 +197,10 @@ func (r *Region) serveAPI(w http.ResponseWriter, req *http.Request) {
 				scopeSvc = "autoscaling"
 			case "2010-08-01":
 				scopeSvc = "monitoring"
+			case sqsQueryVersion:
+				scopeSvc = "sqs"
+			case elbv2Version, elbv1Version:
+				scopeSvc = "elasticloadbalancing"
 			}
 		}
 		if scopeSvc == "ec2" {

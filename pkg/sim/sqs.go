@@ -428,9 +428,19 @@ var sqsActions = map[string]func(r *Region, c *call) (any, *APIError){
 }
 
 func serveSQS(r *Region, c *call) {
-	if c.Protocol != protoJSON {
+	switch c.Protocol {
+	case protoJSON:
+	case protoQuery:
+		// The query protocol's form becomes the JSON request (sqs_query.go).
+		body, err := sqsQueryToJSON(c.Action, c.Form)
+		if err != nil {
+			c.fail(err)
+			return
+		}
+		c.Body = body
+	default:
 		c.fail(&APIError{Status: http.StatusBadRequest, Code: CodeInvalidAction,
-			Message: "The simulated region serves SQS over the AWS JSON protocol only (X-Amz-Target: AmazonSQS.*)."})
+			Message: "The simulated region serves SQS over the AWS JSON and query protocols only."})
 		return
 	}
 	if c.Action == "ReceiveMessage" {
@@ -446,10 +456,10 @@ func serveSQS(r *Region, c *call) {
 	var err *APIError
 	r.Do(func() { out, err = h(r, c) })
 	if err != nil {
-		c.fail(err)
+		sqsFail(c, err)
 		return
 	}
-	c.writeJSON(out)
+	sqsWrite(c, out)
 }
 
 func sqsDecode(c *call, v any) *APIError {
@@ -1120,7 +1130,7 @@ func (r *Region) sqsReceiveMessage(c *call) {
 	}
 	r.mu.Unlock()
 	if err != nil {
-		c.fail(err)
+		sqsFail(c, err)
 		return
 	}
 	if in.WaitTimeSeconds != nil {
@@ -1132,7 +1142,7 @@ func (r *Region) sqsReceiveMessage(c *call) {
 		r.sched.runDue(r.clock.Now())
 		if q.gone {
 			r.mu.Unlock()
-			c.fail(sqsQueueMissing())
+			sqsFail(c, sqsQueueMissing())
 			return
 		}
 		msgs := r.sqsTake(q, in, int(limit))
@@ -1140,7 +1150,7 @@ func (r *Region) sqsReceiveMessage(c *call) {
 		r.mu.Unlock()
 		left := time.Until(deadline)
 		if len(msgs) > 0 || left <= 0 {
-			c.writeJSON(struct {
+			sqsWrite(c, struct {
 				Messages []sqsReceived `json:",omitempty"`
 			}{msgs})
 			return
@@ -1151,7 +1161,7 @@ func (r *Region) sqsReceiveMessage(c *call) {
 		case <-t.C:
 		case <-c.req.Context().Done():
 			t.Stop()
-			c.writeJSON(struct{}{})
+			sqsWrite(c, struct{}{})
 			return
 		}
 		t.Stop()
