@@ -11,6 +11,7 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/spotmax/spotmax/pkg/groupconfig"
+	"github.com/spotmax/spotmax/pkg/sim"
 	"github.com/spotmax/spotmax/pkg/sim/simtest"
 )
 
@@ -62,9 +63,21 @@ func TestRunOnceActsOnRelayedNotice(t *testing.T) {
 	if res.code != 0 || !strings.Contains(res.errOut, "1 succeeded") {
 		t.Fatalf("exit %d, stderr:\n%s", res.code, res.errOut)
 	}
-	g, _ := r.Group("web")
+	// A member the group launched for the lost instance is being terminated; let it go.
+	var g sim.ASG
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		r.Advance(10 * time.Second)
+		g, _ = r.Group("web")
+		if len(g.Members) == 2 || time.Now().After(deadline) {
+			break
+		}
+	}
 	if _, still := g.Member(ids[0]); still || len(g.Members) != 2 {
-		t.Errorf("members after run: %+v", g.Members)
+		var states []string
+		for _, m := range g.Members {
+			states = append(states, m.InstanceID+":"+m.LifecycleState)
+		}
+		t.Errorf("members after run: %v\nstderr:\n%s", states, res.errOut)
 	}
 	vol := in.BlockDevices[1].VolumeID
 	v, _ := r.Volume(vol)

@@ -268,10 +268,11 @@ func (b builder) controller() []Statement {
 				"). Only the progress keys " + progressTagKeys + "."},
 		{Sid: "ManageGroupCapacity", Effect: "Allow",
 			Action: []string{"autoscaling:AttachInstances", "autoscaling:DetachInstances", "autoscaling:SetDesiredCapacity",
-				"autoscaling:TerminateInstanceInAutoScalingGroup", "autoscaling:UpdateAutoScalingGroup"},
+				"autoscaling:SuspendProcesses", "autoscaling:TerminateInstanceInAutoScalingGroup", "autoscaling:UpdateAutoScalingGroup"},
 			Resource:  []string{b.asgARN()},
 			Condition: b.groupTag("autoscaling:ResourceTag/" + groupconfig.TagGroup),
-			Why: "Attach the replacement (raising MaxSize by one when the group is full, and restoring it), detach the " +
+			Why: "Attach the replacement (raising MaxSize by one when the group is full, and restoring it; AZRebalance is " +
+				"suspended first, as it would terminate members holding data volumes to even out zones), detach the " +
 				"old instance, restore the desired capacity (also after a stand-in joins for a launch the group could not make), and terminate the member a group launched on its own for an " +
 				"old instance that left before it could be detached. Only groups tagged " + groupconfig.TagGroup + "."},
 		{Sid: "TagGroups", Effect: "Allow", Action: []string{"autoscaling:CreateOrUpdateTags", "autoscaling:DeleteTags"},

@@ -300,6 +300,23 @@ func (w *Workflow) detachable(ctx context.Context, group, id string) (bool, erro
 	return false, nil
 }
 
+// waitInService waits until an instance just attached to the group is InService. Auto Scaling's
+// describes may not list an attached instance for a while (eventual consistency): absence is
+// "not listed yet" for Timeouts.Visible, and only then "it left the group". what names the
+// instance in errors ("replacement", "stand-in").
+func (w *Workflow) waitInService(ctx context.Context, group, id, what string) error {
+	listedBy := w.clock().Now().Add(w.timeouts().Visible)
+	return w.waitMember(ctx, group, id, w.timeouts().InService, func(st string, present bool) (bool, error) {
+		if !present {
+			if w.clock().Now().Before(listedBy) {
+				return false, nil
+			}
+			return false, fmt.Errorf("%s %s left group %s", what, id, group)
+		}
+		return st == string(astypes.LifecycleStateInService), nil
+	})
+}
+
 // waitMember polls the group until ok says the instance's membership is as wanted.
 func (w *Workflow) waitMember(ctx context.Context, group, id string, timeout time.Duration, ok func(state string, present bool) (bool, error)) error {
 	return w.poll(ctx, fmt.Sprintf("%s in group %s", id, group), timeout, func(ctx context.Context) (bool, error) {
@@ -327,6 +344,9 @@ func (w *Workflow) attachToGroup(ctx context.Context, group, id string) error {
 		if _, ok := memberState(g, id); ok {
 			return true, nil
 		}
+		if err := w.suspendAZRebalance(ctx, g); err != nil {
+			return false, err
+		}
 		desired, maxSize := aws.ToInt32(g.DesiredCapacity), aws.ToInt32(g.MaxSize)
 		if desired+1 > maxSize {
 			if _, journaled := groupTag(g, groupconfig.StateGroupMaxSize); !journaled {
@@ -352,14 +372,22 @@ func (w *Workflow) attachToGroup(ctx context.Context, group, id string) error {
 			return true, nil
 		case awsapi.Code(err) == "ValidationError" && strings.Contains(err.Error(), "update the AutoScalingGroup sizes"):
 			return false, nil // another attach took the room; look again
+		case awsapi.Code(err) == "ValidationError" && strings.Contains(err.Error(), "already part of the Auto Scaling group "+group+"."):
+			// Attached before (a resumed join), not listed yet: Auto Scaling's describes are
+			// eventually consistent after an attach.
+			return true, nil
+		case awsapi.Code(err) == "ValidationError" && strings.Contains(err.Error(), "Instance Id not found"):
+			return false, nil // EC2 does not show the new instance to Auto Scaling yet
 		}
 		return false, fmt.Errorf("attaching %s to group %s: %w", id, group, err)
 	})
 }
 
 // detachFromGroup detaches an instance with ShouldDecrementDesiredCapacity, so that the group
-// does not launch an instance of its own, and waits until it is gone from the group.
-func (w *Workflow) detachFromGroup(ctx context.Context, group, id string) error {
+// does not launch an instance of its own, and with wait, waits until it is gone from the group:
+// a member of a group with load balancers stays Detaching for their deregistration delay or
+// connection-draining timeout (300 s by default), which a proactive replacement honours.
+func (w *Workflow) detachFromGroup(ctx context.Context, group, id string, wait bool) error {
 	err := w.call(ctx, func(ctx context.Context) error {
 		_, err := w.ASG.DetachInstances(ctx, &autoscaling.DetachInstancesInput{AutoScalingGroupName: aws.String(group),
 			InstanceIds: []string{id}, ShouldDecrementDesiredCapacity: aws.Bool(true)})
@@ -367,6 +395,9 @@ func (w *Workflow) detachFromGroup(ctx context.Context, group, id string) error 
 	})
 	if err != nil {
 		return fmt.Errorf("detaching %s from group %s: %w", id, group, err)
+	}
+	if !wait {
+		return nil
 	}
 	return w.waitMember(ctx, group, id, w.timeouts().Detach, func(_ string, present bool) (bool, error) { return !present, nil })
 }
@@ -440,5 +471,29 @@ func (w *Workflow) tagGroup(ctx context.Context, group, key, value string) error
 	if err != nil {
 		return fmt.Errorf("journaling %s on group %s: %w", key, group, err)
 	}
+	return nil
+}
+
+// suspendAZRebalance suspends the group's AZRebalance process before spotmax attaches an
+// instance. AWS's AZRebalance evens out zones by launching in one and terminating a member in
+// another — terminating an instance whose data volume spotmax keeps, or the replacement it just
+// placed in its volume's zone. spotmax places instances itself (the data volume's AZ, else the
+// AZ with the fewest members), so the process stays suspended; `spotmax group status` shows it.
+func (w *Workflow) suspendAZRebalance(ctx context.Context, g astypes.AutoScalingGroup) error {
+	for _, p := range g.SuspendedProcesses {
+		if aws.ToString(p.ProcessName) == "AZRebalance" {
+			return nil
+		}
+	}
+	name := aws.ToString(g.AutoScalingGroupName)
+	err := w.call(ctx, func(ctx context.Context) error {
+		_, err := w.ASG.SuspendProcesses(ctx, &autoscaling.SuspendProcessesInput{AutoScalingGroupName: aws.String(name),
+			ScalingProcesses: []string{"AZRebalance"}})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("suspending AZRebalance of group %s: %w", name, err)
+	}
+	w.log().Info("AZRebalance suspended: spotmax places the group's instances itself", "group", name)
 	return nil
 }

@@ -135,12 +135,7 @@ func (w *Workflow) joinKeepingDesired(ctx context.Context, group, id string) err
 	if err != nil {
 		return fmt.Errorf("setting the desired capacity of group %s back to %d: %w", group, before, err)
 	}
-	if err := w.waitMember(ctx, group, id, w.timeouts().InService, func(st string, present bool) (bool, error) {
-		if !present {
-			return false, fmt.Errorf("stand-in %s left group %s", id, group)
-		}
-		return st == string(astypes.LifecycleStateInService), nil
-	}); err != nil {
+	if err := w.waitInService(ctx, group, id, "stand-in"); err != nil {
 		return err
 	}
 	return w.RestoreMaxSize(ctx, group)

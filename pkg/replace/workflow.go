@@ -455,7 +455,8 @@ func (r *run) abort(ctx context.Context, cause error) error {
 		if err != nil {
 			errs = append(errs, err)
 		} else if member {
-			if err := w.detachFromGroup(ctx, r.g.Name, r.newID); err != nil {
+			// No need to wait out the load balancers' draining: the replacement is terminated next.
+			if err := w.detachFromGroup(ctx, r.g.Name, r.newID, false); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -520,12 +521,7 @@ func (r *run) join(ctx context.Context) error {
 		}
 		return r.abort(ctx, err)
 	}
-	if err := w.waitMember(ctx, r.g.Name, r.newID, w.timeouts().InService, func(state string, present bool) (bool, error) {
-		if !present {
-			return false, fmt.Errorf("replacement %s left group %s", r.newID, r.g.Name)
-		}
-		return state == "InService", nil
-	}); err != nil {
+	if err := w.waitInService(ctx, r.g.Name, r.newID, "replacement"); err != nil {
 		if r.journal.has(optVolumeFirst) {
 			return err
 		}
@@ -621,7 +617,11 @@ func (r *run) detach(ctx context.Context) error {
 		return err
 	}
 	if detachable {
-		if err := w.detachFromGroup(ctx, r.g.Name, r.req.InstanceID); err != nil {
+		// An interruption does not wait out the load balancers' deregistration delay (300 s by
+		// default, longer than the notice): detached with the desired capacity decremented, the
+		// instance is on its way out and its data volume moves on. A proactive replacement
+		// honours the delay, so connections drain before the old instance goes.
+		if err := w.detachFromGroup(ctx, r.g.Name, r.req.InstanceID, r.req.Reason.Proactive()); err != nil {
 			// An interrupted instance may leave the group on its own between the check and the call.
 			if still, err2 := w.detachable(ctx, r.g.Name, r.req.InstanceID); err2 != nil {
 				return err2

@@ -830,7 +830,8 @@ func (r *Region) asAttachInstances(c *call) *APIError {
 		}
 		seen[id] = true
 		in := r.instances[id]
-		if in == nil || in.State == StateTerminated {
+		// Auto Scaling reads EC2: an instance EC2 does not show yet is not found either.
+		if in == nil || in.State == StateTerminated || !r.ec2Visible(id) {
 			return errf(CodeValidationError, "Instance Id not found - No instance found for instance ID: %s", id)
 		}
 		if in.State != StateRunning {

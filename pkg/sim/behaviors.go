@@ -10,8 +10,9 @@ import (
 // consistency, capacity errors answered as server errors, lifecycle hooks, load-balancer
 // draining and the rest. Each service owns its part (behaviors_ec2.go, behaviors_autoscaling.go).
 //
-// AWSBehaviors turns every one of them on, as AWS does; the zero value is the kind world that
-// tests name explicitly when they need it (KindBehaviors).
+// AWSBehaviors turns every one of them on, as AWS does, and is the default of a region and of a
+// scenario; the zero value is the kind world that tests name explicitly when they need it
+// (KindBehaviors).
 type Behaviors struct {
 	EC2         EC2Behaviors         `yaml:"ec2" json:"ec2"`
 	AutoScaling AutoScalingBehaviors `yaml:"autoscaling" json:"autoscaling"`

@@ -80,7 +80,8 @@ type Options struct {
 	// NoDefaultVPC starts without the default VPC and its subnets (a scenario supplies them).
 	NoDefaultVPC bool
 	// Behaviors switch AWS's harder behaviours (eventual consistency, capacity errors as server
-	// errors, lifecycle hooks, ...); nil means KindBehaviors for now.
+	// errors, lifecycle hooks, ...); nil means AWSBehaviors: the simulator is as hard as AWS unless
+	// a test asks for the kind world (KindBehaviors) and says why.
 	Behaviors *Behaviors
 }
 
@@ -135,7 +136,7 @@ func New(opts Options) *Region {
 	if opts.Latencies != nil {
 		lat = *opts.Latencies
 	}
-	beh := KindBehaviors()
+	beh := AWSBehaviors()
 	if opts.Behaviors != nil {
 		beh = *opts.Behaviors
 	}

@@ -697,10 +697,8 @@ func (s *Scenario) Options() Options {
 	if s.Start != nil {
 		o.Start = s.Start.UTC()
 	}
-	if s.Behaviors.Base != "" {
-		if b, err := s.Behaviors.Resolve(); err == nil {
-			o.Behaviors = &b
-		}
+	if b, err := s.Behaviors.Resolve(); err == nil {
+		o.Behaviors = &b
 	}
 	return o
 }
