@@ -22,6 +22,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	elbv2types "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -75,7 +77,7 @@ func Run(ctx context.Context, out io.Writer, o Options) error {
 	fmt.Fprintf(out, "spotmax demo: a simulated region at %s, time running %gx (every line is simulated time)\n", srv.URL(), o.Scale)
 	fmt.Fprintln(out, "Consul, Kubernetes and the on-instance agents are in-process stand-ins here; AWS is the simulated region, reached through the real SDK.")
 	fmt.Fprintln(out)
-	ids, markers, err := createGroup(ctx, ec2c, asg, r)
+	ids, markers, err := createGroup(ctx, ec2c, asg, elasticloadbalancingv2.NewFromConfig(cfg), r)
 	if err != nil {
 		return err
 	}
@@ -94,7 +96,14 @@ func Run(ctx context.Context, out io.Writer, o Options) error {
 	w := &replace.Workflow{EC2: ec2c, ASG: asg, Steps: []replace.PreDetachStep{consulStep{consul}, drainStep{kube}},
 		Clock: clk, PollMin: time.Duration(float64(time.Second) / o.Scale), PollMax: time.Duration(float64(15*time.Second) / o.Scale),
 		Timeouts: &to, Log: o.Log}
+	var joinMu sync.Mutex
+	joined := map[string]time.Time{} // replacement → InService
 	w.OnProgress = func(p replace.Progress) {
+		if p.Done && p.Err == nil && p.Step == replace.StepJoin {
+			joinMu.Lock()
+			joined[p.New] = p.At
+			joinMu.Unlock()
+		}
 		if p.Done && p.Err == nil && (p.Step == replace.StepLaunch || p.Step == replace.StepDetach || p.Step == replace.StepMoveVolume) {
 			switch p.Step {
 			case replace.StepLaunch:
@@ -190,6 +199,9 @@ func Run(ctx context.Context, out io.Writer, o Options) error {
 	fmt.Fprintln(out)
 	summary(out, r, rec, ag, share, t0)
 	problems := checkInvariants(r, markers)
+	joinMu.Lock()
+	problems = append(problems, checkHandovers(r, rec, ag, joined)...)
+	joinMu.Unlock()
 	if scriptErr != nil {
 		problems = append([]string{scriptErr.Error()}, problems...)
 	}
@@ -228,7 +240,7 @@ func settled(r *sim.Region, orig []string) bool {
 	return true
 }
 
-func createGroup(ctx context.Context, ec2c *ec2.Client, asg *autoscaling.Client, r *sim.Region) ([]string, map[string]string, error) {
+func createGroup(ctx context.Context, ec2c *ec2.Client, asg *autoscaling.Client, elb *elasticloadbalancingv2.Client, r *sim.Region) ([]string, map[string]string, error) {
 	_, err := ec2c.CreateLaunchTemplate(ctx, &ec2.CreateLaunchTemplateInput{
 		LaunchTemplateName: aws.String("web-spot"),
 		LaunchTemplateData: &ec2types.RequestLaunchTemplateData{
@@ -266,6 +278,17 @@ func createGroup(ctx context.Context, ec2c *ec2.Client, asg *autoscaling.Client,
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("creating group %s: %w", group, err)
+	}
+	// Behind a target group with AWS's default 300 s deregistration delay — longer than a spot
+	// notice: a detached member stays Detaching that long.
+	tg, err := elb.CreateTargetGroup(ctx, &elasticloadbalancingv2.CreateTargetGroupInput{Name: aws.String("web"),
+		Protocol: elbv2types.ProtocolEnumHttp, Port: aws.Int32(80), TargetType: elbv2types.TargetTypeEnumInstance})
+	if err != nil {
+		return nil, nil, fmt.Errorf("creating target group web: %w", err)
+	}
+	if _, err := asg.AttachLoadBalancerTargetGroups(ctx, &autoscaling.AttachLoadBalancerTargetGroupsInput{AutoScalingGroupName: aws.String(group),
+		TargetGroupARNs: []string{aws.ToString(tg.TargetGroups[0].TargetGroupArn)}}); err != nil {
+		return nil, nil, fmt.Errorf("attaching target group web to group %s: %w", group, err)
 	}
 	for {
 		g, _ := r.Group(group)
@@ -322,6 +345,18 @@ func (r *recorder) Record(_ context.Context, e metrics.Event) {
 }
 
 func (r *recorder) Gauge(context.Context, string, metrics.Counts) {}
+
+func (r *recorder) named(n metrics.Name) []metrics.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []metrics.Event
+	for _, e := range r.events {
+		if e.Name == n {
+			out = append(out, e)
+		}
+	}
+	return out
+}
 
 func (r *recorder) count(n metrics.Name) int {
 	r.mu.Lock()
@@ -461,4 +496,31 @@ func mmss(d time.Duration) string {
 	}
 	s := int(d.Round(time.Second).Seconds())
 	return fmt.Sprintf("%02d:%02d", s/60, s%60)
+}
+
+// checkHandovers checks each interruption's handover: the replacement InService and the data
+// volume mounted on it before the interrupted instance's termination time.
+func checkHandovers(r *sim.Region, rec *recorder, ag *agents, joined map[string]time.Time) []string {
+	var out []string
+	for _, e := range rec.named(metrics.ReplacementSucceeded) {
+		if e.Fields["reason"] != string(replace.ReasonInterruption) {
+			continue
+		}
+		old, repl := e.Instance, e.Fields["replacement"]
+		in, _ := r.Instance(old)
+		if in.Interruption == nil {
+			continue
+		}
+		end := in.Interruption.Time
+		if at, ok := joined[repl]; !ok || at.After(end) {
+			out = append(out, fmt.Sprintf("replacement %s of %s InService at %s, after the interruption at %s", repl, old, at.Format(time.TimeOnly), end.Format(time.TimeOnly)))
+		}
+		ag.mu.Lock()
+		at, ok := ag.mounted[repl]
+		ag.mu.Unlock()
+		if !ok || at.After(end) {
+			out = append(out, fmt.Sprintf("data volume mounted on %s at %s, after %s's interruption at %s", repl, at.Format(time.TimeOnly), old, end.Format(time.TimeOnly)))
+		}
+	}
+	return out
 }
