@@ -282,6 +282,9 @@ func randomSchedule(seed int64) schedule {
 // or it never started and the instance still serves in the group.
 func (f *fixture) needsResume(t testing.TB, old string) bool {
 	t.Helper()
+	// InFlight filters on the journal's tag, which EC2 matches only once its tag visibility
+	// window has passed: like the controller's next reconcile, look after it.
+	f.env.Region().Advance(time.Duration(f.env.Region().Behaviors().EC2.TagVisibility))
 	js, err := f.workflow().InFlight(context.Background())
 	if err != nil {
 		t.Fatalf("listing journals: %v", err)

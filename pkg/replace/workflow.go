@@ -33,7 +33,8 @@ type Timeouts struct {
 	Release time.Duration
 	Volume  time.Duration // volume detaching → available, attaching → in-use
 	// Visible is how long an instance spotmax launched may stay invisible to calls that name it
-	// (EC2's eventual consistency answers InvalidInstanceID.NotFound meanwhile).
+	// (EC2's eventual consistency answers InvalidInstanceID.NotFound meanwhile); zero means the
+	// default.
 	Visible time.Duration
 }
 
@@ -103,7 +104,11 @@ func (w *Workflow) timeouts() Timeouts {
 	if w.Timeouts == nil {
 		return DefaultTimeouts()
 	}
-	return *w.Timeouts
+	t := *w.Timeouts
+	if t.Visible <= 0 {
+		t.Visible = DefaultTimeouts().Visible
+	}
+	return t
 }
 
 // Recorder receives the workflow's actions as metrics events; *metrics.Publisher satisfies it.

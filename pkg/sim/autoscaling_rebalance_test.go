@@ -36,6 +36,9 @@ func runningIn(t *testing.T, env *simtest.Env, az string, n int32) []string {
 		ids = append(ids, aws.ToString(in.InstanceId))
 	}
 	env.Region().Advance(sim.FastLatencies().Pending)
+	// EC2 shows a launched instance to other calls, Auto Scaling's included, after its launch
+	// visibility window.
+	env.Region().Advance(time.Duration(sim.AWSBehaviors().EC2.LaunchVisibility))
 	return ids
 }
 

@@ -23,7 +23,7 @@ import (
 // asgEnv starts a region on a clock that the test moves with Advance, and an Auto Scaling client.
 func asgEnv(t *testing.T) (*simtest.Env, *autoscaling.Client) {
 	t.Helper()
-	env := simtest.Start(t, sim.Options{})
+	env := simtest.Start(t, sim.Options{Behaviors: kindWorld()})
 	return env, autoscaling.NewFromConfig(env.Config, func(o *autoscaling.Options) { o.RetryMaxAttempts = 1 })
 }
 
@@ -771,7 +771,7 @@ func TestASGDeleteGroup(t *testing.T) {
 }
 
 func TestASGGroupInServiceWaiter(t *testing.T) {
-	env := simtest.Start(t, sim.Options{TimeScale: 100})
+	env := simtest.Start(t, sim.Options{TimeScale: 100, Behaviors: kindWorld()})
 	c := autoscaling.NewFromConfig(env.Config)
 	lt := asgTemplate(env, "web", false)
 	createGroup(t, c, "web", lt, 2, 4, 2)

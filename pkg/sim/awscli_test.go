@@ -54,7 +54,9 @@ func startCLI(t *testing.T) *cliEnv {
 	}
 	bin := awsCLI(t)
 	t.Parallel()
-	env := simtest.Start(t, sim.Options{})
+	// These tests check each action's shapes through the CLI in the kind world; AWS's harder
+	// behaviours have their own CLI tests (awscli_ec2_behaviors_test.go and the Auto Scaling ones).
+	env := simtest.Start(t, sim.Options{Behaviors: kindWorld()})
 	dir := t.TempDir()
 	// Keep the caller's PATH and HOME (pyenv shims need them) but none of their AWS settings.
 	var vars []string

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
@@ -188,10 +189,18 @@ func TestEC2CapacityErrorsAreServerErrors(t *testing.T) {
 	}
 	// The SDK's standard retryer takes a 500 for a transient fault and tries again.
 	env.Region().ResetCalls()
-	_, err = ec2.NewFromConfig(env.Config).RunInstances(ctx, in)
+	standard := ec2.NewFromConfig(env.Config, func(o *ec2.Options) { o.Retryer = retry.NewStandard() })
+	_, err = standard.RunInstances(ctx, in)
 	ec2WantErr(t, err, "InsufficientInstanceCapacity", "Spot capacity")
 	if n := runCalls(env.Region()); n != 3 {
 		t.Errorf("RunInstances calls with the standard retryer = %d, want 3 (retried as a server error)", n)
+	}
+	// spotmax's retry policy (simtest's clients use it) takes it as final: one call.
+	env.Region().ResetCalls()
+	_, err = ec2.NewFromConfig(env.Config).RunInstances(ctx, in)
+	ec2WantErr(t, err, "InsufficientInstanceCapacity", "Spot capacity")
+	if n := runCalls(env.Region()); n != 1 {
+		t.Errorf("RunInstances calls with spotmax's retry policy = %d, want 1", n)
 	}
 	// Injected capacity faults are server errors too.
 	env.Region().FailNext("ec2:RunInstances", "InsufficientHostCapacity", "Insufficient host capacity.")

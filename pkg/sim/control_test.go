@@ -278,7 +278,8 @@ func TestControlFaults(t *testing.T) {
 	}
 
 	control(t, srv, "POST", "/_sim/fail", `{"scope":"ec2","code":"InsufficientInstanceCapacity","message":"none left"}`, &out)
-	if code, body := ec2Call(); code != 400 || !strings.Contains(body, "InsufficientInstanceCapacity") || !strings.Contains(body, "none left") {
+	// A capacity error is a server error on AWS (HTTP 500), and so it is here by default.
+	if code, body := ec2Call(); code != 500 || !strings.Contains(body, "InsufficientInstanceCapacity") || !strings.Contains(body, "none left") {
 		t.Errorf("failed call: %d %s", code, body)
 	}
 

@@ -19,7 +19,7 @@ import (
 )
 
 func TestEC2DescribeAvailabilityZones(t *testing.T) {
-	env := simtest.Start(t, sim.Options{Region: "eu-west-1"})
+	env := simtest.Start(t, sim.Options{Region: "eu-west-1", Behaviors: kindWorld()})
 	client := ec2.NewFromConfig(env.Config)
 	out, err := client.DescribeAvailabilityZones(context.Background(), &ec2.DescribeAvailabilityZonesInput{})
 	if err != nil {
@@ -41,7 +41,7 @@ func TestEC2DescribeAvailabilityZones(t *testing.T) {
 }
 
 func TestUnknownActionIsInvalidAction(t *testing.T) {
-	env := simtest.Start(t, sim.Options{})
+	env := simtest.Start(t, sim.Options{Behaviors: kindWorld()})
 	env.Region().FailNext("ec2:DescribeAvailabilityZones", "RequestLimitExceeded", "Request limit exceeded.")
 	client := ec2.NewFromConfig(env.Config, func(o *ec2.Options) { o.RetryMaxAttempts = 1 })
 	_, err := client.DescribeAvailabilityZones(context.Background(), &ec2.DescribeAvailabilityZonesInput{})
@@ -59,8 +59,15 @@ const testAMI = "ami-0123456789abcdef0"
 
 // ec2Start serves a region for an EC2 test and returns an EC2 client for it. Tests move the
 // clock with Advance, so the default time scale leaves the state still between calls.
+// ec2Start serves a region for the tests of one API's semantics, call by call. They ask for the
+// kind world (no eventual consistency, capacity errors as 400) unless opts says otherwise: AWS's
+// harder behaviours are covered one by one in behaviors_ec2_test.go and
+// autoscaling_rebalance_test.go.
 func ec2Start(t *testing.T, opts sim.Options) (*simtest.Env, *ec2.Client) {
 	t.Helper()
+	if opts.Behaviors == nil {
+		opts.Behaviors = kindWorld()
+	}
 	env := simtest.Start(t, opts)
 	return env, ec2.NewFromConfig(env.Config)
 }
@@ -161,7 +168,7 @@ func tagMap(tags []types.Tag) map[string]string {
 }
 
 func TestEC2ThrottledCallIsRetried(t *testing.T) {
-	env := simtest.Start(t, sim.Options{})
+	env := simtest.Start(t, sim.Options{Behaviors: kindWorld()})
 	// The SDK's standard retryer, with a short backoff so the test stays fast.
 	c := ec2.NewFromConfig(env.Config, func(o *ec2.Options) {
 		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) { so.MaxBackoff = 20 * time.Millisecond })
@@ -201,4 +208,10 @@ func TestEC2UnknownFilterIsInvalid(t *testing.T) {
 	_, c := ec2Start(t, sim.Options{})
 	_, err := c.DescribeInstances(context.Background(), &ec2.DescribeInstancesInput{Filters: []types.Filter{ec2Filter("no-such-filter", "x")}})
 	ec2WantErr(t, err, "InvalidParameterValue", "The filter 'no-such-filter' is invalid")
+}
+
+// kindWorld is sim.KindBehaviors for tests of plain API semantics (see ec2Start).
+func kindWorld() *sim.Behaviors {
+	b := sim.KindBehaviors()
+	return &b
 }
