@@ -77,7 +77,7 @@ func (c *Controller) Reconcile(ctx context.Context) ([]Event, error) {
 		c.Metrics.Gauge(ctx, g.Name, counts(g))
 		events = append(events, dueEvents(g, now, busy)...)
 	}
-	if orphans, err := c.Workflow.OrphanedVolumes(ctx); err != nil {
+	if orphans, err := c.Workflow.OrphanedVolumes(ctx, journals); err != nil {
 		c.Log.Error("looking for orphaned data volumes", "error", err)
 	} else {
 		for _, o := range orphans {

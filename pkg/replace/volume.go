@@ -134,7 +134,15 @@ type OrphanedVolume struct {
 // spotmax:group tag of a data volume and no replacement journal: what is left when an instance
 // was lost without spotmax hearing of it (the volume survived because DeleteOnTermination was
 // off, but nothing re-homed it).
-func (w *Workflow) OrphanedVolumes(ctx context.Context) ([]OrphanedVolume, error) {
+//
+// A volume tagged moving_from an instance is skipped only while that instance has a journal in
+// journals (InFlight): a stale tag left by a replacement that never got going must not hide an
+// orphan.
+func (w *Workflow) OrphanedVolumes(ctx context.Context, journals []Journal) ([]OrphanedVolume, error) {
+	moving := map[string]bool{}
+	for _, j := range journals {
+		moving[j.Old] = true
+	}
 	in := &ec2.DescribeVolumesInput{MaxResults: aws.Int32(500), Filters: []ec2types.Filter{
 		{Name: aws.String("tag-key"), Values: []string{groupconfig.TagGroup}},
 		{Name: aws.String("status"), Values: []string{"available"}},
@@ -155,8 +163,8 @@ func (w *Workflow) OrphanedVolumes(ctx context.Context) ([]OrphanedVolume, error
 			for _, t := range v.Tags {
 				tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
 			}
-			if tags[groupconfig.StateMovingFrom] != "" {
-				continue // a replacement is moving it
+			if from := tags[groupconfig.StateMovingFrom]; from != "" && moving[from] {
+				continue // a replacement in flight is moving it
 			}
 			out = append(out, OrphanedVolume{VolumeID: aws.ToString(v.VolumeId), Group: tags[groupconfig.TagGroup], AZ: aws.ToString(v.AvailabilityZone)})
 		}
