@@ -138,6 +138,7 @@ type replaceOutcome struct {
 	Result          *replace.Result `json:"result,omitempty"`
 	Error           string          `json:"error,omitempty"`
 	DurationSeconds float64         `json:"duration_seconds"`
+	err             error
 }
 
 func replaceRun(ctx context.Context, o *ReplaceOptions) error {
@@ -202,6 +203,23 @@ func replaceRun(ctx context.Context, o *ReplaceOptions) error {
 		return err
 	}
 	if failed > 0 {
+		// When every failure is of one kind (busy, untrusted journal, not managed, ...), the exit
+		// code says which, and one failure is shown whole.
+		var first error
+		same := true
+		for _, oc := range outcomes {
+			if oc.err == nil {
+				continue
+			}
+			if first == nil {
+				first = oc.err
+			} else if exitCode(oc.err) != exitCode(first) {
+				same = false
+			}
+		}
+		if first != nil && same && (failed == 1 || exitCode(first) != ExitError) {
+			return fmt.Errorf("%d of %d replacement(s) failed: %w", failed, len(outcomes), first)
+		}
 		return fmt.Errorf("%d of %d replacement(s) failed", failed, len(outcomes))
 	}
 	return nil
@@ -346,7 +364,7 @@ func (o *ReplaceOptions) runJobs(ctx context.Context, jobs []*replaceJob) []repl
 			res, err := w.Replace(ctx, j.group, j.req)
 			oc := replaceOutcome{Group: j.group.Name, Old: j.req.InstanceID, Result: res, DurationSeconds: time.Since(start).Seconds()}
 			if err != nil {
-				oc.Error = err.Error()
+				oc.Error, oc.err = err.Error(), err
 			}
 			prog.finish(j.req.InstanceID, err)
 			out[i] = oc

@@ -37,8 +37,8 @@ type BusyError struct {
 
 // Error implements error.
 func (e *BusyError) Error() string {
-	return fmt.Sprintf("%s of group %s is being replaced by %s since %s (its lease runs until %s); leave it to that actor, or run 'spotmax replace --resume %s' after the lease has run out",
-		e.Instance, e.Group, e.Owner, e.Since.UTC().Format(time.RFC3339), e.Until.UTC().Format(time.RFC3339), e.Instance)
+	return fmt.Sprintf("%s of group %s is being replaced by %s since %s (its lease runs until %s); leave it to that actor, or run 'spotmax replace --resume --group %s --yes' after the lease has run out",
+		e.Instance, e.Group, e.Owner, e.Since.UTC().Format(time.RFC3339), e.Until.UTC().Format(time.RFC3339), e.Group)
 }
 
 // Is makes errors.Is(err, ErrBusy) true.

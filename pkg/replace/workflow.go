@@ -245,8 +245,8 @@ func (r *run) execute(ctx context.Context) (*Result, error) {
 		select {
 		case <-w.Stop:
 			r.releaseLease(ctx)
-			return r.res, fmt.Errorf("%w: replacement of %s paused before %s, its journal is kept; resume with 'spotmax replace --resume %s'",
-				ErrStopped, r.req.InstanceID, s.name, r.req.InstanceID)
+			return r.res, fmt.Errorf("%w: replacement of %s paused before %s, its journal is kept; resume with 'spotmax replace --resume --group %s --yes'",
+				ErrStopped, r.req.InstanceID, s.name, r.g.Name)
 		default:
 		}
 		r.progress(s.name, "", false, nil)
@@ -484,8 +484,8 @@ func (r *run) abort(ctx context.Context, cause error) error {
 	}
 	err := fmt.Errorf("%w: replacement of %s in group %s rolled back, the instance keeps serving: %w", ErrAborted, r.req.InstanceID, r.g.Name, cause)
 	if len(errs) > 0 {
-		err = fmt.Errorf("%w (rollback incomplete, its journal is kept: finish it with 'spotmax replace --resume %s' or let 'spotmax run' resume it: %w)",
-			err, r.req.InstanceID, errors.Join(errs...))
+		err = fmt.Errorf("%w (rollback incomplete, its journal is kept: finish it with 'spotmax replace --resume --group %s --yes' or let 'spotmax run' resume it: %w)",
+			err, r.g.Name, errors.Join(errs...))
 	}
 	return err
 }
@@ -495,8 +495,8 @@ func (r *run) resumeHint(err error) error {
 	if errors.Is(err, ErrAborted) || errors.Is(err, ErrStopped) || errors.Is(err, ErrBusy) || errors.Is(err, ErrRefused) {
 		return err
 	}
-	return fmt.Errorf("replacement of %s in group %s stopped at %s, its journal is kept: resume with 'spotmax replace --resume %s' (or let 'spotmax run' resume it): %w",
-		r.req.InstanceID, r.g.Name, r.journal.Phase, r.req.InstanceID, err)
+	return fmt.Errorf("replacement of %s in group %s stopped at %s, its journal is kept: resume with 'spotmax replace --resume --group %s --yes' (or let 'spotmax run' resume it): %w",
+		r.req.InstanceID, r.g.Name, r.journal.Phase, r.g.Name, err)
 }
 
 // join attaches the replacement to the group and waits until it is InService, raising MaxSize by
