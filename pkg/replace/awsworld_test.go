@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
@@ -77,4 +78,33 @@ func TestReplaceRefusesUnknownAlternativeType(t *testing.T) {
 	if n := callsOf(f.env.Region(), "ec2:RunInstances") + callsOf(f.env.Region(), "ec2:CreateTags"); n != 0 {
 		t.Errorf("%d launches or tag writes after a refused plan, want 0", n)
 	}
+}
+
+// Issue 11, case 8's second half: an interruption whose instance EC2 then does not take away
+// (the warning was confirmed, e.g. relayed, but AWS changed its mind) must not leave the
+// detached instance holding the group's data: shortly after the deadline spotmax terminates it,
+// the volume is freed by the shutdown and moves to the replacement.
+func TestInterruptedInstanceStillRunningPastDeadlineIsTerminated(t *testing.T) {
+	f := newFixture(t, fixtureOpts{desired: 1, max: 1, tags: map[string]string{groupconfig.TagDetachingDelaySeconds: "0"}})
+	r := f.env.Region()
+	old := f.members[0]
+	deadline := r.Clock().Now().Add(2 * time.Minute)
+	res, err := f.replace(t, f.workflow(), replace.Request{InstanceID: old, Reason: replace.ReasonInterruption, Deadline: deadline})
+	if err != nil {
+		t.Fatalf("Replace: %v", err)
+	}
+	in, _ := r.Instance(old)
+	if in.State != sim.StateTerminated && in.State != sim.StateShuttingDown {
+		t.Errorf("old instance %s is %s after the replacement, want terminated", old, in.State)
+	}
+	if in.StateReason != "Client.UserInitiatedShutdown" {
+		t.Errorf("old instance %s state reason %q, want terminated by spotmax", old, in.StateReason)
+	}
+	if end := r.Clock().Now(); end.Before(deadline) {
+		t.Errorf("replacement finished at %s, before the deadline %s: the old instance was terminated early", end, deadline)
+	}
+	if res.Volume == "" {
+		t.Errorf("no data volume moved: %+v", res)
+	}
+	f.checkInvariants(t)
 }

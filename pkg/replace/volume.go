@@ -3,6 +3,7 @@ package replace
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -197,6 +198,10 @@ func (r *run) volumeReleased(ctx context.Context) (bool, error) {
 	return stateTags(old.Tags)[groupconfig.StateVolumeReleased] == r.plan.Volume, nil
 }
 
+// interruptionGrace is how long after its deadline an interrupted instance may still run before
+// spotmax terminates it to free the data volume.
+const interruptionGrace = 30 * time.Second
+
 // moveVolume waits until the old instance releases the data volume cleanly, detaches it, attaches
 // it to the replacement at the same device and records it there for the agent.
 func (r *run) moveVolume(ctx context.Context) error {
@@ -208,8 +213,11 @@ func (r *run) moveVolume(ctx context.Context) error {
 	to := w.timeouts()
 	now := w.clock().Now()
 	releaseBy := now.Add(to.Release)
-	if !r.req.Deadline.IsZero() && r.req.Deadline.Add(to.Release).After(releaseBy) {
-		releaseBy = r.req.Deadline.Add(to.Release)
+	if !r.req.Deadline.IsZero() {
+		// An interrupted instance is EC2's to stop at its deadline. If it still runs a little
+		// after that (a warning AWS did not carry out), it is terminated below: a detached
+		// instance never holds the group's data past its deadline.
+		releaseBy = r.req.Deadline.Add(min(to.Release, interruptionGrace))
 	}
 	limit := releaseBy.Sub(now) + to.Volume
 	terminatedOld, forced := false, false
@@ -251,11 +259,15 @@ func (r *run) moveVolume(ctx context.Context) error {
 			forced = true
 			r.res.Warnings = append(r.res.Warnings, fmt.Sprintf("volume %s force-detached from %s, as asked (--force-detach)", vol, r.req.InstanceID))
 			return false, w.detachVolume(ctx, vol, r.req.InstanceID, true)
-		case r.req.Reason.Proactive() && !terminatedOld:
+		case !terminatedOld:
 			// The old instance is out of the group and drained; terminating it shuts it down
 			// cleanly, which unmounts the volume, and the volume survives (DeleteOnTermination off).
 			terminatedOld = true
-			r.progress("move-volume", "no release from the agent in time: terminating "+r.req.InstanceID+" to free "+vol, false, nil)
+			why := "no release from the agent in time"
+			if !r.req.Reason.Proactive() {
+				why = "still running past its interruption deadline"
+			}
+			r.progress(StepMoveVolume, why+": terminating "+r.req.InstanceID+" to free "+vol, false, nil)
 			return false, w.terminate(ctx, r.req.InstanceID)
 		}
 		return false, nil
