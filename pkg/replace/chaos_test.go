@@ -5,7 +5,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"math/rand"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,7 +15,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
+	"github.com/spotmax/spotmax/pkg/groupconfig"
 	"github.com/spotmax/spotmax/pkg/replace"
+	"github.com/spotmax/spotmax/pkg/sim"
 )
 
 var chaosSchedules = flag.Int("chaos.schedules", 250, "random crash schedules in TestReplaceChaos (the soak target runs thousands)")
@@ -135,7 +139,8 @@ func (x crashASG) TerminateInstanceInAutoScalingGroup(ctx context.Context, in *a
 }
 
 // schedule is one fault-injection run: crash points, throttling, latency and the kind of
-// replacement.
+// replacement, in a group that may have a target group (draining) and lifecycle hooks, with spot
+// capacity gone (answered with HTTP 500), a rival actor and a forged journal.
 type schedule struct {
 	seed     int64
 	phase    replace.Phase // crash after this phase is journaled, or
@@ -144,12 +149,37 @@ type schedule struct {
 	throttle float64
 	latency  time.Duration
 	reason   replace.Reason
+	// lb attaches a target group with this deregistration delay (lbDelay); hooks adds launch
+	// and terminate lifecycle hooks.
+	lb      bool
+	lbDelay time.Duration
+	hooks   bool
+	// outage empties the spot pool of the group's type in the data volume's AZ: EC2 answers
+	// InsufficientInstanceCapacity with HTTP 500 and the plan falls back to on-demand.
+	outage bool
+	// rival is a second actor with another owner: "race" starts the same replacement at the same
+	// time as the first run; "busy" tries the instance while a crashed run's lease still holds;
+	// "takeover" does that, then takes the journal over once the lease has run out and drives it
+	// from then on.
+	rival      string
+	rivalDelay time.Duration
+	// forge is a forged or partial journal (a key of forgeries) written with the raw EC2 client,
+	// on forgeOn: "old" (the instance being replaced) or "member" (another member of the group),
+	// naming an instance of another group.
+	forge   string
+	forgeOn string
 }
 
 func (s schedule) String() string {
-	return fmt.Sprintf("seed=%d phase=%q crashAt=%v after=%v throttle=%.2f latency=%s reason=%s",
-		s.seed, s.phase, s.crashAt, s.after, s.throttle, s.latency, s.reason)
+	return fmt.Sprintf("seed=%d phase=%q crashAt=%v after=%v throttle=%.2f latency=%s reason=%s lb=%v/%s hooks=%v outage=%v rival=%q/%s forge=%q on %q",
+		s.seed, s.phase, s.crashAt, s.after, s.throttle, s.latency, s.reason, s.lb, s.lbDelay, s.hooks, s.outage, s.rival, s.rivalDelay, s.forge, s.forgeOn)
 }
+
+// raceSettle is the LeaseSettle of actors racing for one instance: 30 ms of real time at the
+// fixture's 1000×, what 500 ms are to AWS's call latencies (the claim read back must come after
+// a rival's write that was already on its way). Race schedules run without throttling: a plan
+// slowed past LeaseSettle opens the window that TestIssue11Case2RivalWriteAfterReadBack shows.
+const raceSettle = 30 * time.Second
 
 // runSchedule replaces one instance under the schedule's faults, resumes after every crash with
 // a fresh workflow (a new process), and checks the invariants at the end.
@@ -157,6 +187,32 @@ func runSchedule(t testing.TB, s schedule) {
 	t.Helper()
 	f := newFixture(t, fixtureOpts{seed: s.seed})
 	r := f.env.Region()
+	ctx := context.Background()
+	log := newActorLog()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("schedule %v; changes made:\n%s", s, log.dump())
+		}
+	})
+	if s.lb || s.hooks {
+		f.addHooksAndDraining(t, s.lbDelay, s.hooks, s.lb)
+	}
+	var other *otherGroup
+	if s.forge != "" {
+		other = f.addOtherGroup(t)
+	}
+	initial := map[string]bool{}
+	for _, in := range r.Instances() {
+		initial[in.ID] = true
+	}
+	if s.outage {
+		// The data volume's AZ has no spot capacity left: EC2 answers
+		// InsufficientInstanceCapacity (HTTP 500) and the plan falls back to on-demand. The other
+		// AZs keep theirs, so the group can still launch a member for an interrupted instance
+		// (TestBugInterruptionDuringSpotOutageInEveryAZ covers the outage everywhere).
+		in, _ := r.Instance(f.members[0])
+		r.SetCapacity(sim.PoolKey{InstanceType: "m5.large", AZ: in.AZ, Market: sim.MarketSpot}, 0)
+	}
 	if s.throttle > 0 {
 		r.SetThrottleRate("ec2", s.throttle)
 		r.SetThrottleRate("autoscaling", s.throttle)
@@ -166,10 +222,18 @@ func runSchedule(t testing.TB, s schedule) {
 		r.SetCallLatency("autoscaling", s.latency)
 	}
 	// What spotmax does as soon as it sees a group's members, before any interruption can come.
-	if _, err := f.workflow().EnsureKeepVolumes(context.Background(), f.inventory(t)); err != nil {
+	if _, err := f.workflow().EnsureKeepVolumes(ctx, f.inventory(t)); err != nil {
 		t.Fatal(err)
 	}
 	old := f.members[0]
+	forged := ""
+	if s.forge != "" {
+		forged = f.members[1]
+		if s.forgeOn == "old" {
+			forged = old
+		}
+		f.forge(t, forged, forgeries(other.members[0])[s.forge])
+	}
 	req := replace.Request{InstanceID: old, Reason: s.reason}
 	if s.reason == replace.ReasonInterruption {
 		if err := r.Interrupt(old, ""); err != nil {
@@ -182,16 +246,26 @@ func runSchedule(t testing.TB, s schedule) {
 	if s.reason.Proactive() {
 		watch = watchCapacity(r, f.group)
 	}
+	owner := "test-actor"
 	var lastErr error
 	done := false
-	for run := 0; run < len(s.crashAt)+2 && !done; run++ {
+	runs := len(s.crashAt) + 2
+	if s.forgeOn == "old" {
+		runs++
+	}
+	for run := 0; run < runs && !done; run++ {
 		w := f.workflow()
+		w.Owner = owner
+		if s.rival == "race" {
+			w.LeaseSettle = raceSettle
+		}
 		c := &crasher{}
 		if run < len(s.crashAt) {
 			c.at, c.after = s.crashAt[run], s.after[run]
 		}
-		w.EC2 = crashEC2{EC2API: f.ec2, c: c}
-		w.ASG = crashASG{ASGAPI: f.asg, c: c}
+		e, a := log.wrap(fmt.Sprintf("run%d", run), f.ec2, f.asg)
+		w.EC2 = crashEC2{EC2API: e, c: c}
+		w.ASG = crashASG{ASGAPI: a, c: c}
 		if run == 0 && s.phase != "" {
 			w.AfterPhase = func(_ string, p replace.Phase) error {
 				if p == s.phase {
@@ -204,21 +278,87 @@ func runSchedule(t testing.TB, s schedule) {
 			done = true
 			break
 		}
+		var rivalDone chan error
+		var meet *rendezvous
+		if run == 0 && s.rival == "race" {
+			// Both actors plan, then write their journals together: the claim protocol must
+			// leave exactly one of them driving. (A write held until after the other's claim was
+			// read back is TestIssue11Case2RivalWriteAfterReadBack.)
+			meet = newRendezvous(2)
+			w.EC2 = meet.hold(w.EC2)
+			rivalDone = make(chan error, 1)
+			g := f.inventory(t)
+			go func() {
+				defer meet.leave()
+				time.Sleep(s.rivalDelay)
+				rw := f.workflow()
+				rw.Owner = "rival"
+				rw.LeaseSettle = raceSettle
+				rw.EC2, rw.ASG = log.wrap("rival", f.ec2, f.asg)
+				rw.EC2 = meet.hold(rw.EC2)
+				_, err := rw.Replace(ctx, g, req)
+				rivalDone <- err
+			}()
+		}
 		res, err := f.replace(t, w, req)
+		if meet != nil {
+			meet.leave()
+		}
 		lastErr = err
+		rivalWon := false
+		if rivalDone != nil {
+			rerr := <-rivalDone
+			t.Logf("run 0: %v; the rival: %v", err, rerr)
+			switch {
+			case rerr == nil:
+				rivalWon = true
+			case errors.Is(rerr, replace.ErrBusy):
+				if !strings.Contains(rerr.Error(), "test-actor") {
+					t.Errorf("%v: the rival's busy error does not name the owner test-actor: %v", s, rerr)
+				}
+			case errors.Is(rerr, replace.ErrAborted):
+			case s.forgeOn == "old" && errors.Is(rerr, replace.ErrUntrusted):
+				// The rival refused the forged journal, yet left its lease on it (see the report of
+				// TestBugRefusedJournalKeepsLease): the operator removes the tags, as the error says.
+				if !errors.Is(err, errCrash) || run+1 < runs {
+					f.unforge(t, old)
+				}
+			default:
+				t.Fatalf("%v: the rival failed: %v", s, rerr)
+			}
+		}
 		switch {
 		case err == nil:
 			done = true
 			if res.New == "" {
 				t.Errorf("%v: finished without a replacement", s)
 			}
+		case errors.Is(err, errCrash) && rivalWon:
+			// The process died; the rival did the replacement.
+			done = true
 		case errors.Is(err, errCrash):
 			// The process died; the next run resumes from the journal.
 		case errors.Is(err, replace.ErrAborted):
 			// Rolled back after a crash mid-step made a step fail cleanly: the old instance keeps
 			// serving, which the invariants check. A new replacement may start.
+		case rivalDone != nil && errors.Is(err, replace.ErrBusy):
+			// The rival holds it; it finished or left a journal the next run resumes.
+			if !strings.Contains(err.Error(), "rival") {
+				t.Errorf("%v: busy error does not name the owner rival: %v", s, err)
+			}
+			done = rivalWon
+		case s.forgeOn == "old" && errors.Is(err, replace.ErrUntrusted):
+			// The forged journal on the instance was refused: the operator removes it, as the
+			// error says, and the replacement is asked for again.
+			if other != nil {
+				other.checkUntouched(t, r, log, fmt.Sprintf("%v: after refusing the forged journal", s))
+			}
+			f.unforge(t, old)
 		default:
 			t.Fatalf("%v: run %d failed: %v", s, run, err)
+		}
+		if errors.Is(err, errCrash) && (s.rival == "busy" || s.rival == "takeover") && owner == "test-actor" {
+			owner = f.rivalAfterCrash(t, s, log, old, req)
 		}
 	}
 	if watch != nil {
@@ -235,7 +375,103 @@ func runSchedule(t testing.TB, s schedule) {
 		r.Advance(5 * time.Minute)
 		f.env.WaitInService(t, f.group, int(f.desired))
 	}
+	if s.forge != "" && s.forgeOn == "member" {
+		// The forged journal on the other member: whoever resumes it must refuse it.
+		w := f.workflow()
+		w.EC2, w.ASG = log.wrap("forgecheck", f.ec2, f.asg)
+		if _, err := w.Replace(ctx, f.inventory(t), replace.Request{InstanceID: forged}); !errors.Is(err, replace.ErrUntrusted) {
+			t.Errorf("%v: resuming the forged journal on %s: err = %v, want ErrUntrusted", s, forged, err)
+		}
+		f.unforge(t, forged)
+	}
+	if other != nil {
+		other.checkUntouched(t, r, log, s.String())
+	}
 	f.checkInvariants(t)
+	f.checkActors(t, s.String(), log, old, initial)
+}
+
+// rivalAfterCrash is a second actor arriving while a crashed run's journal is held by its lease:
+// it must be refused without changing anything. In "takeover" schedules of proactive
+// replacements the lease then runs out and the rival takes the journal over; it returns the
+// owner that drives the replacement from then on.
+func (f *fixture) rivalAfterCrash(t testing.TB, s schedule, log *actorLog, old string, req replace.Request) string {
+	t.Helper()
+	js, err := f.workflow().InFlight(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := false
+	for _, j := range js {
+		if j.Old == old && j.Owner == "test-actor" {
+			held = true
+		}
+	}
+	if !held {
+		return "test-actor"
+	}
+	before := len(log.mutations(""))
+	rw := f.workflow()
+	rw.Owner = "rival"
+	rw.EC2, rw.ASG = log.wrap("rival-early", f.ec2, f.asg)
+	_, err = rw.Replace(context.Background(), f.inventory(t), req)
+	if !errors.Is(err, replace.ErrBusy) || !strings.Contains(err.Error(), "test-actor") {
+		t.Fatalf("%v: a rival during a held lease: err = %v, want ErrBusy naming test-actor", s, err)
+	}
+	if got := log.mutations(""); len(got) != before {
+		t.Errorf("%v: the refused rival changed things: %+v", s, got[before:])
+	}
+	if s.rival != "takeover" || !s.reason.Proactive() {
+		return "test-actor"
+	}
+	// The crashed owner never comes back: its lease (an hour in these tests) runs out.
+	f.env.Region().Advance(time.Hour + time.Minute)
+	return "rival"
+}
+
+// checkActors checks what the actors did: no two drove the replacement at once, each journal's
+// token launched at most one instance, and nothing was terminated that spotmax did not launch or
+// replace (the old instance, its replacements, or a member the group launched in place of the
+// lost old instance).
+func (f *fixture) checkActors(t testing.TB, what string, log *actorLog, old string, initial map[string]bool) {
+	t.Helper()
+	r := f.env.Region()
+	log.checkOneDriver(t, what)
+	perToken := map[string]map[string]bool{}
+	log.mu.Lock()
+	for id, tok := range log.launched {
+		j := tok
+		if i := strings.LastIndex(tok, "-"); i > 0 {
+			j = tok[:i]
+		}
+		if perToken[j] == nil {
+			perToken[j] = map[string]bool{}
+		}
+		perToken[j][id] = true
+	}
+	launched := maps.Clone(log.launched)
+	log.mu.Unlock()
+	for tok, ids := range perToken {
+		if len(ids) > 1 {
+			t.Errorf("%s: journal token %s launched %d instances: %v", what, tok, len(ids), ids)
+		}
+	}
+	for id, actor := range log.terminated() {
+		in, _ := r.Instance(id)
+		switch {
+		case id == old, launched[id] != "":
+		case initial[id]:
+			t.Errorf("%s: %s terminated %s, an instance that was there before and is not the one replaced", what, actor, id)
+		case in.ClientToken != "":
+			t.Errorf("%s: %s terminated %s, launched by someone else (token %s)", what, actor, id, in.ClientToken)
+		}
+	}
+	for id := range initial {
+		in, _ := r.Instance(id)
+		if id != old && in.State != sim.StateRunning {
+			t.Errorf("%s: %s, there before the replacement of %s, is %s", what, id, old, in.State)
+		}
+	}
 }
 
 // TestReplaceCrashAfterEveryPhase stops the workflow right after each journaled phase in turn,
@@ -275,24 +511,38 @@ func randomSchedule(seed int64) schedule {
 	s.throttle = []float64{0, 0, 0.05, 0.2}[rng.Intn(4)]
 	s.latency = time.Duration(rng.Intn(3)) * 500 * time.Microsecond
 	s.reason = []replace.Reason{replace.ReasonManual, replace.ReasonLifetime, replace.ReasonInterruption}[rng.Intn(3)]
+	// The draws below come after the original ones, so a seed keeps its crash points.
+	s.lb = rng.Intn(3) == 0
+	s.lbDelay = time.Duration(rng.Intn(301)) * time.Second
+	s.hooks = rng.Intn(3) == 0
+	s.outage = rng.Intn(4) == 0
+	s.rival = []string{"", "", "race", "busy", "takeover"}[rng.Intn(5)]
+	s.rivalDelay = time.Duration(rng.Intn(4)) * time.Millisecond
+	if s.rival == "race" {
+		s.throttle = 0
+	}
+	if rng.Intn(3) == 0 {
+		kinds := []string{"foreign-replacement", "foreign-group", "phase-only", "foreign-leased"}
+		s.forge = kinds[rng.Intn(len(kinds))]
+		s.forgeOn = []string{"member", "old"}[rng.Intn(2)]
+		if s.reason == replace.ReasonInterruption {
+			// Refused, the forged journal blocks the handover of the interrupted instance itself
+			// (root on it can destroy its data anyway): the invariants are about everything else.
+			s.forgeOn = "member"
+		}
+	}
 	return s
 }
 
 // needsResume tells whether a new process would pick the replacement up again: it is journaled,
-// or it never started and the instance still serves in the group.
+// or it never started and the instance still serves in the group. The journal is read from the
+// instance itself: a tag filter (InFlight) misses a phase just rewritten for EC2's tag visibility
+// window, which a controller's next reconcile would not.
 func (f *fixture) needsResume(t testing.TB, old string) bool {
 	t.Helper()
-	// InFlight filters on the journal's tag, which EC2 matches only once its tag visibility
-	// window has passed: like the controller's next reconcile, look after it.
-	f.env.Region().Advance(time.Duration(f.env.Region().Behaviors().EC2.TagVisibility))
-	js, err := f.workflow().InFlight(context.Background())
-	if err != nil {
-		t.Fatalf("listing journals: %v", err)
-	}
-	for _, j := range js {
-		if j.Old == old {
-			return true
-		}
+	in, _ := f.env.Region().Instance(old)
+	if in.Tags[groupconfig.StatePhase] != "" {
+		return true
 	}
 	g, _ := f.env.Region().Group(f.group)
 	_, member := g.Member(old)
