@@ -24,6 +24,9 @@ const (
 	// replacement joined, so that the extra member can be taken back if the old instance is lost
 	// (terminated while still in the group) instead of detached.
 	StateDesired = StatePrefix + "desired"
+	// StateJournalVolume on an instance being replaced names its data volume, recorded when the
+	// journal is written: once the instance is gone its block devices no longer name it.
+	StateJournalVolume = StatePrefix + "data_volume"
 	// StateReplacement on an instance being replaced names its replacement once launched.
 	StateReplacement = StatePrefix + "replacement"
 	// StateReason on an instance being replaced says why: interruption, lifetime, revert, manual,

@@ -268,7 +268,7 @@ func (b builder) controller() []Statement {
 				"). Only the progress keys " + progressTagKeys + "."},
 		{Sid: "ManageGroupCapacity", Effect: "Allow",
 			Action: []string{"autoscaling:AttachInstances", "autoscaling:DetachInstances", "autoscaling:SetDesiredCapacity",
-				"autoscaling:SuspendProcesses", "autoscaling:TerminateInstanceInAutoScalingGroup", "autoscaling:UpdateAutoScalingGroup"},
+				"autoscaling:SetInstanceProtection", "autoscaling:SuspendProcesses", "autoscaling:TerminateInstanceInAutoScalingGroup", "autoscaling:UpdateAutoScalingGroup"},
 			Resource:  []string{b.asgARN()},
 			Condition: b.groupTag("autoscaling:ResourceTag/" + groupconfig.TagGroup),
 			Why: "Attach the replacement (raising MaxSize by one when the group is full, and restoring it; AZRebalance is " +

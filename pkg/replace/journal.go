@@ -27,7 +27,9 @@ type Journal struct {
 	Group       string    `json:"group"`
 	Old         string    `json:"old"`
 	Replacement string    `json:"replacement,omitempty"`
-	Phase       Phase     `json:"phase"`
+	// Volume is the data volume the replacement moves, recorded at start.
+	Volume string    `json:"volume,omitempty"`
+	Phase  Phase     `json:"phase"`
 	Reason      Reason    `json:"reason"`
 	Started     time.Time `json:"started"`
 	// Token is the idempotency token of the launch (one per option: Token-i).
@@ -51,13 +53,13 @@ type Journal struct {
 var journalKeys = []string{
 	groupconfig.StatePhase, groupconfig.StateJournalGroup, groupconfig.StateReason, groupconfig.StateStarted,
 	groupconfig.StateToken, groupconfig.StateOptions, groupconfig.StateReplacement, groupconfig.StateRetiring,
-	groupconfig.StateDesired, groupconfig.StateOwner, groupconfig.StateLeaseUntil,
+	groupconfig.StateDesired, groupconfig.StateOwner, groupconfig.StateLeaseUntil, groupconfig.StateJournalVolume,
 }
 
 // loadJournal reads the journal of instance old from its tags. A zero Phase means no journal.
 func loadJournal(old string, tags []ec2types.Tag) Journal {
 	t := stateTags(tags)
-	j := Journal{Old: old, Group: t[groupconfig.StateJournalGroup], Replacement: t[groupconfig.StateReplacement],
+	j := Journal{Old: old, Group: t[groupconfig.StateJournalGroup], Replacement: t[groupconfig.StateReplacement], Volume: t[groupconfig.StateJournalVolume],
 		Phase: Phase(t[groupconfig.StatePhase]), Reason: Reason(t[groupconfig.StateReason]), Token: t[groupconfig.StateToken],
 		Options: strings.Fields(t[groupconfig.StateOptions]), Retiring: t[groupconfig.StateRetiring],
 		Owner: t[groupconfig.StateOwner], Desired: -1}
@@ -86,6 +88,7 @@ func (j Journal) tags() map[string]string {
 	put(groupconfig.StateToken, j.Token)
 	put(groupconfig.StateOptions, strings.Join(j.Options, " "))
 	put(groupconfig.StateReplacement, j.Replacement)
+	put(groupconfig.StateJournalVolume, j.Volume)
 	put(groupconfig.StateRetiring, j.Retiring)
 	if j.Desired >= 0 {
 		out[groupconfig.StateDesired] = strconv.Itoa(j.Desired)

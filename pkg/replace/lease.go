@@ -37,8 +37,16 @@ type BusyError struct {
 
 // Error implements error.
 func (e *BusyError) Error() string {
-	return fmt.Sprintf("%s of group %s is being replaced by %s since %s (its lease runs until %s); leave it to that actor, or run 'spotmax replace --resume --group %s --yes' after the lease has run out",
-		e.Instance, e.Group, e.Owner, e.Since.UTC().Format(time.RFC3339), e.Until.UTC().Format(time.RFC3339), e.Group)
+	since := ""
+	if !e.Since.IsZero() {
+		since = " since " + e.Since.UTC().Format(time.RFC3339)
+	}
+	until := ""
+	if !e.Until.IsZero() {
+		until = " (its lease runs until " + e.Until.UTC().Format(time.RFC3339) + ")"
+	}
+	return fmt.Sprintf("%s of group %s is being replaced by %s%s%s; leave it to that actor, or run 'spotmax replace --resume --group %s --yes' after the lease has run out",
+		e.Instance, e.Group, e.Owner, since, until, e.Group)
 }
 
 // Is makes errors.Is(err, ErrBusy) true.
@@ -126,6 +134,27 @@ func (r *run) confirmClaim(ctx context.Context) error {
 		return err
 	}
 	got := loadJournal(r.req.InstanceID, inst.Tags)
+	if got.Owner != r.w.owner() || got.Token != r.journal.Token {
+		return &BusyError{Instance: r.req.InstanceID, Group: r.g.Name, Owner: got.Owner, Since: got.Started, Until: got.LeaseUntil}
+	}
+	return nil
+}
+
+// stillOwned reads the journal back and reports a BusyError when another actor's claim has
+// replaced this run's (a claim written after ours was confirmed).
+func (r *run) stillOwned(ctx context.Context) error {
+	inst, err := r.w.describeInstance(ctx, r.req.InstanceID)
+	if err != nil {
+		if awsapi.IsNotFound(err) {
+			return nil // the old instance is long gone; the journal went with it
+		}
+		return err
+	}
+	got := loadJournal(r.req.InstanceID, inst.Tags)
+	if got.Phase == "" {
+		// Our journal is cleared only by our own last step or rollback: someone else did it.
+		return &BusyError{Instance: r.req.InstanceID, Group: r.g.Name, Owner: "another actor (the journal was cleared)"}
+	}
 	if got.Owner != r.w.owner() || got.Token != r.journal.Token {
 		return &BusyError{Instance: r.req.InstanceID, Group: r.g.Name, Owner: got.Owner, Since: got.Started, Until: got.LeaseUntil}
 	}

@@ -25,9 +25,20 @@ func (r *run) makePlan(ctx context.Context) (*Plan, error) {
 	volAZ := ""
 	if dev := r.cfg.PersistenceDev; dev != "" {
 		p.Device, p.MountPath = dev, r.cfg.PersistenceMountPath
-		vol, err := w.dataVolume(ctx, r.req.InstanceID, r.old, dev)
-		if err != nil {
-			return nil, err
+		var vol *ec2types.Volume
+		if id := r.journal.Volume; id != "" {
+			// Recorded when the journal was written: the instance may be gone since.
+			v, err := w.describeVolume(ctx, id)
+			if err != nil {
+				return nil, fmt.Errorf("the journaled data volume of %s: %w", r.req.InstanceID, err)
+			}
+			vol = &v
+		} else {
+			v, err := w.dataVolume(ctx, r.req.InstanceID, r.old, dev)
+			if err != nil {
+				return nil, err
+			}
+			vol = v
 		}
 		if vol != nil {
 			p.Volume = aws.ToString(vol.VolumeId)

@@ -222,6 +222,17 @@ func (r *run) execute(ctx context.Context) (*Result, error) {
 	if r.res.Started.IsZero() {
 		r.res.Started = w.clock().Now()
 	}
+	if r.journal.Phase != "" {
+		// Check a journal before claiming it: refusing an untrusted one changes nothing.
+		if err := r.busy(); err != nil {
+			return r.res, err
+		}
+		if r.newID != "" {
+			if err := r.verifyReplacement(ctx, r.newID); err != nil {
+				return r.res, err
+			}
+		}
+	}
 	if r.journal.Phase == "" {
 		r.record(ctx, metrics.ReplacementStarted, 0, nil)
 	} else if err := r.takeOver(ctx); err != nil {
@@ -229,11 +240,6 @@ func (r *run) execute(ctx context.Context) (*Result, error) {
 	}
 	ctx, stopRenewing := r.holdLease(ctx)
 	defer stopRenewing()
-	if r.newID != "" {
-		if err := r.verifyReplacement(ctx, r.newID); err != nil {
-			return r.res, err
-		}
-	}
 	if r.journal.Phase == PhaseAborting {
 		return r.res, r.abort(ctx, errors.New("resuming an interrupted rollback"))
 	}
@@ -248,6 +254,20 @@ func (r *run) execute(ctx context.Context) (*Result, error) {
 			return r.res, fmt.Errorf("%w: replacement of %s paused before %s, its journal is kept; resume with 'spotmax replace --resume --group %s --yes'",
 				ErrStopped, r.req.InstanceID, s.name, r.g.Name)
 		default:
+		}
+		if r.journal.Phase != "" {
+			// EC2 tags have no compare-and-swap: a rival's claim may have landed after ours was
+			// read back. Whoever finds the journal no longer theirs stops before acting again.
+			if err := r.stillOwned(ctx); err != nil {
+				if errors.Is(err, ErrBusy) && r.newID != "" && !r.journal.has(optVolumeFirst) && r.journal.Phase == PhaseLaunched {
+					// Lost the claim after launching: the replacement is this actor's own (its
+					// launch token), the winner launches its own; leave nothing running.
+					if terr := w.terminateLaunched(context.WithoutCancel(ctx), r.newID); terr != nil {
+						err = fmt.Errorf("%w (and terminating this actor's own replacement %s failed: %w)", err, r.newID, terr)
+					}
+				}
+				return r.res, err
+			}
 		}
 		r.progress(s.name, "", false, nil)
 		stepStart := w.clock().Now()
@@ -312,30 +332,40 @@ func (r *run) progress(step, detail string, done bool, err error) {
 	}
 }
 
-// start writes the journal, with this actor's lease, in one call (a crash leaves either a whole
-// journal that a resume continues, or none), makes sure no rival wrote one at the same time, and
-// then secures the data volume.
+// start writes the journal, with this actor's lease and the data volume's id, in one call (a
+// crash leaves either a whole journal that a resume continues, or none), and makes sure no rival
+// wrote one at the same time.
 func (r *run) start(ctx context.Context) error {
 	var opts []string
 	if r.req.ForceDetach {
 		opts = append(opts, optForceDetach)
 	}
+	// Read the instance again right before claiming it: a rival may have claimed it since it
+	// was planned.
+	cur, err := r.w.describeInstance(ctx, r.req.InstanceID)
+	if err != nil {
+		return err
+	}
+	if j := loadJournal(r.req.InstanceID, cur.Tags); j.Phase != "" {
+		return &BusyError{Instance: r.req.InstanceID, Group: r.g.Name, Owner: j.Owner, Since: j.Started, Until: j.LeaseUntil}
+	}
 	now := r.w.clock().Now()
-	err := r.set(ctx, "the replacement", func(j *Journal) {
+	err = r.set(ctx, "the replacement", func(j *Journal) {
 		*j = Journal{Old: r.req.InstanceID, Group: r.g.Name, Reason: r.req.Reason, Started: r.res.Started, Token: newToken(),
-			Options: opts, Phase: PhaseStarted, Desired: -1, Owner: r.w.owner(), LeaseUntil: now.Add(r.w.lease())}
+			Options: opts, Phase: PhaseStarted, Desired: -1, Owner: r.w.owner(), LeaseUntil: now.Add(r.w.lease()),
+			Volume: r.plan.Volume}
 	})
 	if err != nil {
 		return err
 	}
-	if err := r.confirmClaim(ctx); err != nil {
-		return err
-	}
-	return r.secure(ctx)
+	// The data volume is secured at the start of the launch step, after the step boundary's
+	// ownership check: an actor whose claim was overwritten changes nothing but its claim.
+	return r.confirmClaim(ctx)
 }
 
 // secure turns DeleteOnTermination off for the data volume and tags it as moving from the old
-// instance. It is idempotent; a resumed replacement runs it again before its next launch.
+// instance, first thing in the launch step. It is idempotent; a resumed replacement runs it
+// again.
 func (r *run) secure(ctx context.Context) error {
 	if r.secured || r.plan.Volume == "" {
 		r.secured = true
@@ -362,11 +392,12 @@ func (r *run) launch(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if id != "" {
-		if err := r.verifyReplacement(ctx, id); err != nil {
-			return err
-		}
-	} else {
+	if id != "" && r.verifyReplacement(ctx, id) != nil {
+		// Launched for this instance but not by this journal (a rival that lost its claim, or a
+		// forgery): not ours to adopt; the rival cleans up its own.
+		id = ""
+	}
+	if id == "" {
 		id, err = r.launchFirstFitting(ctx)
 		if err != nil {
 			return r.abort(ctx, err)
@@ -655,6 +686,7 @@ func (r *run) takeBackExtraMember(ctx context.Context) error {
 	if before < 0 {
 		return nil // not journaled: the replacement never joined
 	}
+	giveUpAt := w.clock().Now().Add(min(w.timeouts().InService, extraMemberWait))
 	return w.poll(ctx, "group "+r.g.Name+" to launch for the lost "+r.req.InstanceID, w.timeouts().InService, func(ctx context.Context) (bool, error) {
 		g, err := w.describeGroup(ctx, r.g.Name)
 		if err != nil {
@@ -663,6 +695,13 @@ func (r *run) takeBackExtraMember(ctx context.Context) error {
 		desired := int(aws.ToInt32(g.DesiredCapacity))
 		if desired <= before {
 			return true, nil
+		}
+		if w.clock().Now().After(giveUpAt) && !hasPendingMember(g, r.newID) {
+			// The group cannot launch its own member (its template asks for spot and spot is
+			// gone everywhere — the usual reason for an interruption): set the desired capacity
+			// back instead, with the replacement, which holds the group's data, protected from
+			// the scale-in that could follow.
+			return true, w.setDesiredProtecting(ctx, r.g.Name, before, r.newID)
 		}
 		var ids []string
 		for _, m := range g.Instances {
@@ -692,6 +731,46 @@ func (r *run) takeBackExtraMember(ctx context.Context) error {
 		}
 		return true, nil
 	})
+}
+
+// extraMemberWait is how long the detach step waits for the group to launch a member in place of
+// an instance it lost before setting the desired capacity back itself.
+const extraMemberWait = 2 * time.Minute
+
+func hasPendingMember(g astypes.AutoScalingGroup, except string) bool {
+	for _, m := range g.Instances {
+		if aws.ToString(m.InstanceId) != except && strings.HasPrefix(string(m.LifecycleState), "Pending") {
+			return true
+		}
+	}
+	return false
+}
+
+// setDesiredProtecting sets a group's desired capacity with keep protected from scale-in for the
+// moment, so that the instance Auto Scaling picks to match a lower count is never keep.
+func (w *Workflow) setDesiredProtecting(ctx context.Context, group string, desired int, keep string) error {
+	protect := func(on bool) error {
+		return w.call(ctx, func(ctx context.Context) error {
+			_, err := w.ASG.SetInstanceProtection(ctx, &autoscaling.SetInstanceProtectionInput{AutoScalingGroupName: aws.String(group),
+				InstanceIds: []string{keep}, ProtectedFromScaleIn: aws.Bool(on)})
+			return err
+		})
+	}
+	if err := protect(true); err != nil {
+		return fmt.Errorf("protecting %s from scale-in in group %s: %w", keep, group, err)
+	}
+	err := w.call(ctx, func(ctx context.Context) error {
+		_, err := w.ASG.SetDesiredCapacity(ctx, &autoscaling.SetDesiredCapacityInput{AutoScalingGroupName: aws.String(group),
+			DesiredCapacity: aws.Int32(int32(desired)), HonorCooldown: aws.Bool(false)})
+		return err
+	})
+	if perr := protect(false); perr != nil && err == nil {
+		err = fmt.Errorf("removing the scale-in protection of %s in group %s: %w", keep, group, perr)
+	}
+	if err != nil {
+		return fmt.Errorf("setting the desired capacity of group %s back to %d: %w", group, desired, err)
+	}
+	return nil
 }
 
 // newest returns the most recently launched of ids: the member the group launched in place of
