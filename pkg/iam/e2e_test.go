@@ -37,10 +37,10 @@ const (
 // test fails when an action listed here is called after all, so the list only shrinks.
 var uncalled = map[iam.Role]map[string]string{
 	iam.Controller: {
-		"sqs:ReceiveMessage":             "the EventBridge-on-SQS consumer of `spotmax run` has not landed",
-		"sqs:DeleteMessage":              "the EventBridge-on-SQS consumer of `spotmax run` has not landed",
-		"iam:PassRole":                   "not an API call: IAM checks it inside RunInstances when the launch template names an instance profile",
-		"autoscaling:SetDesiredCapacity": "used by the scaling-failure stand-in (replace.Workflow.Fill), covered end to end in pkg/controller",
+		"sqs:ReceiveMessage":                "the EventBridge-on-SQS consumer of `spotmax run` has not landed",
+		"sqs:DeleteMessage":                 "the EventBridge-on-SQS consumer of `spotmax run` has not landed",
+		"iam:PassRole":                      "not an API call: IAM checks it inside RunInstances when the launch template names an instance profile",
+		"autoscaling:SetDesiredCapacity":    "used by the scaling-failure stand-in (replace.Workflow.Fill), covered end to end in pkg/controller",
 		"autoscaling:SetInstanceProtection": "used when an interrupted instance is lost during a spot outage and the group cannot launch in its place (TestBugInterruptionDuringSpotOutageInEveryAZ in pkg/replace)",
 		"autoscaling:TerminateInstanceInAutoScalingGroup": "only when the old instance left its group before it could be detached " +
 			"(pkg/replace's lost-instance tests); not in this flow",

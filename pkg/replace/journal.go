@@ -24,14 +24,14 @@ import (
 // controller trusts. Even so, everything a journal names is checked before it is acted on
 // (verifyReplacement).
 type Journal struct {
-	Group       string    `json:"group"`
-	Old         string    `json:"old"`
-	Replacement string    `json:"replacement,omitempty"`
+	Group       string `json:"group"`
+	Old         string `json:"old"`
+	Replacement string `json:"replacement,omitempty"`
 	// Volume is the data volume the replacement moves, recorded at start.
-	Volume string    `json:"volume,omitempty"`
-	Phase  Phase     `json:"phase"`
-	Reason      Reason    `json:"reason"`
-	Started     time.Time `json:"started"`
+	Volume  string    `json:"volume,omitempty"`
+	Phase   Phase     `json:"phase"`
+	Reason  Reason    `json:"reason"`
+	Started time.Time `json:"started"`
 	// Token is the idempotency token of the launch (one per option: Token-i).
 	Token string `json:"-"`
 	// Options are the replacement's journaled options (optForceDetach, optVolumeFirst).
