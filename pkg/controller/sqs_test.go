@@ -247,8 +247,9 @@ func TestSQSSourceBacksOffAndRecovers(t *testing.T) {
 	}
 	// With waits of at least 10 ms (half of the doubled backoff), 300 ms allow about 20 calls;
 	// a tight loop would make thousands.
+	// A call may be in flight as the counts are read: counted by the region, not yet by the source.
 	n := receives()
-	if n < 2 || n > 40 || src.Stats().ReceiveErrors != int64(n) {
+	if errs := src.Stats().ReceiveErrors; n < 2 || n > 40 || errs < int64(n-1) || errs > int64(n) {
 		t.Errorf("%d ReceiveMessage calls in 300ms of throttling, %d errors counted; want a few, each counted", n, src.Stats().ReceiveErrors)
 	}
 
