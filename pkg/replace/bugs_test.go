@@ -12,7 +12,7 @@ import (
 	"github.com/spotmax/spotmax/pkg/sim"
 )
 
-// Tests of bugs found by the proof harness, left failing for the fix.
+// Tests of bugs the proof harness found (each failed before its fix; they guard against a return).
 
 // TestIssue11Case2RivalWriteAfterReadBack: the window EC2 tags leave open — b read the instance
 // (no journal) before a wrote its journal, and b's write lands only after a has read its claim

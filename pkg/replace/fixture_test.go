@@ -37,6 +37,8 @@ type fixtureOpts struct {
 	seed         int64
 	scale        float64
 	latencies    *sim.Latencies
+	// behaviors default to AWS's (sim.AWSBehaviors); a test that needs the kind world says so.
+	behaviors *sim.Behaviors
 }
 
 func newFixture(t testing.TB, o fixtureOpts) *fixture {
@@ -50,7 +52,7 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 	if o.scale == 0 {
 		o.scale = 1000
 	}
-	env := simtest.Start(t, sim.Options{TimeScale: o.scale, Seed: o.seed, Latencies: o.latencies})
+	env := simtest.Start(t, sim.Options{TimeScale: o.scale, Seed: o.seed, Latencies: o.latencies, Behaviors: o.behaviors})
 	tags := map[string]string{groupconfig.TagGroup: "web"}
 	if !o.noVolume {
 		tags[groupconfig.TagPersistenceDev] = "/dev/sdf"

@@ -110,12 +110,9 @@ func (r *run) busy() error {
 	return &BusyError{Instance: r.req.InstanceID, Group: r.g.Name, Owner: j.Owner, Since: j.Started, Until: j.LeaseUntil}
 }
 
-// takeOver claims a journal found on the instance (a resume): refused while another actor's lease
-// runs, else written and confirmed.
+// takeOver claims a journal found on the instance (a resume), once busy and the replacement's
+// checks have passed: written, then confirmed.
 func (r *run) takeOver(ctx context.Context) error {
-	if err := r.busy(); err != nil {
-		return err
-	}
 	until := r.w.clock().Now().Add(r.w.lease())
 	if err := r.set(ctx, "this actor's lease", func(j *Journal) { j.Owner, j.LeaseUntil = r.w.owner(), until }); err != nil {
 		return err
@@ -123,20 +120,16 @@ func (r *run) takeOver(ctx context.Context) error {
 	return r.confirmClaim(ctx)
 }
 
-// confirmClaim waits LeaseSettle, reads the journal back and reports a rival's claim written
-// after ours as a BusyError.
+// confirmClaim waits LeaseSettle and reads the claim back (stillOwned): a rival's claim written
+// after ours is a BusyError. The step loop's next ownership check is then redundant and skipped.
 func (r *run) confirmClaim(ctx context.Context) error {
 	if err := r.w.clock().Sleep(ctx, r.w.leaseSettle()); err != nil {
 		return err
 	}
-	inst, err := r.w.describeInstance(ctx, r.req.InstanceID)
-	if err != nil {
+	if err := r.stillOwned(ctx); err != nil {
 		return err
 	}
-	got := loadJournal(r.req.InstanceID, inst.Tags)
-	if got.Owner != r.w.owner() || got.Token != r.journal.Token {
-		return &BusyError{Instance: r.req.InstanceID, Group: r.g.Name, Owner: got.Owner, Since: got.Started, Until: got.LeaseUntil}
-	}
+	r.ownershipChecked = true
 	return nil
 }
 

@@ -362,7 +362,7 @@ func fromTemplateData(in *ec2.RunInstancesInput, d *ec2types.ResponseLaunchTempl
 func interfacesIn(tmpl []ec2types.LaunchTemplateInstanceNetworkInterfaceSpecification, subnet string, all bool) []ec2types.InstanceNetworkInterfaceSpecification {
 	var out []ec2types.InstanceNetworkInterfaceSpecification
 	for _, n := range tmpl {
-		primary := aws.ToInt32(n.DeviceIndex) == 0 && n.NetworkCardIndex == nil || aws.ToInt32(n.DeviceIndex) == 0 && aws.ToInt32(n.NetworkCardIndex) == 0
+		primary := aws.ToInt32(n.DeviceIndex) == 0 && aws.ToInt32(n.NetworkCardIndex) == 0
 		if !all && !primary {
 			continue
 		}

@@ -140,10 +140,13 @@ type run struct {
 	old     ec2types.Instance
 	journal Journal // the old instance's journal (journal.go)
 	plan    *Plan
-	secured bool                                 // the data volume is kept and tagged (start, or again after a resume)
-	tmpl    *ec2types.ResponseLaunchTemplateData // read once, see template
-	newID   string
-	res     *Result
+	secured bool // the data volume is kept and tagged (launch, or again after a resume)
+	// ownershipChecked is set when the claim was just read back (confirmClaim), so the next step
+	// boundary need not read it again.
+	ownershipChecked bool
+	tmpl             *ec2types.ResponseLaunchTemplateData // read once, see template
+	newID            string
+	res              *Result
 }
 
 // Replace replaces one instance of g. If the instance already has a journaled replacement, it
@@ -222,8 +225,11 @@ func (r *run) execute(ctx context.Context) (*Result, error) {
 	if r.res.Started.IsZero() {
 		r.res.Started = w.clock().Now()
 	}
-	if r.journal.Phase != "" {
-		// Check a journal before claiming it: refusing an untrusted one changes nothing.
+	if r.journal.Phase == "" {
+		r.record(ctx, metrics.ReplacementStarted, 0, nil)
+	} else {
+		// A journal is checked before it is claimed: refusing a busy or untrusted one changes
+		// nothing.
 		if err := r.busy(); err != nil {
 			return r.res, err
 		}
@@ -232,11 +238,9 @@ func (r *run) execute(ctx context.Context) (*Result, error) {
 				return r.res, err
 			}
 		}
-	}
-	if r.journal.Phase == "" {
-		r.record(ctx, metrics.ReplacementStarted, 0, nil)
-	} else if err := r.takeOver(ctx); err != nil {
-		return r.res, err
+		if err := r.takeOver(ctx); err != nil {
+			return r.res, err
+		}
 	}
 	ctx, stopRenewing := r.holdLease(ctx)
 	defer stopRenewing()
@@ -255,7 +259,7 @@ func (r *run) execute(ctx context.Context) (*Result, error) {
 				ErrStopped, r.req.InstanceID, s.name, r.g.Name)
 		default:
 		}
-		if r.journal.Phase != "" {
+		if r.journal.Phase != "" && !r.ownershipChecked {
 			// EC2 tags have no compare-and-swap: a rival's claim may have landed after ours was
 			// read back. Whoever finds the journal no longer theirs stops before acting again.
 			if err := r.stillOwned(ctx); err != nil {
@@ -269,6 +273,7 @@ func (r *run) execute(ctx context.Context) (*Result, error) {
 				return r.res, err
 			}
 		}
+		r.ownershipChecked = false
 		r.progress(s.name, "", false, nil)
 		stepStart := w.clock().Now()
 		err := s.run(r, ctx)
