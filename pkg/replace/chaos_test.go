@@ -544,7 +544,11 @@ func (f *fixture) needsResume(t testing.TB, old string) bool {
 	if in.Tags[groupconfig.StatePhase] != "" {
 		return true
 	}
+	// A member still serves unless it is on its way out: detached without waiting out the load
+	// balancers' draining (an interruption), it stays Detaching for a while, and it is not a
+	// replacement to start again.
 	g, _ := f.env.Region().Group(f.group)
-	_, member := g.Member(old)
-	return member
+	m, member := g.Member(old)
+	return member && !strings.HasPrefix(m.LifecycleState, "Detach") && !strings.HasPrefix(m.LifecycleState, "Terminat") &&
+		in.State != sim.StateTerminated && in.State != sim.StateShuttingDown
 }
