@@ -168,11 +168,14 @@ type schedule struct {
 	// naming an instance of another group.
 	forge   string
 	forgeOn string
+	// restart is how long a crashed process takes to come back: past an interruption's
+	// 2-minute notice, EC2 may have taken the instance before a journal was written.
+	restart time.Duration
 }
 
 func (s schedule) String() string {
-	return fmt.Sprintf("seed=%d phase=%q crashAt=%v after=%v throttle=%.2f latency=%s reason=%s lb=%v/%s hooks=%v outage=%v rival=%q/%s forge=%q on %q",
-		s.seed, s.phase, s.crashAt, s.after, s.throttle, s.latency, s.reason, s.lb, s.lbDelay, s.hooks, s.outage, s.rival, s.rivalDelay, s.forge, s.forgeOn)
+	return fmt.Sprintf("seed=%d phase=%q crashAt=%v after=%v throttle=%.2f latency=%s reason=%s lb=%v/%s hooks=%v outage=%v rival=%q/%s forge=%q on %q restart=%s",
+		s.seed, s.phase, s.crashAt, s.after, s.throttle, s.latency, s.reason, s.lb, s.lbDelay, s.hooks, s.outage, s.rival, s.rivalDelay, s.forge, s.forgeOn, s.restart)
 }
 
 // raceSettle is the LeaseSettle of actors racing for one instance: 30 ms of real time at the
@@ -248,7 +251,8 @@ func runSchedule(t testing.TB, s schedule) {
 	}
 	owner := "test-actor"
 	var lastErr error
-	done := false
+	done, lost := false, false
+	oldVolume := f.dataVolumeOf(t, old)
 	runs := len(s.crashAt) + 2
 	if s.forgeOn == "old" {
 		runs++
@@ -274,8 +278,14 @@ func runSchedule(t testing.TB, s schedule) {
 				return nil
 			}
 		}
+		if run > 0 && s.restart > 0 {
+			r.Advance(s.restart)
+		}
 		if run > 0 && !f.needsResume(t, old) {
 			done = true
+			// A crash before the journal, and the notice ran out before this run: EC2 took the
+			// instance (as in the lostToInterruption case below).
+			lost = s.reason == replace.ReasonInterruption && errors.Is(lastErr, errCrash) && f.lostToInterruption(old, oldVolume, nil)
 			break
 		}
 		var rivalDone chan error
@@ -354,6 +364,11 @@ func runSchedule(t testing.TB, s schedule) {
 				other.checkUntouched(t, r, log, fmt.Sprintf("%v: after refusing the forged journal", s))
 			}
 			f.unforge(t, old)
+		case run > 0 && s.reason == replace.ReasonInterruption && f.lostToInterruption(old, oldVolume, err):
+			// The process died before it journaled anything and did not come back before the
+			// notice ran out: EC2 took the instance. Nothing is left to replace; the data volume
+			// survives (DeleteOnTermination is off) and is reported as orphaned, checked below.
+			done, lost = true, true
 		default:
 			t.Fatalf("%v: run %d failed: %v", s, run, err)
 		}
@@ -368,6 +383,9 @@ func runSchedule(t testing.TB, s schedule) {
 	}
 	if !done {
 		t.Fatalf("%v: not finished after every resume: %v", s, lastErr)
+	}
+	if lost {
+		f.expectOrphan(t, old, oldVolume)
 	}
 	r.ClearFaults()
 	if s.reason == replace.ReasonInterruption {
@@ -531,7 +549,63 @@ func randomSchedule(seed int64) schedule {
 			s.forgeOn = "member"
 		}
 	}
+	s.restart = []time.Duration{0, 0, 0, 30 * time.Second, 3 * time.Minute}[rng.Intn(5)]
 	return s
+}
+
+// lostToInterruption tells whether err (nil: no run was made) refuses the replacement of old
+// because EC2 already took the interrupted instance while no journal was written and its data
+// volume vol had not moved: on a loaded machine the 2-minute notice
+// (120 ms at the fixture's 1000×) can run out between a crash and the next run.
+func (f *fixture) lostToInterruption(old, vol string, err error) bool {
+	if err != nil {
+		var refused *replace.RefusedError
+		if !errors.As(err, &refused) || refused.Instance != old {
+			return false
+		}
+	}
+	in, _ := f.env.Region().Instance(old)
+	gone := in.State == sim.StateTerminated || in.State == sim.StateShuttingDown
+	v, _ := f.env.Region().Volume(vol)
+	stayed := v.Attachment == nil || v.Attachment.InstanceID == old
+	return gone && stayed && in.Tags[groupconfig.StatePhase] == ""
+}
+
+// dataVolumeOf returns the data volume attached to instance id.
+func (f *fixture) dataVolumeOf(t testing.TB, id string) string {
+	t.Helper()
+	for _, v := range f.env.Region().Volumes() {
+		if _, ours := f.markers[v.ID]; ours && v.Attachment != nil && v.Attachment.InstanceID == id {
+			return v.ID
+		}
+	}
+	t.Fatalf("%s has no data volume", id)
+	return ""
+}
+
+// expectOrphan checks what is left when an interruption took old before spotmax journaled its
+// replacement: old's data volume vol is available, kept, and reported by OrphanedVolumes; the
+// invariants then hold for every other data volume.
+func (f *fixture) expectOrphan(t testing.TB, old, vol string) {
+	t.Helper()
+	r := f.env.Region()
+	t.Logf("EC2 took the interrupted %s before a journal was written", old)
+	r.Advance(5 * time.Minute)
+	if v, ok := r.Volume(vol); !ok || v.Attachment != nil || v.State != "available" {
+		t.Fatalf("the interruption took %s before a journal: its data volume %s should be available, is %+v", old, vol, v)
+	}
+	orphans, err := f.workflow().OrphanedVolumes(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, o := range orphans {
+		found = found || o.VolumeID == vol
+	}
+	if !found {
+		t.Errorf("data volume %s of %s, taken by its interruption, is not reported as orphaned: %+v", vol, old, orphans)
+	}
+	delete(f.markers, vol)
 }
 
 // needsResume tells whether a new process would pick the replacement up again: it is journaled,
