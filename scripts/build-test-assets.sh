@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the real programs the tests run (kube-apiserver, etcd, a Consul agent, AWS's IMDS
-# emulator) from the Go module proxy into an ignored cache, .cache/testassets/bin. Each builder in
+# emulator, helm for the chart's tests) from the Go module proxy into an ignored cache, .cache/testassets/bin. Each builder in
 # scripts/testassets/ skips its work when its binary is already there, so this is cheap after the
 # first run. Nothing built here is ever committed.
 set -euo pipefail

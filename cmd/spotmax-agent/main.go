@@ -26,7 +26,7 @@ func main() {
 		os.Exit(2)
 	}
 	if opts.Version {
-		fmt.Printf("spotmax-agent %s (commit %s)\n", version.Version, version.Commit())
+		fmt.Printf("spotmax-agent %s\n", version.String())
 		return
 	}
 	if os.Getenv("GOGC") == "" {

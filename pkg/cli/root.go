@@ -117,9 +117,10 @@ func newVersionCmd(f *Factory) *cobra.Command {
 			v := struct {
 				Version string `json:"version"`
 				Commit  string `json:"commit"`
-			}{version.Version, version.Commit()}
+				Date    string `json:"date"`
+			}{version.Version, version.Commit(), version.Date()}
 			return printData(f.IO.Out, f.Output, v, func(w io.Writer) error {
-				_, err := fmt.Fprintf(w, "spotmax %s (commit %s)\n", v.Version, v.Commit)
+				_, err := fmt.Fprintf(w, "spotmax %s\n", version.String())
 				return err
 			})
 		},
