@@ -2,14 +2,20 @@
 # Example EC2 user data for an instance of a spotmax group that keeps a data volume
 # (spotmax:persistence_dev=/dev/sdf, spotmax:persistence_mount_path=/data). It bakes nothing
 # into the image: it formats the group's fresh data volume on a first launch only, mounts it,
-# then installs spotmax-agent, which mounts the retained volume on a replacement instead.
+# then installs spotmax-agent from the release, which mounts the retained volume on a
+# replacement instead. Amazon Linux 2023 and Ubuntu (x86-64 or Graviton: the archive for the
+# instance's architecture is chosen). For EKS nodes (AL2023, nodeadm) wrap it in the MIME
+# multi-part user data of docs/install.md.
 #
 # Launch template: enable instance metadata tags (MetadataOptions.InstanceMetadataTags=enabled)
 # and IMDSv2 (HttpTokens=required); give the instance profile the agent's IAM policy
-# (docs/agent.md). Replace AGENT_URL with where you publish the binary (an S3 bucket, an
-# artifact server), or build the agent into your image and drop the download.
+# (docs/agent.md). RELEASE_URL is where you publish the output of `make dist` (an S3 bucket
+# behind HTTPS, an artifact server): SHA256SUMS, the archives and install-agent.sh. Pin
+# INSTALLER_SHA256 to install-agent.sh's line in that SHA256SUMS: the installer then checks the
+# archive against SHA256SUMS before it installs anything.
 set -euo pipefail
-AGENT_URL=${AGENT_URL:-https://artifacts.example.com/spotmax/spotmax-agent-linux-amd64}
+RELEASE_URL=${RELEASE_URL:-https://artifacts.example.com/spotmax/v0.1.0}
+INSTALLER_SHA256=${INSTALLER_SHA256:-}
 MOUNT_PATH=/data
 
 # 1. The data volume of a first launch: the launch template's fresh volume at /dev/sdf. On a
@@ -36,16 +42,17 @@ if [ -n "$dev" ]; then
   mount "$dev" "$MOUNT_PATH"
 fi
 
-# 2. The agent.
+# 2. The agent: install-agent.sh from the release (checked against the pinned SHA-256 when one is
+#    given), which downloads the archive for this architecture and checks it against SHA256SUMS.
 tmp=$(mktemp -d)
-curl -fsSL -o "$tmp/spotmax-agent" "$AGENT_URL"
-chmod +x "$tmp/spotmax-agent"
-curl -fsSL -o "$tmp/install-agent.sh" "${AGENT_URL%/*}/install-agent.sh"
-curl -fsSL -o "$tmp/spotmax-agent.service" "${AGENT_URL%/*}/spotmax-agent.service"
+curl -fsSL --retry 5 -o "$tmp/install-agent.sh" "$RELEASE_URL/install-agent.sh"
+if [ -n "$INSTALLER_SHA256" ]; then
+  echo "$INSTALLER_SHA256  $tmp/install-agent.sh" | sha256sum -c --quiet -
+fi
 # Optional metrics (docs/agent.md, Metrics): add SPOTMAX_METRICS_ADDR=:9109 for a Prometheus
 # /metrics endpoint (open the port to your Prometheus servers only), SPOTMAX_CLOUDWATCH=true to
 # publish the agent's events to CloudWatch (namespace SpotMax).
-bash "$tmp/install-agent.sh" --binary "$tmp/spotmax-agent" \
+bash "$tmp/install-agent.sh" --release "$RELEASE_URL" \
   SPOTMAX_CONSUL_MODE=deregister \
   SPOTMAX_HANDLE_REBALANCE=false
 rm -rf "$tmp"
