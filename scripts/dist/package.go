@@ -60,6 +60,11 @@ func (r *Release) Package(t Target, bin, format string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("packaging/nfpm.yaml for %s: %w", format, err)
 	}
+	for _, s := range []*string{&info.Scripts.PreInstall, &info.Scripts.PostInstall, &info.Scripts.PreRemove, &info.Scripts.PostRemove} {
+		if *s != "" && !filepath.IsAbs(*s) {
+			*s = filepath.Join(dir, *s)
+		}
+	}
 	info.MTime = r.Time()
 	info = nfpm.WithDefaults(info)
 	if err := nfpm.Validate(info); err != nil {
