@@ -69,7 +69,7 @@ func TestArchives(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{"install-agent.sh", "spotmax-agent_1.2.3_amd64.deb", "spotmax-agent-1.2.3-1.x86_64.rpm", "spotmax-agent_1.2.3_arm64.deb", "spotmax-agent-1.2.3-1.aarch64.rpm"} {
+	for _, f := range []string{"install-agent.sh", "spotmax-agent_1.2.3-1_amd64.deb", "spotmax-agent-1.2.3-1.x86_64.rpm", "spotmax-agent_1.2.3-1_arm64.deb", "spotmax-agent-1.2.3-1.aarch64.rpm"} {
 		if !regexp.MustCompile(`(?m)^[0-9a-f]{64}  ` + regexp.QuoteMeta(f) + `$`).Match(sums) {
 			t.Errorf("SHA256SUMS has no line for %s:\n%s", f, sums)
 		}

@@ -35,7 +35,7 @@ func (r *Release) packagedUnit(dir string) (string, error) {
 
 // Package builds the agent's package in format (deb or rpm) for target t from
 // packaging/nfpm.yaml, with nfpm as a library, and returns its file name (nfpm's conventional
-// one, e.g. spotmax-agent_0.3.0_arm64.deb, spotmax-agent-0.3.0-1.aarch64.rpm).
+// one, e.g. spotmax-agent_0.3.0-1_arm64.deb, spotmax-agent-0.3.0-1.aarch64.rpm).
 func (r *Release) Package(t Target, bin, format string) (string, error) {
 	if t.Cmd != "spotmax-agent" || t.GOOS != "linux" {
 		return "", fmt.Errorf("packaging %s: only the linux agent is packaged", t)
