@@ -230,6 +230,24 @@ func TestChartRendersAndApplies(t *testing.T) {
 		t.Errorf("runAsUser %d, want the image's 65532", uid)
 	}
 
+	// helm lint passes, and metrics.serviceMonitor.enabled adds a ServiceMonitor and the Service
+	// it selects (prometheus-operator's CRD is not in the test server, so these are only rendered).
+	lint := exec.Command(helmPath(t), "lint", "spotmax", "--strict", "--set", "region=us-east-1,queueURL=q,image.repository=r")
+	if out, err := lint.CombinedOutput(); err != nil {
+		t.Errorf("helm lint --strict: %v\n%s", err, out)
+	}
+	objs, err := render(t, "sm", ns, "region=us-east-1", "queueURL=q", "image.repository=r", "metrics.serviceMonitor.enabled=true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]bool{}
+	for _, o := range objs {
+		kinds[o.GetKind()] = true
+	}
+	if !kinds["ServiceMonitor"] || !kinds["Service"] {
+		t.Errorf("with metrics.serviceMonitor.enabled the chart renders %v, want a ServiceMonitor and a Service", kinds)
+	}
+
 	// Bad values are refused with a message that names them.
 	for _, tc := range []struct {
 		set  []string
