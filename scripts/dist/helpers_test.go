@@ -70,10 +70,24 @@ func TestMain(m *testing.M) {
 // must be in its archive), with packages.
 var testTargets = []Target{{"spotmax-agent", "linux", "amd64"}, {"spotmax-agent", "linux", "arm64"}}
 
+// headCommit is HEAD when the test binary first asked, so that every release of one test run
+// names one commit even if a commit is made meanwhile.
+var headCommit = sync.OnceValues(func() (string, error) {
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		return "", err
+	}
+	return git(context.Background(), root, "rev-parse", "HEAD")
+})
+
 // newRelease is the release of version at HEAD with the tests' source date, writing to out.
 func newRelease(t *testing.T, version, out string) *Release {
 	t.Helper()
-	env := map[string]string{"VERSION": version, "SOURCE_DATE_EPOCH": testEpoch}
+	commit, err := headCommit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"VERSION": version, "SOURCE_DATE_EPOCH": testEpoch, "COMMIT": commit}
 	rel, err := releaseFromEnv(context.Background(), repoRoot(t), func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
