@@ -36,7 +36,7 @@ while [ $# -gt 0 ]; do
     --release) release=${2%/}; shift 2 ;;
     --root) root=${2%/}; shift 2 ;;
     --no-start) start=0; shift ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *=*)
       key=${1%%=*}
       case "$key" in
