@@ -126,7 +126,9 @@ func (r *run) markets(ownType string) []typeMarket {
 }
 
 // azOrder returns the AZs to launch in: only the data volume's AZ when a volume moves, else every
-// AZ of the group's subnets, the one with the fewest members first.
+// AZ of the group's subnets. With az_rebalance=optimize the AZ with the fewest members goes
+// first; without it the old instance's AZ goes first (the group keeps its shape, and Auto
+// Scaling's own AZRebalance has nothing to undo), then the others, fewest first.
 func (r *run) azOrder(subnets map[string]string, volAZ string) []string {
 	if volAZ != "" {
 		if _, ok := subnets[volAZ]; ok {
@@ -140,11 +142,18 @@ func (r *run) azOrder(subnets map[string]string, volAZ string) []string {
 			count[m.AZ]++
 		}
 	}
+	oldAZ := ""
+	if r.cfg.AZRebalance != groupconfig.AZRebalanceOptimize && r.old.Placement != nil {
+		oldAZ = aws.ToString(r.old.Placement.AvailabilityZone)
+	}
 	azs := make([]string, 0, len(subnets))
 	for az := range subnets {
 		azs = append(azs, az)
 	}
 	sort.Slice(azs, func(i, j int) bool {
+		if (azs[i] == oldAZ) != (azs[j] == oldAZ) {
+			return azs[i] == oldAZ
+		}
 		if count[azs[i]] != count[azs[j]] {
 			return count[azs[i]] < count[azs[j]]
 		}
