@@ -246,12 +246,12 @@ type altTag struct {
 }
 
 type parser struct {
-	group    string
-	cfg      *Config
-	found    map[string]Tag // known keys (canonical or alias) as found
-	used     map[string]Tag // canonical key → the tag whose value is in cfg
-	bad      map[string]bool
-	altTags  []altTag
+	group   string
+	cfg     *Config
+	found   map[string]Tag // known keys (canonical or alias) as found
+	used    map[string]Tag // canonical key → the tag whose value is in cfg
+	bad     map[string]bool
+	altTags []altTag
 	// familyTags are tags of a Def with a Pattern other than TagAlt (spotmax:warm_pool_<name>).
 	familyTags []Tag
 	problems   []Problem

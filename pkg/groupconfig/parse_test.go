@@ -127,7 +127,7 @@ var tagCases = []tagCase{
 		invalid: []badValue{{"1.5", "not a whole number of hours"}, {"-1", "negative"}, {"2h", "not a whole number of hours"},
 			{"9999999999", "too large"}}},
 	{key: groupconfig.TagGuaranteeLivingMins, valid: "50",
-		want:    func(c *groupconfig.Config) { c.GuaranteeLiving = 50 * time.Minute },
+		want: func(c *groupconfig.Config) { c.GuaranteeLiving = 50 * time.Minute },
 		invalid: []badValue{{"fifty", "not a whole number of minutes"}, {"50m", "not a whole number of minutes"},
 			{"61", "must be at most 60 minutes"}, {"350", "must be at most 60 minutes"}}},
 	{key: groupconfig.TagGuaranteeLivingMinsAlias, valid: "45",
