@@ -135,6 +135,9 @@ func (c *Controller) Reconcile(ctx context.Context) ([]Event, error) {
 func dueEvents(g *inventory.Group, now time.Time, busy map[string]bool) []Event {
 	cfg := g.Config
 	var out []Event
+	// Only on-demand capacity beyond a mixed instances policy's base and percentage stands in
+	// for spot (inventory's StandIns).
+	standIns := g.StandIns()
 	for _, m := range g.Members {
 		if m.State != "running" || m.LifecycleState != "InService" {
 			continue
@@ -158,7 +161,7 @@ func dueEvents(g *inventory.Group, now time.Time, busy map[string]bool) []Event 
 			continue
 		}
 		switch {
-		case m.Market == "on-demand" && !cfg.OnlyOD && age >= cfg.ODLeastLive:
+		case standIns[m.ID] && !cfg.OnlyOD && age >= cfg.ODLeastLive:
 			out = append(out, Event{ID: revertID(m.ID, now), Kind: KindRevert, Instance: m.ID, Group: g.Name,
 				Time: m.LaunchTime.Add(cfg.ODLeastLive), Source: "reconcile", Detail: "on-demand stand-in"})
 		case slices.Contains(cfg.AltTypes, m.Type) && age >= cfg.AltLeastLive:

@@ -144,7 +144,8 @@ type run struct {
 	// ownershipChecked is set when the claim was just read back (confirmClaim), so the next step
 	// boundary need not read it again.
 	ownershipChecked bool
-	tmpl             *ec2types.ResponseLaunchTemplateData // read once, see template
+	tmpl             *ec2types.ResponseLaunchTemplateData            // read once, see template
+	overrideTmpl     map[string]*ec2types.ResponseLaunchTemplateData // mixed instances overrides' own templates
 	newID            string
 	res              *Result
 }
