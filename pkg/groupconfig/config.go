@@ -72,8 +72,6 @@ type Config struct {
 	HandleScalingFailure bool
 	// AZRebalance is spotmax:az_rebalance: "" or AZRebalanceOptimize.
 	AZRebalance string
-	// WarmPoolFirst is spotmax:is_warm_pool_first.
-	WarmPoolFirst bool
 	// PodDelayDetaching is spotmax:pod_delay_detaching_secs.
 	PodDelayDetaching time.Duration
 
@@ -139,8 +137,6 @@ func (c *Config) field(key string) any {
 		return &c.HandleScalingFailure
 	case TagAZRebalance:
 		return &c.AZRebalance
-	case TagWarmPoolFirst:
-		return &c.WarmPoolFirst
 	case TagPodDelayDetachingSecs:
 		return &c.PodDelayDetaching
 	}

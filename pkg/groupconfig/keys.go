@@ -100,8 +100,8 @@ const (
 	// The original product's tags beyond SPEC.md's table (issue 12): accepted so that a group
 	// migrated from it is not invalid.
 
-	// TagWarmPoolFirst makes a replacement take a warmed instance from the group's Auto Scaling
-	// warm pool first, falling back to a cold launch.
+	// TagWarmPoolFirst is the original product's "take a warmed instance from the group's warm
+	// pool first"; accepted with a warning, not supported (Def.Unsupported says why).
 	TagWarmPoolFirst = "spotmax:is_warm_pool_first"
 	// TagWarmPool is the common prefix of the original product's warm-pool settings
 	// (spotmax:warm_pool_<name>); spotmax reads the group's warm pool from Auto Scaling instead.
@@ -220,11 +220,12 @@ var defs = []Def{
 		Help: "act on group launch failures (e.g. no spot capacity)"},
 	{Key: TagAZRebalance, Kind: KindEnum, Enum: []string{AZRebalanceOptimize}, Flag: "az-rebalance",
 		Help: `"optimize": a replacement without a data volume goes to the AZ with the fewest members; absent: to the old instance's AZ first (other AZs only for capacity). A data volume always pins its AZ`},
-	{Key: TagWarmPoolFirst, Kind: KindBool, Default: "false", Flag: "warm-pool-first",
-		Help: "a replacement takes a warmed instance from the group's Auto Scaling warm pool first (the data volume attached while it is stopped), falling back to a cold launch"},
+	{Key: TagWarmPoolFirst, Kind: KindBool,
+		Unsupported: "replacements launch cold; Auto Scaling offers no call that moves a chosen warmed instance (the one in the data volume's AZ) into the group, nor one spotmax could verify as launched for the replacement",
+		Help:        "the original product's \"take a warmed instance from the group's warm pool first\": accepted with a warning, not supported"},
 	{Key: TagWarmPool, Kind: KindString, Pattern: TagWarmPool + "<name>",
-		Unsupported: "spotmax does not manage warm pools; give the group one with PutWarmPool (aws autoscaling put-warm-pool) and tag " + TagWarmPoolFirst,
-		Help:        "the original product's warm-pool settings: accepted with a warning, not supported (see " + TagWarmPoolFirst + ")"},
+		Unsupported: "spotmax does not manage warm pools; a group's own warm pool (PutWarmPool) serves its scale-outs",
+		Help:        "the original product's warm-pool settings: accepted with a warning, not supported"},
 	{Key: TagPodDelayDetachingSecs, Kind: KindSeconds, Default: "0", Flag: "pod-delay-detaching",
 		Help: "wait after the Kubernetes drain before the old instance is detached (needs k8s_config_file_path)"},
 	{Key: TagK8sNodeDrainOption, Kind: KindString,

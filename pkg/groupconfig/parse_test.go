@@ -179,7 +179,7 @@ var tagCases = []tagCase{
 		want:    func(c *groupconfig.Config) { c.AZRebalance = "optimize" },
 		invalid: []badValue{{"balanced", "must be one of: optimize"}, {"Optimize", "must be one of"}}},
 	{key: groupconfig.TagWarmPoolFirst, valid: "true",
-		want:    func(c *groupconfig.Config) { c.WarmPoolFirst = true },
+		want:    unsupportedWarning(groupconfig.TagWarmPoolFirst, groupconfig.TagWarmPoolFirst),
 		invalid: []badValue{{"first", "not a boolean"}}},
 	{key: groupconfig.TagPodDelayDetachingSecs, valid: "20",
 		want:    func(c *groupconfig.Config) { c.PodDelayDetaching = 20 * time.Second },
@@ -217,10 +217,10 @@ func TestParseOriginalProductTags(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Parse: %v", err)
 	}
-	if !cfg.WarmPoolFirst || cfg.PodDelayDetaching != 15*time.Second {
-		t.Errorf("WarmPoolFirst = %v, PodDelayDetaching = %v; want true, 15s", cfg.WarmPoolFirst, cfg.PodDelayDetaching)
+	if cfg.PodDelayDetaching != 15*time.Second {
+		t.Errorf("PodDelayDetaching = %v; want 15s", cfg.PodDelayDetaching)
 	}
-	for _, key := range []string{"spotmax:warm_pool_min_size", "spotmax:warm_pool_max_prepared_capacity", groupconfig.TagK8sNodeDrainOption} {
+	for _, key := range []string{"spotmax:warm_pool_min_size", "spotmax:warm_pool_max_prepared_capacity", groupconfig.TagK8sNodeDrainOption, groupconfig.TagWarmPoolFirst} {
 		found := false
 		for _, w := range cfg.Warnings {
 			if strings.HasPrefix(w, key+" is not supported") {
@@ -231,8 +231,8 @@ func TestParseOriginalProductTags(t *testing.T) {
 			t.Errorf("no warning names %s: %q", key, cfg.Warnings)
 		}
 	}
-	if len(cfg.Warnings) != 3 {
-		t.Errorf("warnings = %q; want 3", cfg.Warnings)
+	if len(cfg.Warnings) != 4 {
+		t.Errorf("warnings = %q; want 4", cfg.Warnings)
 	}
 	if _, err := groupconfig.Parse(group, []groupconfig.Tag{tag("spotmax:warm_pool_", "1")}); err == nil {
 		t.Errorf("Parse accepted spotmax:warm_pool_ without a name")
@@ -660,7 +660,6 @@ func fullConfig() *groupconfig.Config {
 		HandleRebalanceEvent:      true,
 		HandleScalingFailure:      false,
 		AZRebalance:               groupconfig.AZRebalanceOptimize,
-		WarmPoolFirst:             true,
 		PodDelayDetaching:         15 * time.Second,
 	}
 }
@@ -729,7 +728,6 @@ func TestTags(t *testing.T) {
 		tag("spotmax:is_to_handle_rebalance_event", "true"),
 		tag("spotmax:is_to_handle_scaling_failure", "false"),
 		tag("spotmax:az_rebalance", "optimize"),
-		tag("spotmax:is_warm_pool_first", "true"),
 		tag("spotmax:pod_delay_detaching_secs", "15"),
 	}
 	if diff := cmp.Diff(want, fullConfig().Tags()); diff != "" {
