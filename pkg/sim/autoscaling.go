@@ -148,11 +148,13 @@ type asgExtra struct {
 	lb            asgLoadBalancing
 	hidden        map[string]time.Time // attached instance → when Auto Scaling's describes list it
 	azMoves       map[string]bool      // old member being replaced by AZRebalance
+	warm          *warmPool            // the group's warm pool (autoscaling_warmpool.go); nil = none
 }
 
 func setupAutoScaling(r *Region) {
 	r.svc["autoscaling"] = &asgState{groups: map[string]*asgExtra{}, byInstance: map[string]string{}}
 	r.onStateChange(r.asgInstanceChanged)
+	r.onStateChange(r.asgWarmInstanceChanged)
 	r.after(r.asgInterval(), r.asgTick)
 }
 
@@ -531,6 +533,7 @@ func (r *Region) asgReconcile(g *ASG, periodic bool) {
 		x.cause = ""
 		r.asgAZRebalance(g)
 	}
+	r.asgWarmReconcile(g)
 }
 
 // asgHealthCheck marks members whose instance stopped or went away as unhealthy and, unless
@@ -602,6 +605,9 @@ func (r *Region) asgScaleOut(g *ASG, n int) {
 			asgCauseTime(r.now()), before, g.Desired)
 		if x.cause != "" {
 			cause = x.cause + "  " + cause
+		}
+		if r.asgTakeWarm(g, cause) {
+			continue
 		}
 		if _, ok := r.asgLaunchMember(g, cause); !ok {
 			return
@@ -795,6 +801,9 @@ func (r *Region) asgScaleIn(g *ASG, n int) {
 		if x.cause != "" {
 			cause = x.cause + "  " + cause
 		}
+		if r.asgWarmReuse(g, cands[0]) {
+			continue
+		}
 		r.asgTerminateMember(g, cands[0], cause)
 	}
 }
@@ -889,6 +898,13 @@ func (r *Region) asgDrop(g *ASG) {
 	}
 	for _, m := range g.Members {
 		delete(st.byInstance, m.InstanceID)
+	}
+	if wp := st.groups[g.Name]; wp != nil && wp.warm != nil {
+		for _, m := range wp.warm.members {
+			if in := r.instances[m.InstanceID]; in != nil && in.State != StateTerminated {
+				r.terminate(in, "Client.UserInitiatedShutdown")
+			}
+		}
 	}
 	delete(st.groups, g.Name)
 	delete(r.asgs, g.Name)

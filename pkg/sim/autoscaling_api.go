@@ -140,6 +140,8 @@ type asGroup struct {
 	TerminationPolicies              asList[string]       `xml:"TerminationPolicies"`
 	TrafficSources                   asList[asTrafficSrc] `xml:"TrafficSources"`
 	VPCZoneIdentifier                string               `xml:"VPCZoneIdentifier,omitempty"`
+	WarmPoolConfiguration            *asWarmPoolConfig    `xml:"WarmPoolConfiguration,omitempty"`
+	WarmPoolSize                     *int32               `xml:"WarmPoolSize,omitempty"`
 }
 
 type asTrafficSrc struct {
@@ -501,6 +503,11 @@ func (r *Region) asRender(g *ASG, withInstances bool) asGroup {
 		TargetGroupARNs:                  asMembers(append([]string(nil), g.TargetGroupARNs...)),
 		TerminationPolicies:              asMembers(append([]string(nil), g.TerminationPolicy...)),
 		VPCZoneIdentifier:                strings.Join(g.Subnets, ","),
+	}
+	if wp := x.warm; wp != nil {
+		out.WarmPoolConfiguration = asWarmConfig(wp)
+		n := int32(len(wp.members))
+		out.WarmPoolSize = &n
 	}
 	lt := &asLTSpec{}
 	if g.LaunchTemplate != nil {
