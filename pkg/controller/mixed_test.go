@@ -1,8 +1,12 @@
 package controller_test
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"sort"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +20,7 @@ import (
 	"github.com/spotmax/spotmax/pkg/groupconfig"
 	"github.com/spotmax/spotmax/pkg/metrics"
 	"github.com/spotmax/spotmax/pkg/sim"
+	"github.com/spotmax/spotmax/pkg/sim/simtest"
 )
 
 // mixedGroup creates a mixed instances group "web" of three members through the SDK: on-demand
@@ -243,4 +248,43 @@ func ids(l []sim.Instance) []string {
 		out = append(out, in.ID)
 	}
 	return out
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test reading it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestOriginalProductTagsWarnOnce: a group carrying the original product's unsupported tags is
+// managed (not reported invalid) and each tag is named once in a warning of the controller.
+func TestOriginalProductTagsWarnOnce(t *testing.T) {
+	e := newEnv(t, 1000)
+	e.CreateGroup(t, simtest.GroupSpec{Name: "web", Spot: true, DataDevice: "/dev/sdf", Desired: 1,
+		Tags: tags("web", map[string]string{"spotmax:warm_pool_min_size": "1", groupconfig.TagK8sNodeDrainOption: "--force"})})
+	rec := &recorder{}
+	c := e.controller(rec)
+	var logs syncBuffer
+	c.Log = slog.New(slog.NewTextHandler(&logs, nil))
+	runUntil(t, c, 30*time.Second, func() bool { return c.Stats().Reconciles >= 3 })
+	for _, key := range []string{"spotmax:warm_pool_min_size", groupconfig.TagK8sNodeDrainOption} {
+		if n := strings.Count(logs.String(), key+" is not supported"); n != 1 {
+			t.Errorf("%s named in %d warnings; want 1:\n%s", key, n, logs.String())
+		}
+	}
+	if n := rec.count(metrics.InvalidConfiguration); n != 0 {
+		t.Errorf("InvalidConfiguration = %d; the group is valid", n)
+	}
 }

@@ -64,6 +64,15 @@ func (c *Controller) Reconcile(ctx context.Context) ([]Event, error) {
 		if g.CapacityRebalance {
 			c.Log.Warn("group has Capacity Rebalancing on: AWS replaces interrupted instances on its own; turn it off", "group", g.Name)
 		}
+		for _, w := range g.Config.Warnings {
+			// e.g. an original product's tag spotmax accepts but does not act on: said once.
+			c.mu.Lock()
+			first := c.seen.add("config-warning/" + g.Name + "/" + w)
+			c.mu.Unlock()
+			if first {
+				c.Log.Warn("group configuration: "+w, "group", g.Name)
+			}
+		}
 		if changed, err := c.Workflow.EnsureKeepVolumes(ctx, g); err != nil {
 			c.Log.Error("keeping data volumes", "group", g.Name, "error", err)
 		} else if len(changed) > 0 {
