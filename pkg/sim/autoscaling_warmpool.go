@@ -24,12 +24,17 @@ import (
 //   - DeleteWarmPool marks the pool PendingDelete and terminates its instances; it is gone once
 //     they are. ForceDelete removes it at once.
 //
-// Not modelled: launch hooks while an instance enters the pool (Warmed:Pending:Wait), warm pool
-// instance health checks and instance refresh of the pool.
+//   - the group's launch hooks also hold an instance entering the pool (Warmed:Pending:Wait,
+//     then Warmed:Pending:Proceed; ABANDON terminates it), as they do when it leaves.
+//
+// Not modelled: the Origin/Destination fields of hook notifications, warm pool instance health
+// checks and instance refresh of the pool.
 
 // Lifecycle states of warm pool instances.
 const (
 	LifecycleWarmedPending     = "Warmed:Pending"
+	LifecycleWarmedPendingWait = "Warmed:Pending:Wait"
+	LifecycleWarmedProceed     = "Warmed:Pending:Proceed"
 	LifecycleWarmedStopped     = "Warmed:Stopped"
 	LifecycleWarmedRunning     = "Warmed:Running"
 	LifecycleWarmedHibernated  = "Warmed:Hibernated"
@@ -225,7 +230,17 @@ func (r *Region) asgWarmInstanceChanged(in *Instance) {
 	wp := r.asgExtraOf(g).warm
 	switch in.State {
 	case StateRunning:
-		if m.LifecycleState != LifecycleWarmedPending {
+		switch m.LifecycleState {
+		case LifecycleWarmedPending:
+			if r.asgWaitHooks(g, m, TransitionLaunching) {
+				m.LifecycleState = LifecycleWarmedPendingWait
+				if act := r.asgExtraOf(g).open[in.ID]; act != nil {
+					act.Status = ActivityMidLifecycleAction
+				}
+				return
+			}
+		case LifecycleWarmedProceed:
+		default:
 			return
 		}
 		if wp.cfg.PoolState == WarmPoolRunning {
@@ -235,7 +250,7 @@ func (r *Region) asgWarmInstanceChanged(in *Instance) {
 		}
 		r.stop(in, "Client.UserInitiatedShutdown")
 	case StateStopped:
-		if m.LifecycleState != LifecycleWarmedPending {
+		if m.LifecycleState != LifecycleWarmedPending && m.LifecycleState != LifecycleWarmedProceed {
 			return
 		}
 		m.LifecycleState = LifecycleWarmedStopped
@@ -365,4 +380,35 @@ func (r *Region) startLatency() time.Duration {
 		return r.lat.Start
 	}
 	return r.lat.Pending
+}
+
+// asgWarmMember returns the pool membership of an instance of g's warm pool, or nil.
+func (r *Region) asgWarmMember(g *ASG, id string) *ASGMember {
+	if wp := r.asgExtraOf(g).warm; wp != nil {
+		for _, m := range wp.members {
+			if m.InstanceID == id {
+				return m
+			}
+		}
+	}
+	return nil
+}
+
+// asgWarmHookDone ends the launch hooks of an instance entering the pool: on to its pool state,
+// or terminated when a hook abandoned it.
+func (r *Region) asgWarmHookDone(g *ASG, m *ASGMember, abandoned bool) {
+	if m.LifecycleState != LifecycleWarmedPendingWait {
+		return
+	}
+	if act := r.asgExtraOf(g).open[m.InstanceID]; act != nil {
+		act.Status = ActivityInProgress
+	}
+	if abandoned {
+		r.asgWarmTerminate(g, m)
+		return
+	}
+	m.LifecycleState = LifecycleWarmedProceed
+	if in := r.instances[m.InstanceID]; in != nil {
+		r.asgWarmInstanceChanged(in)
+	}
 }

@@ -222,3 +222,48 @@ func TestWarmPoolLaunchHook(t *testing.T) {
 	}
 	waitGroup(t, env, c, "web", "1 InService", inService(1))
 }
+
+// TestWarmPoolEntryHook: the group's launch hook holds an instance entering the warm pool in
+// Warmed:Pending:Wait; CONTINUE sends it on to Warmed:Stopped, ABANDON terminates it (and the
+// pool launches another).
+func TestWarmPoolEntryHook(t *testing.T) {
+	env, c := asgEnv(t)
+	ctx := context.Background()
+	createGroup(t, c, "web", asgTemplate(env, "web", false), 0, 2, 0)
+	if _, err := c.PutLifecycleHook(ctx, &autoscaling.PutLifecycleHookInput{AutoScalingGroupName: aws.String("web"),
+		LifecycleHookName: aws.String("warm"), LifecycleTransition: aws.String(sim.TransitionLaunching), HeartbeatTimeout: aws.Int32(300)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutWarmPool(ctx, &autoscaling.PutWarmPoolInput{AutoScalingGroupName: aws.String("web")}); err != nil {
+		t.Fatal(err)
+	}
+	out := waitWarm(t, env.Region(), c, "web", "2 Warmed:Pending:Wait", func(o *autoscaling.DescribeWarmPoolOutput) bool {
+		return warmStates(o, "Warmed:Pending:Wait") == 2
+	})
+	keep, drop := aws.ToString(out.Instances[0].InstanceId), aws.ToString(out.Instances[1].InstanceId)
+	complete := func(id, result string) {
+		t.Helper()
+		if _, err := c.CompleteLifecycleAction(ctx, &autoscaling.CompleteLifecycleActionInput{AutoScalingGroupName: aws.String("web"),
+			LifecycleHookName: aws.String("warm"), InstanceId: aws.String(id), LifecycleActionResult: aws.String(result)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	complete(keep, "CONTINUE")
+	complete(drop, "ABANDON")
+	waitWarm(t, env.Region(), c, "web", "the kept one stopped, the abandoned one gone", func(o *autoscaling.DescribeWarmPoolOutput) bool {
+		kept, dropped := false, false
+		for _, in := range o.Instances {
+			id := aws.ToString(in.InstanceId)
+			kept = kept || id == keep && in.LifecycleState == "Warmed:Stopped"
+			dropped = dropped || id == drop
+		}
+		return kept && !dropped && len(o.Instances) == 2
+	})
+	if in, _ := env.Region().Instance(drop); in.State != sim.StateTerminated && in.State != sim.StateShuttingDown {
+		t.Errorf("abandoned warm instance %s is %s", drop, in.State)
+	}
+	// The instance launched for the abandoned one is held by the hook too.
+	waitWarm(t, env.Region(), c, "web", "the new instance held by the hook", func(o *autoscaling.DescribeWarmPoolOutput) bool {
+		return warmStates(o, "Warmed:Pending:Wait") == 1 && warmStates(o, "Warmed:Stopped") == 1
+	})
+}
