@@ -265,10 +265,11 @@ func (o *ReplaceOptions) selectJobs(ctx context.Context) ([]*replaceJob, error) 
 			return nil, err
 		}
 		now := o.Now()
+		standIns := g.StandIns() // a mixed instances group's on-demand base is no stand-in
 		for _, m := range g.Members {
 			switch {
 			case o.All:
-			case o.OnDemand && m.Market == "on-demand":
+			case o.OnDemand && standIns[m.ID]:
 			case o.OlderThan > 0 && !m.LaunchTime.IsZero() && now.Sub(m.LaunchTime) >= o.OlderThan:
 			default:
 				continue

@@ -64,6 +64,15 @@ func (c *Controller) Reconcile(ctx context.Context) ([]Event, error) {
 		if g.CapacityRebalance {
 			c.Log.Warn("group has Capacity Rebalancing on: AWS replaces interrupted instances on its own; turn it off", "group", g.Name)
 		}
+		for _, w := range g.Config.Warnings {
+			// e.g. an original product's tag spotmax accepts but does not act on: said once.
+			c.mu.Lock()
+			first := c.seen.add("config-warning/" + g.Name + "/" + w)
+			c.mu.Unlock()
+			if first {
+				c.Log.Warn("group configuration: "+w, "group", g.Name)
+			}
+		}
 		if changed, err := c.Workflow.EnsureKeepVolumes(ctx, g); err != nil {
 			c.Log.Error("keeping data volumes", "group", g.Name, "error", err)
 		} else if len(changed) > 0 {
@@ -135,6 +144,9 @@ func (c *Controller) Reconcile(ctx context.Context) ([]Event, error) {
 func dueEvents(g *inventory.Group, now time.Time, busy map[string]bool) []Event {
 	cfg := g.Config
 	var out []Event
+	// Only on-demand capacity beyond a mixed instances policy's base and percentage stands in
+	// for spot (inventory's StandIns).
+	standIns := g.StandIns()
 	for _, m := range g.Members {
 		if m.State != "running" || m.LifecycleState != "InService" {
 			continue
@@ -158,7 +170,7 @@ func dueEvents(g *inventory.Group, now time.Time, busy map[string]bool) []Event 
 			continue
 		}
 		switch {
-		case m.Market == "on-demand" && !cfg.OnlyOD && age >= cfg.ODLeastLive:
+		case standIns[m.ID] && !cfg.OnlyOD && age >= cfg.ODLeastLive:
 			out = append(out, Event{ID: revertID(m.ID, now), Kind: KindRevert, Instance: m.ID, Group: g.Name,
 				Time: m.LaunchTime.Add(cfg.ODLeastLive), Source: "reconcile", Detail: "on-demand stand-in"})
 		case slices.Contains(cfg.AltTypes, m.Type) && age >= cfg.AltLeastLive:

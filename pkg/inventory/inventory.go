@@ -52,6 +52,9 @@ type Group struct {
 	// left alone.
 	ConfigErr error
 	Members   []Instance
+	// Mixed is the group's mixed instances policy; nil for a group with one launch template
+	// (mixed.go).
+	Mixed *MixedPolicy
 }
 
 // TemplateRef names a launch template and version.
@@ -217,6 +220,7 @@ func fromASG(g astypes.AutoScalingGroup) *Group {
 			out.LaunchTemplate += " (" + v + ")"
 		}
 	}
+	out.Mixed = mixedPolicy(g.MixedInstancesPolicy)
 	if z := aws.ToString(g.VPCZoneIdentifier); z != "" {
 		out.Subnets = splitComma(z)
 	}

@@ -144,7 +144,8 @@ type run struct {
 	// ownershipChecked is set when the claim was just read back (confirmClaim), so the next step
 	// boundary need not read it again.
 	ownershipChecked bool
-	tmpl             *ec2types.ResponseLaunchTemplateData // read once, see template
+	tmpl             *ec2types.ResponseLaunchTemplateData            // read once, see template
+	overrideTmpl     map[string]*ec2types.ResponseLaunchTemplateData // mixed instances overrides' own templates
 	newID            string
 	res              *Result
 }
@@ -604,6 +605,13 @@ func (r *run) retire(ctx context.Context) error {
 		}
 		r.res.Warnings = append(r.res.Warnings, fmt.Sprintf("%s failed on interrupted instance %s (continuing, it stops at %s): %v",
 			step.Name(), r.req.InstanceID, r.req.Deadline.UTC().Format(time.RFC3339), err))
+	}
+	if r.cfg.K8sConfigFilePath != "" {
+		// pod_delay_detaching_secs: evicted pods get running elsewhere before the node leaves
+		// the group's load balancers.
+		if err := r.delay(ctx, "pod-delay", r.cfg.PodDelayDetaching); err != nil {
+			return err
+		}
 	}
 	if r.cfg.ConsulPort > 0 {
 		if err := r.delay(ctx, "sd-delay", r.cfg.SDDelayDetach); err != nil {
