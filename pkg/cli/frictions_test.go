@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"encoding/json"
 	"log/slog"
 	"net"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/spotmax/spotmax/pkg/groupconfig"
+	"github.com/spotmax/spotmax/pkg/metrics"
+	"github.com/spotmax/spotmax/pkg/savings"
 )
 
 // Issue 13's small frictions, one test each.
@@ -117,5 +120,70 @@ func TestSimServePortInUse(t *testing.T) {
 	}
 	if DefaultSimAddr == "127.0.0.1:4566" {
 		t.Errorf("the default simulator address is LocalStack's")
+	}
+}
+
+// `spotmax replace` publishes what it did like the controller: CloudWatch metrics and an action
+// record naming the operator's command (issue 13: manual actions left no trace).
+func TestReplacePublishesAndRecords(t *testing.T) {
+	e := newTestEnv(t)
+	e.group(t, "web", 1, map[string]string{groupconfig.TagGroup: "web", groupconfig.TagPersistenceDev: "/dev/sdf",
+		groupconfig.TagDetachingDelaySeconds: "0", groupconfig.TagPreactionDetachDelaySeconds: "0"})
+	g, _ := e.Region().Group("web")
+	old := g.Members[0].InstanceID
+	if _, errOut, code := run(t, "replace", old, "--yes", "--release-timeout", "0s", "--poll-interval", "20ms"); code != 0 {
+		t.Fatalf("replace: exit %d: %s", code, errOut)
+	}
+	succeeded := 0
+	for _, d := range e.Region().MetricData(metrics.Namespace) {
+		if d.MetricName == string(metrics.ReplacementSucceeded) && d.Dimensions[metrics.DimensionGroup] == "web" {
+			succeeded += int(d.Sum)
+		}
+	}
+	if succeeded != 1 {
+		t.Errorf("ReplacementSucceeded for web = %d after spotmax replace, want 1", succeeded)
+	}
+	out, errOut, code := run(t, "history", "--group", "web", "--since", "1h", "--period", "1m", "-o", "json")
+	if code != 0 {
+		t.Fatalf("history: exit %d: %s", code, errOut)
+	}
+	var h historyJSON
+	if err := json.Unmarshal([]byte(out), &h); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.Actions) != 1 || h.Actions[0].Instance != old || h.Actions[0].Reason != "manual" || h.Actions[0].Replacement == "" ||
+		!strings.HasPrefix(h.Actions[0].Actor, "spotmax replace (") || h.Actions[0].Owner == "" || h.Actions[0].Volume == "" {
+		t.Errorf("history actions after spotmax replace = %+v", h.Actions)
+	}
+	// --no-cloudwatch leaves no trace, as asked.
+	g, _ = e.Region().Group("web")
+	if _, errOut, code := run(t, "replace", g.Members[0].InstanceID, "--yes", "--release-timeout", "0s", "--poll-interval", "20ms", "--no-cloudwatch"); code != 0 {
+		t.Fatalf("replace --no-cloudwatch: exit %d: %s", code, errOut)
+	}
+	if n := len(e.Region().LogEvents(metrics.DefaultActionLogGroup)); n != 1 {
+		t.Errorf("%d action records after a --no-cloudwatch replace, want still 1", n)
+	}
+}
+
+// The savings report's chart on a terminal: paid against all on-demand, per group.
+func TestSavingsChart(t *testing.T) {
+	rep := &savings.Report{Groups: []savings.Group{
+		{Name: "web", Lines: []savings.Line{{Market: "spot", Type: "m5.large", AZ: "us-east-1a", Hours: 10, Cost: 0.3, OnDemandCost: 0.96, Instances: 1}},
+			Total: savings.Total{Hours: 10, SpotHours: 10, Cost: 0.3, OnDemandCost: 0.96, Saved: 0.66, SavedPercent: 68.75}},
+	}, Total: savings.Total{Hours: 10, SpotHours: 10, Cost: 0.3, OnDemandCost: 0.96, Saved: 0.66, SavedPercent: 68.75}}
+	var b bytes.Buffer
+	if err := WriteSavings(&b, rep, true); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{"group web", "10.00 instance-hours (100% spot)", "saved $0.66 (68.8%)", "█", "░", "$0.30 of $0.96"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("savings output lacks %q:\n%s", want, out)
+		}
+	}
+	b.Reset()
+	_ = WriteSavings(&b, rep, false)
+	if strings.Contains(b.String(), "█") {
+		t.Errorf("chart drawn when not on a terminal:\n%s", b.String())
 	}
 }
