@@ -38,8 +38,10 @@ func newSimServeCmd(f *Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve a simulated AWS region on a loopback port",
-		Long: `Serve a simulated AWS region (EC2, Auto Scaling, CloudWatch, SQS, EventBridge) that unmodified AWS
-clients use through AWS_ENDPOINT_URL with dummy credentials. Without --scenario it starts like a
+		Long: `Serve a simulated AWS region (EC2, Auto Scaling, CloudWatch, CloudWatch Logs, SQS, EventBridge, the
+Price List API) that unmodified AWS clients use through AWS_ENDPOINT_URL with dummy credentials.
+It runs on the wall clock, as spotmax and every other client of it do; --time-scale makes it
+faster (a scenario's timeScale is ignored here), for a region no other process's clock depends on. Without --scenario it starts like a
 fresh account: three AZs and a default VPC with a subnet in each. --scenario takes a YAML file
 or the name of a shipped scenario ("demo").
 
