@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"log/slog"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spotmax/spotmax/pkg/groupconfig"
 	"github.com/spotmax/spotmax/pkg/metrics"
@@ -185,5 +187,30 @@ func TestSavingsChart(t *testing.T) {
 	_ = WriteSavings(&b, rep, false)
 	if strings.Contains(b.String(), "█") {
 		t.Errorf("chart drawn when not on a terminal:\n%s", b.String())
+	}
+}
+
+// One clock: `sim serve` runs at the wall clock, a scenario's faster timeScale is not used,
+// and a faster --time-scale is explicit and warned about.
+func TestSimServeRunsOnTheWallClock(t *testing.T) {
+	serve := func(args ...string) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+		defer cancel()
+		ios, _, _, errOut := Test()
+		if code := Run(ctx, NewFactory(ios), append([]string{"sim", "serve", "--addr", "127.0.0.1:0"}, args...)); code != 0 {
+			t.Fatalf("sim serve %v: exit %d: %s", args, code, errOut)
+		}
+		return errOut.String()
+	}
+	scenario := filepath.Join(t.TempDir(), "fast.yaml")
+	if err := os.WriteFile(scenario, []byte("timeScale: 10\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out := serve("--scenario", scenario); !strings.Contains(out, "time scale 1x") || strings.Contains(out, "warning") {
+		t.Errorf("sim serve of a timeScale 10 scenario:\n%s", out)
+	}
+	if out := serve("--time-scale", "10"); !strings.Contains(out, "time scale 10x") || !strings.Contains(out, "warning: simulated time runs 10x faster than the wall clock") {
+		t.Errorf("sim serve --time-scale 10:\n%s", out)
 	}
 }
