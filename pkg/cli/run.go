@@ -87,7 +87,7 @@ at the end; stopped before it leads (SIGTERM, Ctrl-C) it has done nothing and ex
 	fl.DurationVar(&opts.Interval, "interval", 30*time.Second, "time between reconciles")
 	fl.IntVar(&opts.MaxParallel, "max-parallel", 10, "replacements at a time in the region")
 	fl.StringVar(&opts.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address, e.g. 127.0.0.1:9108")
-	fl.BoolVar(&opts.NoMetrics, "no-cloudwatch", false, "do not publish metrics to CloudWatch")
+	fl.BoolVar(&opts.NoMetrics, "no-cloudwatch", false, "do not publish metrics to CloudWatch nor action records to CloudWatch Logs")
 	fl.BoolVar(&opts.Once, "once", false, "reconcile once, wait for the replacements it started, and exit; with --leader-elect, only as the leader (it waits for leadership and releases it at the end)")
 	fl.StringVar(&opts.LeaderElect, "leader-elect", "none", "high availability: none (run one controller per region), consul (a Consul lock) or kubernetes (a Kubernetes Lease)")
 	fl.StringVar(&opts.ConsulAddr, "consul-addr", "", "Consul HTTP address for --leader-elect consul (default CONSUL_HTTP_ADDR or 127.0.0.1:8500; CONSUL_HTTP_TOKEN is used)")
@@ -126,6 +126,23 @@ func runRun(ctx context.Context, f *Factory, o *RunOptions) error {
 			}
 		}()
 		recorders = append(recorders, pub)
+		// The audit trail: one record per replacement in CloudWatch Logs.
+		logs, err := f.Logs(ctx)
+		if err != nil {
+			return err
+		}
+		al := metrics.NewActionLog(logs, metrics.ActionLogOptions{Actor: actorName("spotmax run"), Log: log})
+		alCtx, stopAL := context.WithCancel(context.WithoutCancel(ctx))
+		go al.Run(alCtx)
+		defer func() {
+			stopAL()
+			flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			if err := al.Close(flushCtx); err != nil {
+				log.Warn("writing action records to CloudWatch Logs", "error", err)
+			}
+		}()
+		recorders = append(recorders, al)
 	}
 	if o.MetricsAddr != "" {
 		prom := metrics.NewPrometheus()

@@ -93,12 +93,14 @@ func (c *Controller) Reconcile(ctx context.Context) ([]Event, error) {
 			if g := byName[o.Group]; g == nil || !g.Managed() {
 				continue
 			}
-			c.Log.Warn("data volume attached to nothing: it was kept, but needs re-homing by an operator", "group", o.Group,
-				"volume", o.VolumeID, "az", o.AZ)
+			// Once per volume (and group and AZ), not on every reconcile: the metric counts it,
+			// the warning says it.
 			c.mu.Lock()
-			first := c.seen.add("orphan/" + o.VolumeID)
+			first := c.seen.add("orphan/" + o.VolumeID + "/" + o.Group + "/" + o.AZ)
 			c.mu.Unlock()
 			if first {
+				c.Log.Warn("data volume attached to nothing: it was kept, but needs re-homing by an operator", "group", o.Group,
+					"volume", o.VolumeID, "az", o.AZ)
 				c.Metrics.Record(ctx, metrics.Event{Name: metrics.DataVolumeOrphaned, Group: o.Group, Time: now,
 					Fields: map[string]string{"volume": o.VolumeID, "az": o.AZ}})
 			}
@@ -121,7 +123,7 @@ func (c *Controller) Reconcile(ctx context.Context) ([]Event, error) {
 			continue
 		}
 		events = append(events, Event{ID: "resume/" + j.Old + "/" + string(j.Phase), Kind: KindResume, Instance: j.Old, Group: j.Group,
-			Time: now, Source: "reconcile", Detail: string(j.Phase)})
+			Time: now, Source: "reconcile", Detail: string(j.Reason) + ", after " + string(j.Phase)})
 	}
 	c.mu.Lock()
 	for id, e := range c.unconfirmed {

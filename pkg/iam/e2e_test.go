@@ -13,8 +13,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/pricing"
 
 	"github.com/spotmax/spotmax/pkg/agent"
 	"github.com/spotmax/spotmax/pkg/cli"
@@ -23,6 +25,7 @@ import (
 	"github.com/spotmax/spotmax/pkg/inventory"
 	"github.com/spotmax/spotmax/pkg/metrics"
 	"github.com/spotmax/spotmax/pkg/replace"
+	"github.com/spotmax/spotmax/pkg/savings"
 	"github.com/spotmax/spotmax/pkg/sim"
 	"github.com/spotmax/spotmax/pkg/sim/simtest"
 )
@@ -120,7 +123,9 @@ func TestPoliciesAllowExactlyWhatTheRolesCall(t *testing.T) {
 	to.Release = time.Hour // only the agent's release may free the volume
 	// The workflow publishes its events through the controller's CloudWatch publisher.
 	pub := metrics.NewPublisher(cloudwatch.NewFromConfig(ctl), metrics.PublisherOptions{Now: r.Clock().Now})
-	w := &replace.Workflow{EC2: ec2c, ASG: asg, Clock: r.Clock(), Metrics: pub,
+	// ... and its action record through the controller's action log (CloudWatch Logs).
+	al := metrics.NewActionLog(cloudwatchlogs.NewFromConfig(ctl), metrics.ActionLogOptions{Actor: "iam test"})
+	w := &replace.Workflow{EC2: ec2c, ASG: asg, Clock: r.Clock(), Metrics: metrics.Multi{pub, al},
 		PollMin: 5 * time.Millisecond, PollMax: 50 * time.Millisecond, Timeouts: &to}
 	res, err := w.Replace(ctx, g, replace.Request{InstanceID: members[0], Reason: replace.ReasonManual})
 	if rerr := <-released; rerr != nil {
@@ -152,12 +157,28 @@ func TestPoliciesAllowExactlyWhatTheRolesCall(t *testing.T) {
 	if err := pub.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if err := al.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
 	// The simulated clock runs ahead of the wall clock that --start is checked against.
 	start := time.Now().Add(-time.Hour).UTC().Truncate(time.Hour)
 	end := r.Clock().Now().Add(time.Hour).UTC().Truncate(time.Hour)
 	out := runCLI(t, "history", "--group", "web", "--start", start.Format(time.RFC3339), "--end", end.Format(time.RFC3339), "--period", "1h")
 	if !strings.Contains(out, "ReplacementSucceeded: 1 event") || !strings.Contains(out, "VolumeMoved: 1 event") {
 		t.Errorf("spotmax history does not show the replacement:\n%s", out)
+	}
+	if !strings.Contains(out, res.Old) || !strings.Contains(out, res.New) {
+		t.Errorf("spotmax history does not list the replacement's action record (%s → %s):\n%s", res.Old, res.New, out)
+	}
+	// Controller: `spotmax savings` prices hours with the spot price history and the Price List.
+	// (The simulated clock runs ahead of the wall clock the command's period ends at, so its
+	// price sources are called directly here.)
+	prices := &savings.AWSPrices{EC2: ec2c, Pricing: pricing.NewFromConfig(ctl), Region: r.Name()}
+	if od, err := prices.OnDemand(ctx, res.Type); err != nil || od <= 0 {
+		t.Errorf("on-demand price of %s: %v, %v", res.Type, od, err)
+	}
+	if pts, err := prices.Spot(ctx, res.Type, res.AZ, r.Clock().Now().Add(-time.Hour), r.Clock().Now()); err != nil || len(pts) == 0 {
+		t.Errorf("spot price history of %s in %s: %v, %v", res.Type, res.AZ, pts, err)
 	}
 	runCLI(t, "dashboard", "--group", "web", "--yes")
 	if _, ok := r.Dashboard(metrics.DashboardName("web")); !ok {
@@ -288,6 +309,10 @@ func TestPoliciesCoverTheDeclaredInterfaces(t *testing.T) {
 			{"cloudwatch", reflect.TypeFor[metrics.CloudWatchAPI]()},
 			{"cloudwatch", reflect.TypeFor[metrics.HistoryAPI]()},
 			{"cloudwatch", reflect.TypeFor[metrics.DashboardAPI]()},
+			{"logs", reflect.TypeFor[metrics.ActionLogAPI]()},
+			{"logs", reflect.TypeFor[metrics.ActionQueryAPI]()},
+			{"ec2", reflect.TypeFor[savings.EC2SpotAPI]()},
+			{"pricing", reflect.TypeFor[savings.PricingAPI]()},
 		},
 		iam.Agent: {
 			{"ec2", reflect.TypeFor[agent.EC2API]()},

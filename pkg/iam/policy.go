@@ -155,6 +155,11 @@ func (b builder) ec2ARN(typ string) string {
 	return b.arn("ec2", typ+"/*")
 }
 
+// logGroupARN is the action log group in any region and account.
+func (b builder) logGroupARN() string {
+	return "arn:" + b.o.Partition + ":logs:*:*:log-group:" + metrics.DefaultActionLogGroup
+}
+
 func (b builder) asgARN() string {
 	name := "*"
 	if b.o.Group != "" {
@@ -223,9 +228,10 @@ func (b builder) controller() []Statement {
 	return []Statement{
 		{Sid: "Describe", Effect: "Allow", Resource: []string{"*"},
 			Action: []string{"autoscaling:DescribeAutoScalingGroups", "ec2:DescribeInstanceTypeOfferings", "ec2:DescribeInstances",
-				"ec2:DescribeLaunchTemplateVersions", "ec2:DescribeSpotInstanceRequests", "ec2:DescribeSubnets", "ec2:DescribeVolumes"},
+				"ec2:DescribeLaunchTemplateVersions", "ec2:DescribeSpotInstanceRequests", "ec2:DescribeSpotPriceHistory", "ec2:DescribeSubnets", "ec2:DescribeVolumes"},
 			Why: "Inventory of groups, members and data volumes; the launch template, subnets and offered instance types of a " +
-				"replacement; the spot request status that confirms an interruption warning before it is acted on. " +
+				"replacement; the spot request status that confirms an interruption warning before it is acted on; the spot " +
+				"price history that `spotmax savings` prices spot hours with. " +
 				"Describe actions support no resource-level permissions, so their resource is \"*\"."},
 		{Sid: "LaunchReplacementInstance", Effect: "Allow", Action: []string{"ec2:RunInstances"}, Resource: []string{inst},
 			Condition: b.groupTag("aws:RequestTag/" + groupconfig.TagGroup),
@@ -283,6 +289,17 @@ func (b builder) controller() []Statement {
 		b.publishMetrics(),
 		{Sid: "ReadMetrics", Effect: "Allow", Action: []string{"cloudwatch:GetMetricData"}, Resource: []string{"*"},
 			Why: "`spotmax history`. GetMetricData supports no resource-level permissions or namespace condition."},
+		{Sid: "WriteActionRecords", Effect: "Allow",
+			Action:   []string{"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"},
+			Resource: []string{b.logGroupARN(), b.logGroupARN() + ":*"},
+			Why: "The audit trail: `spotmax run`, `spotmax replace` and `spotmax drain` write one record per action to the " +
+				"CloudWatch Logs log group " + metrics.DefaultActionLogGroup + " (created on first use, one stream per process). " +
+				"Only that log group and its streams."},
+		{Sid: "ReadActionRecords", Effect: "Allow", Action: []string{"logs:FilterLogEvents"},
+			Resource: []string{b.logGroupARN(), b.logGroupARN() + ":*"},
+			Why:      "`spotmax history` lists the action records and `spotmax savings` reconstructs instance-hours from them."},
+		{Sid: "ReadPrices", Effect: "Allow", Action: []string{"pricing:GetProducts"}, Resource: []string{"*"},
+			Why: "`spotmax savings` prices on-demand hours with the AWS Price List API. It supports no resource-level permissions."},
 		{Sid: "WriteDashboards", Effect: "Allow", Action: []string{"cloudwatch:PutDashboard"},
 			Resource: []string{"arn:" + b.o.Partition + ":cloudwatch::*:dashboard/" + metrics.DashboardPrefix + "*"},
 			Why:      "`spotmax dashboard`: only dashboards whose names start with " + metrics.DashboardPrefix + "."},

@@ -127,6 +127,26 @@ func (r *run) record(ctx context.Context, name metrics.Name, d time.Duration, fi
 	if r.newID != "" {
 		fields["replacement"] = r.newID
 	}
+	// The audit trail (metrics.ActionLog) records who acted and what the old instance was, so
+	// that its hours can be priced after it is gone.
+	fields["owner"] = r.w.owner()
+	if r.res.AZ != "" {
+		fields["az"] = r.res.AZ
+	}
+	if _, ok := fields["volume"]; !ok && r.plan != nil && r.plan.Volume != "" {
+		fields["volume"] = r.plan.Volume
+	}
+	fields["old_type"] = string(r.old.InstanceType)
+	fields["old_market"] = MarketOnDemand
+	if r.old.InstanceLifecycle == ec2types.InstanceLifecycleTypeSpot {
+		fields["old_market"] = MarketSpot
+	}
+	if r.old.Placement != nil {
+		fields["old_az"] = aws.ToString(r.old.Placement.AvailabilityZone)
+	}
+	if r.old.LaunchTime != nil {
+		fields["old_launched"] = r.old.LaunchTime.UTC().Format(time.RFC3339)
+	}
 	r.w.Metrics.Record(ctx, metrics.Event{Name: name, Group: r.g.Name, Instance: r.req.InstanceID, Duration: d,
 		Time: r.w.clock().Now(), Fields: fields})
 }
