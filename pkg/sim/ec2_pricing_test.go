@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -55,9 +56,11 @@ func TestEC2DescribeSpotPriceHistory(t *testing.T) {
 		*out.SpotPriceHistory[1].SpotPrice != fmt.Sprintf("%.6f", b) {
 		t.Errorf("price after SetSpotPrice = %+v, %v; want 0.500000 then %v", out, err, b)
 	}
-	// From a start time on: the price in effect then, and the changes after it.
+	// From a start time on: the price in effect then, and the changes after it. The start is a
+	// second after the change: the SDK sends times to the second, and a start truncated to before
+	// the change rightly gets the old price too.
 	out, err = c.DescribeSpotPriceHistory(ctx, &ec2.DescribeSpotPriceHistoryInput{InstanceTypes: []types.InstanceType{types.InstanceTypeM5Large},
-		AvailabilityZone: aws.String("us-east-1b"), StartTime: aws.Time(env.Region().Clock().Now())})
+		AvailabilityZone: aws.String("us-east-1b"), StartTime: aws.Time(env.Region().Clock().Now().Add(time.Second))})
 	if err != nil || len(out.SpotPriceHistory) != 1 || *out.SpotPriceHistory[0].SpotPrice != "0.500000" {
 		t.Errorf("price history from now = %+v, %v; want the one in effect, 0.500000", out, err)
 	}
