@@ -56,6 +56,14 @@ type Config struct {
 	// (default 90 s; a spot interruption's own deadline bounds it otherwise).
 	ReleaseTimeout time.Duration
 
+	// BlankHold is how long the agent holds a blank fresh volume (opened O_EXCL, reported in
+	// spotmax:state:blank_volume) for the controller to swap it for a pooled data volume
+	// (default 2 m); negative: never report one.
+	BlankHold time.Duration
+	// AnnounceInterval is how often the agent refreshes its announcement on its instance
+	// (spotmax:state:agent; default 10 m).
+	AnnounceInterval time.Duration
+
 	// NoticeInterval is how often spot/instance-action is polled (default 350 ms).
 	NoticeInterval time.Duration
 	// EventInterval is how often the rebalance recommendation and the Auto Scaling target
@@ -118,6 +126,8 @@ func (c Config) withDefaults() (Config, error) {
 	def(&c.TagInterval, imds.DefaultTagInterval)
 	def(&c.EC2TagInterval, 30*time.Second)
 	def(&c.DeviceInterval, 20*time.Millisecond)
+	def(&c.BlankHold, 2*time.Minute)
+	def(&c.AnnounceInterval, 10*time.Minute)
 	for name, d := range map[string]time.Duration{"hook timeout": c.HookTimeout, "release timeout": c.ReleaseTimeout,
 		"notice interval": c.NoticeInterval, "event interval": c.EventInterval, "tag interval": c.TagInterval, "EC2 tag interval": c.EC2TagInterval,
 		"device interval": c.DeviceInterval} {

@@ -77,24 +77,7 @@ func (c *Controller) Reconcile(ctx context.Context) ([]Event, error) {
 		c.Metrics.Gauge(ctx, g.Name, counts(g))
 		events = append(events, dueEvents(g, now, busy)...)
 	}
-	if orphans, err := c.Workflow.OrphanedVolumes(ctx, journals); err != nil {
-		c.Log.Error("looking for orphaned data volumes", "error", err)
-	} else {
-		for _, o := range orphans {
-			if g := byName[o.Group]; g == nil || !g.Managed() {
-				continue
-			}
-			c.Log.Warn("data volume attached to nothing: it was kept, but needs re-homing by an operator", "group", o.Group,
-				"volume", o.VolumeID, "az", o.AZ)
-			c.mu.Lock()
-			first := c.seen.add("orphan/" + o.VolumeID)
-			c.mu.Unlock()
-			if first {
-				c.Metrics.Record(ctx, metrics.Event{Name: metrics.DataVolumeOrphaned, Group: o.Group, Time: now,
-					Fields: map[string]string{"volume": o.VolumeID, "az": o.AZ}})
-			}
-		}
-	}
+	c.tendPool(ctx, groups, journals, now)
 	for _, j := range journals {
 		if j.Group == "" {
 			continue

@@ -72,6 +72,9 @@ type Config struct {
 	HandleScalingFailure bool
 	// AZRebalance is spotmax:az_rebalance: "" or AZRebalanceOptimize.
 	AZRebalance string
+	// VolumeRetention is spotmax:volume_retention_hours; 0 = pooled data
+	// volumes are kept forever.
+	VolumeRetention time.Duration
 
 	// Warnings are things worth telling the operator that do not make the
 	// configuration unusable, e.g. both spellings of the guarantee tag set
@@ -135,6 +138,8 @@ func (c *Config) field(key string) any {
 		return &c.HandleScalingFailure
 	case TagAZRebalance:
 		return &c.AZRebalance
+	case TagVolumeRetentionHours:
+		return &c.VolumeRetention
 	}
 	return nil
 }

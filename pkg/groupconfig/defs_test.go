@@ -47,6 +47,7 @@ func TestDefsMatchSpec(t *testing.T) {
 		{"spotmax:is_to_handle_rebalance_event", groupconfig.KindBool, "false", false, "handle-rebalance"},
 		{"spotmax:is_to_handle_scaling_failure", groupconfig.KindBool, "true", false, "handle-scaling-failure"},
 		{"spotmax:az_rebalance", groupconfig.KindEnum, "", false, "az-rebalance"},
+		{"spotmax:volume_retention_hours", groupconfig.KindHours, "", false, "volume-retention-hours"},
 	}
 	var got []row
 	for _, d := range groupconfig.Defs() {

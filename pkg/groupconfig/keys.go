@@ -96,6 +96,9 @@ const (
 	TagHandleScalingFailure = "spotmax:is_to_handle_scaling_failure"
 	// TagAZRebalance selects the AZ placement of new instances.
 	TagAZRebalance = "spotmax:az_rebalance"
+	// TagVolumeRetentionHours bounds how long a pooled data volume attached to
+	// nothing is kept before spotmax deletes it; absent or 0 = kept forever.
+	TagVolumeRetentionHours = "spotmax:volume_retention_hours"
 )
 
 // AZRebalanceOptimize is the only accepted value of TagAZRebalance: put new
@@ -193,6 +196,8 @@ var defs = []Def{
 		Help: "act on group launch failures (e.g. no spot capacity)"},
 	{Key: TagAZRebalance, Kind: KindEnum, Enum: []string{AZRebalanceOptimize}, Flag: "az-rebalance",
 		Help: `"optimize": put new instances in the AZ with the fewest`},
+	{Key: TagVolumeRetentionHours, Kind: KindHours, Flag: "volume-retention-hours",
+		Help: "a pooled data volume attached to nothing for this long is deleted (0 or absent = kept forever: deleting data is never a default)"},
 }
 
 // byKey maps every accepted key (canonical and alias) and flag to its

@@ -177,6 +177,9 @@ var tagCases = []tagCase{
 	{key: groupconfig.TagAZRebalance, valid: "optimize",
 		want:    func(c *groupconfig.Config) { c.AZRebalance = "optimize" },
 		invalid: []badValue{{"balanced", "must be one of: optimize"}, {"Optimize", "must be one of"}}},
+	{key: groupconfig.TagVolumeRetentionHours, valid: "72",
+		want:    func(c *groupconfig.Config) { c.VolumeRetention = 72 * time.Hour },
+		invalid: []badValue{{"-1", "negative"}, {"3d", "not a whole number of hours"}}},
 }
 
 func TestTagCasesCoverEveryTag(t *testing.T) {

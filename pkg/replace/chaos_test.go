@@ -626,3 +626,7 @@ func (f *fixture) needsResume(t testing.TB, old string) bool {
 	return member && !strings.HasPrefix(m.LifecycleState, "Detach") && !strings.HasPrefix(m.LifecycleState, "Terminat") &&
 		in.State != sim.StateTerminated && in.State != sim.StateShuttingDown
 }
+
+func (x crashEC2) DeleteVolume(ctx context.Context, in *ec2.DeleteVolumeInput, o ...func(*ec2.Options)) (*ec2.DeleteVolumeOutput, error) {
+	return do(x.c, func() (*ec2.DeleteVolumeOutput, error) { return x.EC2API.DeleteVolume(ctx, in, o...) })
+}

@@ -109,11 +109,12 @@ func (w *Workflow) EnsureKeepVolumes(ctx context.Context, g *inventory.Group) ([
 		volumes = append(volumes, v.ID)
 	}
 	if len(volumes) > 0 {
-		// Mark them as the group's data volumes, in one call: a data volume that ends up attached
-		// to nothing can then be found and reported.
+		// Mark them as the group's data volumes (its pool: pool.go), in one call: a data volume
+		// that ends up attached to nothing is then found and re-homed.
 		err := w.call(ctx, func(ctx context.Context) error {
 			_, err := w.EC2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: volumes,
-				Tags: []ec2types.Tag{{Key: aws.String(groupconfig.TagGroup), Value: aws.String(g.Name)}}})
+				Tags: []ec2types.Tag{{Key: aws.String(groupconfig.TagGroup), Value: aws.String(g.Name)},
+					{Key: aws.String(groupconfig.StateDevice), Value: aws.String(g.Config.PersistenceDev)}}})
 			return err
 		})
 		if err != nil {
@@ -329,3 +330,4 @@ func (w *Workflow) attachVolume(ctx context.Context, vol, to, dev string) error 
 		return false, nil
 	})
 }
+
