@@ -114,6 +114,11 @@ func TestPoliciesAllowExactlyWhatTheRolesCall(t *testing.T) {
 	// (on its own instance, with its own key), so that the workflow detaches the volume.
 	agent := as(env, agentKey)
 	aec2 := ec2.NewFromConfig(agent)
+	// The agent announces itself first: a replacement waits for a release only where one runs.
+	if _, err := aec2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{members[0]}, Tags: []ec2types.Tag{{Key: aws.String(groupconfig.StateAgent),
+		Value: aws.String("running e2e " + r.Clock().Now().UTC().Format(time.RFC3339))}}}); err != nil {
+		t.Fatal(err)
+	}
 	released := make(chan error, 1)
 	go func() { released <- playAgentRelease(ctx, r, aec2, members[0]) }()
 	to := replace.DefaultTimeouts()
