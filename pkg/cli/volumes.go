@@ -174,7 +174,11 @@ func volumesList(ctx context.Context, o *VolumesOptions) error {
 	}
 	return printData(o.IO.Out, o.Output, out, func(w io.Writer) error {
 		if len(out.Volumes) == 0 {
-			_, err := fmt.Fprintln(w, "no data volumes: none of the region's volumes carries "+groupconfig.TagGroup)
+			msg := "no data volumes: none of the region's volumes carries " + groupconfig.TagGroup
+			if o.Group != "" || o.AZ != "" {
+				msg = "no data volumes of group " + orDash(o.Group) + " in AZ " + orDash(o.AZ)
+			}
+			_, err := fmt.Fprintln(w, msg)
 			return err
 		}
 		t := NewTable("VOLUME", "GROUP", "AZ", "STATUS", "INSTANCE", "DEVICE", "SIZE", "UNUSED FOR")
