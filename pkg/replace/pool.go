@@ -227,6 +227,12 @@ func (w *Workflow) Adopt(ctx context.Context, a Adoption) (*AdoptResult, error) 
 	}
 	inst, err := w.describeInstance(ctx, a.Instance)
 	if err != nil {
+		if awsapi.IsNotFound(err) && !already {
+			if vt[groupconfig.StateAdoptedBy] == a.Instance {
+				w.dropClaim(ctx, a.Volume) // the target is long gone: the volume goes back to the pool
+			}
+			return nil, notAdoptable("instance %s does not exist", a.Instance)
+		}
 		return nil, err
 	}
 	if err := w.checkAdoptionTarget(ctx, a, inst, v); err != nil {
@@ -265,6 +271,11 @@ func (w *Workflow) Adopt(ctx context.Context, a Adoption) (*AdoptResult, error) 
 	}
 	res := &AdoptResult{}
 	if fresh != "" {
+		// The proof again, now that the claim holds: the agent may have let go of the fresh
+		// volume since it was checked (its hold ended), and then something may have used it.
+		if err := w.reproveFresh(ctx, a, fresh); err != nil {
+			return nil, err
+		}
 		// Marked first, so that an adoption interrupted after the detach still deletes it (and
 		// the pool never offers it): the proof was checked above.
 		mark := map[string]string{groupconfig.StateDiscard: a.Instance, groupconfig.TagGroup: a.Group}
@@ -401,6 +412,32 @@ func absDuration(d time.Duration) time.Duration {
 		return -d
 	}
 	return d
+}
+
+// reproveFresh checks FreshVolumeProof once more right before the fresh volume is marked for
+// deletion; when it no longer holds, the adoption is undone (assignment and claim removed,
+// nothing was attached) and refused.
+func (w *Workflow) reproveFresh(ctx context.Context, a Adoption, fresh string) error {
+	v, err := w.describeVolume(ctx, fresh)
+	if err != nil {
+		return err
+	}
+	if stateTags(v.Tags)[groupconfig.StateDiscard] == a.Instance {
+		return nil
+	}
+	inst, err := w.describeInstance(ctx, a.Instance)
+	if err != nil {
+		return err
+	}
+	why := FreshVolumeProof(inst, v, a.Device)
+	if why == "" {
+		return nil
+	}
+	if err := w.untagResource(context.WithoutCancel(ctx), a.Instance, groupconfig.StateVolume, groupconfig.StateMountPath); err != nil {
+		w.log().Warn("undoing an adoption's assignment", "instance", a.Instance, "error", err)
+	}
+	w.dropClaim(ctx, a.Volume)
+	return notAdoptable("instance %s's volume %s at %s is no longer provably empty: %s", a.Instance, fresh, a.Device, why)
 }
 
 // confirmAdoption reads the claim and the assignment back after the settle.

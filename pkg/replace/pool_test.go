@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -43,7 +44,7 @@ func (f *fixture) setDesired(t *testing.T, n int32) {
 
 // agentReportsBlank writes what the agent reports on a member whose launch's fresh volume at
 // /dev/sdf is blank and held (groupconfig.StateBlankVolume), as the agent's role may.
-func (f *fixture) agentReportsBlank(t *testing.T, id string) string {
+func (f *fixture) agentReportsBlank(t testing.TB, id string) string {
 	t.Helper()
 	in, ok := f.env.Region().Instance(id)
 	if !ok {
@@ -63,7 +64,7 @@ func (f *fixture) agentReportsBlank(t *testing.T, id string) string {
 }
 
 // waitMembers waits until the group has n InService members and returns them.
-func (f *fixture) waitMembers(t *testing.T, n int) []string {
+func (f *fixture) waitMembers(t testing.TB, n int) []string {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
@@ -86,7 +87,7 @@ func (f *fixture) waitMembers(t *testing.T, n int) []string {
 
 // tend runs the pool passes a controller would, running the adoptions each pass finds, until a
 // pass finds nothing to adopt; it returns the last pass.
-func (f *fixture) tend(t *testing.T, w *replace.Workflow) *replace.PoolWork {
+func (f *fixture) tend(t testing.TB, w *replace.Workflow) *replace.PoolWork {
 	t.Helper()
 	ctx := context.Background()
 	for pass := 0; pass < 10; pass++ {
@@ -463,4 +464,97 @@ func (f *fixture) deleted(vol string) bool {
 		}
 	}
 	return false
+}
+
+// withdrawOnAssign is an EC2 client that, right after an adoption writes its assignment on the
+// target, withdraws the agent's blank report there (the agent's hold ended meanwhile).
+type withdrawOnAssign struct {
+	replace.EC2API
+	raw *ec2.Client
+}
+
+func (x withdrawOnAssign) CreateTags(ctx context.Context, in *ec2.CreateTagsInput, o ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error) {
+	out, err := x.EC2API.CreateTags(ctx, in, o...)
+	for _, tg := range in.Tags {
+		if aws.ToString(tg.Key) == groupconfig.StateVolume && err == nil {
+			_, _ = x.raw.CreateTags(ctx, &ec2.CreateTagsInput{Resources: in.Resources,
+				Tags: []ec2types.Tag{{Key: aws.String(groupconfig.StateBlankVolume), Value: aws.String("")}}})
+		}
+	}
+	return out, err
+}
+
+// TestPoolAdoptionReprovesTheFreshVolume: when the agent withdraws its blank report while an
+// adoption is under way, the fresh volume is neither detached nor deleted, the adoption is undone
+// (no assignment, no claim) and the pooled volume waits again.
+func TestPoolAdoptionReprovesTheFreshVolume(t *testing.T) {
+	f := newPoolFixture(t, 2, 2)
+	if _, err := f.ec2.TerminateInstances(context.Background(), &ec2.TerminateInstancesInput{InstanceIds: []string{f.members[0]}}); err != nil {
+		t.Fatal(err)
+	}
+	f.env.Region().Advance(5 * time.Minute)
+	var newID, fresh string
+	for _, id := range f.waitMembers(t, 2) {
+		if !f.isOriginal(id) {
+			newID, fresh = id, f.agentReportsBlank(t, id)
+		}
+	}
+	w := f.workflow()
+	js, _ := w.InFlight(context.Background())
+	work, err := w.TendPool(context.Background(), []*inventory.Group{f.inventory(t)}, js)
+	if err != nil || len(work.Adoptions) != 1 {
+		t.Fatalf("TendPool: %+v, %v", work, err)
+	}
+	w.EC2 = withdrawOnAssign{EC2API: f.ec2, raw: f.ec2}
+	if _, err := w.Adopt(context.Background(), work.Adoptions[0]); !errors.Is(err, replace.ErrNotAdoptable) || !strings.Contains(err.Error(), "no longer provably empty") {
+		t.Fatalf("Adopt with the report withdrawn mid-way: %v, want a refusal", err)
+	}
+	in, _ := f.env.Region().Instance(newID)
+	if in.Tags[groupconfig.StateVolume] != "" {
+		t.Errorf("the assignment %q stayed on %s", in.Tags[groupconfig.StateVolume], newID)
+	}
+	if v, _ := f.env.Region().Volume(fresh); f.deleted(fresh) || v.Attachment == nil || v.Attachment.InstanceID != newID || v.Tags[groupconfig.StateDiscard] != "" {
+		t.Errorf("fresh volume %s touched: deleted %v, attachment %+v, tags %v", fresh, f.deleted(fresh), v.Attachment, v.Tags)
+	}
+	pooled, _ := f.env.Region().Volume(work.Adoptions[0].Volume)
+	if pooled.Attachment != nil || pooled.Tags[groupconfig.StateAdoptedBy] != "" || pooled.Tags[groupconfig.StateOwner] != "" {
+		t.Errorf("pooled volume %s after the undone adoption: attachment %+v, tags %v", pooled.ID, pooled.Attachment, pooled.Tags)
+	}
+}
+
+// TestPoolAdoptionOfAGoneTargetGivesTheVolumeBack: an interrupted adoption whose target no longer
+// exists is given up on the next pass; the volume waits in the pool again.
+func TestPoolAdoptionOfAGoneTargetGivesTheVolumeBack(t *testing.T) {
+	f := newPoolFixture(t, 2, 2)
+	f.setDesired(t, 1)
+	f.waitMembers(t, 1)
+	f.env.Region().Advance(2 * time.Minute)
+	w := f.workflow()
+	last := f.tend(t, w)
+	if len(last.Waiting) != 1 {
+		t.Fatalf("%d waiting, want 1", len(last.Waiting))
+	}
+	vol := last.Waiting[0].VolumeID
+	// A crashed actor's claim naming an instance that is gone (terminated an hour ago).
+	past := f.env.Region().Clock().Now().Add(-time.Minute).UTC().Format(time.RFC3339Nano)
+	for k, v := range map[string]string{groupconfig.StateAdoptedBy: "i-0123456789abcdef0", groupconfig.StateOwner: "crashed", groupconfig.StateLeaseUntil: past} {
+		if err := f.setTag(vol, k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.env.Region().Advance(5 * time.Second)
+	ctx := context.Background()
+	js, _ := w.InFlight(ctx)
+	work, err := w.TendPool(ctx, []*inventory.Group{f.inventory(t)}, js)
+	if err != nil || len(work.Adoptions) != 1 || work.Adoptions[0].Volume != vol {
+		t.Fatalf("TendPool: %+v, %v; want the interrupted adoption resumed", work, err)
+	}
+	if _, err := w.Adopt(ctx, work.Adoptions[0]); !errors.Is(err, replace.ErrNotAdoptable) {
+		t.Fatalf("resuming an adoption into a gone instance: %v, want ErrNotAdoptable", err)
+	}
+	f.env.Region().Advance(5 * time.Second)
+	last = f.tend(t, w)
+	if len(last.Waiting) != 1 || last.Waiting[0].VolumeID != vol || last.Waiting[0].AdoptedBy != "" {
+		t.Errorf("after giving up: waiting %+v, want %s back in the pool unclaimed", last.Waiting, vol)
+	}
 }
