@@ -90,9 +90,10 @@ const (
 	// a pooled volume is taking its place: it is detached and deleted, and never pooled.
 	StateDiscard = StatePrefix + "discard"
 
-	// StateAgent on an instance is the agent's announcement that it runs there: "<version>
-	// <RFC 3339 time>", written at start and refreshed every AgentRefresh. The workflow waits
-	// for a clean release of the data volume only where an agent announced itself.
+	// StateAgent on an instance is the agent's announcement: "running <version> <RFC 3339
+	// time>", written at start and refreshed every hour, and "stopped ..." when the agent ends.
+	// A proactive replacement waits for a clean release of the data volume only where an agent
+	// announced itself running.
 	StateAgent = StatePrefix + "agent"
 	// StateBlankVolume on an instance names the volume at the group's data device that the agent
 	// found blank (no file system signature, mounted nowhere) and holds open exclusively, so that
