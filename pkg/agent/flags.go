@@ -56,6 +56,7 @@ func ParseArgs(args []string, getenv func(string) string, stderr io.Writer) (Opt
 		{"ec2-tag-interval", "poll interval of the instance tags through EC2 when IMDS shows none", &o.EC2TagInterval, "30s"},
 		{"device-interval", "poll interval of the block devices while a volume is awaited without inotify", &o.DeviceInterval, "20ms"},
 		{"by-id-dir", "udev's by-id directory", &o.ByIDDir, "/dev/disk/by-id"},
+		{"blank-hold", "how long a blank fresh volume is held (O_EXCL) and reported for the controller to swap it for a pooled data volume; negative: never", &o.BlankHold, "2m"},
 		{"imds-v1-fallback", "removed: IMDSv2 only; true is an error", &imdsV1, "false"},
 		{"no-xen-fallback", "no effect: a device is never guessed (kept for old command lines)", &noXenFallback, "false"},
 		{"state-dir", "where notice progress is kept across agent restarts", &o.StateDir, "/run/spotmax-agent"},

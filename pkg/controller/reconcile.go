@@ -86,26 +86,7 @@ func (c *Controller) Reconcile(ctx context.Context) ([]Event, error) {
 		c.Metrics.Gauge(ctx, g.Name, counts(g))
 		events = append(events, dueEvents(g, now, busy)...)
 	}
-	if orphans, err := c.Workflow.OrphanedVolumes(ctx, journals); err != nil {
-		c.Log.Error("looking for orphaned data volumes", "error", err)
-	} else {
-		for _, o := range orphans {
-			if g := byName[o.Group]; g == nil || !g.Managed() {
-				continue
-			}
-			// Once per volume (and group and AZ), not on every reconcile: the metric counts it,
-			// the warning says it.
-			c.mu.Lock()
-			first := c.seen.add("orphan/" + o.VolumeID + "/" + o.Group + "/" + o.AZ)
-			c.mu.Unlock()
-			if first {
-				c.Log.Warn("data volume attached to nothing: it was kept, but needs re-homing by an operator", "group", o.Group,
-					"volume", o.VolumeID, "az", o.AZ)
-				c.Metrics.Record(ctx, metrics.Event{Name: metrics.DataVolumeOrphaned, Group: o.Group, Time: now,
-					Fields: map[string]string{"volume": o.VolumeID, "az": o.AZ}})
-			}
-		}
-	}
+	c.tendPool(ctx, groups, journals, now)
 	for _, j := range journals {
 		if j.Group == "" {
 			continue

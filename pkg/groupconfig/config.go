@@ -74,6 +74,9 @@ type Config struct {
 	AZRebalance string
 	// PodDelayDetaching is spotmax:pod_delay_detaching_secs.
 	PodDelayDetaching time.Duration
+	// VolumeRetention is spotmax:volume_retention_hours; 0 = pooled data
+	// volumes are kept forever.
+	VolumeRetention time.Duration
 
 	// Warnings are things worth telling the operator that do not make the
 	// configuration unusable, e.g. both spellings of the guarantee tag set
@@ -139,6 +142,8 @@ func (c *Config) field(key string) any {
 		return &c.AZRebalance
 	case TagPodDelayDetachingSecs:
 		return &c.PodDelayDetaching
+	case TagVolumeRetentionHours:
+		return &c.VolumeRetention
 	}
 	return nil
 }

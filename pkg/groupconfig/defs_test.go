@@ -51,6 +51,7 @@ func TestDefsMatchSpec(t *testing.T) {
 		{"spotmax:warm_pool_", groupconfig.KindString, "", false, ""},
 		{"spotmax:pod_delay_detaching_secs", groupconfig.KindSeconds, "0", false, "pod-delay-detaching"},
 		{"spotmax:k8s_node_drain_option", groupconfig.KindString, "", false, ""},
+		{"spotmax:volume_retention_hours", groupconfig.KindHours, "", false, "volume-retention-hours"},
 	}
 	var got []row
 	for _, d := range groupconfig.Defs() {

@@ -111,6 +111,10 @@ const (
 	TagPodDelayDetachingSecs = "spotmax:pod_delay_detaching_secs"
 	// TagK8sNodeDrainOption is the original product's drain option string; not supported.
 	TagK8sNodeDrainOption = "spotmax:k8s_node_drain_option"
+
+	// TagVolumeRetentionHours bounds how long a pooled data volume attached to
+	// nothing is kept before spotmax deletes it; absent or 0 = kept forever.
+	TagVolumeRetentionHours = "spotmax:volume_retention_hours"
 )
 
 // MaxGuaranteeLivingMins is the original product's documented maximum of
@@ -231,6 +235,8 @@ var defs = []Def{
 	{Key: TagK8sNodeDrainOption, Kind: KindString,
 		Unsupported: "spotmax drains with fixed options (evict, respect PodDisruptionBudgets, delete emptyDir data, ignore DaemonSets, grace k8s_node_drain_grace_second)",
 		Help:        "the original product's drain option string: accepted with a warning, not supported"},
+	{Key: TagVolumeRetentionHours, Kind: KindHours, Flag: "volume-retention-hours",
+		Help: "a pooled data volume attached to nothing for this long is deleted (0 or absent = kept forever: deleting data is never a default)"},
 }
 
 // byKey maps every accepted key (canonical and alias) and flag to its

@@ -192,6 +192,9 @@ var tagCases = []tagCase{
 	{key: groupconfig.TagK8sNodeDrainOption, valid: "--ignore-daemonsets --delete-emptydir-data",
 		want:    unsupportedWarning(groupconfig.TagK8sNodeDrainOption, groupconfig.TagK8sNodeDrainOption),
 		invalid: []badValue{{"", "must not be empty"}}},
+	{key: groupconfig.TagVolumeRetentionHours, valid: "72",
+		want:    func(c *groupconfig.Config) { c.VolumeRetention = 72 * time.Hour },
+		invalid: []badValue{{"-1", "negative"}, {"3d", "not a whole number of hours"}}},
 }
 
 // unsupportedWarning is the only effect of an unsupported tag: a warning naming it.

@@ -117,6 +117,11 @@ func TestPoliciesAllowExactlyWhatTheRolesCall(t *testing.T) {
 	// (on its own instance, with its own key), so that the workflow detaches the volume.
 	agent := as(env, agentKey)
 	aec2 := ec2.NewFromConfig(agent)
+	// The agent announces itself first: a replacement waits for a release only where one runs.
+	if _, err := aec2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{members[0]}, Tags: []ec2types.Tag{{Key: aws.String(groupconfig.StateAgent),
+		Value: aws.String("running e2e " + r.Clock().Now().UTC().Format(time.RFC3339))}}}); err != nil {
+		t.Fatal(err)
+	}
 	released := make(chan error, 1)
 	go func() { released <- playAgentRelease(ctx, r, aec2, members[0]) }()
 	to := replace.DefaultTimeouts()
@@ -211,7 +216,13 @@ func TestPoliciesAllowExactlyWhatTheRolesCall(t *testing.T) {
 	// mount involved: it needs no root).
 	relayNotice(t, r, agent, res.New)
 
-	checkTagTrustBoundary(t, r, map[string][]string{agentKey: {members[0], res.New}}, controllerKey)
+	// The pool: the replacement is lost without spotmax hearing of it (terminated outside
+	// spotmax), the group launches a member with a fresh volume, whose agent announces itself
+	// and reports the fresh volume blank; the controller adopts the pooled data volume there and
+	// deletes the blank one.
+	fresh := poolAdoption(t, r, env, w, aec2, res.New)
+
+	checkTagTrustBoundary(t, r, map[string][]string{agentKey: {members[0], res.New, fresh}}, controllerKey)
 
 	calls := r.CallsBy()
 	for role, key := range map[iam.Role]string{iam.Controller: controllerKey, iam.Agent: agentKey} {
@@ -332,4 +343,83 @@ func TestPoliciesCoverTheDeclaredInterfaces(t *testing.T) {
 			}
 		}
 	}
+}
+
+// poolAdoption terminates lost (a member whose data volume is kept) with the test's own key,
+// waits for the member the group launches instead, writes the agent's reports on it with the
+// agent's key, and runs the controller's pool pass and adoption with w. It returns the new member.
+func poolAdoption(t *testing.T, r *sim.Region, env *simtest.Env, w *replace.Workflow, aec2 *ec2.Client, lost string) string {
+	t.Helper()
+	ctx := context.Background()
+	in, _ := r.Instance(lost)
+	var data string
+	for _, bd := range in.BlockDevices {
+		if bd.DeviceName == "/dev/sdf" {
+			data = bd.VolumeID
+		}
+	}
+	if _, err := ec2.NewFromConfig(env.Config).TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{lost}}); err != nil {
+		t.Fatal(err)
+	}
+	var fresh, freshVol string
+	deadline := time.Now().Add(30 * time.Second)
+	for fresh == "" && time.Now().Before(deadline) {
+		r.Advance(10 * time.Second)
+		g, _ := r.Group("web")
+		for _, m := range g.Members {
+			if m.LifecycleState != "InService" || m.InstanceID == lost {
+				continue
+			}
+			mi, _ := r.Instance(m.InstanceID)
+			for _, bd := range mi.BlockDevices {
+				if bd.DeviceName == "/dev/sdf" && mi.LaunchTime.After(in.LaunchTime) && bd.VolumeID != data && mi.Tags[groupconfig.StateReplaces] == "" {
+					fresh, freshVol = m.InstanceID, bd.VolumeID
+				}
+			}
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	if fresh == "" {
+		t.Fatalf("the group launched no member in place of %s", lost)
+	}
+	if _, err := aec2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{fresh}, Tags: []ec2types.Tag{
+		{Key: aws.String(groupconfig.StateAgent), Value: aws.String("test " + r.Clock().Now().UTC().Format(time.RFC3339))},
+		{Key: aws.String(groupconfig.StateBlankVolume), Value: aws.String(freshVol)}}}); err != nil {
+		t.Fatal(err)
+	}
+	r.Advance(10 * time.Second)
+	var g *inventory.Group
+	for {
+		var err error
+		if g, err = (&inventory.Lister{ASG: w.ASG.(*autoscaling.Client), EC2: w.EC2.(*ec2.Client)}).Group(ctx, "web"); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+	}
+	js, err := w.InFlight(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	work, err := w.TendPool(ctx, []*inventory.Group{g}, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	adopted := false
+	for _, a := range work.Adoptions {
+		if a.Volume == data && a.Instance == fresh {
+			if _, err := w.Adopt(ctx, a); err != nil {
+				t.Fatalf("adopting %s into %s: %v", data, fresh, err)
+			}
+			adopted = true
+		}
+	}
+	if !adopted {
+		t.Fatalf("the pool pass did not adopt %s into %s: %+v", data, fresh, work)
+	}
+	if v, _ := r.Volume(data); v.Attachment == nil || v.Attachment.InstanceID != fresh {
+		t.Errorf("data volume %s not attached to %s after the adoption", data, fresh)
+	}
+	return fresh
 }

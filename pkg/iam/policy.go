@@ -218,7 +218,8 @@ var (
 // it did and saw. Every other spotmax:state:* key is the controller's replacement journal, which
 // the controller acts on; the agent's role cannot write it, so root on one instance cannot forge
 // a journal (docs/iam.md, "Trust boundary").
-var agentTagKeys = []string{groupconfig.StateVolumeReleased, groupconfig.StateVolumeMounted, groupconfig.StateNotice}
+var agentTagKeys = []string{groupconfig.StateVolumeReleased, groupconfig.StateVolumeMounted, groupconfig.StateNotice,
+	groupconfig.StateAgent, groupconfig.StateBlankVolume}
 
 // AgentTagKeys returns the tag keys the agent's role may write (on its own instance only).
 func AgentTagKeys() []string { return slices.Clone(agentTagKeys) }
@@ -272,6 +273,16 @@ func (b builder) controller() []Statement {
 			Condition: tagKeysOnly(progressTagKeys),
 			Why: "Journal a data volume's move on the volume itself (" + groupconfig.StateMovingFrom + ", " + groupconfig.StateMovingTo +
 				"). Only the progress keys " + progressTagKeys + "."},
+		{Sid: "MarkPooledVolumes", Effect: "Allow", Action: []string{"ec2:CreateTags"}, Resource: []string{b.ec2ARN("volume")},
+			Condition: tagKeysOnly(allSpotmaxTags),
+			Why: "Mark a member's data volume as the group's (" + groupconfig.TagGroup + ", " + groupconfig.StateDevice + "), so that " +
+				"it stays in the group's pool when its instance goes, and a launch's fresh, provably empty volume as discarded " +
+				"(" + groupconfig.StateDiscard + "). Only spotmax:* keys."},
+		{Sid: "DeletePooledVolumes", Effect: "Allow", Action: []string{"ec2:DeleteVolume"}, Resource: []string{b.ec2ARN("volume")},
+			Condition: b.groupTag("ec2:ResourceTag/" + groupconfig.TagGroup),
+			Why: "Delete a launch's fresh volume proven empty and unused once a pooled volume took its place, a pooled volume " +
+				"past its group's " + groupconfig.TagVolumeRetentionHours + " (off by default), and `spotmax volumes delete`. " +
+				"Only volumes marked as the group's (" + groupconfig.TagGroup + ")."},
 		{Sid: "ManageGroupCapacity", Effect: "Allow",
 			Action: []string{"autoscaling:AttachInstances", "autoscaling:DetachInstances", "autoscaling:SetDesiredCapacity",
 				"autoscaling:SetInstanceProtection", "autoscaling:SuspendProcesses", "autoscaling:TerminateInstanceInAutoScalingGroup", "autoscaling:UpdateAutoScalingGroup"},
@@ -328,7 +339,8 @@ func (b builder) agent() []Statement {
 				"instances, whose disks carry no volume serial, by EC2's attachment record. Describe actions support no resource-level permissions."},
 		{Sid: "ReportOnOwnInstance", Effect: "Allow", Action: []string{"ec2:CreateTags"}, Resource: []string{b.ec2ARN("instance")},
 			Condition: self,
-			Why: "Report on its own instance: the data volume released or mounted, an interruption notice relayed. " +
+			Why: "Report on its own instance: the data volume released or mounted, an interruption notice relayed, its own " +
+				"presence (so that a replacement waits for a clean release only where an agent runs) and a blank fresh volume. " +
 				"Only the agent's own keys (" + strings.Join(agentTagKeys, ", ") + "), never the controller's journal; " +
 				"aws:ARN=${ec2:SourceInstanceARN} limits it to the instance whose role credentials sign the request, " +
 				"and only instances of a spotmax group."},

@@ -61,6 +61,10 @@ func TestReplaceMovesDataVolumeToSpotReplacement(t *testing.T) {
 func TestReplaceUsesAgentRelease(t *testing.T) {
 	f := newFixture(t, fixtureOpts{})
 	old := f.members[0]
+	// The agent announces itself: a replacement waits for a release only where one runs.
+	if err := f.setTag(old, groupconfig.StateAgent, "running test "+f.env.Region().Clock().Now().UTC().Format(time.RFC3339)); err != nil {
+		t.Fatal(err)
+	}
 	// Play the agent: once the old instance is marked retiring, "unmount" and report the release.
 	stop := make(chan struct{})
 	var wg sync.WaitGroup

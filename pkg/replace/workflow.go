@@ -400,7 +400,9 @@ func (r *run) secure(ctx context.Context) error {
 	if err := r.w.keepVolume(ctx, r.req.InstanceID, r.plan.Device); err != nil && !awsapi.IsNotFound(err) {
 		return err
 	}
-	if err := r.w.tagResource(ctx, r.plan.Volume, map[string]string{groupconfig.StateMovingFrom: r.req.InstanceID}); err != nil {
+	// Marked as the group's in the same call (pool.go): lost later, it stays in the group's pool.
+	if err := r.w.tagResource(ctx, r.plan.Volume, map[string]string{groupconfig.StateMovingFrom: r.req.InstanceID,
+		groupconfig.TagGroup: r.g.Name, groupconfig.StateDevice: r.plan.Device}); err != nil {
 		return fmt.Errorf("journaling volume %s: %w", r.plan.Volume, err)
 	}
 	r.secured = true
