@@ -271,7 +271,7 @@ func (l *Lister) members(ctx context.Context, groups []*Group) error {
 			MaxResults: aws.Int32(instancesPerPage),
 			Filters: []ec2types.Filter{
 				{Name: aws.String("tag:" + TagASGName), Values: names[start:end]},
-				{Name: aws.String("instance-state-name"), Values: []string{"pending", "running", "stopping", "stopped", "shutting-down"}},
+				{Name: aws.String("instance-state-name"), Values: liveStates},
 			},
 		}
 		p := ec2.NewDescribeInstancesPaginator(l.EC2, in)
@@ -293,15 +293,24 @@ func (l *Lister) members(ctx context.Context, groups []*Group) error {
 				fillInstance(&g.Members[i], in)
 			}
 		}
-		sort.Slice(g.Members, func(i, j int) bool {
-			a, b := g.Members[i], g.Members[j]
-			if !a.LaunchTime.Equal(b.LaunchTime) {
-				return a.LaunchTime.Before(b.LaunchTime)
-			}
-			return a.ID < b.ID
-		})
+		sortMembers(g)
 	}
 	return nil
+}
+
+// liveStates are the EC2 states of the instances a listing describes: terminated ones keep only
+// their Auto Scaling view.
+var liveStates = []string{"pending", "running", "stopping", "stopped", "shutting-down"}
+
+// sortMembers orders members oldest first, then by id.
+func sortMembers(g *Group) {
+	sort.Slice(g.Members, func(i, j int) bool {
+		a, b := g.Members[i], g.Members[j]
+		if !a.LaunchTime.Equal(b.LaunchTime) {
+			return a.LaunchTime.Before(b.LaunchTime)
+		}
+		return a.ID < b.ID
+	})
 }
 
 // fillInstance copies EC2's view of an instance into m.
