@@ -25,6 +25,13 @@ const (
 // instance's last describe (see Tracker).
 var VolatileTags = []string{groupconfig.StatePhase, groupconfig.StateNotice}
 
+// SettleWindow is how long after its launch an instance is described at every listing: a
+// replacement receives its data volume and the agent's tags in its first minutes, and not every
+// step of that is visible to a filter.
+const SettleWindow = 15 * time.Minute
+
+const settle = SettleWindow
+
 // volatileStates are the EC2 states of an instance that is not simply running: they change, and
 // "terminated" must be seen to drop the instance's EC2 view as a full listing does.
 var volatileStates = []string{"pending", "stopping", "stopped", "shutting-down", "terminated"}
@@ -138,7 +145,7 @@ func (t *Tracker) List(ctx context.Context) ([]*Group, error) {
 		if err := t.Lister.members(ctx, groups); err != nil {
 			return nil, err
 		}
-		t.remember(groups, nil)
+		t.remember(groups, nil, now())
 		t.since, t.lastFull = 0, now()
 		t.stats.Full++
 		return groups, nil
@@ -166,7 +173,7 @@ func (t *Tracker) List(ctx context.Context) ([]*Group, error) {
 	}
 	t.stats.Described += len(need)
 	t.fill(groups, fresh, needed)
-	t.remember(groups, volatile)
+	t.remember(groups, volatile, now())
 	t.since++
 	return groups, nil
 }
@@ -247,9 +254,10 @@ func (t *Tracker) fill(groups []*Group, fresh map[string]*ec2types.Instance, nee
 }
 
 // remember keeps the EC2 view of every member that has one and drops every other instance. The
-// volatile ones (those given, the members not running or carrying a VolatileTags key, and the
-// replacements their journals name) are described again at the next listing.
-func (t *Tracker) remember(groups []*Group, volatile map[string]bool) {
+// volatile ones (those given, the members not running or carrying a VolatileTags key, the
+// replacements their journals name, members launched less than SettleWindow ago, and members
+// without their group's data volume) are described again at the next listing.
+func (t *Tracker) remember(groups []*Group, volatile map[string]bool, now time.Time) {
 	if volatile == nil {
 		volatile = map[string]bool{}
 	}
@@ -271,6 +279,14 @@ func (t *Tracker) remember(groups []*Group, volatile map[string]bool) {
 			}
 			if r := m.Tags[groupconfig.StateReplacement]; r != "" {
 				volatile[r] = true
+			}
+			if now.Sub(m.LaunchTime) < settle {
+				volatile[m.ID] = true // a new instance: its data volume and tags are still being set
+			}
+			if g.Config != nil && g.Config.PersistenceDev != "" {
+				if _, ok := m.VolumeAt(g.Config.PersistenceDev); !ok {
+					volatile[m.ID] = true // a replacement waiting for its data volume
+				}
 			}
 			k := &known{group: g.Name}
 			m.copyEC2To(&k.inst)

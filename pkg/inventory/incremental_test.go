@@ -146,7 +146,7 @@ func (h *history) step(ctx context.Context, tr **inventory.Tracker, lister *inve
 		(*tr).Forget(id)
 		return fmt.Sprintf("keep the data volume of %s: %v", id, err)
 	case op == 10 && h.rnd.IntN(3) == 0:
-		*tr = &inventory.Tracker{Lister: lister, FullEvery: 1000, FullAfter: time.Hour}
+		*tr = &inventory.Tracker{Lister: lister, FullEvery: 1000, FullAfter: 1000 * time.Hour, Now: h.env.Region().Clock().Now}
 		return "controller restart"
 	}
 	return "nothing"
@@ -204,7 +204,7 @@ func TestTrackerEqualsFullListing(t *testing.T) {
 				h.groups = append(h.groups, name)
 			}
 			lister := lister(env)
-			tr := &inventory.Tracker{Lister: lister, FullEvery: 1000, FullAfter: time.Hour}
+			tr := &inventory.Tracker{Lister: lister, FullEvery: 1000, FullAfter: 1000 * time.Hour, Now: env.Region().Clock().Now}
 			var log []string
 			restarts := 0
 			for range 40 {
@@ -218,7 +218,7 @@ func TestTrackerEqualsFullListing(t *testing.T) {
 				if _, err := tr.List(ctx); err != nil {
 					t.Fatalf("listing right after %q: %v", what, err)
 				}
-				env.Region().Advance(5 * time.Second) // past EC2's launch and tag visibility windows
+				env.Region().Advance(inventory.SettleWindow) // past EC2's visibility windows and the settling of new instances
 				stableCompare(t, ctx, tr, lister, false, log)
 			}
 			st := tr.Stats()
@@ -238,7 +238,9 @@ func TestTrackerSteadyStateCalls(t *testing.T) {
 	env := region(t, 30, 4)
 	cfg := env.Config
 	cfg.RetryMaxAttempts = 1
-	tr := &inventory.Tracker{Lister: &inventory.Lister{ASG: autoscaling.NewFromConfig(cfg), EC2: ec2.NewFromConfig(cfg)}}
+	tr := &inventory.Tracker{Lister: &inventory.Lister{ASG: autoscaling.NewFromConfig(cfg), EC2: ec2.NewFromConfig(cfg)},
+		Now: env.Region().Clock().Now}
+	env.Region().Advance(inventory.SettleWindow) // the instances have settled
 	ctx := context.Background()
 	full, err := tr.List(ctx)
 	if err != nil {
