@@ -3,8 +3,9 @@
 # Serves a simulated region of GROUPS spotmax groups × PER instances in one process and measures,
 # in other processes, reconciles with today's full listing and with the incremental inventory
 # (API calls by service, CPU user+sys, RSS, wall time per reconcile), then a long-running
-# `spotmax run --interval 10s` in both modes for RUN_FOR.
-#   scripts/bench-scale.sh [GROUPS] [PER]      (defaults 1000 10)
+# `spotmax run --interval 10s` for RUN_FOR: this tree's, and with BASELINE_REV set the spotmax of
+# that commit (today's full listing) first.
+#   [BASELINE_REV=<commit>] [RECONCILES=6] [RUN_FOR=65s] scripts/bench-scale.sh [GROUPS] [PER]  (defaults 1000 10)
 set -euo pipefail
 GROUPS_N=${1:-1000}
 PER=${2:-10}
@@ -32,8 +33,15 @@ echo "# $GROUPS_N groups x $PER instances, simulator pid $simpid at $AWS_ENDPOIN
 echo "# reconciles in a separate process (first of each mode is the full listing that fills the cache)"
 "$tmp/benchscale" reconcile -mode full -n "$RECONCILES"
 "$tmp/benchscale" reconcile -mode incremental -n "$RECONCILES"
+pages=$(((GROUPS_N + 99) / 100))
 if [ "${RUN_FOR}" != "0" ]; then
 	echo "# long-running spotmax run --interval 10s for $RUN_FOR"
-	"$tmp/benchscale" run -spotmax "$tmp/spotmax" -for "$RUN_FOR" -label full -- --full-resync-every 1
-	"$tmp/benchscale" run -spotmax "$tmp/spotmax" -for "$RUN_FOR" -label incremental
+	if [ -n "${BASELINE_REV:-}" ]; then
+		# Today's full listing: the spotmax of BASELINE_REV (e.g. the commit before the Tracker).
+		mkdir "$tmp/base"
+		git archive "$BASELINE_REV" | tar -x -C "$tmp/base"
+		(cd "$tmp/base" && go build -o "$tmp/spotmax-base" ./cmd/spotmax)
+		"$tmp/benchscale" run -spotmax "$tmp/spotmax-base" -for "$RUN_FOR" -pages "$pages" -label "full ($BASELINE_REV)"
+	fi
+	"$tmp/benchscale" run -spotmax "$tmp/spotmax" -for "$RUN_FOR" -pages "$pages" -label incremental
 fi

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
@@ -67,6 +68,9 @@ type Tracker struct {
 	FullAfter time.Duration
 	// Now is the clock of FullAfter; default time.Now.
 	Now func() time.Time
+	// DecodeEveryPage turns off the cache of Auto Scaling pages (pageCache) that lets a
+	// listing skip decoding a page identical to one of the previous listing.
+	DecodeEveryPage bool
 
 	mu       sync.Mutex
 	known    map[string]*known // instance id → its EC2 view at its last describe
@@ -74,6 +78,7 @@ type Tracker struct {
 	forget   map[string]bool
 	since    int // listings since the last full one
 	lastFull time.Time
+	pages    pageCache
 	stats    TrackerStats
 }
 
@@ -91,13 +96,19 @@ type TrackerStats struct {
 	Pending int
 	// Known is the number of instances kept after the last listing.
 	Known int
+	// PagesDecoded and PagesReused count Auto Scaling pages decoded and taken from the cache.
+	PagesDecoded, PagesReused int
 }
 
 // Stats returns the counters.
 func (t *Tracker) Stats() TrackerStats {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.stats
+	st := t.stats
+	t.pages.mu.Lock()
+	st.PagesDecoded, st.PagesReused = t.pages.miss, t.pages.hits
+	t.pages.mu.Unlock()
+	return st
 }
 
 // Forget makes the next listing describe these instances again: the caller changed something a
@@ -136,7 +147,12 @@ func (t *Tracker) List(ctx context.Context) ([]*Group, error) {
 	if after <= 0 {
 		after = DefaultFullAfter
 	}
-	groups, err := t.Lister.groups(ctx, nil)
+	var opts []func(*autoscaling.Options)
+	if !t.DecodeEveryPage {
+		t.pages.rotate()
+		opts = append(opts, t.pages.option)
+	}
+	groups, err := t.Lister.groups(ctx, nil, opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -258,8 +258,8 @@ func TestTrackerSteadyStateCalls(t *testing.T) {
 	if want := map[string]int{"autoscaling:DescribeAutoScalingGroups": 1, "ec2:DescribeInstances": 2}; !reflect.DeepEqual(calls, want) {
 		t.Errorf("steady-state calls = %v, want %v", calls, want)
 	}
-	if st := tr.Stats(); st.Described != 0 || st.Known != 120 || st.Full != 1 || st.Listings != 2 {
-		t.Errorf("stats = %+v, want 120 known, none described again", st)
+	if st := tr.Stats(); st.Described != 0 || st.Known != 120 || st.Full != 1 || st.Listings != 2 || st.PagesDecoded != 1 || st.PagesReused != 1 {
+		t.Errorf("stats = %+v, want 120 known, none described again, the one Auto Scaling page decoded once", st)
 	}
 	if snapshot(full, true) != snapshot(inc, true) {
 		t.Errorf("steady-state listing differs:\n%s\n%s", snapshot(full, true), snapshot(inc, true))

@@ -172,7 +172,7 @@ func (l *Lister) Group(ctx context.Context, name string) (*Group, error) {
 	return gs[0], nil
 }
 
-func (l *Lister) groups(ctx context.Context, names []string) ([]*Group, error) {
+func (l *Lister) groups(ctx context.Context, names []string, optFns ...func(*autoscaling.Options)) ([]*Group, error) {
 	in := &autoscaling.DescribeAutoScalingGroupsInput{MaxRecords: aws.Int32(groupsPerPage)}
 	if len(names) > 0 {
 		in.AutoScalingGroupNames = names
@@ -182,7 +182,7 @@ func (l *Lister) groups(ctx context.Context, names []string) ([]*Group, error) {
 	var out []*Group
 	p := autoscaling.NewDescribeAutoScalingGroupsPaginator(l.ASG, in)
 	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
+		page, err := p.NextPage(ctx, optFns...)
 		if err != nil {
 			return nil, fmt.Errorf("describing Auto Scaling groups: %w", err)
 		}
@@ -264,7 +264,9 @@ func (l *Lister) members(ctx context.Context, groups []*Group) error {
 		byGroup[g.Name] = g
 		names = append(names, g.Name)
 	}
-	found := map[string]ec2types.Instance{}
+	// Each page is turned into compact Instances as it arrives: the SDK's structs of 10,000
+	// instances held at once were most of a full listing's memory.
+	found := map[string]*Instance{}
 	for start := 0; start < len(names); start += namesPerFilter {
 		end := min(start+namesPerFilter, len(names))
 		in := &ec2.DescribeInstancesInput{
@@ -282,7 +284,9 @@ func (l *Lister) members(ctx context.Context, groups []*Group) error {
 			}
 			for _, r := range page.Reservations {
 				for _, in := range r.Instances {
-					found[aws.ToString(in.InstanceId)] = in
+					m := &Instance{}
+					fillInstance(m, in)
+					found[aws.ToString(in.InstanceId)] = m
 				}
 			}
 		}
@@ -290,7 +294,7 @@ func (l *Lister) members(ctx context.Context, groups []*Group) error {
 	for _, g := range byGroup {
 		for i := range g.Members {
 			if in, ok := found[g.Members[i].ID]; ok {
-				fillInstance(&g.Members[i], in)
+				in.copyEC2To(&g.Members[i])
 			}
 		}
 		sortMembers(g)

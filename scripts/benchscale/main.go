@@ -19,6 +19,8 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -69,7 +71,9 @@ func serve(args []string) error {
 	defer stop()
 	lat := sim.FastLatencies()
 	lat.Pending, lat.ASGCheck = time.Millisecond, time.Hour
-	srv, err := sim.Start(ctx, *addr, sim.Options{Latencies: &lat})
+	// The fleet has been running for an hour: the simulated clock starts an hour behind the real
+	// one that the controller reads, so no instance is still settling (inventory.SettleWindow).
+	srv, err := sim.Start(ctx, *addr, sim.Options{Latencies: &lat, Start: time.Now().Add(-time.Hour)})
 	if err != nil {
 		return err
 	}
@@ -85,8 +89,7 @@ func serve(args []string) error {
 	for i := 0; i < *groups; i++ {
 		name := fmt.Sprintf("g%05d", i)
 		if err := r.CreateGroup(sim.GroupSpec{Name: name, LaunchTemplate: sim.LaunchTemplateRef{ID: lt}, Max: desired + 1, Desired: &desired, AZs: azs,
-			Tags: []sim.ASGTag{{Key: groupconfig.TagGroup, Value: name, PropagateAtLaunch: true}, {Key: groupconfig.TagPersistenceDev, Value: "/dev/sdf"},
-				{Key: groupconfig.TagGuaranteeLivingMins, Value: "50"}}}); err != nil {
+			Tags: []sim.ASGTag{{Key: groupconfig.TagGroup, Value: name, PropagateAtLaunch: true}, {Key: groupconfig.TagPersistenceDev, Value: "/dev/sdf"}}}); err != nil {
 			return err
 		}
 	}
@@ -122,6 +125,7 @@ type sample struct {
 	RSSMB     float64        `json:"rss_mb"`
 	PeakRSSMB float64        `json:"peak_rss_mb"`
 	Events    int            `json:"events"`
+	HeapMB    float64        `json:"heap_inuse_mb"`
 }
 
 // reconcile runs n reconciles in this process against AWS_ENDPOINT_URL.
@@ -129,6 +133,7 @@ func reconcile(args []string) error {
 	fs := flag.NewFlagSet("reconcile", flag.ExitOnError)
 	mode := fs.String("mode", "incremental", "full (describe every instance each time, as before) or incremental")
 	n := fs.Int("n", 5, "reconciles")
+	profile := fs.String("cpuprofile", "", "write a CPU profile of the reconciles after the first to this file")
 	_ = fs.Parse(args)
 	endpoint, region := os.Getenv("AWS_ENDPOINT_URL"), os.Getenv("AWS_REGION")
 	if endpoint == "" || region == "" {
@@ -140,7 +145,7 @@ func reconcile(args []string) error {
 	tr := &inventory.Tracker{Lister: lister, FullAfter: 24 * time.Hour, FullEvery: 1 << 30}
 	switch *mode {
 	case "full":
-		tr.FullEvery = 1
+		tr.FullEvery, tr.DecodeEveryPage = 1, true // what a reconcile did before the Tracker
 	case "incremental":
 	default:
 		return fmt.Errorf("-mode %q: want full or incremental", *mode)
@@ -152,6 +157,16 @@ func reconcile(args []string) error {
 		if err := resetCalls(endpoint); err != nil {
 			return err
 		}
+		if i == 2 && *profile != "" {
+			f, err := os.Create(*profile)
+			if err != nil {
+				return err
+			}
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return err
+			}
+			defer pprof.StopCPUProfile()
+		}
 		cpu0, t0 := cpuSeconds(), time.Now()
 		evs, err := c.Reconcile(ctx)
 		if err != nil {
@@ -159,6 +174,9 @@ func reconcile(args []string) error {
 		}
 		s := sample{Mode: *mode, N: i, CPU: cpuSeconds() - cpu0, Wall: time.Since(t0).Seconds(), Events: len(evs)}
 		s.RSSMB, s.PeakRSSMB = rss(os.Getpid())
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		s.HeapMB = float64(ms.HeapInuse) / (1 << 20)
 		if s.Calls, err = calls(endpoint); err != nil {
 			return err
 		}
@@ -175,7 +193,8 @@ func run(args []string) error {
 	bin := fs.String("spotmax", "spotmax", "spotmax binary")
 	dur := fs.Duration("for", 65*time.Second, "how long to run it")
 	label := fs.String("label", "run", "label of the output line")
-	interval := fs.Duration("interval", 10*time.Second, "the --interval passed, to count reconciles")
+	interval := fs.Duration("interval", 10*time.Second, "--interval of spotmax run")
+	pages := fs.Int("pages", 10, "DescribeAutoScalingGroups pages per reconcile (groups/100), to count reconciles")
 	_ = fs.Parse(args)
 	endpoint := os.Getenv("AWS_ENDPOINT_URL")
 	cmd := exec.Command(*bin, append([]string{"run", "--no-cloudwatch", "--interval", interval.String(), "--log-level", "warn"}, fs.Args()...)...)
@@ -198,7 +217,7 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	reconciles := int(*dur / *interval) + 1 // one at start, then one per interval
+	reconciles := max(cs["autoscaling:DescribeAutoScalingGroups"]/ *pages, 1)
 	out := map[string]any{"label": *label, "seconds": dur.Seconds(), "reconciles": reconciles, "cpu_s": cpu,
 		"cpu_s_per_reconcile": cpu / float64(reconciles), "rss_mb": rssMB, "peak_rss_mb": peakMB, "calls": cs}
 	return json.NewEncoder(os.Stdout).Encode(out)
