@@ -217,7 +217,7 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	reconciles := max(cs["autoscaling:DescribeAutoScalingGroups"]/ *pages, 1)
+	reconciles := max(cs["autoscaling:DescribeAutoScalingGroups"] / *pages, 1)
 	out := map[string]any{"label": *label, "seconds": dur.Seconds(), "reconciles": reconciles, "cpu_s": cpu,
 		"cpu_s_per_reconcile": cpu / float64(reconciles), "rss_mb": rssMB, "peak_rss_mb": peakMB, "calls": cs}
 	return json.NewEncoder(os.Stdout).Encode(out)
