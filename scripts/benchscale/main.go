@@ -134,6 +134,7 @@ func reconcile(args []string) error {
 	mode := fs.String("mode", "incremental", "full (describe every instance each time, as before) or incremental")
 	n := fs.Int("n", 5, "reconciles")
 	profile := fs.String("cpuprofile", "", "write a CPU profile of the reconciles after the first to this file")
+	memprofile := fs.String("memprofile", "", "write a heap profile after the last reconcile to this file")
 	_ = fs.Parse(args)
 	endpoint, region := os.Getenv("AWS_ENDPOINT_URL"), os.Getenv("AWS_REGION")
 	if endpoint == "" || region == "" {
@@ -184,10 +185,22 @@ func reconcile(args []string) error {
 			return err
 		}
 	}
+	if *memprofile != "" {
+		f, err := os.Create(*memprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		runtime.GC()
+		err = pprof.WriteHeapProfile(f)
+		runtime.KeepAlive(c) // what the controller keeps between reconciles
+		return err
+	}
 	return nil
 }
 
-// run starts `spotmax run ARGS` and samples its CPU and RSS every -every until -for has passed.
+// run starts `spotmax run ARGS`, waits for its first reconcile (a full listing) to end, and
+// measures CPU and calls over the next -for, then RSS.
 func run(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ExitOnError)
 	bin := fs.String("spotmax", "spotmax", "spotmax binary")
@@ -205,11 +218,37 @@ func run(args []string) error {
 	if err := cmd.Start(); err != nil {
 		return err
 	}
+	// The first reconcile is a full listing (the cache is empty): measure from its end, which
+	// is the reconcile's last call (DescribeVolumes of the orphan check).
+	t0 := time.Now()
+	for {
+		cs, err := calls(endpoint)
+		if err != nil {
+			return err
+		}
+		if cs["ec2:DescribeVolumes"] > 0 {
+			break
+		}
+		if time.Since(t0) > 5*time.Minute {
+			return fmt.Errorf("no reconcile finished in 5 minutes")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	first := time.Since(t0)
+	cpu0, err := procCPU(cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
+	rssFirst, _ := rss(cmd.Process.Pid)
+	if err := resetCalls(endpoint); err != nil {
+		return err
+	}
 	time.Sleep(*dur)
 	cpu, err := procCPU(cmd.Process.Pid)
 	if err != nil {
 		return err
 	}
+	cpu -= cpu0
 	rssMB, peakMB := rss(cmd.Process.Pid)
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	_ = cmd.Wait()
@@ -218,7 +257,8 @@ func run(args []string) error {
 		return err
 	}
 	reconciles := max(cs["autoscaling:DescribeAutoScalingGroups"] / *pages, 1)
-	out := map[string]any{"label": *label, "seconds": dur.Seconds(), "reconciles": reconciles, "cpu_s": cpu,
+	out := map[string]any{"label": *label, "first_reconcile_s": first.Seconds(), "first_cpu_s": cpu0, "rss_after_first_mb": rssFirst,
+		"seconds": dur.Seconds(), "reconciles": reconciles, "cpu_s": cpu,
 		"cpu_s_per_reconcile": cpu / float64(reconciles), "rss_mb": rssMB, "peak_rss_mb": peakMB, "calls": cs}
 	return json.NewEncoder(os.Stdout).Encode(out)
 }
