@@ -56,7 +56,7 @@ type Config struct {
 	// (default 90 s; a spot interruption's own deadline bounds it otherwise).
 	ReleaseTimeout time.Duration
 
-	// NoticeInterval is how often spot/instance-action is polled (default 350 ms).
+	// NoticeInterval is how often spot/instance-action is polled (default 180 ms).
 	NoticeInterval time.Duration
 	// EventInterval is how often the rebalance recommendation and the Auto Scaling target
 	// lifecycle state are polled (default 2 s).
