@@ -103,10 +103,10 @@ func serve(args []string) error {
 		if running == *groups**per {
 			break
 		}
-		if time.Now().After(deadline) {
+		if time.Now().After(deadline) || ctx.Err() != nil {
 			return fmt.Errorf("%d of %d instances running", running, *groups**per)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(time.Second)
 	}
 	r.Advance(time.Minute) // past EC2's visibility windows
 	fmt.Printf("export AWS_ENDPOINT_URL=%s AWS_REGION=%s AWS_ACCESS_KEY_ID=sim AWS_SECRET_ACCESS_KEY=sim\n", srv.URL(), r.Name())
