@@ -3,6 +3,7 @@ package imds
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/url"
@@ -65,6 +66,10 @@ func (r *rawConn) get(ctx context.Context, path, header, value string) (status i
 		status, body, keep, err := r.roundTrip(path, header, value)
 		if !keep || err != nil {
 			r.close()
+		}
+		if errors.Is(err, errProtocol) {
+			r.host = "" // an endpoint that answers otherwise than IMDS does: net/http from now on
+			return 0, "", false
 		}
 		if err == nil {
 			return status, body, true
