@@ -20,10 +20,10 @@ import (
 // response without Content-Length — makes the caller use net/http for that request (get's ok is
 // false), so it is an optimisation and never the only way.
 type rawConn struct {
-	host string // host:port; "" when the endpoint is not plain http
-	hdr  string // "Host: ...\r\n"
+	hdr string // "Host: ...\r\n"
 
 	mu   sync.Mutex
+	host string // host:port; "" when the endpoint is not plain http or answered unexpectedly
 	conn net.Conn
 	br   *bufio.Reader
 }
@@ -43,11 +43,11 @@ func newRawConn(base string) *rawConn {
 // get sends GET path with one extra header and returns the status and body; ok is false when
 // the request could not be made this way (the caller then uses net/http).
 func (r *rawConn) get(ctx context.Context, path, header, value string) (status int, body string, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.host == "" {
 		return 0, "", false
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	for attempt := 0; attempt < 2; attempt++ {
 		fresh := false
 		if r.conn == nil {
