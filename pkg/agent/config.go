@@ -65,7 +65,7 @@ type Config struct {
 	// 10,000 under 3 calls a second).
 	AnnounceInterval time.Duration
 
-	// NoticeInterval is how often spot/instance-action is polled (default 350 ms).
+	// NoticeInterval is how often spot/instance-action is polled (default 180 ms).
 	NoticeInterval time.Duration
 	// EventInterval is how often the rebalance recommendation and the Auto Scaling target
 	// lifecycle state are polled (default 2 s).

@@ -50,7 +50,7 @@ func ParseArgs(args []string, getenv func(string) string, stderr io.Writer) (Opt
 		{"stop-writers-hook", "shell command run before the data volume is unmounted", &o.StopWritersHook, ""},
 		{"hook-timeout", "time limit of each hook", &o.HookTimeout, "60s"},
 		{"release-timeout", "how long a busy data volume is retried before giving up (spot notices: their deadline)", &o.ReleaseTimeout, "90s"},
-		{"notice-interval", "poll interval of the spot interruption notice in IMDS", &o.NoticeInterval, "350ms"},
+		{"notice-interval", "poll interval of the spot interruption notice in IMDS", &o.NoticeInterval, "180ms"},
 		{"event-interval", "poll interval of the rebalance recommendation and the Auto Scaling lifecycle state", &o.EventInterval, "2s"},
 		{"tag-interval", "poll interval of the instance tags in IMDS", &o.TagInterval, "2s"},
 		{"ec2-tag-interval", "poll interval of the instance tags through EC2 when IMDS shows none", &o.EC2TagInterval, "30s"},

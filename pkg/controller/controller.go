@@ -26,8 +26,11 @@ type Recorder interface {
 
 // Controller keeps the spotmax groups of a region on spot.
 type Controller struct {
-	Lister   *inventory.Lister
-	Workflow *replace.Workflow
+	Lister *inventory.Lister
+	// Inventory lists the groups at each reconcile, incrementally (inventory.Tracker); default a
+	// Tracker over Lister with its default full resync.
+	Inventory *inventory.Tracker
+	Workflow  *replace.Workflow
 	// Sources run beside the controller's own reconcile (e.g. the SQS source).
 	Sources []Source
 	// Interval between reconciles; default 30 s.

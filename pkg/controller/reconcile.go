@@ -27,7 +27,7 @@ func (c *Controller) Reconcile(ctx context.Context) ([]Event, error) {
 	if c.inflight == nil {
 		c.init()
 	}
-	groups, err := c.Lister.List(ctx, inventory.Options{Members: true})
+	groups, err := c.inventory().List(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("listing spotmax groups: %w", err)
 	}
@@ -76,6 +76,7 @@ func (c *Controller) Reconcile(ctx context.Context) ([]Event, error) {
 		if changed, err := c.Workflow.EnsureKeepVolumes(ctx, g); err != nil {
 			c.Log.Error("keeping data volumes", "group", g.Name, "error", err)
 		} else if len(changed) > 0 {
+			c.inventory().Forget(changed...) // their volumes' DeleteOnTermination changed
 			c.Log.Info("data volumes no longer deleted on termination", "group", g.Name, "instances", strings.Join(changed, ","))
 		}
 		if hasTag(g.Tags, groupconfig.StateGroupMaxSize) && !journaled(journals, g.Name) {
