@@ -205,8 +205,8 @@ func (r *run) volumeReleased(ctx context.Context) (bool, error) {
 const interruptionGrace = 30 * time.Second
 
 // moveVolume waits until the old instance releases the data volume cleanly, detaches it, attaches
-// it to the replacement at the same device and records it there for the agent. A proactive
-// replacement waits for a release only where an agent announced itself running (AgentRunning);
+// it to the replacement at the same device and records it there for the agent. A replacement
+// waits for a release only where an agent announced itself running (AgentRunning);
 // otherwise it terminates the detached old instance at once, and its shutdown frees the volume.
 func (r *run) moveVolume(ctx context.Context) error {
 	if r.plan.Volume == "" {
@@ -255,10 +255,11 @@ func (r *run) moveVolume(ctx context.Context) error {
 		case st == "shutting-down" || st == "terminated":
 			return false, nil // termination frees it
 		}
-		// Without an agent nothing would report a release: a proactive replacement terminates
-		// the detached instance at once. An interrupted one is EC2's to stop at its deadline
-		// (at most two minutes away): that wait is the notice, not a needless one.
-		agent := AgentRunning(old.Tags) || !r.req.Deadline.IsZero()
+		// Without an agent nothing would report a release: the detached instance is terminated
+		// at once, an interrupted one too (it is out of the group and its load balancers, drained
+		// and deregistered: waiting for EC2 to stop it at its deadline would only keep the
+		// replacement without its data that much longer).
+		agent := AgentRunning(old.Tags)
 		if agent && w.clock().Now().Before(releaseBy) {
 			return false, nil
 		}
