@@ -31,7 +31,7 @@ test-short: ## quick tests only
 demo: build ## the whole story in under a minute: interruption, capacity outage, revert, lifetime rotation
 	bin/spotmax demo
 
-demo-cli: build ## an operator's session against `spotmax sim serve`: group tag/list/status, replace
+demo-cli: build ## an operator's session against `spotmax sim serve`: group tag/list/status, replace, history, savings
 	./scripts/demo.sh
 
 bench: ## run the benchmarks (results are written up in docs/benchmarks.md)

@@ -45,4 +45,4 @@ hwm=$(awk '/VmHWM/{print $2}' "/proc/$agent/status")
 cpu=$(echo "$t0 $t1 $s0 $s1 $tck" | awk '{printf "%.3f", 100*($2-$1)/$5/($4-$3)}')
 echo "binary size:  $size bytes ($(echo "$size" | awk '{printf "%.1f", $1/1048576}') MiB, stripped)"
 echo "idle RSS:     ${rss} kB (peak ${hwm} kB; anonymous ${anon} kB, file-backed ${file} kB)"
-echo "idle CPU:     ${cpu} % of one core over ${secs} s (defaults: spot notice every 350 ms; rebalance, lifecycle state and tags every 2 s)"
+echo "idle CPU:     ${cpu} % of one core over ${secs} s (defaults: spot notice every 180 ms; rebalance, lifecycle state and tags every 2 s)"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make demo: start the simulated region with the shipped "demo" scenario, then use spotmax on it
+# make demo-cli: start the simulated region with the shipped "demo" scenario, then use spotmax on it
 # exactly as an operator would on AWS (the CLI reaches the simulator through AWS_ENDPOINT_URL).
 # Needs nothing but the built binaries: no AWS account, no network.
 set -euo pipefail
@@ -60,3 +60,9 @@ run "$SPOTMAX" replace "$old" --release-timeout 0s --yes
 
 step "After the replacement"
 run "$SPOTMAX" group status web
+
+step "Every action is recorded: the replacement in spotmax history (CloudWatch Logs + metrics)"
+run "$SPOTMAX" history --group web --since 1h --period 1m
+
+step "What the group really cost, against the same hours all on-demand"
+run "$SPOTMAX" savings --since 1h

@@ -97,11 +97,19 @@ func Run(ctx context.Context, cfg Config) error {
 	defer cancel()
 	notices := make(chan imds.Notice, 8)
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(4)
 	go func() {
 		defer wg.Done()
 		w := &imds.Watcher{Sources: a.sources(), Log: a.log}
 		_ = w.Run(ctx, notices)
+	}()
+	go func() {
+		defer wg.Done()
+		a.announce(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		a.holdBlank(ctx)
 	}()
 	go func() {
 		defer wg.Done()

@@ -56,7 +56,16 @@ type Config struct {
 	// (default 90 s; a spot interruption's own deadline bounds it otherwise).
 	ReleaseTimeout time.Duration
 
-	// NoticeInterval is how often spot/instance-action is polled (default 350 ms).
+	// BlankHold is how long the agent holds a blank fresh volume (opened O_EXCL, reported in
+	// spotmax:state:blank_volume) for the controller to swap it for a pooled data volume
+	// (default 2 m); negative: never report one.
+	BlankHold time.Duration
+	// AnnounceInterval is how often the agent refreshes its announcement on its instance
+	// (spotmax:state:agent; default 1 h: one CreateTags an hour per instance keeps a fleet of
+	// 10,000 under 3 calls a second).
+	AnnounceInterval time.Duration
+
+	// NoticeInterval is how often spot/instance-action is polled (default 180 ms).
 	NoticeInterval time.Duration
 	// EventInterval is how often the rebalance recommendation and the Auto Scaling target
 	// lifecycle state are polled (default 2 s).
@@ -118,6 +127,8 @@ func (c Config) withDefaults() (Config, error) {
 	def(&c.TagInterval, imds.DefaultTagInterval)
 	def(&c.EC2TagInterval, 30*time.Second)
 	def(&c.DeviceInterval, 20*time.Millisecond)
+	def(&c.BlankHold, 2*time.Minute)
+	def(&c.AnnounceInterval, time.Hour)
 	for name, d := range map[string]time.Duration{"hook timeout": c.HookTimeout, "release timeout": c.ReleaseTimeout,
 		"notice interval": c.NoticeInterval, "event interval": c.EventInterval, "tag interval": c.TagInterval, "EC2 tag interval": c.EC2TagInterval,
 		"device interval": c.DeviceInterval} {

@@ -50,9 +50,15 @@ func (b *logBuffer) String() string {
 // runAgent runs the agent until the test ends and returns its log.
 func runAgent(t *testing.T, name string, cfg agent.Config) *logBuffer {
 	t.Helper()
+	return runAgentCtx(t, context.Background(), name, cfg)
+}
+
+// runAgentCtx is runAgent stopped when parent ends too.
+func runAgentCtx(t *testing.T, parent context.Context, name string, cfg agent.Config) *logBuffer {
+	t.Helper()
 	lb := &logBuffer{}
 	cfg.Log = slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug})).With("agent", name)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(parent)
 	done := make(chan error, 1)
 	go func() { done <- agent.Run(ctx, cfg) }()
 	t.Cleanup(func() {

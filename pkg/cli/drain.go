@@ -19,6 +19,7 @@ import (
 	"github.com/spotmax/spotmax/pkg/groupconfig"
 	"github.com/spotmax/spotmax/pkg/inventory"
 	"github.com/spotmax/spotmax/pkg/kube"
+	"github.com/spotmax/spotmax/pkg/metrics"
 	"github.com/spotmax/spotmax/pkg/replace"
 )
 
@@ -50,6 +51,11 @@ type DrainOptions struct {
 	confirm func(string) error
 	// ProgressEvery is the interval of progress updates; default 1s on a terminal, 5s otherwise.
 	ProgressEvery time.Duration
+	// NoCloudWatch turns off the NodeDrained metric and the action record.
+	NoCloudWatch bool
+	// Metrics receives NodeDrained; Actions the drain's action record. Both may be nil.
+	Metrics metrics.Recorder
+	Actions interface{ Log(metrics.Action) }
 }
 
 // drainJSON is the stable JSON shape of `spotmax drain -o json`.
@@ -113,6 +119,16 @@ When the drain fails or times out, the node stays cordoned: 'kubectl uncordon NO
 				return kube.Connect(ctx, src, kube.ConnectOptions{Log: log})
 			}
 			opts.confirm = f.confirm
+			if !opts.DryRun && !opts.NoCloudWatch {
+				// Best effort: a drain of a node by name needs no AWS credentials, and none
+				// means no record rather than no drain.
+				if rec, al, flush, err := f.auditRecorders(cmd.Context(), "spotmax drain"); err != nil {
+					log.Debug("not recording the drain in CloudWatch", "error", err)
+				} else {
+					defer flush()
+					opts.Metrics, opts.Actions = rec, al
+				}
+			}
 			return drainRun(cmd.Context(), opts)
 		},
 	}
@@ -125,6 +141,7 @@ When the drain fails or times out, the node stays cordoned: 'kubectl uncordon NO
 	fl.BoolVar(&opts.Force, "force", false, "also evict pods that no controller recreates")
 	fl.BoolVar(&opts.DryRun, "dry-run", false, "list the pods that would be evicted and change nothing")
 	fl.BoolVarP(&opts.Yes, "yes", "y", false, "do not ask for confirmation")
+	fl.BoolVar(&opts.NoCloudWatch, "no-cloudwatch", false, "do not publish the NodeDrained metric to CloudWatch nor the action record to CloudWatch Logs")
 	return cmd
 }
 
@@ -193,6 +210,7 @@ func drainRun(ctx context.Context, o *DrainOptions) error {
 	kopts.Progress, kopts.ProgressEvery = pw.update, pw.every
 	res, err := c.Drain(ctx, node, kopts)
 	pw.finish()
+	o.record(ctx, tgt, node.Name, start, res, err)
 	if err != nil {
 		return err
 	}
@@ -202,6 +220,27 @@ func drainRun(ctx context.Context, o *DrainOptions) error {
 	out.Warnings = res.Warnings
 	out.ElapsedSeconds = o.Clock.Now().Sub(start).Seconds()
 	return o.print(out)
+}
+
+// record publishes a drain: NodeDrained when it succeeded, and its action record either way.
+func (o *DrainOptions) record(ctx context.Context, tgt *drainTarget, node string, start time.Time, res *kube.DrainResult, err error) {
+	end := o.Clock.Now()
+	if o.Metrics != nil && err == nil {
+		o.Metrics.Record(ctx, metrics.Event{Name: metrics.NodeDrained, Group: tgt.group, Instance: tgt.instance, Duration: end.Sub(start),
+			Time: end, Fields: map[string]string{"node": node}})
+	}
+	if o.Actions == nil {
+		return
+	}
+	a := metrics.Action{Kind: metrics.ActionDrain, Group: tgt.group, Instance: tgt.instance, Node: node, Reason: "manual",
+		Result: metrics.ResultSucceeded, Started: start.UTC(), Ended: end.UTC(), DurationSeconds: end.Sub(start).Seconds()}
+	if res != nil {
+		a.Pods = len(res.Evicted)
+	}
+	if err != nil {
+		a.Result, a.Error = metrics.ResultFailed, err.Error()
+	}
+	o.Actions.Log(a)
 }
 
 // resolve finds out, from AWS when needed, the instance behind the target and the group whose

@@ -16,6 +16,7 @@ import (
 	"github.com/spotmax/spotmax/pkg/groupconfig"
 	"github.com/spotmax/spotmax/pkg/kube"
 	"github.com/spotmax/spotmax/pkg/kube/kubetest"
+	"github.com/spotmax/spotmax/pkg/metrics"
 )
 
 // drainCluster is a real API server with a node "worker-1" carrying two pods of a ReplicaSet
@@ -185,6 +186,21 @@ func TestDrainInstanceUsesTheGroupsKubeconfig(t *testing.T) {
 	}
 	if s.PodExists(t, ns, "web-a") {
 		t.Error("pod not evicted (the group's grace 0 should evict at once)")
+	}
+	// The drain is published (NodeDrained) and recorded in the audit trail (issue 13).
+	evs := e.Region().LogEvents(metrics.DefaultActionLogGroup)
+	if len(evs) != 1 || !strings.Contains(evs[0].Message, `"action":"drain"`) || !strings.Contains(evs[0].Message, `"node":"node-of-`+id+`"`) ||
+		!strings.Contains(evs[0].Message, `"result":"succeeded"`) || !strings.Contains(evs[0].Message, `"actor":"spotmax drain (`) {
+		t.Errorf("action records after the drain: %+v", evs)
+	}
+	drained := 0
+	for _, d := range e.Region().MetricData(metrics.Namespace) {
+		if d.MetricName == string(metrics.NodeDrained) && d.Dimensions[metrics.DimensionGroup] == "eks" {
+			drained += int(d.Sum)
+		}
+	}
+	if drained != 1 {
+		t.Errorf("NodeDrained for group eks = %d, want 1", drained)
 	}
 
 	// An instance without a node, of a group without the tag: KUBECONFIG applies, and the error

@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
+
+	"github.com/aws/smithy-go"
 
 	"github.com/spotmax/spotmax/pkg/awsapi"
 	"github.com/spotmax/spotmax/pkg/groupconfig"
@@ -78,9 +82,22 @@ func exitCode(err error) int {
 // errorLine renders an error as the one line the user sees: SDK errors lose their operation
 // noise, missing credentials say where spotmax looked.
 func errorLine(err error) string {
+	var op *net.OpError
+	var uerr *url.Error
+	var sdk *smithy.OperationError
 	switch {
-	case awsapi.IsUnreachable(err):
+	case errors.As(err, &op) && op.Op == "listen":
+		// Our own listener (sim serve, --metrics-addr): nothing to do with AWS.
+		return fmt.Sprintf("cannot listen on %s: %v", op.Addr, err)
+	case awsapi.IsUnreachable(err) && errors.As(err, &sdk):
 		return fmt.Sprintf("cannot reach the AWS endpoint (check AWS_ENDPOINT_URL and the network): %v", err)
+	case awsapi.IsUnreachable(err) && errors.As(err, &uerr):
+		// Not an AWS call (those are smithy operation errors): a Kubernetes API server, Consul, ...
+		host := uerr.URL
+		if u, perr := url.Parse(uerr.URL); perr == nil && u.Host != "" {
+			host = u.Scheme + "://" + u.Host
+		}
+		return fmt.Sprintf("cannot reach %s (check its address and the network): %v", host, err)
 	}
 	return err.Error()
 }

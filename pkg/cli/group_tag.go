@@ -81,9 +81,11 @@ value names the group, the tag and the value, and nothing changes. A data device
 checked against the members' root device and the launch template's block-device mappings, and
 alternative types being set against EC2's instance type offerings in the group's Availability
 Zones. spotmax:group is set to the group's name when it is missing: tagging a group is how it
-becomes managed. Tags that propagate at launch are also copied onto the group's
+becomes managed, and with no tag flag that is all it does: the group is managed with every
+setting at its default (docs/tags.md). Tags that propagate at launch are also copied onto the group's
 current instances, since AWS only copies them onto instances launched later.`,
-		Example: `  spotmax group tag web --persistence-dev /dev/sdf --persistence-mount-path /data \
+		Example: `  spotmax group tag web --yes      # manage web with the defaults
+  spotmax group tag web --persistence-dev /dev/sdf --persistence-mount-path /data \
       --guarantee-living-mins 50 --alt m5.large,m5a.large --od-fallback
   spotmax group tag web --set spotmax:detaching_delay_seconds=80 --dry-run`,
 		Args: exactArgs(1, "one Auto Scaling group name"),
@@ -103,9 +105,8 @@ current instances, since AWS only copies them onto instances launched later.`,
 				}
 				opts.Settings = append(opts.Settings, [2]string{strings.TrimSpace(k), v})
 			}
-			if len(opts.Settings) == 0 {
-				return flagErrorf("nothing to tag: give at least one tag flag or --set key=value (see --help)")
-			}
+			// No tag flag: enable the group (spotmax:group) with every setting at its documented
+			// default — the first thing everyone does.
 			if runF != nil {
 				return runF(cmd.Context(), opts)
 			}

@@ -109,7 +109,6 @@ func TestGroupTagErrors(t *testing.T) {
 			[]string{"spotmax:persistence_mount_path"}},
 		{"group not found", []string{"group", "tag", "nope", "--guarantee-living-mins", "50", "--yes"}, ExitNotFound,
 			[]string{"nope"}},
-		{"no settings", []string{"group", "tag", "web"}, ExitUsage, []string{"nothing to tag"}},
 		{"bad --set", []string{"group", "tag", "web", "--set", "novalue"}, ExitUsage, []string{"key=value"}},
 		{"not a terminal without --yes", []string{"group", "tag", "web", "--buffer-mins", "2"}, ExitUsage, []string{"--yes"}},
 		{"bad output", []string{"group", "list", "-o", "xml"}, ExitUsage, []string{"xml"}},

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/spf13/cobra"
 
 	"github.com/spotmax/spotmax/pkg/metrics"
@@ -25,7 +26,11 @@ type HistoryOptions struct {
 	// Start and End bound the range when Start is set.
 	Start, End time.Time
 	Period     time.Duration
-	CW         metrics.HistoryAPI
+	// Instance selects the actions on or launching one instance.
+	Instance string
+	CW       metrics.HistoryAPI
+	// Logs reads the action records; nil shows counts only.
+	Logs metrics.ActionQueryAPI
 	// Now is the end of a --since range; tests fix it.
 	Now func() time.Time
 }
@@ -39,6 +44,10 @@ type historyJSON struct {
 	PeriodSeconds int64              `json:"period_seconds"`
 	Events        []eventHistoryJSON `json:"events"`
 	Messages      []string           `json:"messages"`
+	// Instance is the --instance selection of the actions ("" for all).
+	Instance string `json:"instance"`
+	// Actions are the action records of the range (CloudWatch Logs), oldest first.
+	Actions []metrics.Action `json:"actions"`
 }
 
 type eventHistoryJSON struct {
@@ -62,8 +71,15 @@ func newHistoryCmd(f *Factory, runF func(context.Context, *HistoryOptions) error
 	var since, start, end string
 	cmd := &cobra.Command{
 		Use:   "history",
-		Short: "Show what spotmax did, when: events per period from CloudWatch",
-		Long: `Show what spotmax and its agents did in a time range: interruptions received, replacements
+		Short: "Show what spotmax did, when: every action, and events per period from CloudWatch",
+		Long: `Show what spotmax and its agents did in a time range.
+
+First the actions: one line per replacement ('spotmax run' or 'spotmax replace') and drain
+('spotmax drain') with its time, group, instance and replacement, reason, result, duration and
+actor — the audit records spotmax writes to the CloudWatch Logs log group /spotmax/actions.
+--instance lists the actions on or launching one instance.
+
+Then the counts: interruptions received, replacements
 started, succeeded and failed, on-demand fallbacks, reverts to spot, volumes moved and mounted,
 nodes drained, Consul deregistrations, lifetime rotations and invalid configurations.
 
@@ -72,6 +88,7 @@ AutoScalingGroupName), in one GetMetricData request. Without --group the region-
 shown. Each event that happened gets a table of its periods with the count and, for timed
 events, the average duration; on a terminal a chart over the whole range follows.`,
 		Example: `  spotmax history --group web
+  spotmax history --instance i-0123456789abcdef0 --since 7d
   spotmax history --since 7d --period 1h
   spotmax history --group web --start 2026-03-01T00:00:00Z --end 2026-03-02T00:00:00Z -o json`,
 		Args: cobra.NoArgs,
@@ -99,6 +116,9 @@ events, the average duration; on a terminal a chart over the whole range follows
 					return err
 				}
 			}
+			if opts.Instance != "" && !instanceIDPattern.MatchString(opts.Instance) {
+				return flagErrorf("invalid --instance %q: want an instance id (i-...)", opts.Instance)
+			}
 			if opts.Period <= 0 || opts.Period%time.Minute != 0 {
 				return flagErrorf("invalid --period %s: want a whole number of minutes, e.g. 1m, 5m or 1h (spotmax publishes one-minute datapoints)", opts.Period)
 			}
@@ -110,11 +130,13 @@ events, the average duration; on a terminal a chart over the whole range follows
 				return err
 			}
 			opts.CW = cloudwatch.NewFromConfig(cfg)
+			opts.Logs = cloudwatchlogs.NewFromConfig(cfg)
 			return historyRun(cmd.Context(), opts)
 		},
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&opts.Group, "group", "", "Auto Scaling group (default: the region-wide totals)")
+	fl.StringVar(&opts.Instance, "instance", "", "list only the actions on or launching this instance")
 	fl.StringVar(&since, "since", "24h", "length of the range ending now: a duration such as 90m, 24h or 7d")
 	fl.StringVar(&start, "start", "", "start of the range, RFC 3339 (e.g. 2026-03-01T00:00:00Z)")
 	fl.StringVar(&end, "end", "", "end of the range, RFC 3339 (default: now)")
@@ -180,8 +202,59 @@ func historyRun(ctx context.Context, o *HistoryOptions) error {
 	if err != nil {
 		return err
 	}
+	actions := []metrics.Action{}
+	if o.Logs != nil {
+		actions, err = metrics.QueryActions(ctx, o.Logs, metrics.ActionQuery{Group: o.Group, Instance: o.Instance, Start: q.Start, End: q.End})
+		if err != nil {
+			return err
+		}
+	}
 	out := toHistoryJSON(h)
-	return printData(o.IO.Out, o.Output, out, func(w io.Writer) error { return writeHistory(w, h, o.IO.OutTTY) })
+	out.Instance, out.Actions = o.Instance, actions
+	return printData(o.IO.Out, o.Output, out, func(w io.Writer) error {
+		if o.Logs != nil {
+			if err := writeActions(w, actions, o.Group, o.Instance); err != nil {
+				return err
+			}
+		}
+		return writeHistory(w, h, o.IO.OutTTY)
+	})
+}
+
+// writeActions prints the action records, one line each.
+func writeActions(w io.Writer, actions []metrics.Action, group, instance string) error {
+	scope := "all groups"
+	if group != "" {
+		scope = "group " + group
+	}
+	if instance != "" {
+		scope += ", instance " + instance
+	}
+	if len(actions) == 0 {
+		_, err := fmt.Fprintf(w, "no spotmax actions recorded for %s in this range\n\n", scope)
+		return err
+	}
+	fmt.Fprintf(w, "spotmax actions of %s (%d):\n", scope, len(actions))
+	t := NewTable("ENDED", "GROUP", "ACTION", "INSTANCE", "REPLACEMENT", "REASON", "RESULT", "DURATION", "ACTOR")
+	for _, a := range actions {
+		what := a.Replacement
+		if a.Kind == metrics.ActionDrain {
+			what = "node " + a.Node
+		} else if what != "" && a.Market != "" {
+			what += fmt.Sprintf(" (%s %s %s)", a.Market, a.Type, a.AZ)
+		}
+		result := a.Result
+		if a.Error != "" {
+			result += ": " + a.Error
+		}
+		t.Row(a.Ended.UTC().Format("2006-01-02 15:04:05Z"), a.Group, a.Kind, a.Instance, what, a.Reason, result,
+			shortDuration(time.Duration(a.DurationSeconds*float64(time.Second)).Round(time.Second)), a.Actor)
+	}
+	if err := t.Write(w); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintln(w)
+	return err
 }
 
 func toHistoryJSON(h *metrics.History) historyJSON {

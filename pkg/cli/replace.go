@@ -37,6 +37,8 @@ type ReplaceOptions struct {
 	Resume         bool
 	ForceDetach    bool
 	ReleaseTimeout time.Duration
+	// NoCloudWatch turns off the metrics and the action record.
+	NoCloudWatch bool
 
 	Workflow *replace.Workflow
 	Lister   *inventory.Lister
@@ -71,6 +73,12 @@ instance is detached is rolled back and the old instance keeps serving.`,
 				}
 			}
 			switch {
+			case opts.OlderThan < 0:
+				return flagErrorf("invalid --older-than %s: want a positive age, e.g. 50m", opts.OlderThan)
+			case cmd.Flags().Changed("older-than") && opts.OlderThan == 0:
+				return flagErrorf("invalid --older-than 0s: want a positive age, e.g. 50m (or --all for every instance)")
+			case opts.ReleaseTimeout < 0:
+				return flagErrorf("invalid --release-timeout %s: must not be negative (0 terminates the detached old instance without waiting for the agent)", opts.ReleaseTimeout)
 			case opts.Resume && (len(args) > 0 || selectors > 0):
 				return flagErrorf("--resume takes no instances or selectors (it may take --group)")
 			case opts.Resume:
@@ -103,6 +111,16 @@ instance is detached is rolled back and the old instance keeps serving.`,
 			w.Timeouts = &to
 			opts.Workflow = w
 			opts.Lister = &inventory.Lister{ASG: w.ASG, EC2: w.EC2}
+			if !opts.DryRun && !opts.NoCloudWatch {
+				// Every replacement an operator runs is published and recorded like the
+				// controller's: metrics to CloudWatch, the action record to CloudWatch Logs.
+				rec, _, flush, err := f.auditRecorders(cmd.Context(), "spotmax replace")
+				if err != nil {
+					return err
+				}
+				defer flush()
+				w.Metrics = rec
+			}
 			return replaceRun(cmd.Context(), opts)
 		},
 	}
@@ -115,6 +133,7 @@ instance is detached is rolled back and the old instance keeps serving.`,
 	fl.BoolVar(&opts.DryRun, "dry-run", false, "print the plan (market, type, AZ, steps) without changing anything")
 	fl.BoolVarP(&opts.Yes, "yes", "y", false, "do not ask for confirmation")
 	fl.BoolVar(&opts.Resume, "resume", false, "resume the journaled replacements left by a crash")
+	fl.BoolVar(&opts.NoCloudWatch, "no-cloudwatch", false, "do not publish metrics to CloudWatch nor the action record to CloudWatch Logs")
 	fl.BoolVar(&opts.ForceDetach, "force-detach", false, "force-detach a data volume the old instance does not release in time (can corrupt its file system)")
 	fl.DurationVar(&opts.ReleaseTimeout, "release-timeout", replace.DefaultTimeouts().Release,
 		"how long to wait for the agent to release the data volume before terminating the (detached) old instance")
@@ -245,6 +264,12 @@ func (o *ReplaceOptions) selectJobs(ctx context.Context) ([]*replaceJob, error) 
 	}
 	switch {
 	case o.Resume:
+		if o.Group != "" {
+			// A group that does not exist is an error, not "nothing to resume".
+			if _, err := group(o.Group); err != nil {
+				return nil, err
+			}
+		}
 		js, err := o.Workflow.InFlight(ctx)
 		if err != nil {
 			return nil, err
@@ -265,10 +290,11 @@ func (o *ReplaceOptions) selectJobs(ctx context.Context) ([]*replaceJob, error) 
 			return nil, err
 		}
 		now := o.Now()
+		standIns := g.StandIns() // a mixed instances group's on-demand base is no stand-in
 		for _, m := range g.Members {
 			switch {
 			case o.All:
-			case o.OnDemand && m.Market == "on-demand":
+			case o.OnDemand && standIns[m.ID]:
 			case o.OlderThan > 0 && !m.LaunchTime.IsZero() && now.Sub(m.LaunchTime) >= o.OlderThan:
 			default:
 				continue

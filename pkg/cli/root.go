@@ -92,6 +92,8 @@ lease), 8 untrusted journal (nothing done), 130 cancelled.`,
 	cmd.AddCommand(newSimCmd(f))
 	cmd.AddCommand(newDrainCmd(f))
 	cmd.AddCommand(newHistoryCmd(f, nil))
+	cmd.AddCommand(newSavingsCmd(f))
+	cmd.AddCommand(newVolumesCmd(f))
 	cmd.AddCommand(newIAMPolicyCmd(f, nil))
 	cmd.AddCommand(newDashboardCmd(f, nil))
 	cmd.AddCommand(newSetupCmd(f))

@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/spotmax/spotmax/pkg/controller"
+	"github.com/spotmax/spotmax/pkg/inventory"
 	"github.com/spotmax/spotmax/pkg/kube"
 	"github.com/spotmax/spotmax/pkg/metrics"
 )
@@ -39,6 +40,10 @@ type RunOptions struct {
 	Kubeconfig     string
 	LeaseNamespace string
 	LeaseName      string
+	// FullResyncEvery and FullResyncAfter bound the incremental inventory's drift
+	// (inventory.Tracker's FullEvery and FullAfter).
+	FullResyncEvery int
+	FullResyncAfter time.Duration
 }
 
 func newRunCmd(f *Factory) *cobra.Command {
@@ -76,6 +81,9 @@ at the end; stopped before it leads (SIGTERM, Ctrl-C) it has done nothing and ex
 			if opts.Interval < time.Second {
 				return flagErrorf("--interval must be at least 1s")
 			}
+			if opts.FullResyncEvery < 1 || opts.FullResyncAfter <= 0 {
+				return flagErrorf("--full-resync-every must be at least 1 and --full-resync-after positive")
+			}
 			if err := validateLeaderFlags(cmd, opts); err != nil {
 				return err
 			}
@@ -86,8 +94,10 @@ at the end; stopped before it leads (SIGTERM, Ctrl-C) it has done nothing and ex
 	fl.StringVar(&opts.QueueURL, "queue-url", "", "SQS queue with EventBridge events (from 'spotmax setup events')")
 	fl.DurationVar(&opts.Interval, "interval", 30*time.Second, "time between reconciles")
 	fl.IntVar(&opts.MaxParallel, "max-parallel", 10, "replacements at a time in the region")
+	fl.IntVar(&opts.FullResyncEvery, "full-resync-every", inventory.DefaultFullEvery, "describe every instance again every this many reconciles (1: at each reconcile); in between only new, changed and volatile instances are described")
+	fl.DurationVar(&opts.FullResyncAfter, "full-resync-after", inventory.DefaultFullAfter, "describe every instance again when the last full listing is older than this")
 	fl.StringVar(&opts.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address, e.g. 127.0.0.1:9108")
-	fl.BoolVar(&opts.NoMetrics, "no-cloudwatch", false, "do not publish metrics to CloudWatch")
+	fl.BoolVar(&opts.NoMetrics, "no-cloudwatch", false, "do not publish metrics to CloudWatch nor action records to CloudWatch Logs")
 	fl.BoolVar(&opts.Once, "once", false, "reconcile once, wait for the replacements it started, and exit; with --leader-elect, only as the leader (it waits for leadership and releases it at the end)")
 	fl.StringVar(&opts.LeaderElect, "leader-elect", "none", "high availability: none (run one controller per region), consul (a Consul lock) or kubernetes (a Kubernetes Lease)")
 	fl.StringVar(&opts.ConsulAddr, "consul-addr", "", "Consul HTTP address for --leader-elect consul (default CONSUL_HTTP_ADDR or 127.0.0.1:8500; CONSUL_HTTP_TOKEN is used)")
@@ -126,6 +136,23 @@ func runRun(ctx context.Context, f *Factory, o *RunOptions) error {
 			}
 		}()
 		recorders = append(recorders, pub)
+		// The audit trail: one record per replacement in CloudWatch Logs.
+		logs, err := f.Logs(ctx)
+		if err != nil {
+			return err
+		}
+		al := metrics.NewActionLog(logs, metrics.ActionLogOptions{Actor: actorName("spotmax run"), Log: log})
+		alCtx, stopAL := context.WithCancel(context.WithoutCancel(ctx))
+		go al.Run(alCtx)
+		defer func() {
+			stopAL()
+			flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			if err := al.Close(flushCtx); err != nil {
+				log.Warn("writing action records to CloudWatch Logs", "error", err)
+			}
+		}()
+		recorders = append(recorders, al)
 	}
 	if o.MetricsAddr != "" {
 		prom := metrics.NewPrometheus()
@@ -143,6 +170,7 @@ func runRun(ctx context.Context, f *Factory, o *RunOptions) error {
 	}
 	c := &controller.Controller{
 		Lister:      lister,
+		Inventory:   &inventory.Tracker{Lister: lister, FullEvery: o.FullResyncEvery, FullAfter: o.FullResyncAfter},
 		Workflow:    w,
 		Interval:    o.Interval,
 		MaxParallel: o.MaxParallel,

@@ -85,3 +85,12 @@ func TestRunOnceActsOnRelayedNotice(t *testing.T) {
 		t.Errorf("data volume %s attachment %+v, want the replacement", vol, v.Attachment)
 	}
 }
+
+func TestRunRefusesBadResyncFlags(t *testing.T) {
+	for _, args := range [][]string{{"--full-resync-every", "0"}, {"--full-resync-after", "0s"}} {
+		_, stderr, code := run(t, append([]string{"run", "--no-cloudwatch"}, args...)...)
+		if code != ExitUsage || !strings.Contains(stderr, "--full-resync-every must be at least 1") {
+			t.Errorf("run %v: exit %d, stderr %q; want a usage error naming the flags", args, code, stderr)
+		}
+	}
+}

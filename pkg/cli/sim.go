@@ -1,16 +1,22 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/spotmax/spotmax/pkg/sim"
 )
+
+// DefaultSimAddr is where `spotmax sim serve` listens by default: a port that local AWS emulators
+// (4566) do not take.
+const DefaultSimAddr = "127.0.0.1:7566"
 
 func newSimCmd(f *Factory) *cobra.Command {
 	cmd := &cobra.Command{
@@ -32,8 +38,10 @@ func newSimServeCmd(f *Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve a simulated AWS region on a loopback port",
-		Long: `Serve a simulated AWS region (EC2, Auto Scaling, CloudWatch, SQS, EventBridge) that unmodified AWS
-clients use through AWS_ENDPOINT_URL with dummy credentials. Without --scenario it starts like a
+		Long: `Serve a simulated AWS region (EC2, Auto Scaling, CloudWatch, CloudWatch Logs, SQS, EventBridge, the
+Price List API) that unmodified AWS clients use through AWS_ENDPOINT_URL with dummy credentials.
+It runs on the wall clock, as spotmax and every other client of it do; --time-scale makes it
+faster (a scenario's timeScale is ignored here), for a region no other process's clock depends on. Without --scenario it starts like a
 fresh account: three AZs and a default VPC with a subnet in each. --scenario takes a YAML file
 or the name of a shipped scenario ("demo").
 
@@ -41,8 +49,8 @@ The control API under /_sim/ lists instances (with their IMDS addresses) and inj
 interruptions, rebalance recommendations, capacity changes, throttling and latencies. It has no
 authentication, so --addr must be a loopback address (127.0.0.0/8, ::1, localhost) unless
 --allow-remote-control says that every host that can reach the address may drive the region.`,
-		Example: `  spotmax sim serve --scenario demo --addr 127.0.0.1:4566 &
-  export AWS_ENDPOINT_URL=http://127.0.0.1:4566 AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x
+		Example: `  spotmax sim serve --scenario demo --addr 127.0.0.1:7566 &
+  export AWS_ENDPOINT_URL=http://127.0.0.1:7566 AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x
   spotmax group list`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -66,9 +74,10 @@ authentication, so --addr must be a loopback address (127.0.0.0/8, ::1, localhos
 				if f.Region != "" {
 					opts.Region = f.Region
 				}
-				if cmd.Flags().Changed("time-scale") {
-					opts.TimeScale = timeScale
-				}
+				// One clock: spotmax, the agent and every other client of this region run on the
+				// wall clock, so the served region does too unless --time-scale says otherwise. A
+				// scenario's timeScale is for in-process use (tests) only.
+				opts.TimeScale = timeScale
 				opts.IMDS = opts.IMDS || imds
 				opts.LoopbackPrivateIPs = opts.LoopbackPrivateIPs || loopbackIPs
 				if seed != 0 {
@@ -87,6 +96,9 @@ authentication, so --addr must be a loopback address (127.0.0.0/8, ::1, localhos
 				return flagErrorf("invalid --latencies %q: want aws or fast", latencies)
 			}
 			srv, err := sim.Start(cmd.Context(), addr, opts)
+			if errors.Is(err, syscall.EADDRINUSE) {
+				return fmt.Errorf("cannot serve the simulated region on %s: the port is in use (another simulator or local AWS emulator?); choose another with --addr 127.0.0.1:PORT, or --addr 127.0.0.1:0 for any free port", addr)
+			}
 			if err != nil {
 				return err
 			}
@@ -97,6 +109,9 @@ authentication, so --addr must be a loopback address (127.0.0.0/8, ::1, localhos
 				}
 			}
 			fmt.Fprintf(f.IO.ErrOut, "simulated region %s serving at %s (time scale %gx)\n", srv.Region().Name(), srv.URL(), srv.Region().Clock().Scale())
+			if srv.Region().Clock().Scale() != 1 {
+				fmt.Fprintf(f.IO.ErrOut, "warning: simulated time runs %gx faster than the wall clock that spotmax, its agent and other clients use: instance ages, lifetimes, delays and notices they see will not match the region's\n", srv.Region().Clock().Scale())
+			}
 			fmt.Fprintf(f.IO.Out, "export AWS_ENDPOINT_URL=%s AWS_REGION=%s AWS_ACCESS_KEY_ID=sim AWS_SECRET_ACCESS_KEY=sim\n", srv.URL(), srv.Region().Name())
 			<-cmd.Context().Done()
 			fmt.Fprintln(f.IO.ErrOut, "simulated region stopped")
@@ -104,10 +119,10 @@ authentication, so --addr must be a loopback address (127.0.0.0/8, ::1, localhos
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&addr, "addr", "127.0.0.1:4566", "listen address: a loopback address unless --allow-remote-control")
+	fl.StringVar(&addr, "addr", DefaultSimAddr, "listen address: a loopback address unless --allow-remote-control")
 	fl.BoolVar(&allowRemote, "allow-remote-control", false, "allow a non-loopback --addr, exposing the unauthenticated /_sim/ control API to every host that reaches it")
 	fl.StringVar(&scenario, "scenario", "", "scenario: a YAML file or a shipped name (demo)")
-	fl.Float64Var(&timeScale, "time-scale", 1, "simulated seconds per real second")
+	fl.Float64Var(&timeScale, "time-scale", 1, "simulated seconds per real second; keep 1 (the wall clock) when spotmax or other processes use the region")
 	fl.StringVar(&latencies, "latencies", "", "state-transition latencies: aws or fast (default: the scenario's, else fast)")
 	fl.BoolVar(&imds, "imds", false, "give every instance its own IMDS endpoint on a loopback port")
 	fl.BoolVar(&loopbackIPs, "loopback-ips", false, "hand out instance private IPs from 127.0.0.0/8")
@@ -133,7 +148,7 @@ func loadScenario(name string) (*sim.Scenario, error) {
 // /_sim/ control API has no authentication.
 func checkSimAddr(addr string, allowRemote bool) error {
 	if _, _, err := net.SplitHostPort(addr); err != nil {
-		return flagErrorf("invalid --addr %q: want host:port, e.g. 127.0.0.1:4566", addr)
+		return flagErrorf("invalid --addr %q: want host:port, e.g. 127.0.0.1:7566", addr)
 	}
 	if allowRemote || isLoopbackAddr(addr) {
 		return nil

@@ -26,8 +26,11 @@ type Recorder interface {
 
 // Controller keeps the spotmax groups of a region on spot.
 type Controller struct {
-	Lister   *inventory.Lister
-	Workflow *replace.Workflow
+	Lister *inventory.Lister
+	// Inventory lists the groups at each reconcile, incrementally (inventory.Tracker); default a
+	// Tracker over Lister with its default full resync.
+	Inventory *inventory.Tracker
+	Workflow  *replace.Workflow
 	// Sources run beside the controller's own reconcile (e.g. the SQS source).
 	Sources []Source
 	// Interval between reconciles; default 30 s.
@@ -268,7 +271,10 @@ func (c *Controller) handle(ctx context.Context, e Event) {
 	case KindRevert:
 		req = replace.Request{InstanceID: e.Instance, Reason: replace.ReasonRevert}
 	case KindResume:
+		// The workflow takes the reason from the journal; the log says it (Detail: "reason,
+		// after phase").
 		req = replace.Request{InstanceID: e.Instance}
+		log = log.With("resume", e.Detail)
 	case KindLaunchFailure:
 		if !g.Config.HandleScalingFailure {
 			log.Info("launch failure ignored: the group sets spotmax:is_to_handle_scaling_failure=false", "detail", e.Detail)
@@ -334,7 +340,11 @@ func (c *Controller) start(ctx context.Context, g *inventory.Group, req replace.
 			c.perGroup[g.Name]--
 		}
 	}, func() {
-		log.Info("replacing", "reason", req.Reason)
+		if req.Reason != "" {
+			log.Info("replacing", "reason", req.Reason)
+		} else {
+			log.Info("replacing: resuming a journaled replacement")
+		}
 		// A stopping controller lets the step in flight finish; the journal keeps the rest.
 		res, err := c.Workflow.Replace(ctx, g, req)
 		c.mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -219,6 +220,8 @@ func TestControllerActsOnRelayedInterruptionAndResumesJournals(t *testing.T) {
 
 	rec := &recorder{}
 	c := e.controller(rec)
+	logs := &lockedLog{}
+	c.Log = slog.New(slog.NewTextHandler(logs, nil))
 	runUntil(t, c, 30*time.Second, func() bool {
 		ms := members(r, "web")
 		_, a := ms[ids[0]]
@@ -226,6 +229,10 @@ func TestControllerActsOnRelayedInterruptionAndResumesJournals(t *testing.T) {
 		return !a && !b && len(ms) == 2 && c.Stats().Succeeded >= 2
 	})
 	c.Wait()
+	// The resume is logged with the journal's reason (issue 13).
+	if out := logs.String(); !strings.Contains(out, `resume="manual, after joined"`) || !strings.Contains(out, "resuming a journaled replacement") {
+		t.Errorf("the resume of %s is not logged with its reason:\n%s", ids[1], out)
+	}
 	if rec.count(metrics.InterruptionReceived) != 1 {
 		t.Errorf("InterruptionReceived = %d, want 1 (the notice is acted on once)", rec.count(metrics.InterruptionReceived))
 	}
@@ -350,6 +357,8 @@ func TestControllerReportsOrphanedDataVolume(t *testing.T) {
 	ids := e.CreateGroup(t, simtest.GroupSpec{Name: "web", Spot: true, DataDevice: "/dev/sdf", Desired: 2, Max: 2, Tags: tags("web", nil)})
 	rec := &recorder{}
 	c := e.controller(rec)
+	logs := &lockedLog{}
+	c.Log = slog.New(slog.NewTextHandler(logs, nil))
 	if _, err := c.Reconcile(context.Background()); err != nil { // first sight: DeleteOnTermination off, volumes marked
 		t.Fatal(err)
 	}
@@ -366,9 +375,32 @@ func TestControllerReportsOrphanedDataVolume(t *testing.T) {
 	if got := rec.count(metrics.DataVolumeOrphaned); got != 1 {
 		t.Errorf("DataVolumeOrphaned = %d, want 1 (reported once)", got)
 	}
+	// The group's new member already has a fresh volume no agent reported blank: the lost
+	// member's data volume waits in the pool, said once.
+	if n := strings.Count(logs.String(), "data volume waits in the pool"); n != 1 {
+		t.Errorf("the pooled-volume warning was logged %d times over 3 reconciles, want once:\n%s", n, logs.String())
+	}
 	for _, d := range e.Region().DeletedVolumes() {
 		if d.Device == "/dev/sdf" {
 			t.Errorf("data volume %s was deleted", d.VolumeID)
 		}
 	}
+}
+
+// lockedLog is a log destination safe for the controller's goroutines.
+type lockedLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

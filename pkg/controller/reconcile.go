@@ -27,7 +27,7 @@ func (c *Controller) Reconcile(ctx context.Context) ([]Event, error) {
 	if c.inflight == nil {
 		c.init()
 	}
-	groups, err := c.Lister.List(ctx, inventory.Options{Members: true})
+	groups, err := c.inventory().List(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("listing spotmax groups: %w", err)
 	}
@@ -64,9 +64,19 @@ func (c *Controller) Reconcile(ctx context.Context) ([]Event, error) {
 		if g.CapacityRebalance {
 			c.Log.Warn("group has Capacity Rebalancing on: AWS replaces interrupted instances on its own; turn it off", "group", g.Name)
 		}
+		for _, w := range g.Config.Warnings {
+			// e.g. an original product's tag spotmax accepts but does not act on: said once.
+			c.mu.Lock()
+			first := c.seen.add("config-warning/" + g.Name + "/" + w)
+			c.mu.Unlock()
+			if first {
+				c.Log.Warn("group configuration: "+w, "group", g.Name)
+			}
+		}
 		if changed, err := c.Workflow.EnsureKeepVolumes(ctx, g); err != nil {
 			c.Log.Error("keeping data volumes", "group", g.Name, "error", err)
 		} else if len(changed) > 0 {
+			c.inventory().Forget(changed...) // their volumes' DeleteOnTermination changed
 			c.Log.Info("data volumes no longer deleted on termination", "group", g.Name, "instances", strings.Join(changed, ","))
 		}
 		if hasTag(g.Tags, groupconfig.StateGroupMaxSize) && !journaled(journals, g.Name) {
@@ -77,24 +87,7 @@ func (c *Controller) Reconcile(ctx context.Context) ([]Event, error) {
 		c.Metrics.Gauge(ctx, g.Name, counts(g))
 		events = append(events, dueEvents(g, now, busy)...)
 	}
-	if orphans, err := c.Workflow.OrphanedVolumes(ctx, journals); err != nil {
-		c.Log.Error("looking for orphaned data volumes", "error", err)
-	} else {
-		for _, o := range orphans {
-			if g := byName[o.Group]; g == nil || !g.Managed() {
-				continue
-			}
-			c.Log.Warn("data volume attached to nothing: it was kept, but needs re-homing by an operator", "group", o.Group,
-				"volume", o.VolumeID, "az", o.AZ)
-			c.mu.Lock()
-			first := c.seen.add("orphan/" + o.VolumeID)
-			c.mu.Unlock()
-			if first {
-				c.Metrics.Record(ctx, metrics.Event{Name: metrics.DataVolumeOrphaned, Group: o.Group, Time: now,
-					Fields: map[string]string{"volume": o.VolumeID, "az": o.AZ}})
-			}
-		}
-	}
+	c.tendPool(ctx, groups, journals, now)
 	for _, j := range journals {
 		if j.Group == "" {
 			continue
@@ -112,7 +105,7 @@ func (c *Controller) Reconcile(ctx context.Context) ([]Event, error) {
 			continue
 		}
 		events = append(events, Event{ID: "resume/" + j.Old + "/" + string(j.Phase), Kind: KindResume, Instance: j.Old, Group: j.Group,
-			Time: now, Source: "reconcile", Detail: string(j.Phase)})
+			Time: now, Source: "reconcile", Detail: string(j.Reason) + ", after " + string(j.Phase)})
 	}
 	c.mu.Lock()
 	for id, e := range c.unconfirmed {
@@ -135,6 +128,9 @@ func (c *Controller) Reconcile(ctx context.Context) ([]Event, error) {
 func dueEvents(g *inventory.Group, now time.Time, busy map[string]bool) []Event {
 	cfg := g.Config
 	var out []Event
+	// Only on-demand capacity beyond a mixed instances policy's base and percentage stands in
+	// for spot (inventory's StandIns).
+	standIns := g.StandIns()
 	for _, m := range g.Members {
 		if m.State != "running" || m.LifecycleState != "InService" {
 			continue
@@ -158,7 +154,7 @@ func dueEvents(g *inventory.Group, now time.Time, busy map[string]bool) []Event 
 			continue
 		}
 		switch {
-		case m.Market == "on-demand" && !cfg.OnlyOD && age >= cfg.ODLeastLive:
+		case standIns[m.ID] && !cfg.OnlyOD && age >= cfg.ODLeastLive:
 			out = append(out, Event{ID: revertID(m.ID, now), Kind: KindRevert, Instance: m.ID, Group: g.Name,
 				Time: m.LaunchTime.Add(cfg.ODLeastLive), Source: "reconcile", Detail: "on-demand stand-in"})
 		case slices.Contains(cfg.AltTypes, m.Type) && age >= cfg.AltLeastLive:

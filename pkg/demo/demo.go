@@ -26,6 +26,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	elbv2types "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/pricing"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/spotmax/spotmax/pkg/controller"
@@ -34,6 +35,7 @@ import (
 	"github.com/spotmax/spotmax/pkg/inventory"
 	"github.com/spotmax/spotmax/pkg/metrics"
 	"github.com/spotmax/spotmax/pkg/replace"
+	"github.com/spotmax/spotmax/pkg/savings"
 	"github.com/spotmax/spotmax/pkg/sim"
 )
 
@@ -130,12 +132,10 @@ func Run(ctx context.Context, out io.Writer, o Options) error {
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(2)
 	go func() { defer wg.Done(); ag.run(runCtx) }()
 	ctrlDone := make(chan error, 1)
 	go func() { defer wg.Done(); ctrlDone <- c.Run(runCtx) }()
-	share := &shareMeter{region: r}
-	go func() { defer wg.Done(); share.run(runCtx) }()
 
 	wait := func(d time.Duration) error { return clk.Sleep(ctx, t0.Add(d).Sub(clk.Now())) }
 	until := func(what string, limit time.Duration, cond func() bool) error {
@@ -197,7 +197,10 @@ func Run(ctx context.Context, out io.Writer, o Options) error {
 	ctrlErr := <-ctrlDone
 	wg.Wait()
 	fmt.Fprintln(out)
-	summary(out, r, rec, ag, share, t0)
+	prices := &savings.AWSPrices{EC2: ec2c, Pricing: pricing.NewFromConfig(cfg), Region: r.Name()}
+	if err := summary(ctx, out, r, rec, ag, &inventory.Lister{ASG: asg, EC2: ec2c}, prices, t0); err != nil {
+		return err
+	}
 	problems := checkInvariants(r, markers)
 	joinMu.Lock()
 	problems = append(problems, checkHandovers(r, rec, ag, joined)...)
@@ -370,43 +373,7 @@ func (r *recorder) count(n metrics.Name) int {
 	return c
 }
 
-// shareMeter integrates the group's instance time by market and price.
-type shareMeter struct {
-	region                *sim.Region
-	mu                    sync.Mutex
-	spotSec, totalSec     float64
-	costActual, costAllOD float64
-}
-
-func (s *shareMeter) run(ctx context.Context) {
-	const step = 10 * time.Second // simulated
-	for {
-		if err := s.region.Clock().Sleep(ctx, step); err != nil {
-			return
-		}
-		g, _ := s.region.Group(group)
-		s.mu.Lock()
-		for _, m := range g.Members {
-			in, _ := s.region.Instance(m.InstanceID)
-			if in.State != sim.StateRunning {
-				continue
-			}
-			od, _ := sim.OnDemandPrice(in.Type)
-			price := od
-			if in.Market == sim.MarketSpot {
-				price, _ = sim.SpotPrice(in.Type, in.AZ)
-				s.spotSec += step.Seconds()
-			}
-			s.totalSec += step.Seconds()
-			s.costActual += price * step.Hours()
-			base, _ := sim.OnDemandPrice("m5.large")
-			s.costAllOD += base * step.Hours()
-		}
-		s.mu.Unlock()
-	}
-}
-
-func summary(out io.Writer, r *sim.Region, rec *recorder, ag *agents, share *shareMeter, t0 time.Time) {
+func summary(ctx context.Context, out io.Writer, r *sim.Region, rec *recorder, ag *agents, lister *inventory.Lister, prices savings.Prices, t0 time.Time) error {
 	fmt.Fprintf(out, "SUMMARY (%s of simulated time)\n", mmss(r.Clock().Now().Sub(t0)))
 	rec.mu.Lock()
 	events := append([]metrics.Event(nil), rec.events...)
@@ -436,12 +403,35 @@ func summary(out io.Writer, r *sim.Region, rec *recorder, ag *agents, share *sha
 		parts = append(parts, fmt.Sprintf("%s %d", n, counts[n]))
 	}
 	fmt.Fprintln(out, "  metrics: "+strings.Join(parts, ", "))
-	share.mu.Lock()
-	defer share.mu.Unlock()
-	if share.totalSec > 0 && share.costAllOD > 0 {
-		fmt.Fprintf(out, "  spot share %.0f%% of instance time; estimated cost $%.4f vs $%.4f all on-demand: %.0f%% saved\n",
-			100*share.spotSec/share.totalSec, share.costActual, share.costAllOD, 100*(1-share.costActual/share.costAllOD))
+	// The realised cost, as `spotmax savings` computes it: hours from the group's instances and
+	// the replacements' action records, priced with the region's spot price history and Price
+	// List.
+	g, err := lister.Group(ctx, group)
+	if err != nil {
+		return fmt.Errorf("listing group %s for the summary: %w", group, err)
 	}
+	var live []savings.Live
+	for _, m := range g.Members {
+		if m.State == "running" || m.State == "pending" {
+			live = append(live, savings.Live{Group: group, Instance: m.ID, Market: m.Market, Type: m.Type, AZ: m.AZ, Launched: m.LaunchTime})
+		}
+	}
+	var actions []metrics.Action
+	for _, e := range events {
+		if a, ok := metrics.ActionFromEvent(e, "spotmax demo"); ok {
+			actions = append(actions, a)
+		}
+	}
+	end := r.Clock().Now()
+	rep, err := savings.Compute(ctx, savings.Reconstruct(live, actions, t0, end), prices, t0, end)
+	if err != nil {
+		return fmt.Errorf("computing the demo's savings: %w", err)
+	}
+	if t := rep.Total; t.Hours > 0 {
+		fmt.Fprintf(out, "  spot share %.0f%% of instance time; realised cost $%.4f vs $%.4f all on-demand: %.0f%% saved (spotmax savings)\n",
+			100*t.SpotHours/t.Hours, t.Cost, t.OnDemandCost, t.SavedPercent)
+	}
+	return nil
 }
 
 // checkInvariants returns what is wrong with the region after the demo.

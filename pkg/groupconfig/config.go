@@ -72,6 +72,11 @@ type Config struct {
 	HandleScalingFailure bool
 	// AZRebalance is spotmax:az_rebalance: "" or AZRebalanceOptimize.
 	AZRebalance string
+	// PodDelayDetaching is spotmax:pod_delay_detaching_secs.
+	PodDelayDetaching time.Duration
+	// VolumeRetention is spotmax:volume_retention_hours; 0 = pooled data
+	// volumes are kept forever.
+	VolumeRetention time.Duration
 
 	// Warnings are things worth telling the operator that do not make the
 	// configuration unusable, e.g. both spellings of the guarantee tag set
@@ -135,6 +140,10 @@ func (c *Config) field(key string) any {
 		return &c.HandleScalingFailure
 	case TagAZRebalance:
 		return &c.AZRebalance
+	case TagPodDelayDetachingSecs:
+		return &c.PodDelayDetaching
+	case TagVolumeRetentionHours:
+		return &c.VolumeRetention
 	}
 	return nil
 }
@@ -238,13 +247,15 @@ type altTag struct {
 }
 
 type parser struct {
-	group    string
-	cfg      *Config
-	found    map[string]Tag // known keys (canonical or alias) as found
-	used     map[string]Tag // canonical key → the tag whose value is in cfg
-	bad      map[string]bool
-	altTags  []altTag
-	problems []Problem
+	group   string
+	cfg     *Config
+	found   map[string]Tag // known keys (canonical or alias) as found
+	used    map[string]Tag // canonical key → the tag whose value is in cfg
+	bad     map[string]bool
+	altTags []altTag
+	// familyTags are tags of a Def with a Pattern other than TagAlt (spotmax:warm_pool_<name>).
+	familyTags []Tag
+	problems   []Problem
 }
 
 func (p *parser) problem(t Tag, reason, hint string) {
@@ -282,8 +293,16 @@ func (p *parser) tag(t Tag) {
 		p.problem(t, "needs a number", didYouMean(AltKey(1)))
 		return
 	}
+	if t.Key == TagWarmPool {
+		p.problem(t, "needs a name", "the original product's warm-pool tags are "+TagWarmPool+"<name>")
+		return
+	}
 	if _, ok := byKey[t.Key]; ok {
 		p.found[t.Key] = t
+		return
+	}
+	if isWarmPoolKey(t.Key) {
+		p.familyTags = append(p.familyTags, t)
 		return
 	}
 	if rest, ok := strings.CutPrefix(t.Key, TagAlt); ok && allDigits(rest) {
@@ -307,10 +326,29 @@ func (p *parser) tag(t Tag) {
 	p.problem(t, ReasonUnknownTag, hint)
 }
 
+// unsupported warns about a tag spotmax accepts but does not act on; a
+// bad value is still a problem.
+func (p *parser) unsupported(d Def, t Tag) {
+	if reason, hint := d.check(t.Value); reason != "" {
+		p.problem(t, reason, hint)
+		return
+	}
+	p.warn("%s is not supported by spotmax and is ignored: %s", t.Key, d.Unsupported)
+}
+
 // values checks the value of every known tag found and stores it.
 func (p *parser) values() {
+	for _, t := range p.familyTags {
+		p.unsupported(defs[byKey[TagWarmPool]], t)
+	}
 	for _, d := range defs {
-		if d.Key == TagAlt {
+		if d.Key == TagAlt || d.Pattern != "" {
+			continue
+		}
+		if d.Unsupported != "" {
+			if t, ok := p.found[d.Key]; ok {
+				p.unsupported(d, t)
+			}
 			continue
 		}
 		for _, k := range append([]string{d.Key}, d.Aliases...) {

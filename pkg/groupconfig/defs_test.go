@@ -47,6 +47,11 @@ func TestDefsMatchSpec(t *testing.T) {
 		{"spotmax:is_to_handle_rebalance_event", groupconfig.KindBool, "false", false, "handle-rebalance"},
 		{"spotmax:is_to_handle_scaling_failure", groupconfig.KindBool, "true", false, "handle-scaling-failure"},
 		{"spotmax:az_rebalance", groupconfig.KindEnum, "", false, "az-rebalance"},
+		{"spotmax:is_warm_pool_first", groupconfig.KindBool, "", false, ""},
+		{"spotmax:warm_pool_", groupconfig.KindString, "", false, ""},
+		{"spotmax:pod_delay_detaching_secs", groupconfig.KindSeconds, "0", false, "pod-delay-detaching"},
+		{"spotmax:k8s_node_drain_option", groupconfig.KindString, "", false, ""},
+		{"spotmax:volume_retention_hours", groupconfig.KindHours, "", false, "volume-retention-hours"},
 	}
 	var got []row
 	for _, d := range groupconfig.Defs() {
@@ -63,7 +68,12 @@ func TestDefsWellFormed(t *testing.T) {
 		if keys[d.Key] || flags[d.Flag] {
 			t.Errorf("duplicate key %s or flag %s", d.Key, d.Flag)
 		}
-		keys[d.Key], flags[d.Flag] = true, true
+		keys[d.Key] = true
+		if d.Flag != "" {
+			flags[d.Flag] = true
+		} else if d.Unsupported == "" {
+			t.Errorf("%s: a supported tag needs a flag", d.Key)
+		}
 		if d.Help == "" || strings.Contains(d.Help, "\n") {
 			t.Errorf("%s: Help %q is not one line", d.Key, d.Help)
 		}
@@ -117,6 +127,8 @@ func TestLookup(t *testing.T) {
 		{"spotmax:alt42", "spotmax:alt", true},
 		{"spotmax:alt", "spotmax:alt", true},
 		{"spotmax:alt_least_live_mins", "spotmax:alt_least_live_mins", true},
+		{"spotmax:warm_pool_min_size", "spotmax:warm_pool_", true},
+		{"spotmax:warm_pool_", "spotmax:warm_pool_", true},
 		{"spotmax:alt0", "", false},
 		{"spotmax:alt01", "", false},
 		{"spotmax:altx", "", false},
@@ -131,6 +143,9 @@ func TestLookup(t *testing.T) {
 		}
 	}
 	for _, d := range groupconfig.Defs() {
+		if d.Flag == "" {
+			continue // unsupported tags have no flag
+		}
 		got, ok := groupconfig.LookupFlag(d.Flag)
 		if !ok || got.Key != d.Key {
 			t.Errorf("LookupFlag(%q) = %q, %v; want %q", d.Flag, got.Key, ok, d.Key)
@@ -206,7 +221,14 @@ func TestMarkdown(t *testing.T) {
 		if d.Key == groupconfig.TagAlt {
 			key = groupconfig.AltKey(1)
 		}
-		for _, want := range []string{key, "--" + d.Flag, d.Kind.String()} {
+		if d.Pattern != "" && d.Key != groupconfig.TagAlt {
+			key = d.Pattern
+		}
+		flag := "—"
+		if d.Flag != "" {
+			flag = "--" + d.Flag
+		}
+		for _, want := range []string{key, flag, d.Kind.String()} {
 			if !strings.Contains(line, want) {
 				t.Errorf("row %q lacks %q", line, want)
 			}

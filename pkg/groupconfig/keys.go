@@ -96,7 +96,30 @@ const (
 	TagHandleScalingFailure = "spotmax:is_to_handle_scaling_failure"
 	// TagAZRebalance selects the AZ placement of new instances.
 	TagAZRebalance = "spotmax:az_rebalance"
+
+	// The original product's tags beyond SPEC.md's table (issue 12): accepted so that a group
+	// migrated from it is not invalid.
+
+	// TagWarmPoolFirst is the original product's "take a warmed instance from the group's warm
+	// pool first"; accepted with a warning, not supported (Def.Unsupported says why).
+	TagWarmPoolFirst = "spotmax:is_warm_pool_first"
+	// TagWarmPool is the common prefix of the original product's warm-pool settings
+	// (spotmax:warm_pool_<name>); spotmax reads the group's warm pool from Auto Scaling instead.
+	TagWarmPool = "spotmax:warm_pool_"
+	// TagPodDelayDetachingSecs is the wait after the Kubernetes drain before the old instance is
+	// detached, so evicted pods are running elsewhere before the node leaves its load balancers.
+	TagPodDelayDetachingSecs = "spotmax:pod_delay_detaching_secs"
+	// TagK8sNodeDrainOption is the original product's drain option string; not supported.
+	TagK8sNodeDrainOption = "spotmax:k8s_node_drain_option"
+
+	// TagVolumeRetentionHours bounds how long a pooled data volume attached to
+	// nothing is kept before spotmax deletes it; absent or 0 = kept forever.
+	TagVolumeRetentionHours = "spotmax:volume_retention_hours"
 )
+
+// MaxGuaranteeLivingMins is the original product's documented maximum of
+// spotmax:gurantee_living_mins.
+const MaxGuaranteeLivingMins = 60
 
 // AZRebalanceOptimize is the only accepted value of TagAZRebalance: put new
 // instances in the Availability Zone with the fewest.
@@ -132,8 +155,16 @@ type Def struct {
 	// written.
 	Aliases []string
 	// Pattern is the shape of the keys of a numbered tag ("spotmax:alt<N>",
-	// N ≥ 1); empty for the others.
+	// N ≥ 1) or of a family of tags ("spotmax:warm_pool_<name>"); empty for
+	// the others.
 	Pattern string
+	// Max is the largest accepted value of an int or time tag, in its unit;
+	// 0 = no bound beyond the type's.
+	Max int64
+	// Unsupported, when set, says why spotmax accepts the tag but does not
+	// act on it: Parse checks the value and adds a warning naming the tag,
+	// never a problem, so the group stays valid.
+	Unsupported string
 }
 
 var defs = []Def{
@@ -162,8 +193,8 @@ var defs = []Def{
 	{Key: TagInstanceDurationHours, Kind: KindHours, Flag: "instance-duration-hours",
 		Help: "maximum life of an instance (0 or absent = unlimited)"},
 	{Key: TagGuaranteeLivingMins, Kind: KindMinutes, Default: "0", Flag: "guarantee-living-mins",
-		Aliases: []string{TagGuaranteeLivingMinsAlias},
-		Help: "after this many minutes the instance is replaced (0 = off); original spelling, " +
+		Aliases: []string{TagGuaranteeLivingMinsAlias}, Max: MaxGuaranteeLivingMins,
+		Help: "after this many minutes the instance is replaced (0 = off, at most 60); original spelling, " +
 			TagGuaranteeLivingMinsAlias + " is accepted too and loses when both are set"},
 	{Key: TagBufferMins, Kind: KindMinutes, Default: "1", Flag: "buffer-mins",
 		Help: "safety margin subtracted from the guarantee and the maximum life"},
@@ -192,7 +223,20 @@ var defs = []Def{
 	{Key: TagHandleScalingFailure, Kind: KindBool, Default: "true", Flag: "handle-scaling-failure",
 		Help: "act on group launch failures (e.g. no spot capacity)"},
 	{Key: TagAZRebalance, Kind: KindEnum, Enum: []string{AZRebalanceOptimize}, Flag: "az-rebalance",
-		Help: `"optimize": put new instances in the AZ with the fewest`},
+		Help: `"optimize": a replacement without a data volume goes to the AZ with the fewest members; absent: to the old instance's AZ first (other AZs only for capacity). A data volume always pins its AZ`},
+	{Key: TagWarmPoolFirst, Kind: KindBool,
+		Unsupported: "replacements launch cold; Auto Scaling offers no call that moves a chosen warmed instance (the one in the data volume's AZ) into the group, nor one spotmax could verify as launched for the replacement",
+		Help:        "the original product's \"take a warmed instance from the group's warm pool first\": accepted with a warning, not supported"},
+	{Key: TagWarmPool, Kind: KindString, Pattern: TagWarmPool + "<name>",
+		Unsupported: "spotmax does not manage warm pools; a group's own warm pool (PutWarmPool) serves its scale-outs",
+		Help:        "the original product's warm-pool settings: accepted with a warning, not supported"},
+	{Key: TagPodDelayDetachingSecs, Kind: KindSeconds, Default: "0", Flag: "pod-delay-detaching",
+		Help: "wait after the Kubernetes drain before the old instance is detached (needs k8s_config_file_path)"},
+	{Key: TagK8sNodeDrainOption, Kind: KindString,
+		Unsupported: "spotmax drains with fixed options (evict, respect PodDisruptionBudgets, delete emptyDir data, ignore DaemonSets, grace k8s_node_drain_grace_second)",
+		Help:        "the original product's drain option string: accepted with a warning, not supported"},
+	{Key: TagVolumeRetentionHours, Kind: KindHours, Flag: "volume-retention-hours",
+		Help: "a pooled data volume attached to nothing for this long is deleted (0 or absent = kept forever: deleting data is never a default)"},
 }
 
 // byKey maps every accepted key (canonical and alias) and flag to its
@@ -204,7 +248,9 @@ var byKey, byFlag = func() (map[string]int, map[string]int) {
 		for _, a := range d.Aliases {
 			k[a] = i
 		}
-		f[d.Flag] = i
+		if d.Flag != "" {
+			f[d.Flag] = i
+		}
 	}
 	return k, f
 }()
@@ -235,7 +281,17 @@ func Lookup(key string) (Def, bool) {
 	if _, ok := ParseAltKey(key); ok {
 		return defs[byKey[TagAlt]].clone(), true
 	}
+	if isWarmPoolKey(key) {
+		return defs[byKey[TagWarmPool]].clone(), true
+	}
 	return Def{}, false
+}
+
+// isWarmPoolKey reports whether key is one of the original product's
+// spotmax:warm_pool_<name> tags.
+func isWarmPoolKey(key string) bool {
+	name, ok := strings.CutPrefix(key, TagWarmPool)
+	return ok && name != ""
 }
 
 // LookupFlag returns the Def whose `spotmax group tag` flag is flag.

@@ -12,8 +12,11 @@ func Markdown() string {
 	b.WriteString("|---|---|---|---|---|---|\n")
 	for _, d := range defs {
 		key := "`" + d.Key + "`"
-		if d.Pattern != "" {
+		switch {
+		case d.Key == TagAlt:
 			key = "`" + AltKey(1) + "` … `" + TagAlt + "N`"
+		case d.Pattern != "":
+			key = "`" + d.Pattern + "`"
 		}
 		for _, a := range d.Aliases {
 			key += " (alias `" + a + "`)"
@@ -30,7 +33,15 @@ func Markdown() string {
 		if d.Propagate {
 			prop = "yes"
 		}
-		cells := []string{key, typ, def, prop, "`--" + d.Flag + "`", d.Help}
+		flag := "—"
+		if d.Flag != "" {
+			flag = "`--" + d.Flag + "`"
+		}
+		help := d.Help
+		if d.Unsupported != "" {
+			help += ". Not supported: " + d.Unsupported
+		}
+		cells := []string{key, typ, def, prop, flag, help}
 		for i, c := range cells {
 			cells[i] = strings.ReplaceAll(c, "|", `\|`)
 		}

@@ -127,11 +127,12 @@ var tagCases = []tagCase{
 		invalid: []badValue{{"1.5", "not a whole number of hours"}, {"-1", "negative"}, {"2h", "not a whole number of hours"},
 			{"9999999999", "too large"}}},
 	{key: groupconfig.TagGuaranteeLivingMins, valid: "50",
-		want:    func(c *groupconfig.Config) { c.GuaranteeLiving = 50 * time.Minute },
-		invalid: []badValue{{"fifty", "not a whole number of minutes"}, {"50m", "not a whole number of minutes"}}},
+		want: func(c *groupconfig.Config) { c.GuaranteeLiving = 50 * time.Minute },
+		invalid: []badValue{{"fifty", "not a whole number of minutes"}, {"50m", "not a whole number of minutes"},
+			{"61", "must be at most 60 minutes"}, {"350", "must be at most 60 minutes"}}},
 	{key: groupconfig.TagGuaranteeLivingMinsAlias, valid: "45",
 		want:    func(c *groupconfig.Config) { c.GuaranteeLiving = 45 * time.Minute },
-		invalid: []badValue{{"x", "not a whole number of minutes"}}},
+		invalid: []badValue{{"x", "not a whole number of minutes"}, {"120", "must be at most 60 minutes"}}},
 	{key: groupconfig.TagBufferMins, valid: "0",
 		want:    func(c *groupconfig.Config) { c.Buffer = 0 },
 		invalid: []badValue{{"-1", "negative"}, {"1m", "not a whole number of minutes"}}},
@@ -177,6 +178,68 @@ var tagCases = []tagCase{
 	{key: groupconfig.TagAZRebalance, valid: "optimize",
 		want:    func(c *groupconfig.Config) { c.AZRebalance = "optimize" },
 		invalid: []badValue{{"balanced", "must be one of: optimize"}, {"Optimize", "must be one of"}}},
+	{key: groupconfig.TagWarmPoolFirst, valid: "true",
+		want:    unsupportedWarning(groupconfig.TagWarmPoolFirst, groupconfig.TagWarmPoolFirst),
+		invalid: []badValue{{"first", "not a boolean"}}},
+	{key: groupconfig.TagPodDelayDetachingSecs, valid: "20",
+		want:    func(c *groupconfig.Config) { c.PodDelayDetaching = 20 * time.Second },
+		invalid: []badValue{{"-5", "negative"}, {"20s", "not a whole number of seconds"}}},
+	// The unsupported tags change nothing but a warning (TestParseUnsupportedTags); a value of
+	// the wrong kind is still a problem.
+	{key: groupconfig.TagWarmPool + "min_size", valid: "1",
+		want:    unsupportedWarning(groupconfig.TagWarmPool+"min_size", groupconfig.TagWarmPool),
+		invalid: []badValue{{"", "must not be empty"}}},
+	{key: groupconfig.TagK8sNodeDrainOption, valid: "--ignore-daemonsets --delete-emptydir-data",
+		want:    unsupportedWarning(groupconfig.TagK8sNodeDrainOption, groupconfig.TagK8sNodeDrainOption),
+		invalid: []badValue{{"", "must not be empty"}}},
+	{key: groupconfig.TagVolumeRetentionHours, valid: "72",
+		want:    func(c *groupconfig.Config) { c.VolumeRetention = 72 * time.Hour },
+		invalid: []badValue{{"-1", "negative"}, {"3d", "not a whole number of hours"}}},
+}
+
+// unsupportedWarning is the only effect of an unsupported tag: a warning naming it.
+func unsupportedWarning(key, defKey string) func(c *groupconfig.Config) {
+	return func(c *groupconfig.Config) {
+		d, _ := groupconfig.Lookup(defKey)
+		c.Warnings = []string{key + " is not supported by spotmax and is ignored: " + d.Unsupported}
+	}
+}
+
+// TestParseOriginalProductTags: a group migrated from the original product with its other tags
+// stays valid; each unsupported tag is named in a warning, the supported ones take effect.
+func TestParseOriginalProductTags(t *testing.T) {
+	cfg, err := groupconfig.Parse(group, []groupconfig.Tag{
+		ptag(groupconfig.TagGroup, group),
+		tag("spotmax:warm_pool_min_size", "2"),
+		tag("spotmax:warm_pool_max_prepared_capacity", "4"),
+		tag(groupconfig.TagWarmPoolFirst, "true"),
+		tag(groupconfig.TagPodDelayDetachingSecs, "15"),
+		tag(groupconfig.TagK8sNodeDrainOption, "force"),
+		tag(groupconfig.TagK8sConfigFilePath, "/data/spotmax/k8sconfig"),
+	})
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if cfg.PodDelayDetaching != 15*time.Second {
+		t.Errorf("PodDelayDetaching = %v; want 15s", cfg.PodDelayDetaching)
+	}
+	for _, key := range []string{"spotmax:warm_pool_min_size", "spotmax:warm_pool_max_prepared_capacity", groupconfig.TagK8sNodeDrainOption, groupconfig.TagWarmPoolFirst} {
+		found := false
+		for _, w := range cfg.Warnings {
+			if strings.HasPrefix(w, key+" is not supported") {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no warning names %s: %q", key, cfg.Warnings)
+		}
+	}
+	if len(cfg.Warnings) != 4 {
+		t.Errorf("warnings = %q; want 4", cfg.Warnings)
+	}
+	if _, err := groupconfig.Parse(group, []groupconfig.Tag{tag("spotmax:warm_pool_", "1")}); err == nil {
+		t.Errorf("Parse accepted spotmax:warm_pool_ without a name")
+	}
 }
 
 func TestTagCasesCoverEveryTag(t *testing.T) {
@@ -411,13 +474,13 @@ func TestParseCrossField(t *testing.T) {
 			wantTag: groupconfig.TagGuaranteeLivingMins, wantReason: `more than spotmax:buffer_mins (default "1")`},
 		{name: "buffer above an off guarantee is fine",
 			tags: []groupconfig.Tag{tag(groupconfig.TagGuaranteeLivingMins, "0"), tag(groupconfig.TagBufferMins, "100")}},
-		{name: "guarantee longer than instance duration",
-			tags:    []groupconfig.Tag{tag(groupconfig.TagGuaranteeLivingMins, "90"), tag(groupconfig.TagInstanceDurationHours, "1")},
-			wantTag: groupconfig.TagGuaranteeLivingMins, wantReason: `longer than spotmax:instance_duration_hours="1"`},
+		{name: "guarantee above the documented maximum of 60",
+			tags:    []groupconfig.Tag{tag(groupconfig.TagGuaranteeLivingMins, "90"), tag(groupconfig.TagInstanceDurationHours, "2")},
+			wantTag: groupconfig.TagGuaranteeLivingMins, wantReason: `must be at most 60 minutes`},
 		{name: "guarantee equal to instance duration is fine",
 			tags: []groupconfig.Tag{tag(groupconfig.TagGuaranteeLivingMins, "60"), tag(groupconfig.TagInstanceDurationHours, "1")}},
 		{name: "instance duration 0 means unlimited",
-			tags: []groupconfig.Tag{tag(groupconfig.TagGuaranteeLivingMins, "90"), tag(groupconfig.TagInstanceDurationHours, "0")}},
+			tags: []groupconfig.Tag{tag(groupconfig.TagGuaranteeLivingMins, "55"), tag(groupconfig.TagInstanceDurationHours, "0")}},
 		{name: "buffer not below instance duration",
 			tags:    []groupconfig.Tag{tag(groupconfig.TagBufferMins, "60"), tag(groupconfig.TagInstanceDurationHours, "1")},
 			wantTag: groupconfig.TagBufferMins, wantReason: `less than spotmax:instance_duration_hours="1"`},
@@ -600,6 +663,7 @@ func fullConfig() *groupconfig.Config {
 		HandleRebalanceEvent:      true,
 		HandleScalingFailure:      false,
 		AZRebalance:               groupconfig.AZRebalanceOptimize,
+		PodDelayDetaching:         15 * time.Second,
 	}
 }
 
@@ -611,6 +675,7 @@ func TestRoundTrip(t *testing.T) {
 	for _, tc := range tagCases {
 		c := wantDefault()
 		tc.want(c)
+		c.Warnings = nil // Tags does not render warnings, nor the unsupported tags behind them
 		configs["one "+tc.key] = c
 	}
 	for name, c := range configs {
@@ -666,6 +731,7 @@ func TestTags(t *testing.T) {
 		tag("spotmax:is_to_handle_rebalance_event", "true"),
 		tag("spotmax:is_to_handle_scaling_failure", "false"),
 		tag("spotmax:az_rebalance", "optimize"),
+		tag("spotmax:pod_delay_detaching_secs", "15"),
 	}
 	if diff := cmp.Diff(want, fullConfig().Tags()); diff != "" {
 		t.Errorf("Tags() mismatch (-want +got):\n%s", diff)

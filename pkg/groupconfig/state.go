@@ -72,4 +72,33 @@ const (
 	// it leaves.
 	StateMovingTo   = StatePrefix + "moving_to"
 	StateMovingFrom = StatePrefix + "moving_from"
+
+	// StateDevice on a pooled data volume is the device it is attached at in its group (the
+	// group's spotmax:persistence_dev); with the spotmax:group tag it makes the volume the
+	// group's, not an instance's.
+	StateDevice = StatePrefix + "device"
+	// StateAvailableSince on a pooled data volume is when spotmax first saw it attached to
+	// nothing (RFC 3339); spotmax:volume_retention_hours counts from it. Removed once the
+	// volume is attached again.
+	StateAvailableSince = StatePrefix + "available_since"
+	// StateAdoptedBy on a pooled data volume is the adoption in progress: the instance it is
+	// being attached to. With StateOwner and StateLeaseUntil on the same volume it is the
+	// adoption's claim (one actor at a time, as a replacement journal); removed when the
+	// adoption ends.
+	StateAdoptedBy = StatePrefix + "adopted_by"
+	// StateDiscard on a volume names the instance whose launch created it empty and unused, once
+	// a pooled volume is taking its place: it is detached and deleted, and never pooled.
+	StateDiscard = StatePrefix + "discard"
+
+	// StateAgent on an instance is the agent's announcement: "running <version> <RFC 3339
+	// time>", written at start and refreshed every hour, and "stopped ..." when the agent ends.
+	// A proactive replacement waits for a clean release of the data volume only where an agent
+	// announced itself running.
+	StateAgent = StatePrefix + "agent"
+	// StateBlankVolume on an instance names the volume at the group's data device that the agent
+	// found blank (no file system signature, mounted nowhere) and holds open exclusively, so that
+	// nothing formats or mounts it meanwhile; the agent empties the tag when it lets go. One half
+	// of the proof that a launch's fresh volume may be swapped for a pooled one and deleted (the
+	// other half is EC2's: created and attached with the instance, from no snapshot).
+	StateBlankVolume = StatePrefix + "blank_volume"
 )

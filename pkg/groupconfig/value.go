@@ -130,6 +130,9 @@ func (d Def) check(v string) (reason, hint string) {
 		if d.Key == TagMaxNumOfTerminatedOneTime && n < 1 {
 			return "must be at least 1", ""
 		}
+		if d.Max > 0 && n > d.Max {
+			return fmt.Sprintf("must be at most %d", d.Max), ""
+		}
 	case KindSeconds, KindMinutes, KindHours:
 		n, r := parseCount(v, unitName(d.Kind))
 		if r != "" {
@@ -137,6 +140,9 @@ func (d Def) check(v string) (reason, hint string) {
 		}
 		if n > math.MaxInt64/int64(d.Kind.Unit()) {
 			return "too large", ""
+		}
+		if d.Max > 0 && n > d.Max {
+			return fmt.Sprintf("must be at most %d %s", d.Max, unitName(d.Kind)), ""
 		}
 	case KindPort:
 		n, r := parseCount(v, "")

@@ -123,12 +123,16 @@ func TestFormatValueOutputParses(t *testing.T) {
 		if d.Key == groupconfig.TagAlt {
 			continue
 		}
+		key := d.Key
+		if d.Key == groupconfig.TagWarmPool {
+			key += "min_size" // the family's keys carry a name
+		}
 		for _, in := range inputs {
 			v, err := d.FormatValue(in)
 			if err != nil {
 				continue
 			}
-			tags := []groupconfig.Tag{{Key: d.Key, Value: v, PropagateAtLaunch: d.Propagate}}
+			tags := []groupconfig.Tag{{Key: key, Value: v, PropagateAtLaunch: d.Propagate}}
 			if d.Key == groupconfig.TagPersistenceMountPath {
 				tags = append(tags, groupconfig.Tag{Key: groupconfig.TagPersistenceDev, Value: "/dev/sdf"})
 			}

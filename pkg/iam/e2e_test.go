@@ -13,8 +13,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/pricing"
 
 	"github.com/spotmax/spotmax/pkg/agent"
 	"github.com/spotmax/spotmax/pkg/cli"
@@ -23,6 +25,7 @@ import (
 	"github.com/spotmax/spotmax/pkg/inventory"
 	"github.com/spotmax/spotmax/pkg/metrics"
 	"github.com/spotmax/spotmax/pkg/replace"
+	"github.com/spotmax/spotmax/pkg/savings"
 	"github.com/spotmax/spotmax/pkg/sim"
 	"github.com/spotmax/spotmax/pkg/sim/simtest"
 )
@@ -114,13 +117,20 @@ func TestPoliciesAllowExactlyWhatTheRolesCall(t *testing.T) {
 	// (on its own instance, with its own key), so that the workflow detaches the volume.
 	agent := as(env, agentKey)
 	aec2 := ec2.NewFromConfig(agent)
+	// The agent announces itself first: a replacement waits for a release only where one runs.
+	if _, err := aec2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{members[0]}, Tags: []ec2types.Tag{{Key: aws.String(groupconfig.StateAgent),
+		Value: aws.String("running e2e " + r.Clock().Now().UTC().Format(time.RFC3339))}}}); err != nil {
+		t.Fatal(err)
+	}
 	released := make(chan error, 1)
 	go func() { released <- playAgentRelease(ctx, r, aec2, members[0]) }()
 	to := replace.DefaultTimeouts()
 	to.Release = time.Hour // only the agent's release may free the volume
 	// The workflow publishes its events through the controller's CloudWatch publisher.
 	pub := metrics.NewPublisher(cloudwatch.NewFromConfig(ctl), metrics.PublisherOptions{Now: r.Clock().Now})
-	w := &replace.Workflow{EC2: ec2c, ASG: asg, Clock: r.Clock(), Metrics: pub,
+	// ... and its action record through the controller's action log (CloudWatch Logs).
+	al := metrics.NewActionLog(cloudwatchlogs.NewFromConfig(ctl), metrics.ActionLogOptions{Actor: "iam test"})
+	w := &replace.Workflow{EC2: ec2c, ASG: asg, Clock: r.Clock(), Metrics: metrics.Multi{pub, al},
 		PollMin: 5 * time.Millisecond, PollMax: 50 * time.Millisecond, Timeouts: &to}
 	res, err := w.Replace(ctx, g, replace.Request{InstanceID: members[0], Reason: replace.ReasonManual})
 	if rerr := <-released; rerr != nil {
@@ -152,12 +162,28 @@ func TestPoliciesAllowExactlyWhatTheRolesCall(t *testing.T) {
 	if err := pub.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if err := al.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
 	// The simulated clock runs ahead of the wall clock that --start is checked against.
 	start := time.Now().Add(-time.Hour).UTC().Truncate(time.Hour)
 	end := r.Clock().Now().Add(time.Hour).UTC().Truncate(time.Hour)
 	out := runCLI(t, "history", "--group", "web", "--start", start.Format(time.RFC3339), "--end", end.Format(time.RFC3339), "--period", "1h")
 	if !strings.Contains(out, "ReplacementSucceeded: 1 event") || !strings.Contains(out, "VolumeMoved: 1 event") {
 		t.Errorf("spotmax history does not show the replacement:\n%s", out)
+	}
+	if !strings.Contains(out, res.Old) || !strings.Contains(out, res.New) {
+		t.Errorf("spotmax history does not list the replacement's action record (%s → %s):\n%s", res.Old, res.New, out)
+	}
+	// Controller: `spotmax savings` prices hours with the spot price history and the Price List.
+	// (The simulated clock runs ahead of the wall clock the command's period ends at, so its
+	// price sources are called directly here.)
+	prices := &savings.AWSPrices{EC2: ec2c, Pricing: pricing.NewFromConfig(ctl), Region: r.Name()}
+	if od, err := prices.OnDemand(ctx, res.Type); err != nil || od <= 0 {
+		t.Errorf("on-demand price of %s: %v, %v", res.Type, od, err)
+	}
+	if pts, err := prices.Spot(ctx, res.Type, res.AZ, r.Clock().Now().Add(-time.Hour), r.Clock().Now()); err != nil || len(pts) == 0 {
+		t.Errorf("spot price history of %s in %s: %v, %v", res.Type, res.AZ, pts, err)
 	}
 	runCLI(t, "dashboard", "--group", "web", "--yes")
 	if _, ok := r.Dashboard(metrics.DashboardName("web")); !ok {
@@ -190,7 +216,13 @@ func TestPoliciesAllowExactlyWhatTheRolesCall(t *testing.T) {
 	// mount involved: it needs no root).
 	relayNotice(t, r, agent, res.New)
 
-	checkTagTrustBoundary(t, r, map[string][]string{agentKey: {members[0], res.New}}, controllerKey)
+	// The pool: the replacement is lost without spotmax hearing of it (terminated outside
+	// spotmax), the group launches a member with a fresh volume, whose agent announces itself
+	// and reports the fresh volume blank; the controller adopts the pooled data volume there and
+	// deletes the blank one.
+	fresh := poolAdoption(t, r, env, w, aec2, res.New)
+
+	checkTagTrustBoundary(t, r, map[string][]string{agentKey: {members[0], res.New, fresh}}, controllerKey)
 
 	calls := r.CallsBy()
 	for role, key := range map[iam.Role]string{iam.Controller: controllerKey, iam.Agent: agentKey} {
@@ -288,6 +320,10 @@ func TestPoliciesCoverTheDeclaredInterfaces(t *testing.T) {
 			{"cloudwatch", reflect.TypeFor[metrics.CloudWatchAPI]()},
 			{"cloudwatch", reflect.TypeFor[metrics.HistoryAPI]()},
 			{"cloudwatch", reflect.TypeFor[metrics.DashboardAPI]()},
+			{"logs", reflect.TypeFor[metrics.ActionLogAPI]()},
+			{"logs", reflect.TypeFor[metrics.ActionQueryAPI]()},
+			{"ec2", reflect.TypeFor[savings.EC2SpotAPI]()},
+			{"pricing", reflect.TypeFor[savings.PricingAPI]()},
 		},
 		iam.Agent: {
 			{"ec2", reflect.TypeFor[agent.EC2API]()},
@@ -307,4 +343,83 @@ func TestPoliciesCoverTheDeclaredInterfaces(t *testing.T) {
 			}
 		}
 	}
+}
+
+// poolAdoption terminates lost (a member whose data volume is kept) with the test's own key,
+// waits for the member the group launches instead, writes the agent's reports on it with the
+// agent's key, and runs the controller's pool pass and adoption with w. It returns the new member.
+func poolAdoption(t *testing.T, r *sim.Region, env *simtest.Env, w *replace.Workflow, aec2 *ec2.Client, lost string) string {
+	t.Helper()
+	ctx := context.Background()
+	in, _ := r.Instance(lost)
+	var data string
+	for _, bd := range in.BlockDevices {
+		if bd.DeviceName == "/dev/sdf" {
+			data = bd.VolumeID
+		}
+	}
+	if _, err := ec2.NewFromConfig(env.Config).TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{lost}}); err != nil {
+		t.Fatal(err)
+	}
+	var fresh, freshVol string
+	deadline := time.Now().Add(30 * time.Second)
+	for fresh == "" && time.Now().Before(deadline) {
+		r.Advance(10 * time.Second)
+		g, _ := r.Group("web")
+		for _, m := range g.Members {
+			if m.LifecycleState != "InService" || m.InstanceID == lost {
+				continue
+			}
+			mi, _ := r.Instance(m.InstanceID)
+			for _, bd := range mi.BlockDevices {
+				if bd.DeviceName == "/dev/sdf" && mi.LaunchTime.After(in.LaunchTime) && bd.VolumeID != data && mi.Tags[groupconfig.StateReplaces] == "" {
+					fresh, freshVol = m.InstanceID, bd.VolumeID
+				}
+			}
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	if fresh == "" {
+		t.Fatalf("the group launched no member in place of %s", lost)
+	}
+	if _, err := aec2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{fresh}, Tags: []ec2types.Tag{
+		{Key: aws.String(groupconfig.StateAgent), Value: aws.String("test " + r.Clock().Now().UTC().Format(time.RFC3339))},
+		{Key: aws.String(groupconfig.StateBlankVolume), Value: aws.String(freshVol)}}}); err != nil {
+		t.Fatal(err)
+	}
+	r.Advance(10 * time.Second)
+	var g *inventory.Group
+	for {
+		var err error
+		if g, err = (&inventory.Lister{ASG: w.ASG.(*autoscaling.Client), EC2: w.EC2.(*ec2.Client)}).Group(ctx, "web"); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+	}
+	js, err := w.InFlight(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	work, err := w.TendPool(ctx, []*inventory.Group{g}, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	adopted := false
+	for _, a := range work.Adoptions {
+		if a.Volume == data && a.Instance == fresh {
+			if _, err := w.Adopt(ctx, a); err != nil {
+				t.Fatalf("adopting %s into %s: %v", data, fresh, err)
+			}
+			adopted = true
+		}
+	}
+	if !adopted {
+		t.Fatalf("the pool pass did not adopt %s into %s: %+v", data, fresh, work)
+	}
+	if v, _ := r.Volume(data); v.Attachment == nil || v.Attachment.InstanceID != fresh {
+		t.Errorf("data volume %s not attached to %s after the adoption", data, fresh)
+	}
+	return fresh
 }

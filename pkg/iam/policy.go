@@ -155,6 +155,11 @@ func (b builder) ec2ARN(typ string) string {
 	return b.arn("ec2", typ+"/*")
 }
 
+// logGroupARN is the action log group in any region and account.
+func (b builder) logGroupARN() string {
+	return "arn:" + b.o.Partition + ":logs:*:*:log-group:" + metrics.DefaultActionLogGroup
+}
+
 func (b builder) asgARN() string {
 	name := "*"
 	if b.o.Group != "" {
@@ -213,7 +218,8 @@ var (
 // it did and saw. Every other spotmax:state:* key is the controller's replacement journal, which
 // the controller acts on; the agent's role cannot write it, so root on one instance cannot forge
 // a journal (docs/iam.md, "Trust boundary").
-var agentTagKeys = []string{groupconfig.StateVolumeReleased, groupconfig.StateVolumeMounted, groupconfig.StateNotice}
+var agentTagKeys = []string{groupconfig.StateVolumeReleased, groupconfig.StateVolumeMounted, groupconfig.StateNotice,
+	groupconfig.StateAgent, groupconfig.StateBlankVolume}
 
 // AgentTagKeys returns the tag keys the agent's role may write (on its own instance only).
 func AgentTagKeys() []string { return slices.Clone(agentTagKeys) }
@@ -223,9 +229,10 @@ func (b builder) controller() []Statement {
 	return []Statement{
 		{Sid: "Describe", Effect: "Allow", Resource: []string{"*"},
 			Action: []string{"autoscaling:DescribeAutoScalingGroups", "ec2:DescribeInstanceTypeOfferings", "ec2:DescribeInstances",
-				"ec2:DescribeLaunchTemplateVersions", "ec2:DescribeSpotInstanceRequests", "ec2:DescribeSubnets", "ec2:DescribeVolumes"},
+				"ec2:DescribeLaunchTemplateVersions", "ec2:DescribeSpotInstanceRequests", "ec2:DescribeSpotPriceHistory", "ec2:DescribeSubnets", "ec2:DescribeVolumes"},
 			Why: "Inventory of groups, members and data volumes; the launch template, subnets and offered instance types of a " +
-				"replacement; the spot request status that confirms an interruption warning before it is acted on. " +
+				"replacement; the spot request status that confirms an interruption warning before it is acted on; the spot " +
+				"price history that `spotmax savings` prices spot hours with. " +
 				"Describe actions support no resource-level permissions, so their resource is \"*\"."},
 		{Sid: "LaunchReplacementInstance", Effect: "Allow", Action: []string{"ec2:RunInstances"}, Resource: []string{inst},
 			Condition: b.groupTag("aws:RequestTag/" + groupconfig.TagGroup),
@@ -266,6 +273,16 @@ func (b builder) controller() []Statement {
 			Condition: tagKeysOnly(progressTagKeys),
 			Why: "Journal a data volume's move on the volume itself (" + groupconfig.StateMovingFrom + ", " + groupconfig.StateMovingTo +
 				"). Only the progress keys " + progressTagKeys + "."},
+		{Sid: "MarkPooledVolumes", Effect: "Allow", Action: []string{"ec2:CreateTags"}, Resource: []string{b.ec2ARN("volume")},
+			Condition: tagKeysOnly(allSpotmaxTags),
+			Why: "Mark a member's data volume as the group's (" + groupconfig.TagGroup + ", " + groupconfig.StateDevice + "), so that " +
+				"it stays in the group's pool when its instance goes, and a launch's fresh, provably empty volume as discarded " +
+				"(" + groupconfig.StateDiscard + "). Only spotmax:* keys."},
+		{Sid: "DeletePooledVolumes", Effect: "Allow", Action: []string{"ec2:DeleteVolume"}, Resource: []string{b.ec2ARN("volume")},
+			Condition: b.groupTag("ec2:ResourceTag/" + groupconfig.TagGroup),
+			Why: "Delete a launch's fresh volume proven empty and unused once a pooled volume took its place, a pooled volume " +
+				"past its group's " + groupconfig.TagVolumeRetentionHours + " (off by default), and `spotmax volumes delete`. " +
+				"Only volumes marked as the group's (" + groupconfig.TagGroup + ")."},
 		{Sid: "ManageGroupCapacity", Effect: "Allow",
 			Action: []string{"autoscaling:AttachInstances", "autoscaling:DetachInstances", "autoscaling:SetDesiredCapacity",
 				"autoscaling:SetInstanceProtection", "autoscaling:SuspendProcesses", "autoscaling:TerminateInstanceInAutoScalingGroup", "autoscaling:UpdateAutoScalingGroup"},
@@ -283,6 +300,17 @@ func (b builder) controller() []Statement {
 		b.publishMetrics(),
 		{Sid: "ReadMetrics", Effect: "Allow", Action: []string{"cloudwatch:GetMetricData"}, Resource: []string{"*"},
 			Why: "`spotmax history`. GetMetricData supports no resource-level permissions or namespace condition."},
+		{Sid: "WriteActionRecords", Effect: "Allow",
+			Action:   []string{"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"},
+			Resource: []string{b.logGroupARN(), b.logGroupARN() + ":*"},
+			Why: "The audit trail: `spotmax run`, `spotmax replace` and `spotmax drain` write one record per action to the " +
+				"CloudWatch Logs log group " + metrics.DefaultActionLogGroup + " (created on first use, one stream per process). " +
+				"Only that log group and its streams."},
+		{Sid: "ReadActionRecords", Effect: "Allow", Action: []string{"logs:FilterLogEvents"},
+			Resource: []string{b.logGroupARN(), b.logGroupARN() + ":*"},
+			Why:      "`spotmax history` lists the action records and `spotmax savings` reconstructs instance-hours from them."},
+		{Sid: "ReadPrices", Effect: "Allow", Action: []string{"pricing:GetProducts"}, Resource: []string{"*"},
+			Why: "`spotmax savings` prices on-demand hours with the AWS Price List API. It supports no resource-level permissions."},
 		{Sid: "WriteDashboards", Effect: "Allow", Action: []string{"cloudwatch:PutDashboard"},
 			Resource: []string{"arn:" + b.o.Partition + ":cloudwatch::*:dashboard/" + metrics.DashboardPrefix + "*"},
 			Why:      "`spotmax dashboard`: only dashboards whose names start with " + metrics.DashboardPrefix + "."},
@@ -311,7 +339,8 @@ func (b builder) agent() []Statement {
 				"instances, whose disks carry no volume serial, by EC2's attachment record. Describe actions support no resource-level permissions."},
 		{Sid: "ReportOnOwnInstance", Effect: "Allow", Action: []string{"ec2:CreateTags"}, Resource: []string{b.ec2ARN("instance")},
 			Condition: self,
-			Why: "Report on its own instance: the data volume released or mounted, an interruption notice relayed. " +
+			Why: "Report on its own instance: the data volume released or mounted, an interruption notice relayed, its own " +
+				"presence (so that a replacement waits for a clean release only where an agent runs) and a blank fresh volume. " +
 				"Only the agent's own keys (" + strings.Join(agentTagKeys, ", ") + "), never the controller's journal; " +
 				"aws:ARN=${ec2:SourceInstanceARN} limits it to the instance whose role credentials sign the request, " +
 				"and only instances of a spotmax group."},

@@ -65,6 +65,8 @@ var unconditionedMutations = map[string]string{
 	"MoveDataVolumes":            "launch-template volumes carry no group tag; the instance side is conditioned",
 	"ConsumeInterruptionEvents":  "SQS actions are confined by the queue ARN",
 	"WriteDashboards":            "confined by the dashboard name prefix in the resource ARN",
+	"WriteActionRecords":         "confined by the action log group's name in the resource ARN",
+	"ReadActionRecords":          "confined by the action log group's name in the resource ARN (FilterLogEvents only reads)",
 }
 
 func TestMutationsAreConditioned(t *testing.T) {

@@ -3,17 +3,18 @@
 // interruption, rebalance recommendation, Auto Scaling termination, spotmax's own retiring
 // mark), parsed from their documents and watched by polling.
 //
-// It wraps the AWS SDK's IMDS client (github.com/aws/aws-sdk-go-v2/feature/ec2/imds), IMDSv2
-// only, always: the SDK fetches and renews the session token and fetches a new one when IMDS
-// refuses a cached token with 401, and never falls back to IMDSv1 when no token can be had.
+// It is IMDSv2 only, always: documents are read with a cached session token, renewed before
+// its end and at once when IMDS refuses it with 401, and nothing is read when no token can be
+// had (never an IMDSv1 fallback). Get, which the notice polls run several times a second, is a
+// lean request path (lean.go); the identity document and the instance-role credentials go
+// through the AWS SDK's IMDS client (github.com/aws/aws-sdk-go-v2/feature/ec2/imds), configured
+// the same way.
 package imds
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"regexp"
 	"sort"
 	"strings"
@@ -46,6 +47,7 @@ type Options struct {
 // Client reads the instance metadata service.
 type Client struct {
 	sdk      *sdk.Client
+	lean     *lean // Get's request path (lean.go)
 	endpoint string
 }
 
@@ -62,7 +64,11 @@ func New(o Options) *Client {
 		Retryer:        retry.NewStandard(func(r *retry.StandardOptions) { r.MaxAttempts = attempts }),
 		HTTPClient:     o.HTTPClient,
 	}
-	c := &Client{sdk: sdk.New(so), endpoint: o.Endpoint}
+	var hc doer
+	if o.HTTPClient != nil {
+		hc = o.HTTPClient
+	}
+	c := &Client{sdk: sdk.New(so), lean: newLean(o.Endpoint, hc), endpoint: o.Endpoint}
 	if c.endpoint == "" {
 		c.endpoint = "default"
 	}
@@ -77,31 +83,15 @@ func (c *Client) SDK() *sdk.Client { return c.sdk }
 // Endpoint returns the endpoint the client was given ("default" for the SDK's choice), for logs.
 func (c *Client) Endpoint() string { return c.endpoint }
 
-// statusOf returns the HTTP status of a failed IMDS request, or 0.
-func statusOf(err error) int {
-	var se interface{ HTTPStatusCode() int }
-	if errors.As(err, &se) {
-		return se.HTTPStatusCode()
-	}
-	return 0
-}
-
 // Get returns the document at a path below /latest/meta-data/, e.g. "spot/instance-action".
 // A missing document is ErrNotFound.
+// It runs on the lean request path (lean.go), IMDSv2 only like the SDK client.
 func (c *Client) Get(ctx context.Context, path string) (string, error) {
-	out, err := c.sdk.GetMetadata(ctx, &sdk.GetMetadataInput{Path: path})
-	if err != nil {
-		if statusOf(err) == http.StatusNotFound {
-			return "", fmt.Errorf("reading %s from IMDS: %w", path, ErrNotFound)
-		}
-		return "", fmt.Errorf("reading %s from IMDS: %w", path, err)
-	}
-	defer out.Content.Close()
-	b, err := io.ReadAll(io.LimitReader(out.Content, 1<<20))
+	v, err := c.lean.get(ctx, path)
 	if err != nil {
 		return "", fmt.Errorf("reading %s from IMDS: %w", path, err)
 	}
-	return string(b), nil
+	return v, nil
 }
 
 // Identity is what the agent needs to know about its instance.

@@ -19,7 +19,7 @@ type Source struct {
 // Default poll intervals. IMDS is a local link with sub-millisecond answers and no rate limit
 // that these come near; aws-node-termination-handler polls every 2 s, AWS suggests 5 s.
 const (
-	DefaultNoticeInterval = 350 * time.Millisecond
+	DefaultNoticeInterval = 180 * time.Millisecond
 	DefaultTagInterval    = 2 * time.Second
 )
 

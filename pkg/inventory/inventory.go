@@ -52,6 +52,9 @@ type Group struct {
 	// left alone.
 	ConfigErr error
 	Members   []Instance
+	// Mixed is the group's mixed instances policy; nil for a group with one launch template
+	// (mixed.go).
+	Mixed *MixedPolicy
 }
 
 // TemplateRef names a launch template and version.
@@ -172,7 +175,7 @@ func (l *Lister) Group(ctx context.Context, name string) (*Group, error) {
 	return gs[0], nil
 }
 
-func (l *Lister) groups(ctx context.Context, names []string) ([]*Group, error) {
+func (l *Lister) groups(ctx context.Context, names []string, optFns ...func(*autoscaling.Options)) ([]*Group, error) {
 	in := &autoscaling.DescribeAutoScalingGroupsInput{MaxRecords: aws.Int32(groupsPerPage)}
 	if len(names) > 0 {
 		in.AutoScalingGroupNames = names
@@ -182,7 +185,7 @@ func (l *Lister) groups(ctx context.Context, names []string) ([]*Group, error) {
 	var out []*Group
 	p := autoscaling.NewDescribeAutoScalingGroupsPaginator(l.ASG, in)
 	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
+		page, err := p.NextPage(ctx, optFns...)
 		if err != nil {
 			return nil, fmt.Errorf("describing Auto Scaling groups: %w", err)
 		}
@@ -217,6 +220,7 @@ func fromASG(g astypes.AutoScalingGroup) *Group {
 			out.LaunchTemplate += " (" + v + ")"
 		}
 	}
+	out.Mixed = mixedPolicy(g.MixedInstancesPolicy)
 	if z := aws.ToString(g.VPCZoneIdentifier); z != "" {
 		out.Subnets = splitComma(z)
 	}
@@ -264,14 +268,16 @@ func (l *Lister) members(ctx context.Context, groups []*Group) error {
 		byGroup[g.Name] = g
 		names = append(names, g.Name)
 	}
-	found := map[string]ec2types.Instance{}
+	// Each page is turned into compact Instances as it arrives: the SDK's structs of 10,000
+	// instances held at once were most of a full listing's memory.
+	found := map[string]*Instance{}
 	for start := 0; start < len(names); start += namesPerFilter {
 		end := min(start+namesPerFilter, len(names))
 		in := &ec2.DescribeInstancesInput{
 			MaxResults: aws.Int32(instancesPerPage),
 			Filters: []ec2types.Filter{
 				{Name: aws.String("tag:" + TagASGName), Values: names[start:end]},
-				{Name: aws.String("instance-state-name"), Values: []string{"pending", "running", "stopping", "stopped", "shutting-down"}},
+				{Name: aws.String("instance-state-name"), Values: liveStates},
 			},
 		}
 		p := ec2.NewDescribeInstancesPaginator(l.EC2, in)
@@ -282,7 +288,9 @@ func (l *Lister) members(ctx context.Context, groups []*Group) error {
 			}
 			for _, r := range page.Reservations {
 				for _, in := range r.Instances {
-					found[aws.ToString(in.InstanceId)] = in
+					m := &Instance{}
+					fillInstance(m, in)
+					found[aws.ToString(in.InstanceId)] = m
 				}
 			}
 		}
@@ -290,18 +298,27 @@ func (l *Lister) members(ctx context.Context, groups []*Group) error {
 	for _, g := range byGroup {
 		for i := range g.Members {
 			if in, ok := found[g.Members[i].ID]; ok {
-				fillInstance(&g.Members[i], in)
+				in.copyEC2To(&g.Members[i])
 			}
 		}
-		sort.Slice(g.Members, func(i, j int) bool {
-			a, b := g.Members[i], g.Members[j]
-			if !a.LaunchTime.Equal(b.LaunchTime) {
-				return a.LaunchTime.Before(b.LaunchTime)
-			}
-			return a.ID < b.ID
-		})
+		sortMembers(g)
 	}
 	return nil
+}
+
+// liveStates are the EC2 states of the instances a listing describes: terminated ones keep only
+// their Auto Scaling view.
+var liveStates = []string{"pending", "running", "stopping", "stopped", "shutting-down"}
+
+// sortMembers orders members oldest first, then by id.
+func sortMembers(g *Group) {
+	sort.Slice(g.Members, func(i, j int) bool {
+		a, b := g.Members[i], g.Members[j]
+		if !a.LaunchTime.Equal(b.LaunchTime) {
+			return a.LaunchTime.Before(b.LaunchTime)
+		}
+		return a.ID < b.ID
+	})
 }
 
 // fillInstance copies EC2's view of an instance into m.

@@ -83,11 +83,16 @@ func TestReplaceRefusesUnknownAlternativeType(t *testing.T) {
 // Issue 11, case 8's second half: an interruption whose instance EC2 then does not take away
 // (the warning was confirmed, e.g. relayed, but AWS changed its mind) must not leave the
 // detached instance holding the group's data: shortly after the deadline spotmax terminates it,
-// the volume is freed by the shutdown and moves to the replacement.
+// the volume is freed by the shutdown and moves to the replacement. The instance runs an agent
+// (announced) that never releases the volume: without one it would be terminated at once
+// (TestReplaceInterruptedInstanceWithoutAgent).
 func TestInterruptedInstanceStillRunningPastDeadlineIsTerminated(t *testing.T) {
 	f := newFixture(t, fixtureOpts{desired: 1, max: 1, tags: map[string]string{groupconfig.TagDetachingDelaySeconds: "0"}})
 	r := f.env.Region()
 	old := f.members[0]
+	if err := f.setTag(old, groupconfig.StateAgent, "running test "+r.Clock().Now().UTC().Format(time.RFC3339)); err != nil {
+		t.Fatal(err)
+	}
 	deadline := r.Clock().Now().Add(2 * time.Minute)
 	res, err := f.replace(t, f.workflow(), replace.Request{InstanceID: old, Reason: replace.ReasonInterruption, Deadline: deadline})
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
 	"github.com/spotmax/spotmax/pkg/groupconfig"
+	"github.com/spotmax/spotmax/pkg/inventory"
 	"github.com/spotmax/spotmax/pkg/replace"
 	"github.com/spotmax/spotmax/pkg/sim"
 )
@@ -393,6 +394,9 @@ func runSchedule(t testing.TB, s schedule) {
 		r.Advance(5 * time.Minute)
 		f.env.WaitInService(t, f.group, int(f.desired))
 	}
+	if lost {
+		f.rehomeOrphan(t, s, oldVolume)
+	}
 	if s.forge != "" && s.forgeOn == "member" {
 		// The forged journal on the other member: whoever resumes it must refuse it.
 		w := f.workflow()
@@ -605,6 +609,80 @@ func (f *fixture) expectOrphan(t testing.TB, old, vol string) {
 	if !found {
 		t.Errorf("data volume %s of %s, taken by its interruption, is not reported as orphaned: %+v", vol, old, orphans)
 	}
+}
+
+// rehomeOrphan re-homes the data volume an unheard interruption left behind through the pool, as
+// the controller's next reconciles would: the agent on the member the group launched in its place
+// reports its fresh volume blank; the adoption is crashed at a call the schedule's seed picks
+// (before or after AWS acts), and the next pass resumes it once the crashed actor's lease ran out.
+// The invariants then hold for that volume too: attached, whole, to a running member.
+func (f *fixture) rehomeOrphan(t testing.TB, s schedule, vol string) {
+	t.Helper()
+	r := f.env.Region()
+	g, _ := r.Group(f.group)
+	for _, m := range g.Members {
+		in, _ := r.Instance(m.InstanceID)
+		if in.State != sim.StateRunning || m.LifecycleState != "InService" || in.Tags[groupconfig.StateVolume] != "" || in.Tags[groupconfig.StateReplaces] != "" {
+			continue
+		}
+		for _, bd := range in.BlockDevices {
+			if bd.DeviceName == "/dev/sdf" && f.markers[bd.VolumeID] == "" {
+				f.agentReportsBlank(t, m.InstanceID)
+			}
+		}
+	}
+	r.Advance(5 * time.Second) // past EC2's tag visibility
+	ctx := context.Background()
+	w := f.workflow()
+	js, err := w.InFlight(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	work, err := w.TendPool(ctx, []*inventory.Group{f.inventory(t)}, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crashing := f.workflow()
+	crashing.Owner, crashing.Lease = "pool-crashing", time.Minute
+	crashing.EC2 = crashEC2{EC2API: f.ec2, c: &crasher{at: 1 + int(s.seed%20), after: s.seed%2 == 0}}
+	for _, a := range work.Adoptions {
+		if _, err := crashing.Adopt(ctx, a); err != nil && !errors.Is(err, errCrash) {
+			t.Errorf("%v: adopting orphan %s into %s: %v", s, a.Volume, a.Instance, err)
+		}
+	}
+	r.Advance(2 * time.Minute) // the crashed actor's lease runs out
+	last := f.tend(t, w)
+	v, ok := r.Volume(vol)
+	if !ok {
+		t.Fatalf("%v: orphaned data volume %s is gone", s, vol)
+	}
+	if v.Attachment != nil {
+		return
+	}
+	// Not re-homed: only right when no member in its AZ lacks its data (e.g. a spot outage put
+	// the group's new member in another AZ); then it waits, listed.
+	waiting := false
+	for _, x := range last.Waiting {
+		waiting = waiting || x.VolumeID == vol
+	}
+	if !waiting {
+		t.Errorf("%v: orphaned data volume %s is neither re-homed nor listed as waiting: %+v", s, vol, last.Volumes)
+	}
+	g, _ = r.Group(f.group)
+	for _, m := range g.Members {
+		in, _ := r.Instance(m.InstanceID)
+		if in.AZ != v.AZ || in.State != sim.StateRunning || m.LifecycleState != "InService" {
+			continue
+		}
+		has := false
+		for _, bd := range in.BlockDevices {
+			has = has || bd.DeviceName == "/dev/sdf" && !replace.BlankReported(in.Tags[groupconfig.StateBlankVolume], bd.VolumeID)
+		}
+		if !has {
+			t.Errorf("%v: member %s in %s lacks its data while %s waits there", s, m.InstanceID, v.AZ, vol)
+		}
+	}
+	t.Logf("orphaned data volume %s waits in %s: no member there lacks its data", vol, v.AZ)
 	delete(f.markers, vol)
 }
 
@@ -625,4 +703,8 @@ func (f *fixture) needsResume(t testing.TB, old string) bool {
 	m, member := g.Member(old)
 	return member && !strings.HasPrefix(m.LifecycleState, "Detach") && !strings.HasPrefix(m.LifecycleState, "Terminat") &&
 		in.State != sim.StateTerminated && in.State != sim.StateShuttingDown
+}
+
+func (x crashEC2) DeleteVolume(ctx context.Context, in *ec2.DeleteVolumeInput, o ...func(*ec2.Options)) (*ec2.DeleteVolumeOutput, error) {
+	return do(x.c, func() (*ec2.DeleteVolumeOutput, error) { return x.EC2API.DeleteVolume(ctx, in, o...) })
 }

@@ -64,14 +64,17 @@ func (r *run) makePlan(ctx context.Context) (*Plan, error) {
 	if err := inventory.CheckDataDevice(r.g, r.cfg.PersistenceDev, data); err != nil {
 		return nil, &RefusedError{Instance: r.req.InstanceID, Group: r.g.Name, Why: err.Error(), Err: err}
 	}
-	ownType := string(data.InstanceType)
-	if ownType == "" {
-		ownType = string(r.old.InstanceType)
-	}
+	ownType := r.ownType(string(data.InstanceType))
 	// Instance types are checked against EC2's offerings: a typo in spotmax:altN is a clear
 	// error naming the tag, not a launch that fails and rolls back; a type not offered in an AZ
 	// is not tried there.
-	offered, err := inventory.CheckTypes(ctx, w.EC2, r.g, nil, ownType)
+	extra := []string{ownType}
+	if r.g.Mixed != nil {
+		for _, o := range r.g.Mixed.Overrides {
+			extra = append(extra, o.Type)
+		}
+	}
+	offered, err := inventory.CheckTypes(ctx, w.EC2, r.g, nil, extra...)
 	if err != nil {
 		return nil, &RefusedError{Instance: r.req.InstanceID, Group: r.g.Name, Why: err.Error(), Err: err}
 	}
@@ -80,7 +83,7 @@ func (r *run) makePlan(ctx context.Context) (*Plan, error) {
 			if !slices.Contains(offered[m.Type], az) {
 				continue
 			}
-			p.Options = append(p.Options, Option{InstanceType: m.Type, Market: m.Market, SubnetID: subnets[az], AZ: az})
+			p.Options = append(p.Options, Option{InstanceType: m.Type, Market: m.Market, SubnetID: subnets[az], AZ: az, Template: m.Template})
 		}
 	}
 	if len(p.Options) == 0 {
@@ -92,32 +95,57 @@ func (r *run) makePlan(ctx context.Context) (*Plan, error) {
 	return p, nil
 }
 
-// typeMarket is an instance type in a market.
-type typeMarket struct{ Type, Market string }
+// typeMarket is an instance type in a market, with the launch template of its mixed instances
+// override when that has its own.
+type typeMarket struct {
+	Type, Market string
+	Template     *inventory.TemplateRef
+}
 
 // markets lists (instance type, market) in the order to try: spot on the group's type, then the
 // alternative types on spot (before on-demand when is_prefer_multiple_types), then on-demand.
-// A revert only makes sense on spot of the group's own type.
+// A revert only makes sense on spot of the group's own type. In a mixed instances group the
+// alternatives are the policy's overrides when no spotmax:altN is tagged, and a member needed
+// to keep the policy's on-demand base and percentage is replaced by on-demand.
 func (r *run) markets(ownType string) []typeMarket {
 	cfg := r.cfg
+	tm := func(t, market string) typeMarket { return typeMarket{t, market, r.overrideTemplate(t)} }
 	if r.req.Reason == ReasonRevert {
-		return []typeMarket{{ownType, MarketSpot}}
+		return []typeMarket{tm(ownType, MarketSpot)}
 	}
-	if cfg.OnlyOD {
-		return []typeMarket{{ownType, MarketOnDemand}}
+	var altTypes []string
+	switch {
+	case len(cfg.AltTypes) > 0:
+		altTypes = cfg.AltTypes
+	case r.g.Mixed != nil:
+		for _, o := range r.g.Mixed.Overrides {
+			altTypes = append(altTypes, o.Type)
+		}
 	}
-	out := []typeMarket{{ownType, MarketSpot}}
+	if cfg.OnlyOD || r.needsOnDemand() {
+		out := []typeMarket{tm(ownType, MarketOnDemand)}
+		if r.g.Mixed != nil {
+			// On-demand capacity of another override type keeps the base too.
+			for _, t := range altTypes {
+				if t != ownType {
+					out = append(out, tm(t, MarketOnDemand))
+				}
+			}
+		}
+		return out
+	}
+	out := []typeMarket{tm(ownType, MarketSpot)}
 	var alts []typeMarket
-	for _, t := range cfg.AltTypes {
+	for _, t := range altTypes {
 		if t != ownType {
-			alts = append(alts, typeMarket{t, MarketSpot})
+			alts = append(alts, tm(t, MarketSpot))
 		}
 	}
 	if cfg.PreferMultipleTypes {
 		out = append(out, alts...)
 	}
 	if cfg.ODFallback {
-		out = append(out, typeMarket{ownType, MarketOnDemand})
+		out = append(out, tm(ownType, MarketOnDemand))
 	}
 	if !cfg.PreferMultipleTypes {
 		out = append(out, alts...)
@@ -125,8 +153,57 @@ func (r *run) markets(ownType string) []typeMarket {
 	return out
 }
 
+// ownType is the type the replacement launches first: the launch template's, or in a mixed
+// instances group the old instance's when it is one of the overrides, else the first override.
+func (r *run) ownType(templateType string) string {
+	old := string(r.old.InstanceType)
+	if m := r.g.Mixed; m != nil && len(m.Overrides) > 0 {
+		if _, ok := m.Override(old); ok {
+			return old
+		}
+		return m.Overrides[0].Type
+	}
+	if templateType != "" {
+		return templateType
+	}
+	return old
+}
+
+// overrideTemplate returns the launch template of the mixed instances override of instanceType
+// when it has one of its own.
+func (r *run) overrideTemplate(instanceType string) *inventory.TemplateRef {
+	if o, ok := r.g.Mixed.Override(instanceType); ok {
+		return o.Template
+	}
+	return nil
+}
+
+// needsOnDemand reports whether the group's mixed instances policy needs the replacement to be
+// on-demand: the other members holding capacity (inventory's Slots; this replacement's own
+// launch left out, so that a resumed plan is the same) have fewer on-demand instances than the
+// policy wants of the group's members.
+func (r *run) needsOnDemand() bool {
+	m := r.g.Mixed
+	if m == nil {
+		return false
+	}
+	n, od := 1, 0 // the replacement takes the old instance's place
+	for _, in := range r.g.Slots() {
+		if in.ID == r.req.InstanceID || in.Tags[groupconfig.StateReplaces] == r.req.InstanceID {
+			continue
+		}
+		n++
+		if in.Market == MarketOnDemand {
+			od++
+		}
+	}
+	return od < m.WantOnDemand(n)
+}
+
 // azOrder returns the AZs to launch in: only the data volume's AZ when a volume moves, else every
-// AZ of the group's subnets, the one with the fewest members first.
+// AZ of the group's subnets. With az_rebalance=optimize the AZ with the fewest members goes
+// first; without it the old instance's AZ goes first (the group keeps its shape, and Auto
+// Scaling's own AZRebalance has nothing to undo), then the others, fewest first.
 func (r *run) azOrder(subnets map[string]string, volAZ string) []string {
 	if volAZ != "" {
 		if _, ok := subnets[volAZ]; ok {
@@ -140,11 +217,18 @@ func (r *run) azOrder(subnets map[string]string, volAZ string) []string {
 			count[m.AZ]++
 		}
 	}
+	oldAZ := ""
+	if r.cfg.AZRebalance != groupconfig.AZRebalanceOptimize && r.old.Placement != nil {
+		oldAZ = aws.ToString(r.old.Placement.AvailabilityZone)
+	}
 	azs := make([]string, 0, len(subnets))
 	for az := range subnets {
 		azs = append(azs, az)
 	}
 	sort.Slice(azs, func(i, j int) bool {
+		if (azs[i] == oldAZ) != (azs[j] == oldAZ) {
+			return azs[i] == oldAZ
+		}
 		if count[azs[i]] != count[azs[j]] {
 			return count[azs[i]] < count[azs[j]]
 		}
@@ -228,6 +312,24 @@ func (r *run) template(ctx context.Context) (*ec2types.ResponseLaunchTemplateDat
 	return r.tmpl, nil
 }
 
+// overrideData returns the data of a mixed instances override's own launch template, read once
+// per run.
+func (r *run) overrideData(ctx context.Context, t *inventory.TemplateRef) (*ec2types.ResponseLaunchTemplateData, error) {
+	key := t.ID + "/" + t.Name + "/" + t.Version
+	if d, ok := r.overrideTmpl[key]; ok {
+		return d, nil
+	}
+	d, err := r.w.templateData(ctx, t.ID, t.Name, t.Version)
+	if err != nil {
+		return nil, err
+	}
+	if r.overrideTmpl == nil {
+		r.overrideTmpl = map[string]*ec2types.ResponseLaunchTemplateData{}
+	}
+	r.overrideTmpl[key] = d
+	return d, nil
+}
+
 // runInstance launches one replacement for option opt. The client token makes a retried or
 // resumed launch of the same option return the same instance.
 func (w *Workflow) runInstance(ctx context.Context, r *run, opt Option, token string) (string, error) {
@@ -239,6 +341,10 @@ func (w *Workflow) runInstance(ctx context.Context, r *run, opt Option, token st
 func (w *Workflow) runInstanceTagged(ctx context.Context, r *run, opt Option, token, linkKey, linkValue string) (string, error) {
 	tmpl := r.g.Template
 	data, err := r.template(ctx)
+	if opt.Template != nil {
+		tmpl = opt.Template
+		data, err = r.overrideData(ctx, opt.Template)
+	}
 	if err != nil {
 		return "", err
 	}

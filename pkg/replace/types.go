@@ -64,6 +64,9 @@ type Option struct {
 	Market       string `json:"market"`
 	SubnetID     string `json:"subnet_id"`
 	AZ           string `json:"az"`
+	// Template is the launch template of a mixed instances policy's override that has its own;
+	// nil means the group's template.
+	Template *inventory.TemplateRef `json:"template,omitempty"`
 }
 
 // String renders the option for logs: "spot m5.large in us-east-1a".

@@ -3,6 +3,7 @@ package replace
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -109,11 +110,12 @@ func (w *Workflow) EnsureKeepVolumes(ctx context.Context, g *inventory.Group) ([
 		volumes = append(volumes, v.ID)
 	}
 	if len(volumes) > 0 {
-		// Mark them as the group's data volumes, in one call: a data volume that ends up attached
-		// to nothing can then be found and reported.
+		// Mark them as the group's data volumes (its pool: pool.go), in one call: a data volume
+		// that ends up attached to nothing is then found and re-homed.
 		err := w.call(ctx, func(ctx context.Context) error {
 			_, err := w.EC2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: volumes,
-				Tags: []ec2types.Tag{{Key: aws.String(groupconfig.TagGroup), Value: aws.String(g.Name)}}})
+				Tags: []ec2types.Tag{{Key: aws.String(groupconfig.TagGroup), Value: aws.String(g.Name)},
+					{Key: aws.String(groupconfig.StateDevice), Value: aws.String(g.Config.PersistenceDev)}}})
 			return err
 		})
 		if err != nil {
@@ -203,7 +205,9 @@ func (r *run) volumeReleased(ctx context.Context) (bool, error) {
 const interruptionGrace = 30 * time.Second
 
 // moveVolume waits until the old instance releases the data volume cleanly, detaches it, attaches
-// it to the replacement at the same device and records it there for the agent.
+// it to the replacement at the same device and records it there for the agent. A replacement
+// waits for a release only where an agent announced itself running (AgentRunning);
+// otherwise it terminates the detached old instance at once, and its shutdown frees the volume.
 func (r *run) moveVolume(ctx context.Context) error {
 	if r.plan.Volume == "" {
 		return nil
@@ -251,7 +255,12 @@ func (r *run) moveVolume(ctx context.Context) error {
 		case st == "shutting-down" || st == "terminated":
 			return false, nil // termination frees it
 		}
-		if w.clock().Now().Before(releaseBy) {
+		// Without an agent nothing would report a release: the detached instance is terminated
+		// at once, an interrupted one too (it is out of the group and its load balancers, drained
+		// and deregistered: waiting for EC2 to stop it at its deadline would only keep the
+		// replacement without its data that much longer).
+		agent := AgentRunning(old.Tags)
+		if agent && w.clock().Now().Before(releaseBy) {
 			return false, nil
 		}
 		switch {
@@ -264,7 +273,12 @@ func (r *run) moveVolume(ctx context.Context) error {
 			// cleanly, which unmounts the volume, and the volume survives (DeleteOnTermination off).
 			terminatedOld = true
 			why := "no release from the agent in time"
-			if !r.req.Reason.Proactive() {
+			switch {
+			case !agent:
+				// No agent to wait for: nothing on the instance would report a release. It is
+				// out of the group and drained; its shutdown unmounts the volume.
+				why = "no agent runs on it (" + groupconfig.StateAgent + ")"
+			case !r.req.Reason.Proactive():
 				why = "still running past its interruption deadline"
 			}
 			r.progress(StepMoveVolume, why+": terminating "+r.req.InstanceID+" to free "+vol, false, nil)
@@ -328,4 +342,19 @@ func (w *Workflow) attachVolume(ctx context.Context, vol, to, dev string) error 
 		}
 		return false, nil
 	})
+}
+
+// AgentRunning reports whether an instance's tags carry the agent's announcement that it runs
+// there (groupconfig.StateAgent: "running <version> <RFC 3339 time>"). Anything else — no tag, a
+// "stopped" announcement, a malformed value — means no agent to wait for. The value is not
+// trusted for more: a forged "running" makes a replacement wait for the release timeout (as before
+// agents announced themselves); a forged absence makes it terminate the detached instance at once,
+// whose OS shutdown still unmounts the volume.
+func AgentRunning(tags []ec2types.Tag) bool {
+	f := strings.Fields(instanceTag(tags, groupconfig.StateAgent))
+	if len(f) != 3 || f[0] != "running" {
+		return false
+	}
+	_, err := time.Parse(time.RFC3339, f[2])
+	return err == nil
 }

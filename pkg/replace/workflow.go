@@ -127,6 +127,26 @@ func (r *run) record(ctx context.Context, name metrics.Name, d time.Duration, fi
 	if r.newID != "" {
 		fields["replacement"] = r.newID
 	}
+	// The audit trail (metrics.ActionLog) records who acted and what the old instance was, so
+	// that its hours can be priced after it is gone.
+	fields["owner"] = r.w.owner()
+	if r.res.AZ != "" {
+		fields["az"] = r.res.AZ
+	}
+	if _, ok := fields["volume"]; !ok && r.plan != nil && r.plan.Volume != "" {
+		fields["volume"] = r.plan.Volume
+	}
+	fields["old_type"] = string(r.old.InstanceType)
+	fields["old_market"] = MarketOnDemand
+	if r.old.InstanceLifecycle == ec2types.InstanceLifecycleTypeSpot {
+		fields["old_market"] = MarketSpot
+	}
+	if r.old.Placement != nil {
+		fields["old_az"] = aws.ToString(r.old.Placement.AvailabilityZone)
+	}
+	if r.old.LaunchTime != nil {
+		fields["old_launched"] = r.old.LaunchTime.UTC().Format(time.RFC3339)
+	}
 	r.w.Metrics.Record(ctx, metrics.Event{Name: name, Group: r.g.Name, Instance: r.req.InstanceID, Duration: d,
 		Time: r.w.clock().Now(), Fields: fields})
 }
@@ -144,7 +164,8 @@ type run struct {
 	// ownershipChecked is set when the claim was just read back (confirmClaim), so the next step
 	// boundary need not read it again.
 	ownershipChecked bool
-	tmpl             *ec2types.ResponseLaunchTemplateData // read once, see template
+	tmpl             *ec2types.ResponseLaunchTemplateData            // read once, see template
+	overrideTmpl     map[string]*ec2types.ResponseLaunchTemplateData // mixed instances overrides' own templates
 	newID            string
 	res              *Result
 }
@@ -379,7 +400,9 @@ func (r *run) secure(ctx context.Context) error {
 	if err := r.w.keepVolume(ctx, r.req.InstanceID, r.plan.Device); err != nil && !awsapi.IsNotFound(err) {
 		return err
 	}
-	if err := r.w.tagResource(ctx, r.plan.Volume, map[string]string{groupconfig.StateMovingFrom: r.req.InstanceID}); err != nil {
+	// Marked as the group's in the same call (pool.go): lost later, it stays in the group's pool.
+	if err := r.w.tagResource(ctx, r.plan.Volume, map[string]string{groupconfig.StateMovingFrom: r.req.InstanceID,
+		groupconfig.TagGroup: r.g.Name, groupconfig.StateDevice: r.plan.Device}); err != nil {
 		return fmt.Errorf("journaling volume %s: %w", r.plan.Volume, err)
 	}
 	r.secured = true
@@ -604,6 +627,13 @@ func (r *run) retire(ctx context.Context) error {
 		}
 		r.res.Warnings = append(r.res.Warnings, fmt.Sprintf("%s failed on interrupted instance %s (continuing, it stops at %s): %v",
 			step.Name(), r.req.InstanceID, r.req.Deadline.UTC().Format(time.RFC3339), err))
+	}
+	if r.cfg.K8sConfigFilePath != "" {
+		// pod_delay_detaching_secs: evicted pods get running elsewhere before the node leaves
+		// the group's load balancers.
+		if err := r.delay(ctx, "pod-delay", r.cfg.PodDelayDetaching); err != nil {
+			return err
+		}
 	}
 	if r.cfg.ConsulPort > 0 {
 		if err := r.delay(ctx, "sd-delay", r.cfg.SDDelayDetach); err != nil {

@@ -61,8 +61,12 @@ var asgProcesses = []string{"Launch", "Terminate", "AddToLoadBalancer", "AlarmNo
 // follows: the instance types to try (the overrides, in priority order) and the split between
 // on-demand and spot.
 type MixedInstancesPolicy struct {
-	// InstanceTypes are the overrides' instance types, tried in this order in each AZ.
+	// InstanceTypes are the overrides' instance types, tried in this order in each AZ; a
+	// shorthand for Overrides without templates or weights (Overrides wins when both are set).
 	InstanceTypes []string
+	// Overrides are LaunchTemplate.Overrides: types in priority order, each with an optional
+	// launch template of its own and weight (autoscaling_mixed.go).
+	Overrides []LaunchOverride
 	// OnDemandBaseCapacity is the number of on-demand instances the group launches first.
 	OnDemandBaseCapacity int32
 	// OnDemandPercentageAboveBaseCapacity is the on-demand share beyond the base; nil means 100.
@@ -144,11 +148,13 @@ type asgExtra struct {
 	lb            asgLoadBalancing
 	hidden        map[string]time.Time // attached instance → when Auto Scaling's describes list it
 	azMoves       map[string]bool      // old member being replaced by AZRebalance
+	warm          *warmPool            // the group's warm pool (autoscaling_warmpool.go); nil = none
 }
 
 func setupAutoScaling(r *Region) {
 	r.svc["autoscaling"] = &asgState{groups: map[string]*asgExtra{}, byInstance: map[string]string{}}
 	r.onStateChange(r.asgInstanceChanged)
+	r.onStateChange(r.asgWarmInstanceChanged)
 	r.after(r.asgInterval(), r.asgTick)
 }
 
@@ -228,6 +234,11 @@ func (r *Region) createGroup(spec GroupSpec) *APIError {
 	}
 	if err := r.asgCheckTemplate(spec.LaunchTemplate, spec.Mixed != nil); err != nil {
 		return err
+	}
+	if spec.Mixed != nil {
+		if err := r.asgCheckMixed(spec.Mixed); err != nil {
+			return err
+		}
 	}
 	desired := spec.Min
 	if spec.Desired != nil {
@@ -312,16 +323,8 @@ func (r *Region) createGroup(spec GroupSpec) *APIError {
 	x.newProtected = spec.NewInstancesProtectedFromScaleIn
 	x.maxLifetime = spec.MaxInstanceLifetime
 	if spec.Mixed != nil {
-		m := *spec.Mixed
-		m.InstanceTypes = append([]string(nil), spec.Mixed.InstanceTypes...)
-		if m.OnDemandAllocationStrategy == "" {
-			m.OnDemandAllocationStrategy = "prioritized"
-		}
-		if m.SpotAllocationStrategy == "" {
-			m.SpotAllocationStrategy = "price-capacity-optimized"
-		}
-		x.mixed = &m
-		g.MixedInstanceTypes = append([]string(nil), m.InstanceTypes...)
+		x.mixed = r.asgNormalizeMixed(spec.Mixed)
+		g.MixedInstanceTypes = append([]string(nil), x.mixed.InstanceTypes...)
 	}
 	if desired > 0 {
 		x.cause = fmt.Sprintf("At %s a user request created an AutoScalingGroup changing the desired capacity from 0 to %d.", asgCauseTime(now), desired)
@@ -530,6 +533,7 @@ func (r *Region) asgReconcile(g *ASG, periodic bool) {
 		x.cause = ""
 		r.asgAZRebalance(g)
 	}
+	r.asgWarmReconcile(g)
 }
 
 // asgHealthCheck marks members whose instance stopped or went away as unhealthy and, unless
@@ -602,6 +606,9 @@ func (r *Region) asgScaleOut(g *ASG, n int) {
 		if x.cause != "" {
 			cause = x.cause + "  " + cause
 		}
+		if r.asgTakeWarm(g, cause) {
+			continue
+		}
 		if _, ok := r.asgLaunchMember(g, cause); !ok {
 			return
 		}
@@ -667,19 +674,15 @@ func (r *Region) asgLaunchOne(g *ASG) (*Instance, *Subnet, *APIError) {
 	}
 	azs := append([]string(nil), r.asgAZs(g)...)
 	sort.SliceStable(azs, func(i, j int) bool { return perAZ[azs[i]] < perAZ[azs[j]] })
-	types := []string{""}
+	ovs := []LaunchOverride{{}}
 	spot := false
 	if x.mixed != nil {
-		if len(x.mixed.InstanceTypes) > 0 {
-			types = x.mixed.InstanceTypes
+		if o := x.mixed.overrides(); len(o) > 0 {
+			ovs = o
 		}
 		// The next instance is on-demand while the on-demand count is below the base plus the
 		// on-demand share of the capacity above the base.
-		n := total + 1
-		base := min(x.mixed.OnDemandBaseCapacity, n)
-		above := n - base
-		wantOD := base + (above*x.mixed.onDemandPercent()+99)/100
-		spot = onDemand >= wantOD
+		spot = onDemand >= x.mixed.wantOnDemand(total+1)
 	}
 	var firstErr *APIError
 	var firstSubnet *Subnet
@@ -690,8 +693,8 @@ func (r *Region) asgLaunchOne(g *ASG) (*Instance, *Subnet, *APIError) {
 		}
 		sort.SliceStable(subnets, func(i, j int) bool { return perSubnet[subnets[i].ID] < perSubnet[subnets[j].ID] })
 		sn := subnets[0]
-		for _, typ := range types {
-			in, err := r.asgLaunchIn(g, sn, typ, spot)
+		for _, o := range ovs {
+			in, err := r.asgLaunchIn(g, sn, o, spot)
 			if err == nil {
 				return in, sn, nil
 			}
@@ -710,11 +713,15 @@ func (r *Region) asgLaunchOne(g *ASG) (*Instance, *Subnet, *APIError) {
 }
 
 // asgLaunchIn launches one instance of the group in a subnet.
-func (r *Region) asgLaunchIn(g *ASG, sn *Subnet, instanceType string, spot bool) (*Instance, *APIError) {
+func (r *Region) asgLaunchIn(g *ASG, sn *Subnet, o LaunchOverride, spot bool) (*Instance, *APIError) {
 	if g.LaunchTemplate == nil {
 		return nil, errf(CodeValidationError, "The Auto Scaling group %s has no launch template.", g.Name)
 	}
+	instanceType := o.InstanceType
 	ref := *g.LaunchTemplate
+	if o.LaunchTemplate != nil {
+		ref = *o.LaunchTemplate // the override's own template (AWS: "launch template per instance type")
+	}
 	lt := r.findTemplate(ref.ID, ref.Name)
 	if lt == nil {
 		if ref.ID != "" {
@@ -793,6 +800,9 @@ func (r *Region) asgScaleIn(g *ASG, n int) {
 			asgCauseTime(r.now()), before, g.Desired)
 		if x.cause != "" {
 			cause = x.cause + "  " + cause
+		}
+		if r.asgWarmReuse(g, cands[0]) {
+			continue
 		}
 		r.asgTerminateMember(g, cands[0], cause)
 	}
@@ -888,6 +898,13 @@ func (r *Region) asgDrop(g *ASG) {
 	}
 	for _, m := range g.Members {
 		delete(st.byInstance, m.InstanceID)
+	}
+	if wp := st.groups[g.Name]; wp != nil && wp.warm != nil {
+		for _, m := range wp.warm.members {
+			if in := r.instances[m.InstanceID]; in != nil && in.State != StateTerminated {
+				r.terminate(in, "Client.UserInitiatedShutdown")
+			}
+		}
 	}
 	delete(st.groups, g.Name)
 	delete(r.asgs, g.Name)

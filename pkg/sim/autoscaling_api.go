@@ -77,6 +77,7 @@ type asInstance struct {
 	LaunchTemplate       *asLTSpec `xml:"LaunchTemplate,omitempty"`
 	LifecycleState       string    `xml:"LifecycleState"`
 	ProtectedFromScaleIn bool      `xml:"ProtectedFromScaleIn"`
+	WeightedCapacity     string    `xml:"WeightedCapacity,omitempty"`
 }
 
 type asTag struct {
@@ -101,11 +102,15 @@ type asMixed struct {
 		SpotMaxPrice                        string `xml:"SpotMaxPrice,omitempty"`
 	} `xml:"InstancesDistribution"`
 	LaunchTemplate struct {
-		LaunchTemplateSpecification asLTSpec `xml:"LaunchTemplateSpecification"`
-		Overrides                   asList[struct {
-			InstanceType string `xml:"InstanceType"`
-		}] `xml:"Overrides"`
+		LaunchTemplateSpecification asLTSpec           `xml:"LaunchTemplateSpecification"`
+		Overrides                   asList[asOverride] `xml:"Overrides"`
 	} `xml:"LaunchTemplate"`
+}
+
+type asOverride struct {
+	InstanceType                string    `xml:"InstanceType"`
+	LaunchTemplateSpecification *asLTSpec `xml:"LaunchTemplateSpecification,omitempty"`
+	WeightedCapacity            string    `xml:"WeightedCapacity,omitempty"`
 }
 
 type asGroup struct {
@@ -135,6 +140,8 @@ type asGroup struct {
 	TerminationPolicies              asList[string]       `xml:"TerminationPolicies"`
 	TrafficSources                   asList[asTrafficSrc] `xml:"TrafficSources"`
 	VPCZoneIdentifier                string               `xml:"VPCZoneIdentifier,omitempty"`
+	WarmPoolConfiguration            *asWarmPoolConfig    `xml:"WarmPoolConfiguration,omitempty"`
+	WarmPoolSize                     *int32               `xml:"WarmPoolSize,omitempty"`
 }
 
 type asTrafficSrc struct {
@@ -204,9 +211,11 @@ func asMixedParam(p params) (*MixedInstancesPolicy, LaunchTemplateRef, bool, *AP
 	ref, _ := asLaunchTemplateParam(s, "LaunchTemplate.LaunchTemplateSpecification")
 	m := &MixedInstancesPolicy{}
 	for _, o := range s.Structs("LaunchTemplate.Overrides.member") {
-		if t := o.Get("InstanceType"); t != "" {
-			m.InstanceTypes = append(m.InstanceTypes, t)
+		ov := LaunchOverride{InstanceType: o.Get("InstanceType"), WeightedCapacity: o.Get("WeightedCapacity")}
+		if lt, ok := asLaunchTemplateParam(o, "LaunchTemplateSpecification"); ok {
+			ov.LaunchTemplate = &lt
 		}
+		m.Overrides = append(m.Overrides, ov)
 	}
 	d := s.Sub("InstancesDistribution")
 	base, _, err := asInt32(d, "OnDemandBaseCapacity")
@@ -366,6 +375,11 @@ func (r *Region) asUpdateAutoScalingGroup(c *call) *APIError {
 			return err
 		}
 	}
+	if hasMixed {
+		if err := r.asgCheckMixed(mixed); err != nil {
+			return err
+		}
+	}
 	subnetsParam, azsParam := asSplitSubnets(p.Get("VPCZoneIdentifier")), p.List("AvailabilityZones.member")
 	var subnets, azs []string
 	if len(subnetsParam) > 0 || len(azsParam) > 0 {
@@ -382,14 +396,8 @@ func (r *Region) asUpdateAutoScalingGroup(c *call) *APIError {
 		ref.ID, ref.Name = lt.ID, lt.Name
 		g.LaunchTemplate = &ref
 		if hasMixed {
-			if mixed.OnDemandAllocationStrategy == "" {
-				mixed.OnDemandAllocationStrategy = "prioritized"
-			}
-			if mixed.SpotAllocationStrategy == "" {
-				mixed.SpotAllocationStrategy = "price-capacity-optimized"
-			}
-			x.mixed = mixed
-			g.MixedInstanceTypes = append([]string(nil), mixed.InstanceTypes...)
+			x.mixed = r.asgNormalizeMixed(mixed)
+			g.MixedInstanceTypes = append([]string(nil), x.mixed.InstanceTypes...)
 		} else {
 			x.mixed = nil
 			g.MixedInstanceTypes = nil
@@ -496,6 +504,11 @@ func (r *Region) asRender(g *ASG, withInstances bool) asGroup {
 		TerminationPolicies:              asMembers(append([]string(nil), g.TerminationPolicy...)),
 		VPCZoneIdentifier:                strings.Join(g.Subnets, ","),
 	}
+	if wp := x.warm; wp != nil {
+		out.WarmPoolConfiguration = asWarmConfig(wp)
+		n := int32(len(wp.members))
+		out.WarmPoolSize = &n
+	}
 	lt := &asLTSpec{}
 	if g.LaunchTemplate != nil {
 		lt = &asLTSpec{LaunchTemplateID: g.LaunchTemplate.ID, LaunchTemplateName: g.LaunchTemplate.Name, Version: g.LaunchTemplate.Version}
@@ -509,10 +522,12 @@ func (r *Region) asRender(g *ASG, withInstances bool) asGroup {
 		d.SpotAllocationStrategy = x.mixed.SpotAllocationStrategy
 		d.SpotMaxPrice = x.mixed.SpotMaxPrice
 		m.LaunchTemplate.LaunchTemplateSpecification = *lt
-		for _, t := range x.mixed.InstanceTypes {
-			m.LaunchTemplate.Overrides.Items = append(m.LaunchTemplate.Overrides.Items, struct {
-				InstanceType string `xml:"InstanceType"`
-			}{t})
+		for _, o := range x.mixed.overrides() {
+			ov := asOverride{InstanceType: o.InstanceType, WeightedCapacity: o.WeightedCapacity}
+			if t := o.LaunchTemplate; t != nil {
+				ov.LaunchTemplateSpecification = &asLTSpec{LaunchTemplateID: t.ID, LaunchTemplateName: t.Name, Version: t.Version}
+			}
+			m.LaunchTemplate.Overrides.Items = append(m.LaunchTemplate.Overrides.Items, ov)
 		}
 		out.MixedInstancesPolicy = m
 	} else {
@@ -566,6 +581,11 @@ func (r *Region) asRenderMember(m *ASGMember) asInstance {
 		if in.LaunchTemplate != nil {
 			out.LaunchTemplate = &asLTSpec{LaunchTemplateID: in.LaunchTemplate.ID, LaunchTemplateName: in.LaunchTemplate.Name,
 				Version: in.LaunchTemplate.Version}
+		}
+		if g, _ := r.asgGroupOf(m.InstanceID); g != nil {
+			if mixed := r.asgExtraOf(g).mixed; mixed != nil {
+				out.WeightedCapacity = mixed.weightOf(in.Type)
+			}
 		}
 	}
 	return out

@@ -306,6 +306,10 @@ func (r *Region) asgCompleteAction(g *ASG, a *lifecycleAction, result string) {
 		abandoned = abandoned || o.result == LifecycleAbandon
 	}
 	x.actions = kept
+	if wm := r.asgWarmMember(g, a.instanceID); wm != nil {
+		r.asgWarmHookDone(g, wm, abandoned)
+		return
+	}
 	m, ok := g.Member(a.instanceID)
 	if !ok {
 		return

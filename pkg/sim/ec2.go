@@ -120,6 +120,8 @@ type ec2State struct {
 	forced     []ForceDetach
 	vpcTags    map[string]Tags
 	spotPrices map[[2]string]spotOverride // (instance type, AZ) → price set by SetSpotPrice
+	// spotHistory keeps every price set on a pool, oldest first, for DescribeSpotPriceHistory.
+	spotHistory map[[2]string][]spotOverride
 	// volumeTokens maps CreateVolume client tokens to the volume they created.
 	volumeTokens map[string]string
 	// shutdownVolumes remembers the volumes attached to an instance when it started shutting
@@ -136,7 +138,7 @@ type ec2State struct {
 }
 
 func setupEC2(r *Region) {
-	st := &ec2State{vpcTags: map[string]Tags{}, spotPrices: map[[2]string]spotOverride{},
+	st := &ec2State{vpcTags: map[string]Tags{}, spotPrices: map[[2]string]spotOverride{}, spotHistory: map[[2]string][]spotOverride{},
 		volumeTokens: map[string]string{}, shutdownVolumes: map[string][]DeletedVolume{},
 		visibleAt: map[string]time.Time{}, tagVisibleAt: map[string]map[string]time.Time{}, launches: map[string]string{}}
 	r.svc["ec2"] = st

@@ -807,15 +807,7 @@ func (r *Region) ec2StartInstances(c *call) *APIError {
 	for _, in := range ins {
 		prev := in.State
 		if in.State == StateStopped {
-			in.StateReason = ""
-			in.Interruption = nil
-			r.setState(in, StatePending)
-			id := in.ID
-			r.after(r.lat.Pending, func() {
-				if cur := r.instances[id]; cur != nil && cur.State == StatePending {
-					r.setState(cur, StateRunning)
-				}
-			})
+			r.startInstance(in)
 		}
 		changes = append(changes, xmlStateChange{InstanceID: in.ID, Current: instanceState(in.State), Previous: instanceState(prev)})
 	}

@@ -131,11 +131,17 @@ func (r *Region) SetSpotPrice(instanceType, az string, price float64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	st := r.ec2()
+	k := [2]string{instanceType, az}
+	now := r.now().UTC()
 	if price <= 0 {
-		delete(st.spotPrices, [2]string{instanceType, az})
+		delete(st.spotPrices, k)
+		if def, ok := SpotPrice(instanceType, az); ok {
+			st.spotHistory[k] = append(st.spotHistory[k], spotOverride{price: def, at: now})
+		}
 		return
 	}
-	st.spotPrices[[2]string{instanceType, az}] = spotOverride{price: price, at: r.now().UTC()}
+	st.spotPrices[k] = spotOverride{price: price, at: now}
+	st.spotHistory[k] = append(st.spotHistory[k], spotOverride{price: price, at: now})
 }
 
 // CurrentSpotPrice returns the spot price of a pool as DescribeSpotPriceHistory reports it.
@@ -202,16 +208,17 @@ func (r *Region) ec2DescribeSpotPriceHistory(c *call) *APIError {
 				if !linuxProducts[prod] {
 					continue
 				}
-				price, ok := r.spotPrice(t, z)
+				// The pool's default price since the region started, then every price set on
+				// it, as AWS keeps a pool's history (90 days).
+				def, ok := SpotPrice(t, z)
 				if !ok {
 					continue
 				}
-				at := base
-				if o, ok := r.ec2().spotPrices[[2]string{t, z}]; ok {
-					at = o.at
+				hist := append([]spotOverride{{price: def, at: base}}, r.ec2().spotHistory[[2]string{t, z}]...)
+				for _, h := range hist {
+					points = append(points, spotPricePoint{AZ: z, AZID: r.azID(z), InstanceType: t, ProductDescription: prod,
+						SpotPrice: formatPrice(h.price), Timestamp: isoTime(h.at), at: h.at})
 				}
-				points = append(points, spotPricePoint{AZ: z, AZID: r.azID(z), InstanceType: t, ProductDescription: prod,
-					SpotPrice: formatPrice(price), Timestamp: isoTime(at), at: at})
 			}
 		}
 	}
@@ -221,6 +228,27 @@ func (r *Region) ec2DescribeSpotPriceHistory(c *call) *APIError {
 		var kept []spotPricePoint
 		for _, pt := range points {
 			if !pt.at.After(end) {
+				kept = append(kept, pt)
+			}
+		}
+		points = kept
+	}
+	if start, ok, err := p.Time("StartTime"); err != nil {
+		return err
+	} else if ok {
+		// From StartTime on, with the price in effect at StartTime: per pool, the points after
+		// it and the last one at or before it.
+		lastBefore := map[string]time.Time{}
+		for _, pt := range points {
+			k := pt.InstanceType + "/" + pt.AZ + "/" + pt.ProductDescription
+			if !pt.at.After(start) && pt.at.After(lastBefore[k]) {
+				lastBefore[k] = pt.at
+			}
+		}
+		var kept []spotPricePoint
+		for _, pt := range points {
+			k := pt.InstanceType + "/" + pt.AZ + "/" + pt.ProductDescription
+			if pt.at.After(start) || pt.at.Equal(lastBefore[k]) {
 				kept = append(kept, pt)
 			}
 		}

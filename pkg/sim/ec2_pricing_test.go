@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -50,8 +51,18 @@ func TestEC2DescribeSpotPriceHistory(t *testing.T) {
 	env.Region().SetSpotPrice("m5.large", "us-east-1b", 0.5)
 	out, err = c.DescribeSpotPriceHistory(ctx, &ec2.DescribeSpotPriceHistoryInput{InstanceTypes: []types.InstanceType{types.InstanceTypeM5Large},
 		Filters: []types.Filter{ec2Filter("availability-zone", "us-east-1b")}})
+	// The history keeps the price before the change, newest first.
+	if err != nil || len(out.SpotPriceHistory) != 2 || *out.SpotPriceHistory[0].SpotPrice != "0.500000" ||
+		*out.SpotPriceHistory[1].SpotPrice != fmt.Sprintf("%.6f", b) {
+		t.Errorf("price after SetSpotPrice = %+v, %v; want 0.500000 then %v", out, err, b)
+	}
+	// From a start time on: the price in effect then, and the changes after it. The start is a
+	// second after the change: the SDK sends times to the second, and a start truncated to before
+	// the change rightly gets the old price too.
+	out, err = c.DescribeSpotPriceHistory(ctx, &ec2.DescribeSpotPriceHistoryInput{InstanceTypes: []types.InstanceType{types.InstanceTypeM5Large},
+		AvailabilityZone: aws.String("us-east-1b"), StartTime: aws.Time(env.Region().Clock().Now().Add(time.Second))})
 	if err != nil || len(out.SpotPriceHistory) != 1 || *out.SpotPriceHistory[0].SpotPrice != "0.500000" {
-		t.Errorf("price after SetSpotPrice = %+v, %v; want 0.500000", out, err)
+		t.Errorf("price history from now = %+v, %v; want the one in effect, 0.500000", out, err)
 	}
 
 	// Every known type in every AZ, in pages.
@@ -63,7 +74,7 @@ func TestEC2DescribeSpotPriceHistory(t *testing.T) {
 		}
 		n += len(page.SpotPriceHistory)
 	}
-	if want := 3 * len(sim.InstanceTypes()); n != want {
+	if want := 3*len(sim.InstanceTypes()) + 1; n != want { // and the one price change
 		t.Errorf("%d prices in all, want %d", n, want)
 	}
 }

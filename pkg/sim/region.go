@@ -13,7 +13,10 @@ import (
 
 // Latencies are the simulated durations of state transitions.
 type Latencies struct {
-	Pending      time.Duration // pending → running
+	Pending time.Duration // pending → running
+	// Start is pending → running of a stopped instance started again (StartInstances, a
+	// warmed instance leaving its warm pool); 0 means Pending.
+	Start        time.Duration
 	ShuttingDown time.Duration // shutting-down → terminated
 	Stopping     time.Duration // stopping → stopped
 	Attach       time.Duration // attaching → attached (volume in-use)
@@ -31,6 +34,7 @@ type Latencies struct {
 func AWSLatencies() Latencies {
 	return Latencies{
 		Pending:            40 * time.Second,
+		Start:              12 * time.Second,
 		ShuttingDown:       30 * time.Second,
 		Stopping:           30 * time.Second,
 		Attach:             5 * time.Second,

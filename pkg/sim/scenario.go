@@ -79,6 +79,7 @@ type Scenario struct {
 type ScenarioLatencies struct {
 	Base               string         `yaml:"base"`
 	Pending            *time.Duration `yaml:"pending"`
+	Start              *time.Duration `yaml:"start"`
 	ShuttingDown       *time.Duration `yaml:"shuttingDown"`
 	Stopping           *time.Duration `yaml:"stopping"`
 	Attach             *time.Duration `yaml:"attach"`
@@ -114,6 +115,7 @@ func (l ScenarioLatencies) Resolve() Latencies {
 		}
 	}
 	set(&lat.Pending, l.Pending)
+	set(&lat.Start, l.Start)
 	set(&lat.ShuttingDown, l.ShuttingDown)
 	set(&lat.Stopping, l.Stopping)
 	set(&lat.Attach, l.Attach)
@@ -395,7 +397,7 @@ func (s *Scenario) check() error {
 	default:
 		bad("latencies", "%q must be aws, fast or a mapping of durations", s.Latencies.Base)
 	}
-	for name, d := range map[string]*time.Duration{"pending": s.Latencies.Pending, "shuttingDown": s.Latencies.ShuttingDown,
+	for name, d := range map[string]*time.Duration{"pending": s.Latencies.Pending, "start": s.Latencies.Start, "shuttingDown": s.Latencies.ShuttingDown,
 		"stopping": s.Latencies.Stopping, "attach": s.Latencies.Attach, "detach": s.Latencies.Detach,
 		"createVolume": s.Latencies.CreateVolume, "deleteVolume": s.Latencies.DeleteVolume,
 		"interruptionNotice": s.Latencies.InterruptionNotice, "asgCheck": s.Latencies.ASGCheck} {

@@ -69,7 +69,9 @@ func TestScenarioDemo(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := s.Options()
-	if o.Region != "us-east-1" || !o.IMDS || o.TimeScale != 10 || !o.NoDefaultVPC || *o.Latencies != FastLatencies() {
+	lat := FastLatencies()
+	lat.InterruptionNotice = 30 * time.Second
+	if o.Region != "us-east-1" || !o.IMDS || o.TimeScale > 1 || !o.NoDefaultVPC || *o.Latencies != lat {
 		t.Errorf("options = %+v", o)
 	}
 	srv := startScenario(t, s)

@@ -174,6 +174,10 @@ func (r *Region) serveAPI(w http.ResponseWriter, req *http.Request) {
 					scopeSvc = "events"
 				case "GraniteServiceVersion20100801":
 					scopeSvc = "monitoring"
+				case "Logs_20140328":
+					scopeSvc = "logs"
+				case "AWSPriceListService":
+					scopeSvc = "pricing"
 				}
 			}
 		}

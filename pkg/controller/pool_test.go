@@ -1,0 +1,101 @@
+package controller_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/spotmax/spotmax/pkg/groupconfig"
+	"github.com/spotmax/spotmax/pkg/metrics"
+	"github.com/spotmax/spotmax/pkg/sim/simtest"
+)
+
+// TestControllerReHomesALostMembersVolume: an instance lost without spotmax hearing of it leaves
+// its data volume in the pool; once the member the group launched instead has its agent's blank
+// report, the reconcile adopts the volume there (and deletes the blank one) without an operator.
+func TestControllerReHomesALostMembersVolume(t *testing.T) {
+	e := newEnv(t, 1000)
+	ids := e.CreateGroup(t, simtest.GroupSpec{Name: "web", Spot: true, DataDevice: "/dev/sdf", Desired: 2, Max: 2, Tags: tags("web", nil)})
+	r := e.Region()
+	rec := &recorder{}
+	c := e.controller(rec)
+	ctx := context.Background()
+	if _, err := c.Reconcile(ctx); err != nil { // first sight: volumes kept and marked
+		t.Fatal(err)
+	}
+	in, _ := r.Instance(ids[0])
+	var data string
+	for _, bd := range in.BlockDevices {
+		if bd.DeviceName == "/dev/sdf" {
+			data = bd.VolumeID
+		}
+	}
+	if _, err := e.ec2.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: ids[:1]}); err != nil {
+		t.Fatal(err)
+	}
+	r.Advance(2 * time.Minute)
+	var fresh string
+	deadline := time.Now().Add(30 * time.Second)
+	for fresh == "" {
+		if time.Now().After(deadline) {
+			t.Fatal("the group launched no member in place of the lost one")
+		}
+		g, _ := r.Group("web")
+		for _, m := range g.Members {
+			if m.InstanceID != ids[1] && m.InstanceID != ids[0] && m.LifecycleState == "InService" {
+				fresh = m.InstanceID
+			}
+		}
+		r.Advance(time.Second)
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := c.Reconcile(ctx); err != nil { // no agent report yet: the volume waits
+		t.Fatal(err)
+	}
+	c.Wait()
+	if v, _ := r.Volume(data); v.Attachment != nil {
+		t.Fatalf("data volume %s adopted into %s without the agent's blank report", data, v.Attachment.InstanceID)
+	}
+	fi, _ := r.Instance(fresh)
+	var freshVol string
+	for _, bd := range fi.BlockDevices {
+		if bd.DeviceName == "/dev/sdf" {
+			freshVol = bd.VolumeID
+		}
+	}
+	if _, err := e.ec2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{fresh}, Tags: []ec2types.Tag{
+		{Key: aws.String(groupconfig.StateBlankVolume), Value: aws.String(freshVol)}}}); err != nil {
+		t.Fatal(err)
+	}
+	r.Advance(10 * time.Second)
+	for i := 0; i < 3; i++ {
+		if _, err := c.Reconcile(ctx); err != nil {
+			t.Fatal(err)
+		}
+		c.Wait()
+	}
+	v, _ := r.Volume(data)
+	if v.Attachment == nil || v.Attachment.InstanceID != fresh || v.Attachment.Device != "/dev/sdf" {
+		t.Fatalf("data volume %s not re-homed into %s at /dev/sdf: %+v", data, fresh, v.Attachment)
+	}
+	if fi, _ = r.Instance(fresh); fi.Tags[groupconfig.StateVolume] != data || fi.Tags[groupconfig.StateMountPath] != "/data" {
+		t.Errorf("member %s is assigned %q at %q, want %s at /data for its agent", fresh, fi.Tags[groupconfig.StateVolume], fi.Tags[groupconfig.StateMountPath], data)
+	}
+	deleted := false
+	for _, d := range r.DeletedVolumes() {
+		if d.VolumeID == data {
+			t.Errorf("data volume %s was deleted", data)
+		}
+		deleted = deleted || d.VolumeID == freshVol
+	}
+	if !deleted {
+		t.Errorf("the blank fresh volume %s was not deleted", freshVol)
+	}
+	if got := rec.count(metrics.DataVolumeOrphaned); got != 1 {
+		t.Errorf("DataVolumeOrphaned = %d, want 1 (the wait before the agent's report, once)", got)
+	}
+}

@@ -1,0 +1,565 @@
+package sim
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// The simulated CloudWatch Logs: log groups, log streams, PutLogEvents with AWS's batch rules
+// (chronological order, 24-hour span, 10,000 events, 1,048,576 bytes, events more than 14 days
+// old or 2 hours ahead rejected but reported), and FilterLogEvents with a subset of the filter
+// pattern syntax (terms, and JSON equality such as { $.group = "web" && $.result = "succeeded" }).
+// It speaks AWS JSON 1.1 (X-Amz-Target: Logs_20140328.*), as the SDK does.
+
+func init() {
+	registerService(&service{
+		name:   "logs",
+		setup:  func(r *Region) { r.svc["logs"] = &logsState{groups: map[string]*logGroup{}} },
+		handle: serveLogs,
+		errorShapes: map[string]string{
+			CodeThrottling:           "ThrottlingException",
+			CodeMissingParameter:     logsInvalidParameter,
+			CodeInvalidParameter:     logsInvalidParameter,
+			CodeValidationError:      logsInvalidParameter,
+			"SerializationException": logsInvalidParameter,
+			"InvalidNextToken":       logsInvalidParameter,
+			"InternalError":          "ServiceUnavailableException",
+			CodeInvalidAction:        "UnknownOperationException",
+		},
+	})
+}
+
+// CloudWatch Logs error codes (the names of the SDK's error structures).
+const (
+	logsNotFound         = "ResourceNotFoundException"
+	logsAlreadyExists    = "ResourceAlreadyExistsException"
+	logsInvalidParameter = "InvalidParameterException"
+)
+
+// CloudWatch Logs limits
+// (https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/cloudwatch_limits_cwl.html).
+const (
+	logsMaxBatchEvents = 10000
+	logsMaxBatchBytes  = 1048576
+	logsEventOverhead  = 26
+	logsMaxEventBytes  = 1 << 20
+	logsMaxBatchSpan   = 24 * time.Hour
+	logsMaxPast        = 14 * 24 * time.Hour
+	logsMaxFuture      = 2 * time.Hour
+	logsMaxFilterLimit = 10000
+)
+
+var (
+	logGroupPattern  = regexp.MustCompile(`^[\.\-_/#A-Za-z0-9]{1,512}$`)
+	logStreamPattern = regexp.MustCompile(`^[^:*]{1,512}$`)
+)
+
+type logsState struct {
+	groups map[string]*logGroup
+}
+
+type logGroup struct {
+	name    string
+	created time.Time
+	streams map[string]*logStream
+}
+
+type logStream struct {
+	name    string
+	created time.Time
+	events  []LogEvent
+}
+
+// LogEvent is one event of a simulated log stream.
+type LogEvent struct {
+	Stream    string
+	Timestamp time.Time
+	Ingested  time.Time
+	Message   string
+	ID        string
+}
+
+func (r *Region) logs() *logsState { return r.svc["logs"].(*logsState) }
+
+// LogEvents returns the events of a log group, oldest first, for tests.
+func (r *Region) LogEvents(group string) []LogEvent {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	g := r.logs().groups[group]
+	if g == nil {
+		return nil
+	}
+	var out []LogEvent
+	for _, s := range g.streams {
+		out = append(out, s.events...)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Timestamp.Before(out[j].Timestamp) })
+	return out
+}
+
+var logsActions = map[string]func(r *Region, c *call) (any, *APIError){
+	"CreateLogGroup":    (*Region).logsCreateLogGroup,
+	"CreateLogStream":   (*Region).logsCreateLogStream,
+	"DescribeLogGroups": (*Region).logsDescribeLogGroups,
+	"PutLogEvents":      (*Region).logsPutLogEvents,
+	"FilterLogEvents":   (*Region).logsFilterLogEvents,
+}
+
+func serveLogs(r *Region, c *call) {
+	if c.Protocol != protoJSON {
+		c.fail(&APIError{Status: http.StatusBadRequest, Code: CodeInvalidAction,
+			Message: "The simulated region serves CloudWatch Logs over the AWS JSON 1.1 protocol only (X-Amz-Target: Logs_20140328.*)."})
+		return
+	}
+	h, ok := logsActions[c.Action]
+	if !ok {
+		c.fail(notServed(c))
+		return
+	}
+	var out any
+	var err *APIError
+	r.Do(func() { out, err = h(r, c) })
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	c.writeJSON(out)
+}
+
+func logsDecode(c *call, v any) *APIError {
+	if len(strings.TrimSpace(string(c.Body))) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(c.Body, v); err != nil {
+		return errf("SerializationException", "decoding the request: %v", err)
+	}
+	return nil
+}
+
+func logsCheckGroupName(name string) *APIError {
+	if name == "" {
+		return nullMember(logsInvalidParameter, "logGroupName")
+	}
+	if !logGroupPattern.MatchString(name) {
+		return errf(logsInvalidParameter, "1 validation error detected: Value '%s' at 'logGroupName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\.\\-_/#A-Za-z0-9]+", name)
+	}
+	return nil
+}
+
+func logsCheckStreamName(name string) *APIError {
+	if name == "" {
+		return nullMember(logsInvalidParameter, "logStreamName")
+	}
+	if !logStreamPattern.MatchString(name) {
+		return errf(logsInvalidParameter, "1 validation error detected: Value '%s' at 'logStreamName' failed to satisfy constraint: Member must satisfy regular expression pattern: [^:*]*", name)
+	}
+	return nil
+}
+
+func (r *Region) logGroup(name string) (*logGroup, *APIError) {
+	if err := logsCheckGroupName(name); err != nil {
+		return nil, err
+	}
+	g := r.logs().groups[name]
+	if g == nil {
+		return nil, errf(logsNotFound, "The specified log group does not exist.")
+	}
+	return g, nil
+}
+
+func (r *Region) logGroupARN(name string) string {
+	return fmt.Sprintf("arn:aws:logs:%s:%s:log-group:%s:*", r.opts.Region, r.opts.AccountID, name)
+}
+
+func (r *Region) logsCreateLogGroup(c *call) (any, *APIError) {
+	var in struct {
+		LogGroupName string `json:"logGroupName"`
+	}
+	if err := logsDecode(c, &in); err != nil {
+		return nil, err
+	}
+	if err := logsCheckGroupName(in.LogGroupName); err != nil {
+		return nil, err
+	}
+	st := r.logs()
+	if st.groups[in.LogGroupName] != nil {
+		return nil, errf(logsAlreadyExists, "The specified log group already exists")
+	}
+	st.groups[in.LogGroupName] = &logGroup{name: in.LogGroupName, created: r.now(), streams: map[string]*logStream{}}
+	return nil, nil
+}
+
+func (r *Region) logsCreateLogStream(c *call) (any, *APIError) {
+	var in struct {
+		LogGroupName  string `json:"logGroupName"`
+		LogStreamName string `json:"logStreamName"`
+	}
+	if err := logsDecode(c, &in); err != nil {
+		return nil, err
+	}
+	g, err := r.logGroup(in.LogGroupName)
+	if err != nil {
+		return nil, err
+	}
+	if err := logsCheckStreamName(in.LogStreamName); err != nil {
+		return nil, err
+	}
+	if g.streams[in.LogStreamName] != nil {
+		return nil, errf(logsAlreadyExists, "The specified log stream already exists")
+	}
+	g.streams[in.LogStreamName] = &logStream{name: in.LogStreamName, created: r.now()}
+	return nil, nil
+}
+
+type logGroupOut struct {
+	LogGroupName      string `json:"logGroupName"`
+	CreationTime      int64  `json:"creationTime"`
+	Arn               string `json:"arn"`
+	LogGroupArn       string `json:"logGroupArn"`
+	StoredBytes       int64  `json:"storedBytes"`
+	MetricFilterCount int    `json:"metricFilterCount"`
+	LogGroupClass     string `json:"logGroupClass"`
+}
+
+func (r *Region) logsDescribeLogGroups(c *call) (any, *APIError) {
+	var in struct {
+		LogGroupNamePrefix string `json:"logGroupNamePrefix"`
+		Limit              *int   `json:"limit"`
+		NextToken          string `json:"nextToken"`
+	}
+	if err := logsDecode(c, &in); err != nil {
+		return nil, err
+	}
+	limit := 50
+	if in.Limit != nil {
+		if *in.Limit < 1 || *in.Limit > 50 {
+			return nil, errf(logsInvalidParameter, "1 validation error detected: Value '%d' at 'limit' failed to satisfy constraint: Member must have value less than or equal to 50", *in.Limit)
+		}
+		limit = *in.Limit
+	}
+	var names []string
+	for n := range r.logs().groups {
+		if strings.HasPrefix(n, in.LogGroupNamePrefix) {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	start, end, next, err := page(len(names), int64(limit), in.NextToken, 50, 50)
+	if err != nil {
+		return nil, err
+	}
+	out := struct {
+		LogGroups []logGroupOut `json:"logGroups"`
+		NextToken string        `json:"nextToken,omitempty"`
+	}{LogGroups: []logGroupOut{}, NextToken: next}
+	for _, n := range names[start:end] {
+		g := r.logs().groups[n]
+		var bytes int64
+		for _, s := range g.streams {
+			for _, e := range s.events {
+				bytes += int64(len(e.Message))
+			}
+		}
+		out.LogGroups = append(out.LogGroups, logGroupOut{LogGroupName: n, CreationTime: g.created.UnixMilli(),
+			Arn: r.logGroupARN(n), LogGroupArn: strings.TrimSuffix(r.logGroupARN(n), ":*"), StoredBytes: bytes, LogGroupClass: "STANDARD"})
+	}
+	return out, nil
+}
+
+func (r *Region) logsPutLogEvents(c *call) (any, *APIError) {
+	var in struct {
+		LogGroupName  string `json:"logGroupName"`
+		LogStreamName string `json:"logStreamName"`
+		LogEvents     []struct {
+			Timestamp *int64  `json:"timestamp"`
+			Message   *string `json:"message"`
+		} `json:"logEvents"`
+	}
+	if err := logsDecode(c, &in); err != nil {
+		return nil, err
+	}
+	g, err := r.logGroup(in.LogGroupName)
+	if err != nil {
+		return nil, err
+	}
+	if err := logsCheckStreamName(in.LogStreamName); err != nil {
+		return nil, err
+	}
+	s := g.streams[in.LogStreamName]
+	if s == nil {
+		return nil, errf(logsNotFound, "The specified log stream does not exist.")
+	}
+	n := len(in.LogEvents)
+	switch {
+	case n == 0:
+		return nil, errf(logsInvalidParameter, "1 validation error detected: Value '[]' at 'logEvents' failed to satisfy constraint: Member must have length greater than or equal to 1")
+	case n > logsMaxBatchEvents:
+		return nil, errf(logsInvalidParameter, "1 validation error detected: Value at 'logEvents' failed to satisfy constraint: Member must have length less than or equal to %d", logsMaxBatchEvents)
+	}
+	size := 0
+	for i, e := range in.LogEvents {
+		if e.Timestamp == nil {
+			return nil, nullMember(logsInvalidParameter, fmt.Sprintf("logEvents.%d.member.timestamp", i+1))
+		}
+		if e.Message == nil || *e.Message == "" {
+			return nil, errf(logsInvalidParameter, "1 validation error detected: Value '' at 'logEvents.%d.member.message' failed to satisfy constraint: Member must have length greater than or equal to 1", i+1)
+		}
+		if !utf8.ValidString(*e.Message) {
+			return nil, errf(logsInvalidParameter, "Log event %d is not valid UTF-8.", i)
+		}
+		if len(*e.Message) > logsMaxEventBytes {
+			return nil, errf(logsInvalidParameter, "Log event too large: %d bytes exceeds limit of %d", len(*e.Message), logsMaxEventBytes)
+		}
+		size += len(*e.Message) + logsEventOverhead
+		if i > 0 && *e.Timestamp < *in.LogEvents[i-1].Timestamp {
+			return nil, errf(logsInvalidParameter, "Log events in a single PutLogEvents request must be in chronological order.")
+		}
+	}
+	if size > logsMaxBatchBytes {
+		return nil, errf(logsInvalidParameter, "Upload too large: %d bytes exceeds limit of %d", size, logsMaxBatchBytes)
+	}
+	first, last := time.UnixMilli(*in.LogEvents[0].Timestamp), time.UnixMilli(*in.LogEvents[n-1].Timestamp)
+	if last.Sub(first) > logsMaxBatchSpan {
+		return nil, errf(logsInvalidParameter, "The batch of log events in a single PutLogEvents request cannot span more than 24 hours.")
+	}
+	now := r.now()
+	type rejected struct {
+		TooNewLogEventStartIndex *int `json:"tooNewLogEventStartIndex,omitempty"`
+		TooOldLogEventEndIndex   *int `json:"tooOldLogEventEndIndex,omitempty"`
+	}
+	var rej rejected
+	for i, e := range in.LogEvents {
+		t := time.UnixMilli(*e.Timestamp)
+		switch {
+		case now.Sub(t) > logsMaxPast:
+			rej.TooOldLogEventEndIndex = &i
+			continue
+		case t.Sub(now) > logsMaxFuture:
+			if rej.TooNewLogEventStartIndex == nil {
+				rej.TooNewLogEventStartIndex = &i
+			}
+			continue
+		}
+		s.events = append(s.events, LogEvent{Stream: s.name, Timestamp: t, Ingested: now, Message: *e.Message,
+			ID: fmt.Sprintf("%056d", len(s.events)+1)})
+	}
+	// Events are kept in time order, as FilterLogEvents returns them.
+	sort.SliceStable(s.events, func(i, j int) bool { return s.events[i].Timestamp.Before(s.events[j].Timestamp) })
+	out := map[string]any{"nextSequenceToken": strconv.Itoa(len(s.events))}
+	if rej.TooNewLogEventStartIndex != nil || rej.TooOldLogEventEndIndex != nil {
+		out["rejectedLogEventsInfo"] = rej
+	}
+	return out, nil
+}
+
+func (r *Region) logsFilterLogEvents(c *call) (any, *APIError) {
+	var in struct {
+		LogGroupName        string   `json:"logGroupName"`
+		LogGroupIdentifier  string   `json:"logGroupIdentifier"`
+		LogStreamNames      []string `json:"logStreamNames"`
+		LogStreamNamePrefix string   `json:"logStreamNamePrefix"`
+		StartTime           *int64   `json:"startTime"`
+		EndTime             *int64   `json:"endTime"`
+		FilterPattern       string   `json:"filterPattern"`
+		NextToken           string   `json:"nextToken"`
+		Limit               *int     `json:"limit"`
+	}
+	if err := logsDecode(c, &in); err != nil {
+		return nil, err
+	}
+	name := in.LogGroupName
+	switch {
+	case name != "" && in.LogGroupIdentifier != "":
+		return nil, errf(logsInvalidParameter, "LogGroup name and LogGroup ARN are mutually exclusive parameters.")
+	case name == "" && in.LogGroupIdentifier != "":
+		name = in.LogGroupIdentifier
+		if strings.HasPrefix(name, "arn:") {
+			parts := strings.Split(name, ":")
+			if len(parts) < 7 || parts[5] != "log-group" {
+				return nil, errf(logsInvalidParameter, "Invalid log group identifier %s", in.LogGroupIdentifier)
+			}
+			name = parts[6]
+		}
+	case name == "":
+		return nil, errf(logsInvalidParameter, "Should provide either a LogGroup name or LogGroup ARN")
+	}
+	if len(in.LogStreamNames) > 0 && in.LogStreamNamePrefix != "" {
+		return nil, errf(logsInvalidParameter, "Cannot specify both LogStreamNames and LogStreamNamePrefix")
+	}
+	limit := logsMaxFilterLimit
+	if in.Limit != nil {
+		if *in.Limit < 1 || *in.Limit > logsMaxFilterLimit {
+			return nil, errf(logsInvalidParameter, "1 validation error detected: Value '%d' at 'limit' failed to satisfy constraint: Member must have value between 1 and %d", *in.Limit, logsMaxFilterLimit)
+		}
+		limit = *in.Limit
+	}
+	match, perr := parseFilterPattern(in.FilterPattern)
+	if perr != nil {
+		return nil, perr
+	}
+	g, err := r.logGroup(name)
+	if err != nil {
+		return nil, err
+	}
+	want := map[string]bool{}
+	for _, s := range in.LogStreamNames {
+		if g.streams[s] == nil {
+			return nil, errf(logsNotFound, "The specified log stream does not exist.")
+		}
+		want[s] = true
+	}
+	var all []LogEvent
+	for _, s := range g.streams {
+		if len(want) > 0 && !want[s.name] || !strings.HasPrefix(s.name, in.LogStreamNamePrefix) {
+			continue
+		}
+		for _, e := range s.events {
+			ms := e.Timestamp.UnixMilli()
+			if in.StartTime != nil && ms < *in.StartTime || in.EndTime != nil && ms > *in.EndTime {
+				continue
+			}
+			if match(e.Message) {
+				all = append(all, e)
+			}
+		}
+	}
+	sort.SliceStable(all, func(i, j int) bool {
+		if !all[i].Timestamp.Equal(all[j].Timestamp) {
+			return all[i].Timestamp.Before(all[j].Timestamp)
+		}
+		return all[i].Stream+all[i].ID < all[j].Stream+all[j].ID
+	})
+	start, end, next, err := page(len(all), int64(limit), in.NextToken, logsMaxFilterLimit, logsMaxFilterLimit)
+	if err != nil {
+		return nil, err
+	}
+	type eventOut struct {
+		LogStreamName string `json:"logStreamName"`
+		Timestamp     int64  `json:"timestamp"`
+		Message       string `json:"message"`
+		IngestionTime int64  `json:"ingestionTime"`
+		EventID       string `json:"eventId"`
+	}
+	out := struct {
+		Events    []eventOut `json:"events"`
+		NextToken string     `json:"nextToken,omitempty"`
+	}{Events: []eventOut{}, NextToken: next}
+	for _, e := range all[start:end] {
+		out.Events = append(out.Events, eventOut{LogStreamName: e.Stream, Timestamp: e.Timestamp.UnixMilli(), Message: e.Message,
+			IngestionTime: e.Ingested.UnixMilli(), EventID: e.Stream + "/" + e.ID})
+	}
+	return out, nil
+}
+
+var jsonTermPattern = regexp.MustCompile(`^\$\.([A-Za-z0-9_.]+)\s*(=|!=)\s*("(?:[^"\\]|\\.)*"|[^\s"&|]+)$`)
+
+// parseFilterPattern compiles the subset of CloudWatch Logs filter patterns the simulated region
+// supports: "" (everything), terms that must all appear ("ERROR timeout", "\"exact phrase\""),
+// and JSON patterns of equalities joined by && ({ $.group = "web" && $.result != "failed" }).
+// Anything else is refused as AWS refuses a pattern it cannot parse.
+func parseFilterPattern(p string) (func(string) bool, *APIError) {
+	p = strings.TrimSpace(p)
+	bad := func() *APIError { return errf(logsInvalidParameter, "Invalid filter pattern: %s", p) }
+	if p == "" {
+		return func(string) bool { return true }, nil
+	}
+	if strings.HasPrefix(p, "{") {
+		if !strings.HasSuffix(p, "}") {
+			return nil, bad()
+		}
+		body := strings.TrimSpace(p[1 : len(p)-1])
+		type cond struct {
+			path []string
+			neg  bool
+			val  string
+		}
+		var conds []cond
+		for _, part := range strings.Split(body, "&&") {
+			m := jsonTermPattern.FindStringSubmatch(strings.TrimSpace(part))
+			if m == nil {
+				return nil, bad()
+			}
+			v := m[3]
+			if strings.HasPrefix(v, `"`) {
+				var s string
+				if err := json.Unmarshal([]byte(v), &s); err != nil {
+					return nil, bad()
+				}
+				v = s
+			}
+			conds = append(conds, cond{path: strings.Split(m[1], "."), neg: m[2] == "!=", val: v})
+		}
+		return func(msg string) bool {
+			var doc any
+			if json.Unmarshal([]byte(msg), &doc) != nil {
+				return false
+			}
+			for _, c := range conds {
+				cur := doc
+				for _, k := range c.path {
+					obj, ok := cur.(map[string]any)
+					if !ok {
+						cur = nil
+						break
+					}
+					cur = obj[k]
+				}
+				var s string
+				switch x := cur.(type) {
+				case string:
+					s = x
+				case float64:
+					s = strconv.FormatFloat(x, 'f', -1, 64)
+				case bool:
+					s = strconv.FormatBool(x)
+				case nil:
+					if !c.neg {
+						return false
+					}
+					continue
+				default:
+					return false
+				}
+				if (s == c.val) == c.neg {
+					return false
+				}
+			}
+			return true
+		}, nil
+	}
+	var terms []string
+	rest := p
+	for rest != "" {
+		rest = strings.TrimSpace(rest)
+		if strings.HasPrefix(rest, `"`) {
+			end := strings.Index(rest[1:], `"`)
+			if end < 0 {
+				return nil, bad()
+			}
+			terms = append(terms, rest[1:end+1])
+			rest = rest[end+2:]
+			continue
+		}
+		word, after, _ := strings.Cut(rest, " ")
+		if strings.ContainsAny(word, `{}[]"`) {
+			return nil, bad()
+		}
+		terms = append(terms, word)
+		rest = after
+	}
+	return func(msg string) bool {
+		for _, t := range terms {
+			if !strings.Contains(msg, t) {
+				return false
+			}
+		}
+		return true
+	}, nil
+}

@@ -1,0 +1,205 @@
+package sim_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
+	logtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs/types"
+	"github.com/aws/aws-sdk-go-v2/service/pricing"
+	pricingtypes "github.com/aws/aws-sdk-go-v2/service/pricing/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/spotmax/spotmax/pkg/sim"
+	"github.com/spotmax/spotmax/pkg/sim/simtest"
+)
+
+func apiCode(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorCode()
+	}
+	return ""
+}
+
+// CloudWatch Logs through the real SDK (AWS JSON 1.1): groups and streams exist once, events
+// must be in order and recent, and FilterLogEvents filters by time, stream and pattern.
+func TestLogsPutAndFilter(t *testing.T) {
+	env := simtest.Start(t, sim.Options{})
+	ctx := context.Background()
+	c := cloudwatchlogs.NewFromConfig(env.Config)
+	g, s := aws.String("/spotmax/actions"), aws.String("host/1/2")
+
+	if _, err := c.PutLogEvents(ctx, &cloudwatchlogs.PutLogEventsInput{LogGroupName: g, LogStreamName: s,
+		LogEvents: []logtypes.InputLogEvent{{Timestamp: aws.Int64(1), Message: aws.String("x")}}}); apiCode(err) != "ResourceNotFoundException" {
+		t.Errorf("put into a missing log group: %v", err)
+	}
+	if _, err := c.CreateLogGroup(ctx, &cloudwatchlogs.CreateLogGroupInput{LogGroupName: g}); err != nil {
+		t.Fatal(err)
+	}
+	var exists *logtypes.ResourceAlreadyExistsException
+	if _, err := c.CreateLogGroup(ctx, &cloudwatchlogs.CreateLogGroupInput{LogGroupName: g}); !errors.As(err, &exists) {
+		t.Errorf("second CreateLogGroup: %v, want ResourceAlreadyExistsException", err)
+	}
+	if _, err := c.CreateLogGroup(ctx, &cloudwatchlogs.CreateLogGroupInput{LogGroupName: aws.String("bad name!")}); apiCode(err) != "InvalidParameterException" {
+		t.Errorf("invalid log group name: %v", err)
+	}
+	if _, err := c.CreateLogStream(ctx, &cloudwatchlogs.CreateLogStreamInput{LogGroupName: g, LogStreamName: s}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateLogStream(ctx, &cloudwatchlogs.CreateLogStreamInput{LogGroupName: g, LogStreamName: s}); !errors.As(err, &exists) {
+		t.Errorf("second CreateLogStream: %v", err)
+	}
+	now := env.Region().Clock().Now()
+	ev := func(t time.Time, m string) logtypes.InputLogEvent {
+		return logtypes.InputLogEvent{Timestamp: aws.Int64(t.UnixMilli()), Message: aws.String(m)}
+	}
+	// Out of order: the whole batch is refused.
+	_, err := c.PutLogEvents(ctx, &cloudwatchlogs.PutLogEventsInput{LogGroupName: g, LogStreamName: s,
+		LogEvents: []logtypes.InputLogEvent{ev(now, "b"), ev(now.Add(-time.Minute), "a")}})
+	var inv *logtypes.InvalidParameterException
+	if !errors.As(err, &inv) || !strings.Contains(err.Error(), "chronological order") {
+		t.Errorf("out-of-order batch: %v", err)
+	}
+	// Too old and too new events are rejected, the rest kept.
+	out, err := c.PutLogEvents(ctx, &cloudwatchlogs.PutLogEventsInput{LogGroupName: g, LogStreamName: s,
+		LogEvents: []logtypes.InputLogEvent{ev(now.Add(-15*24*time.Hour), "old"),
+			ev(now.Add(-2*time.Minute), `{"group":"web","instance":"i-1"}`), ev(now.Add(-time.Minute), `{"group":"db","instance":"i-2"}`),
+			ev(now, "plain ERROR line")}})
+	if err == nil {
+		// 15 days back and the batch spans more than 24 hours: refused as a whole, as AWS does.
+		t.Fatalf("a batch spanning 15 days was accepted: %+v", out.RejectedLogEventsInfo)
+	}
+	out, err = c.PutLogEvents(ctx, &cloudwatchlogs.PutLogEventsInput{LogGroupName: g, LogStreamName: s,
+		LogEvents: []logtypes.InputLogEvent{ev(now.Add(-2*time.Minute), `{"group":"web","instance":"i-1"}`),
+			ev(now.Add(-time.Minute), `{"group":"db","instance":"i-2"}`), ev(now, "plain ERROR line"), ev(now.Add(3*time.Hour), "future")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := out.RejectedLogEventsInfo; r == nil || aws.ToInt32(r.TooNewLogEventStartIndex) != 3 {
+		t.Errorf("rejected info = %+v, want the event 3 hours ahead rejected", r)
+	}
+	filter := func(pattern string, start *int64) []string {
+		t.Helper()
+		in := &cloudwatchlogs.FilterLogEventsInput{LogGroupName: g, StartTime: start}
+		if pattern != "" {
+			in.FilterPattern = aws.String(pattern)
+		}
+		var msgs []string
+		p := cloudwatchlogs.NewFilterLogEventsPaginator(c, in)
+		for p.HasMorePages() {
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				t.Fatalf("filter %q: %v", pattern, err)
+			}
+			for _, e := range page.Events {
+				msgs = append(msgs, aws.ToString(e.Message))
+			}
+		}
+		return msgs
+	}
+	if got := filter("", nil); len(got) != 3 {
+		t.Errorf("all events: %q", got)
+	}
+	if got := filter(`{ $.group = "web" }`, nil); len(got) != 1 || !strings.Contains(got[0], "i-1") {
+		t.Errorf(`{ $.group = "web" }: %q`, got)
+	}
+	if got := filter(`{ $.group != "web" && $.instance = "i-2" }`, nil); len(got) != 1 || !strings.Contains(got[0], "i-2") {
+		t.Errorf("!= and &&: %q", got)
+	}
+	if got := filter("ERROR", nil); len(got) != 1 || got[0] != "plain ERROR line" {
+		t.Errorf("term ERROR: %q", got)
+	}
+	if got := filter("", aws.Int64(now.Add(-90*time.Second).UnixMilli())); len(got) != 2 {
+		t.Errorf("since 90 s ago: %q", got)
+	}
+	if _, err := c.FilterLogEvents(ctx, &cloudwatchlogs.FilterLogEventsInput{LogGroupName: g, FilterPattern: aws.String("{ $.group = ")}); apiCode(err) != "InvalidParameterException" {
+		t.Errorf("bad pattern: %v", err)
+	}
+	if _, err := c.FilterLogEvents(ctx, &cloudwatchlogs.FilterLogEventsInput{LogGroupName: aws.String("/nope")}); apiCode(err) != "ResourceNotFoundException" {
+		t.Errorf("missing group: %v", err)
+	}
+	if evs := env.Region().LogEvents("/spotmax/actions"); len(evs) != 3 || evs[0].Stream != "host/1/2" {
+		t.Errorf("LogEvents = %+v", evs)
+	}
+}
+
+// The Price List API through the real SDK: EC2 products in the aws_v1 format, filtered by
+// attributes, with the type's on-demand price in its OnDemand terms.
+func TestPricingGetProducts(t *testing.T) {
+	env := simtest.Start(t, sim.Options{})
+	ctx := context.Background()
+	c := pricing.NewFromConfig(env.Config)
+	term := func(f, v string) pricingtypes.Filter {
+		return pricingtypes.Filter{Type: pricingtypes.FilterTypeTermMatch, Field: aws.String(f), Value: aws.String(v)}
+	}
+	out, err := c.GetProducts(ctx, &pricing.GetProductsInput{ServiceCode: aws.String("AmazonEC2"), FormatVersion: aws.String("aws_v1"),
+		Filters: []pricingtypes.Filter{term("instanceType", "m5.large"), term("regionCode", "us-east-1"), term("operatingSystem", "Linux"),
+			term("tenancy", "Shared"), term("preInstalledSw", "NA"), term("capacitystatus", "Used")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.PriceList) != 1 || aws.ToString(out.FormatVersion) != "aws_v1" {
+		t.Fatalf("GetProducts m5.large Linux: %d products: %v", len(out.PriceList), out.PriceList)
+	}
+	var item struct {
+		Product struct {
+			Attributes map[string]string `json:"attributes"`
+		} `json:"product"`
+		Terms struct {
+			OnDemand map[string]struct {
+				PriceDimensions map[string]struct {
+					Unit         string            `json:"unit"`
+					PricePerUnit map[string]string `json:"pricePerUnit"`
+				} `json:"priceDimensions"`
+			} `json:"OnDemand"`
+		} `json:"terms"`
+	}
+	if err := json.Unmarshal([]byte(out.PriceList[0]), &item); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := sim.OnDemandPrice("m5.large")
+	found := false
+	for _, term := range item.Terms.OnDemand {
+		for _, d := range term.PriceDimensions {
+			if d.Unit == "Hrs" && d.PricePerUnit["USD"] == "0.0960000000" {
+				found = true
+			}
+		}
+	}
+	if !found || want != 0.096 || item.Product.Attributes["location"] != "US East (N. Virginia)" {
+		t.Errorf("product = %s", out.PriceList[0])
+	}
+	// Without the OS and capacity filters there are several products per type, as on AWS.
+	all, err := c.GetProducts(ctx, &pricing.GetProductsInput{ServiceCode: aws.String("AmazonEC2"),
+		Filters: []pricingtypes.Filter{term("instanceType", "m5.large")}})
+	if err != nil || len(all.PriceList) != 4 {
+		t.Errorf("m5.large, any OS: %d products, %v", len(all.PriceList), err)
+	}
+	if _, err := c.GetProducts(ctx, &pricing.GetProductsInput{ServiceCode: aws.String("AmazonNope")}); apiCode(err) != "NotFoundException" {
+		t.Errorf("unknown service code: %v", err)
+	}
+	if _, err := c.GetProducts(ctx, &pricing.GetProductsInput{ServiceCode: aws.String("AmazonEC2"), MaxResults: aws.Int32(500)}); apiCode(err) != "InvalidParameterException" {
+		t.Errorf("MaxResults 500: %v", err)
+	}
+	// Paging: 100 at most per page.
+	n := 0
+	p := pricing.NewGetProductsPaginator(c, &pricing.GetProductsInput{ServiceCode: aws.String("AmazonEC2")})
+	pages := 0
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages++
+		n += len(page.PriceList)
+	}
+	if n != 4*len(sim.InstanceTypes()) || pages < 2 {
+		t.Errorf("all EC2 products: %d in %d pages, want %d", n, pages, 4*len(sim.InstanceTypes()))
+	}
+}
