@@ -1,9 +1,10 @@
 #!/bin/bash
 # Example EC2 user data for an instance of a spotmax group that keeps a data volume
 # (spotmax:persistence_dev=/dev/sdf, spotmax:persistence_mount_path=/data). It bakes nothing
-# into the image: it formats the group's fresh data volume on a first launch only, mounts it,
-# then installs spotmax-agent from the release, which mounts the retained volume on a
-# replacement instead. Amazon Linux 2023 and Ubuntu (x86-64 or Graviton: the archive for the
+# into the image: it installs spotmax-agent from the release, which mounts the group's data
+# volume on a replacement, and offers a blank fresh volume to the group's pool (a volume kept
+# from a lost or scaled-in member is swapped in and mounted instead); only when nothing was
+# swapped in does it format the fresh volume of a first launch and mount it. Amazon Linux 2023 and Ubuntu (x86-64 or Graviton: the archive for the
 # instance's architecture is chosen). For EKS nodes (AL2023, nodeadm) wrap it in the MIME
 # multi-part user data of docs/install.md.
 #
@@ -18,31 +19,7 @@ RELEASE_URL=${RELEASE_URL:-https://artifacts.example.com/spotmax/v0.1.0}
 INSTALLER_SHA256=${INSTALLER_SHA256:-}
 MOUNT_PATH=/data
 
-# 1. The data volume of a first launch: the launch template's fresh volume at /dev/sdf. On a
-#    replacement the launch has no volume there (spotmax moves the old one in and the agent
-#    mounts it), so nothing is formatted or mounted here. A device that already holds a file
-#    system is never formatted. Only the names EC2's attachment gives the device are used:
-#    /dev/sdf, its Xen name /dev/xvdf, or on Nitro the /dev/sdf link that Amazon Linux's udev
-#    rules (amazon-ec2-utils) make to the NVMe device. Any other disk is never guessed: without
-#    such a name nothing is formatted or mounted here.
-mkdir -p "$MOUNT_PATH"
-dev=""
-for d in /dev/sdf /dev/xvdf; do
-  [ -e "$d" ] || continue
-  real=$(readlink -f "$d")
-  [ "$(lsblk -ndo TYPE "$real")" = disk ] || continue          # not a partition
-  [ "$(lsblk -nro NAME "$real" | wc -l)" = 1 ] || continue     # no partitions (the root disk has)
-  findmnt -rno TARGET -S "$real" >/dev/null && continue          # already mounted
-  dev=$real; break
-done
-if [ -n "$dev" ]; then
-  if [ -z "$(blkid -p -o value -s TYPE "$dev" 2>/dev/null)" ]; then
-    mkfs.ext4 -q "$dev"
-  fi
-  mount "$dev" "$MOUNT_PATH"
-fi
-
-# 2. The agent: install-agent.sh from the release (checked against the pinned SHA-256 when one is
+# 1. The agent first: install-agent.sh from the release (checked against the pinned SHA-256 when one is
 #    given), which downloads the archive for this architecture and checks it against SHA256SUMS.
 tmp=$(mktemp -d)
 curl -fsSL --retry 5 -o "$tmp/install-agent.sh" "$RELEASE_URL/install-agent.sh"
@@ -56,3 +33,37 @@ bash "$tmp/install-agent.sh" --release "$RELEASE_URL" \
   SPOTMAX_CONSUL_MODE=deregister \
   SPOTMAX_HANDLE_REBALANCE=false
 rm -rf "$tmp"
+
+# 2. The data volume of a first launch: the launch template's fresh volume at /dev/sdf. The agent
+#    holds a blank fresh volume for its --blank-hold (2 m) while the group's pool may swap in a
+#    kept data volume, which the agent then mounts at $MOUNT_PATH; while held, mkfs fails on it.
+#    So: wait for the agent's mount, and format only after the hold (BLANK_HOLD_SECS, a margin over
+#    the agent's 2 m) and only a device that still holds no file system. On a replacement the
+#    launch has no volume there (spotmax moves the old one in and the agent mounts it), so nothing
+#    is formatted or mounted here. Only the names EC2's attachment gives the device are used:
+#    /dev/sdf, its Xen name /dev/xvdf, or on Nitro the /dev/sdf link that Amazon Linux's udev
+#    rules (amazon-ec2-utils) make to the NVMe device. Any other disk is never guessed.
+BLANK_HOLD_SECS=${BLANK_HOLD_SECS:-150}
+mkdir -p "$MOUNT_PATH"
+fresh_device() {
+  local d real
+  for d in /dev/sdf /dev/xvdf; do
+    [ -e "$d" ] || continue
+    real=$(readlink -f "$d")
+    [ "$(lsblk -ndo TYPE "$real")" = disk ] || continue          # not a partition
+    [ "$(lsblk -nro NAME "$real" | wc -l)" = 1 ] || continue     # no partitions (the root disk has)
+    findmnt -rno TARGET -S "$real" >/dev/null && continue          # already mounted
+    echo "$real"; return 0
+  done
+  return 1
+}
+until findmnt -rno SOURCE --mountpoint "$MOUNT_PATH" >/dev/null; do
+  if [ "$SECONDS" -ge "$BLANK_HOLD_SECS" ] && dev=$(fresh_device); then
+    if [ -z "$(blkid -p -o value -s TYPE "$dev" 2>/dev/null)" ]; then
+      mkfs.ext4 -q "$dev" || { sleep 5; continue; }                # still held: try again
+    fi
+    mount "$dev" "$MOUNT_PATH" && break
+  fi
+  [ "$SECONDS" -lt $((BLANK_HOLD_SECS + 300)) ] || break          # nothing to mount: done
+  sleep 5
+done
