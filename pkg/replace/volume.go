@@ -218,9 +218,10 @@ func (r *run) moveVolume(ctx context.Context) error {
 	now := w.clock().Now()
 	releaseBy := now.Add(to.Release)
 	if !r.req.Deadline.IsZero() {
-		// An interrupted instance is EC2's to stop at its deadline. If it still runs a little
-		// after that (a warning AWS did not carry out), it is terminated below: a detached
-		// instance never holds the group's data past its deadline.
+		// An interrupted instance whose agent runs is given until its deadline to release the
+		// volume (EC2 stops it then). If it still runs a little after that (a warning AWS did
+		// not carry out), it is terminated below: a detached instance never holds the group's
+		// data past its deadline. Without an agent it is terminated at once (below).
 		releaseBy = r.req.Deadline.Add(min(to.Release, interruptionGrace))
 	}
 	limit := releaseBy.Sub(now) + to.Volume
