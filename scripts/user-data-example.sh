@@ -17,22 +17,28 @@
 set -euo pipefail
 RELEASE_URL=${RELEASE_URL:-https://artifacts.example.com/spotmax/v0.1.0}
 INSTALLER_SHA256=${INSTALLER_SHA256:-}
-MOUNT_PATH=/data
+MOUNT_PATH=${MOUNT_PATH:-/data}
+# The device names EC2's attachment gives spotmax:persistence_dev=/dev/sdf (see step 2).
+DATA_DEVICES=${DATA_DEVICES:-/dev/sdf /dev/xvdf}
+# AGENT_INSTALLED=1: the image already has the agent (the .deb/.rpm baked in); skip step 1.
+AGENT_INSTALLED=${AGENT_INSTALLED:-0}
 
 # 1. The agent first: install-agent.sh from the release (checked against the pinned SHA-256 when one is
 #    given), which downloads the archive for this architecture and checks it against SHA256SUMS.
-tmp=$(mktemp -d)
-curl -fsSL --retry 5 -o "$tmp/install-agent.sh" "$RELEASE_URL/install-agent.sh"
-if [ -n "$INSTALLER_SHA256" ]; then
-  echo "$INSTALLER_SHA256  $tmp/install-agent.sh" | sha256sum -c --quiet -
+if [ "$AGENT_INSTALLED" != 1 ]; then
+  tmp=$(mktemp -d)
+  curl -fsSL --retry 5 -o "$tmp/install-agent.sh" "$RELEASE_URL/install-agent.sh"
+  if [ -n "$INSTALLER_SHA256" ]; then
+    echo "$INSTALLER_SHA256  $tmp/install-agent.sh" | sha256sum -c --quiet -
+  fi
+  # Optional metrics (docs/agent.md, Metrics): add SPOTMAX_METRICS_ADDR=:9109 for a Prometheus
+  # /metrics endpoint (open the port to your Prometheus servers only), SPOTMAX_CLOUDWATCH=true to
+  # publish the agent's events to CloudWatch (namespace SpotMax).
+  bash "$tmp/install-agent.sh" --release "$RELEASE_URL" \
+    SPOTMAX_CONSUL_MODE=deregister \
+    SPOTMAX_HANDLE_REBALANCE=false
+  rm -rf "$tmp"
 fi
-# Optional metrics (docs/agent.md, Metrics): add SPOTMAX_METRICS_ADDR=:9109 for a Prometheus
-# /metrics endpoint (open the port to your Prometheus servers only), SPOTMAX_CLOUDWATCH=true to
-# publish the agent's events to CloudWatch (namespace SpotMax).
-bash "$tmp/install-agent.sh" --release "$RELEASE_URL" \
-  SPOTMAX_CONSUL_MODE=deregister \
-  SPOTMAX_HANDLE_REBALANCE=false
-rm -rf "$tmp"
 
 # 2. The data volume of a first launch: the launch template's fresh volume at /dev/sdf. The agent
 #    holds a blank fresh volume for its --blank-hold (2 m) while the group's pool may swap in a
@@ -47,10 +53,10 @@ BLANK_HOLD_SECS=${BLANK_HOLD_SECS:-150}
 mkdir -p "$MOUNT_PATH"
 fresh_device() {
   local d real
-  for d in /dev/sdf /dev/xvdf; do
+  for d in $DATA_DEVICES; do
     [ -e "$d" ] || continue
     real=$(readlink -f "$d")
-    [ "$(lsblk -ndo TYPE "$real")" = disk ] || continue          # not a partition
+    case "$(lsblk -ndo TYPE "$real")" in disk|loop) ;; *) continue ;; esac  # not a partition
     [ "$(lsblk -nro NAME "$real" | wc -l)" = 1 ] || continue     # no partitions (the root disk has)
     findmnt -rno TARGET -S "$real" >/dev/null && continue          # already mounted
     echo "$real"; return 0
