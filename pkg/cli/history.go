@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/spotmax/spotmax/pkg/metrics"
 )
@@ -94,27 +95,9 @@ events, the average duration; on a terminal a chart over the whole range follows
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Output = f.Output
-			fl := cmd.Flags()
-			if fl.Changed("since") && (fl.Changed("start") || fl.Changed("end")) {
-				return flagErrorf("--since and --start/--end are mutually exclusive: give a length of time ending now, or a range")
-			}
-			if fl.Changed("end") && !fl.Changed("start") {
-				return flagErrorf("--end needs --start")
-			}
-			d, err := parseSince(since)
-			if err != nil {
+			var err error
+			if opts.Since, opts.Start, opts.End, err = parsePeriod(cmd.Flags(), since, start, end); err != nil {
 				return err
-			}
-			opts.Since = d
-			if start != "" {
-				if opts.Start, err = parseTimeFlag("start", start); err != nil {
-					return err
-				}
-			}
-			if end != "" {
-				if opts.End, err = parseTimeFlag("end", end); err != nil {
-					return err
-				}
 			}
 			if opts.Instance != "" && !instanceIDPattern.MatchString(opts.Instance) {
 				return flagErrorf("invalid --instance %q: want an instance id (i-...)", opts.Instance)
@@ -142,6 +125,31 @@ events, the average duration; on a terminal a chart over the whole range follows
 	fl.StringVar(&end, "end", "", "end of the range, RFC 3339 (default: now)")
 	fl.DurationVar(&opts.Period, "period", 5*time.Minute, "length of one period: a whole number of minutes")
 	return cmd
+}
+
+// parsePeriod reads the period flags history and savings share: --since (a length of time
+// ending now) or --start with an optional --end (a range), never both.
+func parsePeriod(fl *pflag.FlagSet, since, start, end string) (d time.Duration, from, to time.Time, err error) {
+	if fl.Changed("since") && (fl.Changed("start") || fl.Changed("end")) {
+		return 0, from, to, flagErrorf("--since and --start/--end are mutually exclusive: give a length of time ending now, or a range")
+	}
+	if fl.Changed("end") && !fl.Changed("start") {
+		return 0, from, to, flagErrorf("--end needs --start")
+	}
+	if d, err = parseSince(since); err != nil {
+		return 0, from, to, err
+	}
+	if start != "" {
+		if from, err = parseTimeFlag("start", start); err != nil {
+			return 0, from, to, err
+		}
+	}
+	if end != "" {
+		if to, err = parseTimeFlag("end", end); err != nil {
+			return 0, from, to, err
+		}
+	}
+	return d, from, to, nil
 }
 
 // parseSince reads a --since duration: Go's syntax plus days ("7d").

@@ -50,27 +50,9 @@ replacement ended). Instances that left a group without spotmax are not counted.
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Output = f.Output
-			fl := cmd.Flags()
-			if fl.Changed("since") && (fl.Changed("start") || fl.Changed("end")) {
-				return flagErrorf("--since and --start/--end are mutually exclusive: give a length of time ending now, or a range")
-			}
-			if fl.Changed("end") && !fl.Changed("start") {
-				return flagErrorf("--end needs --start")
-			}
-			d, err := parseSince(since)
-			if err != nil {
+			var err error
+			if opts.Since, opts.Start, opts.End, err = parsePeriod(cmd.Flags(), since, start, end); err != nil {
 				return err
-			}
-			opts.Since = d
-			if start != "" {
-				if opts.Start, err = parseTimeFlag("start", start); err != nil {
-					return err
-				}
-			}
-			if end != "" {
-				if opts.End, err = parseTimeFlag("end", end); err != nil {
-					return err
-				}
 			}
 			cfg, err := f.AWSConfig(cmd.Context())
 			if err != nil {
