@@ -588,8 +588,8 @@ func (f *fixture) dataVolumeOf(t testing.TB, id string) string {
 }
 
 // expectOrphan checks what is left when an interruption took old before spotmax journaled its
-// replacement: old's data volume vol is available, kept, and reported by OrphanedVolumes; the
-// invariants then hold for every other data volume.
+// replacement: old's data volume vol is available, kept, and waits in the group's pool
+// (rehomeOrphan then re-homes it as the controller would).
 func (f *fixture) expectOrphan(t testing.TB, old, vol string) {
 	t.Helper()
 	r := f.env.Region()
@@ -598,16 +598,17 @@ func (f *fixture) expectOrphan(t testing.TB, old, vol string) {
 	if v, ok := r.Volume(vol); !ok || v.Attachment != nil || v.State != "available" {
 		t.Fatalf("the interruption took %s before a journal: its data volume %s should be available, is %+v", old, vol, v)
 	}
-	orphans, err := f.workflow().OrphanedVolumes(context.Background(), nil)
+	pool, err := f.workflow().Pool(context.Background(), nil, map[string]replace.PoolGroup{
+		f.group: {Device: "/dev/sdf", MountPath: "/data", Managed: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	found := false
-	for _, o := range orphans {
-		found = found || o.VolumeID == vol
+	for _, v := range pool {
+		found = found || (v.VolumeID == vol && v.Group == f.group && v.Status == replace.PoolAvailable)
 	}
 	if !found {
-		t.Errorf("data volume %s of %s, taken by its interruption, is not reported as orphaned: %+v", vol, old, orphans)
+		t.Errorf("data volume %s of %s, taken by its interruption, is not waiting in the group's pool: %+v", vol, old, pool)
 	}
 }
 

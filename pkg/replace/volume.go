@@ -125,56 +125,6 @@ func (w *Workflow) EnsureKeepVolumes(ctx context.Context, g *inventory.Group) ([
 	return changed, nil
 }
 
-// OrphanedVolume is a group's data volume attached to no instance and not part of a replacement
-// in progress.
-type OrphanedVolume struct {
-	VolumeID string
-	Group    string
-	AZ       string
-}
-
-// OrphanedVolumes lists, in paged DescribeVolumes calls, the available volumes that carry the
-// spotmax:group tag of a data volume and no replacement journal: what is left when an instance
-// was lost without spotmax hearing of it (the volume survived because DeleteOnTermination was
-// off, but nothing re-homed it).
-//
-// A volume tagged moving_from an instance is skipped only while that instance has a journal in
-// journals (InFlight): a stale tag left by a replacement that never got going must not hide an
-// orphan.
-func (w *Workflow) OrphanedVolumes(ctx context.Context, journals []Journal) ([]OrphanedVolume, error) {
-	moving := map[string]bool{}
-	for _, j := range journals {
-		moving[j.Old] = true
-	}
-	in := &ec2.DescribeVolumesInput{MaxResults: aws.Int32(500), Filters: []ec2types.Filter{
-		{Name: aws.String("tag-key"), Values: []string{groupconfig.TagGroup}},
-		{Name: aws.String("status"), Values: []string{"available"}},
-	}}
-	var out []OrphanedVolume
-	p := ec2.NewDescribeVolumesPaginator(w.EC2, in)
-	for p.HasMorePages() {
-		var page *ec2.DescribeVolumesOutput
-		err := w.call(ctx, func(ctx context.Context) (err error) {
-			page, err = p.NextPage(ctx)
-			return err
-		})
-		if err != nil {
-			return nil, fmt.Errorf("listing orphaned data volumes: %w", err)
-		}
-		for _, v := range page.Volumes {
-			tags := map[string]string{}
-			for _, t := range v.Tags {
-				tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
-			}
-			if from := tags[groupconfig.StateMovingFrom]; from != "" && moving[from] {
-				continue // a replacement in flight is moving it
-			}
-			out = append(out, OrphanedVolume{VolumeID: aws.ToString(v.VolumeId), Group: tags[groupconfig.TagGroup], AZ: aws.ToString(v.AvailabilityZone)})
-		}
-	}
-	return out, nil
-}
-
 func volumeAttachment(v ec2types.Volume) *ec2types.VolumeAttachment {
 	for i := range v.Attachments {
 		return &v.Attachments[i]
