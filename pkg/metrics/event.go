@@ -77,7 +77,7 @@ var defs = []Def{
 	{ConsulDeregistered, true, "an instance's services were deregistered from Consul; duration of the deregistration"},
 	{LifetimeRotation, false, "an instance reached its guaranteed lifetime and is being rotated"},
 	{InvalidConfiguration, false, "a group's spotmax tags did not validate; the group is left alone"},
-	{DataVolumeOrphaned, false, "a group's data volume is attached to no instance outside a replacement (kept, never deleted); an operator should re-home it"},
+	{DataVolumeOrphaned, false, "a group's data volume is attached to no instance outside a replacement (kept, never deleted), reported once per volume: it waits in the pool for the next member of its AZ that lacks its data (`spotmax run` re-homes it), or, when its group is no longer managed with a data device, for an operator (`spotmax volumes`)"},
 }
 
 var defByName = func() map[Name]Def {
