@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/spotmax/spotmax/pkg/controller"
 	"github.com/spotmax/spotmax/pkg/groupconfig"
@@ -182,14 +183,20 @@ func TestKubeLease(t *testing.T) {
 		waitFor(t, "a to lead", 20*time.Second, func() bool { return terms.Load() == 1 })
 
 		// Another holder takes the Lease, as an operator or a partition might cause.
+		// a renews meanwhile, so the intruder's write may conflict: it reads and writes again,
+		// as any client of a Lease must.
 		leases := srv.Client.CoordinationV1().Leases(metav1.NamespaceDefault)
-		l, err := leases.Get(context.Background(), name, metav1.GetOptions{})
+		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			l, err := leases.Get(context.Background(), name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			intruder, secs, now := "intruder", int32(2), metav1.NewMicroTime(time.Now())
+			l.Spec.HolderIdentity, l.Spec.LeaseDurationSeconds, l.Spec.RenewTime = &intruder, &secs, &now
+			_, err = leases.Update(context.Background(), l, metav1.UpdateOptions{})
+			return err
+		})
 		if err != nil {
-			t.Fatal(err)
-		}
-		intruder, secs, now := "intruder", int32(2), metav1.NewMicroTime(time.Now())
-		l.Spec.HolderIdentity, l.Spec.LeaseDurationSeconds, l.Spec.RenewTime = &intruder, &secs, &now
-		if _, err := leases.Update(context.Background(), l, metav1.UpdateOptions{}); err != nil {
 			t.Fatalf("taking the Lease: %v", err)
 		}
 		waitFor(t, "a to stop leading", 20*time.Second, func() bool { return active.Load() == 0 })
