@@ -1,7 +1,6 @@
 package agent_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os"
@@ -23,29 +22,15 @@ import (
 	"github.com/spotmax/spotmax/pkg/consul/consulstep"
 	"github.com/spotmax/spotmax/pkg/consul/consultest"
 	"github.com/spotmax/spotmax/pkg/groupconfig"
+	"github.com/spotmax/spotmax/pkg/internal/syncbuf"
 	"github.com/spotmax/spotmax/pkg/inventory"
 	"github.com/spotmax/spotmax/pkg/replace"
 	"github.com/spotmax/spotmax/pkg/sim"
 	"github.com/spotmax/spotmax/pkg/sim/simtest"
 )
 
-// logBuffer collects an agent's log lines for assertions and failure messages.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// logBuffer is a buffer safe for concurrent writers and the reading test.
+type logBuffer = syncbuf.Buffer
 
 // runAgent runs the agent until the test ends and returns its log.
 func runAgent(t *testing.T, name string, cfg agent.Config) *logBuffer {

@@ -14,25 +14,12 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/spotmax/spotmax/pkg/internal/syncbuf"
 )
 
-// syncBuffer is a bytes.Buffer safe for a child process writing and the test reading.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a buffer safe for concurrent writers and the reading test.
+type syncBuffer = syncbuf.Buffer
 
 // newcomer runs the real binary in a clean environment: the simulated region's endpoint and
 // dummy credentials, no shared AWS configuration, no instance metadata.

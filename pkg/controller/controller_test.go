@@ -16,6 +16,7 @@ import (
 
 	"github.com/spotmax/spotmax/pkg/controller"
 	"github.com/spotmax/spotmax/pkg/groupconfig"
+	"github.com/spotmax/spotmax/pkg/internal/syncbuf"
 	"github.com/spotmax/spotmax/pkg/inventory"
 	"github.com/spotmax/spotmax/pkg/metrics"
 	"github.com/spotmax/spotmax/pkg/replace"
@@ -387,20 +388,5 @@ func TestControllerReportsOrphanedDataVolume(t *testing.T) {
 	}
 }
 
-// lockedLog is a log destination safe for the controller's goroutines.
-type lockedLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// lockedLog is a buffer safe for concurrent writers and the reading test.
+type lockedLog = syncbuf.Buffer

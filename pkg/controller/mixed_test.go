@@ -1,12 +1,10 @@
 package controller_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +16,7 @@ import (
 
 	"github.com/spotmax/spotmax/pkg/controller"
 	"github.com/spotmax/spotmax/pkg/groupconfig"
+	"github.com/spotmax/spotmax/pkg/internal/syncbuf"
 	"github.com/spotmax/spotmax/pkg/metrics"
 	"github.com/spotmax/spotmax/pkg/sim"
 	"github.com/spotmax/spotmax/pkg/sim/simtest"
@@ -250,23 +249,8 @@ func ids(l []sim.Instance) []string {
 	return out
 }
 
-// syncBuffer is a bytes.Buffer safe for a logger and a test reading it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a buffer safe for concurrent writers and the reading test.
+type syncBuffer = syncbuf.Buffer
 
 // TestOriginalProductTagsWarnOnce: a group carrying the original product's unsupported tags is
 // managed (not reported invalid) and each tag is named once in a warning of the controller.

@@ -1,7 +1,6 @@
 package kube
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -10,26 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spotmax/spotmax/pkg/internal/syncbuf"
 	"github.com/spotmax/spotmax/pkg/kube/kubetest"
 )
 
-// syncBuffer is a log sink tests can poll while a drain runs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
+// syncBuffer is a buffer safe for concurrent writers and the reading test.
+type syncBuffer = syncbuf.Buffer
 
 // waitFor polls cond for up to 30s.
 func waitFor(t *testing.T, what string, cond func() bool) {
