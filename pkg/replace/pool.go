@@ -88,6 +88,29 @@ type PoolGroup struct {
 // calls, and says where each one is. journals are the replacements in flight (InFlight);
 // groups maps group names to what the pool needs of them.
 func (w *Workflow) Pool(ctx context.Context, journals []Journal, groups map[string]PoolGroup) ([]PoolVolume, error) {
+	return w.listPool(ctx, journals, groups, []ec2types.Filter{
+		{Name: aws.String("tag-key"), Values: []string{groupconfig.TagGroup}},
+	})
+}
+
+// tendable lists what a pass over the pool acts on, and nothing else: the data volumes attached
+// to nothing, and those an adoption claims or a discard marks (attached or not). The volumes
+// attached to their members — nearly all of a steady fleet's — are left out, so a reconcile
+// reads a page or two instead of one per 500 instances.
+func (w *Workflow) tendable(ctx context.Context, journals []Journal, groups map[string]PoolGroup) ([]PoolVolume, error) {
+	return w.listPool(ctx, journals, groups,
+		[]ec2types.Filter{
+			{Name: aws.String("tag-key"), Values: []string{groupconfig.TagGroup}},
+			{Name: aws.String("status"), Values: []string{string(ec2types.VolumeStateAvailable)}},
+		},
+		[]ec2types.Filter{
+			{Name: aws.String("tag-key"), Values: []string{groupconfig.StateAdoptedBy, groupconfig.StateDiscard}},
+		})
+}
+
+// listPool runs one paged DescribeVolumes per filter set and returns the union, sorted by group,
+// AZ and volume.
+func (w *Workflow) listPool(ctx context.Context, journals []Journal, groups map[string]PoolGroup, filterSets ...[]ec2types.Filter) ([]PoolVolume, error) {
 	moving := map[string]bool{}
 	for _, j := range journals {
 		moving[j.Old] = true
@@ -95,23 +118,26 @@ func (w *Workflow) Pool(ctx context.Context, journals []Journal, groups map[stri
 			moving["vol:"+j.Volume] = true
 		}
 	}
-	in := &ec2.DescribeVolumesInput{MaxResults: aws.Int32(500), Filters: []ec2types.Filter{
-		{Name: aws.String("tag-key"), Values: []string{groupconfig.TagGroup}},
-	}}
 	now := w.clock().Now()
 	var out []PoolVolume
-	p := ec2.NewDescribeVolumesPaginator(w.EC2, in)
-	for p.HasMorePages() {
-		var page *ec2.DescribeVolumesOutput
-		err := w.call(ctx, func(ctx context.Context) (err error) {
-			page, err = p.NextPage(ctx)
-			return err
-		})
-		if err != nil {
-			return nil, fmt.Errorf("listing the data volume pool: %w", err)
-		}
-		for _, v := range page.Volumes {
-			out = append(out, poolVolume(v, groups, moving, now))
+	seen := map[string]bool{}
+	for _, filters := range filterSets {
+		p := ec2.NewDescribeVolumesPaginator(w.EC2, &ec2.DescribeVolumesInput{MaxResults: aws.Int32(500), Filters: filters})
+		for p.HasMorePages() {
+			var page *ec2.DescribeVolumesOutput
+			err := w.call(ctx, func(ctx context.Context) (err error) {
+				page, err = p.NextPage(ctx)
+				return err
+			})
+			if err != nil {
+				return nil, fmt.Errorf("listing the data volume pool: %w", err)
+			}
+			for _, v := range page.Volumes {
+				if id := aws.ToString(v.VolumeId); !seen[id] && tagValue(v.Tags, groupconfig.TagGroup) != "" {
+					seen[id] = true
+					out = append(out, poolVolume(v, groups, moving, now))
+				}
+			}
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {

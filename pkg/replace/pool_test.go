@@ -558,3 +558,28 @@ func TestPoolAdoptionOfAGoneTargetGivesTheVolumeBack(t *testing.T) {
 		t.Errorf("after giving up: waiting %+v, want %s back in the pool unclaimed", last.Waiting, vol)
 	}
 }
+
+// A pass over a steady pool looks only at what it may act on: with every data volume attached to
+// its member, it lists none of them (a fleet's reconcile reads no page per 500 instances), while
+// `spotmax volumes` (Pool) still lists them all.
+func TestPoolPassSkipsAttachedVolumes(t *testing.T) {
+	f := newPoolFixture(t, 3, 3)
+	w := f.workflow()
+	last := f.tend(t, w)
+	if len(last.Volumes) != 0 {
+		t.Errorf("a steady pass looked at %d volume(s), want none: %+v", len(last.Volumes), last.Volumes)
+	}
+	all, err := w.Pool(context.Background(), nil, map[string]replace.PoolGroup{f.group: {Device: "/dev/sdf", Managed: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	attached := 0
+	for _, v := range all {
+		if v.Status == replace.PoolAttached {
+			attached++
+		}
+	}
+	if attached != 3 {
+		t.Errorf("Pool lists %d attached data volume(s), want the 3 members': %+v", attached, all)
+	}
+}

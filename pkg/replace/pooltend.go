@@ -12,7 +12,8 @@ import (
 
 // PoolWork is what one pass over the pool (TendPool) found.
 type PoolWork struct {
-	// Volumes is the pool as listed at the start of the pass.
+	// Volumes are what the pass looked at: the pool's volumes attached to nothing, and those an
+	// adoption claims or a discard marks.
 	Volumes []PoolVolume
 	// Adoptions are to be run (Adopt), interrupted ones first.
 	Adoptions []Adoption
@@ -49,7 +50,7 @@ func PoolGroups(groups []*inventory.Group) map[string]PoolGroup {
 // have been listed with their members; journals are the replacements in flight.
 func (w *Workflow) TendPool(ctx context.Context, groups []*inventory.Group, journals []Journal) (*PoolWork, error) {
 	pg := PoolGroups(groups)
-	vols, err := w.Pool(ctx, journals, pg)
+	vols, err := w.tendable(ctx, journals, pg)
 	if err != nil {
 		return nil, err
 	}
