@@ -3,7 +3,6 @@ package sim
 import (
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"regexp"
 	"sort"
 	"strings"
@@ -124,7 +123,7 @@ func (r *Region) ruleARN(name string) string {
 	return fmt.Sprintf("arn:aws:events:%s:%s:rule/%s", r.opts.Region, r.opts.AccountID, name)
 }
 
-var ebActions = map[string]func(r *Region, c *call) (any, *APIError){
+var ebActions = jsonActions{
 	"PutRule":           (*Region).ebPutRule,
 	"DescribeRule":      (*Region).ebDescribeRule,
 	"ListRules":         (*Region).ebListRules,
@@ -136,36 +135,9 @@ var ebActions = map[string]func(r *Region, c *call) (any, *APIError){
 	"RemoveTargets":     (*Region).ebRemoveTargets,
 }
 
-func serveEvents(r *Region, c *call) {
-	if c.Protocol != protoJSON {
-		c.fail(&APIError{Status: http.StatusBadRequest, Code: CodeInvalidAction,
-			Message: "The simulated region serves EventBridge over the AWS JSON 1.1 protocol only (X-Amz-Target: AWSEvents.*)."})
-		return
-	}
-	h, ok := ebActions[c.Action]
-	if !ok {
-		c.fail(notServed(c))
-		return
-	}
-	var out any
-	var err *APIError
-	r.Do(func() { out, err = h(r, c) })
-	if err != nil {
-		c.fail(err)
-		return
-	}
-	c.writeJSON(out)
-}
+func serveEvents(r *Region, c *call) { serveJSON(r, c, "EventBridge", "AWSEvents", ebActions) }
 
-func ebDecode(c *call, v any) *APIError {
-	if len(strings.TrimSpace(string(c.Body))) == 0 {
-		return nil
-	}
-	if err := json.Unmarshal(c.Body, v); err != nil {
-		return errf(ebValidation, "decoding the request: %v", err)
-	}
-	return nil
-}
+func ebDecode(c *call, v any) *APIError { return c.decodeJSON(v, ebValidation) }
 
 // ebBus checks an EventBusName (a name or an ARN): only the default bus exists.
 func (r *Region) ebBus(name string) *APIError {

@@ -3,7 +3,6 @@ package sim
 import (
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"regexp"
 	"sort"
 	"strconv"
@@ -104,7 +103,7 @@ func (r *Region) LogEvents(group string) []LogEvent {
 	return out
 }
 
-var logsActions = map[string]func(r *Region, c *call) (any, *APIError){
+var logsActions = jsonActions{
 	"CreateLogGroup":    (*Region).logsCreateLogGroup,
 	"CreateLogStream":   (*Region).logsCreateLogStream,
 	"DescribeLogGroups": (*Region).logsDescribeLogGroups,
@@ -113,35 +112,10 @@ var logsActions = map[string]func(r *Region, c *call) (any, *APIError){
 }
 
 func serveLogs(r *Region, c *call) {
-	if c.Protocol != protoJSON {
-		c.fail(&APIError{Status: http.StatusBadRequest, Code: CodeInvalidAction,
-			Message: "The simulated region serves CloudWatch Logs over the AWS JSON 1.1 protocol only (X-Amz-Target: Logs_20140328.*)."})
-		return
-	}
-	h, ok := logsActions[c.Action]
-	if !ok {
-		c.fail(notServed(c))
-		return
-	}
-	var out any
-	var err *APIError
-	r.Do(func() { out, err = h(r, c) })
-	if err != nil {
-		c.fail(err)
-		return
-	}
-	c.writeJSON(out)
+	serveJSON(r, c, "CloudWatch Logs", "Logs_20140328", logsActions)
 }
 
-func logsDecode(c *call, v any) *APIError {
-	if len(strings.TrimSpace(string(c.Body))) == 0 {
-		return nil
-	}
-	if err := json.Unmarshal(c.Body, v); err != nil {
-		return errf("SerializationException", "decoding the request: %v", err)
-	}
-	return nil
-}
+func logsDecode(c *call, v any) *APIError { return c.decodeJSON(v, "SerializationException") }
 
 func logsCheckGroupName(name string) *APIError {
 	if name == "" {

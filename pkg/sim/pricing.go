@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
-	"net/http"
 	"sort"
 	"strconv"
 	"strings"
@@ -54,24 +53,10 @@ var regionLocations = map[string]string{
 	"ap-southeast-1": "Asia Pacific (Singapore)",
 }
 
+var pricingActions = jsonActions{"GetProducts": (*Region).pricingGetProducts}
+
 func servePricing(r *Region, c *call) {
-	if c.Protocol != protoJSON {
-		c.fail(&APIError{Status: http.StatusBadRequest, Code: CodeInvalidAction,
-			Message: "The simulated region serves the Price List API over the AWS JSON 1.1 protocol only (X-Amz-Target: AWSPriceListService.*)."})
-		return
-	}
-	if c.Action != "GetProducts" {
-		c.fail(notServed(c))
-		return
-	}
-	var out any
-	var err *APIError
-	r.Do(func() { out, err = r.pricingGetProducts(c) })
-	if err != nil {
-		c.fail(err)
-		return
-	}
-	c.writeJSON(out)
+	serveJSON(r, c, "the Price List API", "AWSPriceListService", pricingActions)
 }
 
 type priceFilter struct {
@@ -115,10 +100,8 @@ func (r *Region) pricingGetProducts(c *call) (any, *APIError) {
 		NextToken     string        `json:"NextToken"`
 		MaxResults    *int64        `json:"MaxResults"`
 	}
-	if len(strings.TrimSpace(string(c.Body))) > 0 {
-		if err := json.Unmarshal(c.Body, &in); err != nil {
-			return nil, errf("SerializationException", "decoding the request: %v", err)
-		}
+	if err := c.decodeJSON(&in, "SerializationException"); err != nil {
+		return nil, err
 	}
 	if in.ServiceCode == "" {
 		return nil, nullMember(pricingInvalidParameter, "serviceCode")

@@ -408,7 +408,7 @@ func (r *Region) redrive(q *sqsQueue) (*sqsQueue, int) {
 	return r.sqs().queues[strings.TrimPrefix(p.Target, prefix)], n
 }
 
-var sqsActions = map[string]func(r *Region, c *call) (any, *APIError){
+var sqsActions = jsonActions{
 	"CreateQueue":                  (*Region).sqsCreateQueue,
 	"GetQueueUrl":                  (*Region).sqsGetQueueURL,
 	"DeleteQueue":                  (*Region).sqsDeleteQueue,
@@ -447,14 +447,7 @@ func serveSQS(r *Region, c *call) {
 		r.sqsReceiveMessage(c)
 		return
 	}
-	h, ok := sqsActions[c.Action]
-	if !ok {
-		c.fail(notServed(c))
-		return
-	}
-	var out any
-	var err *APIError
-	r.Do(func() { out, err = h(r, c) })
+	out, err := runJSON(r, c, sqsActions)
 	if err != nil {
 		sqsFail(c, err)
 		return
@@ -462,15 +455,7 @@ func serveSQS(r *Region, c *call) {
 	sqsWrite(c, out)
 }
 
-func sqsDecode(c *call, v any) *APIError {
-	if len(bytes.TrimSpace(c.Body)) == 0 {
-		return nil
-	}
-	if err := json.Unmarshal(c.Body, v); err != nil {
-		return errf("SerializationException", "decoding the request: %v", err)
-	}
-	return nil
-}
+func sqsDecode(c *call, v any) *APIError { return c.decodeJSON(v, "SerializationException") }
 
 // queueByURL finds the queue a QueueUrl names: http://host/account/name. Only the path counts,
 // so URLs with AWS's host name work too.
