@@ -117,24 +117,24 @@ func serveLogs(r *Region, c *call) {
 
 func logsDecode(c *call, v any) *APIError { return c.decodeJSON(v, "SerializationException") }
 
-func logsCheckGroupName(name string) *APIError {
+// logsCheckName checks a log group or stream name against the member's pattern, with AWS's
+// messages (the pattern as AWS words it).
+func logsCheckName(member, name string, re *regexp.Regexp, pattern string) *APIError {
 	if name == "" {
-		return nullMember(logsInvalidParameter, "logGroupName")
+		return nullMember(logsInvalidParameter, member)
 	}
-	if !logGroupPattern.MatchString(name) {
-		return errf(logsInvalidParameter, "1 validation error detected: Value '%s' at 'logGroupName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\.\\-_/#A-Za-z0-9]+", name)
+	if !re.MatchString(name) {
+		return errf(logsInvalidParameter, "1 validation error detected: Value '%s' at '%s' failed to satisfy constraint: Member must satisfy regular expression pattern: %s", name, member, pattern)
 	}
 	return nil
 }
 
+func logsCheckGroupName(name string) *APIError {
+	return logsCheckName("logGroupName", name, logGroupPattern, `[\.\-_/#A-Za-z0-9]+`)
+}
+
 func logsCheckStreamName(name string) *APIError {
-	if name == "" {
-		return nullMember(logsInvalidParameter, "logStreamName")
-	}
-	if !logStreamPattern.MatchString(name) {
-		return errf(logsInvalidParameter, "1 validation error detected: Value '%s' at 'logStreamName' failed to satisfy constraint: Member must satisfy regular expression pattern: [^:*]*", name)
-	}
-	return nil
+	return logsCheckName("logStreamName", name, logStreamPattern, "[^:*]*")
 }
 
 func (r *Region) logGroup(name string) (*logGroup, *APIError) {

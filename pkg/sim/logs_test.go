@@ -46,8 +46,13 @@ func TestLogsPutAndFilter(t *testing.T) {
 	if _, err := c.CreateLogGroup(ctx, &cloudwatchlogs.CreateLogGroupInput{LogGroupName: g}); !errors.As(err, &exists) {
 		t.Errorf("second CreateLogGroup: %v, want ResourceAlreadyExistsException", err)
 	}
-	if _, err := c.CreateLogGroup(ctx, &cloudwatchlogs.CreateLogGroupInput{LogGroupName: aws.String("bad name!")}); apiCode(err) != "InvalidParameterException" {
+	if _, err := c.CreateLogGroup(ctx, &cloudwatchlogs.CreateLogGroupInput{LogGroupName: aws.String("bad name!")}); apiCode(err) != "InvalidParameterException" ||
+		!strings.Contains(err.Error(), "Value 'bad name!' at 'logGroupName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\.\\-_/#A-Za-z0-9]+") {
 		t.Errorf("invalid log group name: %v", err)
+	}
+	if _, err := c.CreateLogStream(ctx, &cloudwatchlogs.CreateLogStreamInput{LogGroupName: g, LogStreamName: aws.String("a:b")}); apiCode(err) != "InvalidParameterException" ||
+		!strings.Contains(err.Error(), "Value 'a:b' at 'logStreamName' failed to satisfy constraint: Member must satisfy regular expression pattern: [^:*]*") {
+		t.Errorf("invalid log stream name: %v", err)
 	}
 	if _, err := c.CreateLogStream(ctx, &cloudwatchlogs.CreateLogStreamInput{LogGroupName: g, LogStreamName: s}); err != nil {
 		t.Fatal(err)
