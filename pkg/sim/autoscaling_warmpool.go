@@ -423,3 +423,23 @@ func (r *Region) asgWarmHookDone(g *ASG, m *ASGMember, abandoned bool) {
 		r.asgWarmInstanceChanged(in)
 	}
 }
+
+// WarmPoolMembers returns a copy of the instances in a group's warm pool (nil without one), for
+// tests and scenarios.
+func (r *Region) WarmPoolMembers(group string) []ASGMember {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	g := r.asgs[group]
+	if g == nil {
+		return nil
+	}
+	wp := r.asgExtraOf(g).warm
+	if wp == nil {
+		return nil
+	}
+	out := make([]ASGMember, 0, len(wp.members))
+	for _, m := range wp.members {
+		out = append(out, *m)
+	}
+	return out
+}

@@ -1,0 +1,292 @@
+package replace_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/spotmax/spotmax/pkg/groupconfig"
+	"github.com/spotmax/spotmax/pkg/replace"
+	"github.com/spotmax/spotmax/pkg/sim"
+)
+
+// newWarmFixture is a warm-pool group of three members (one per AZ) with is_warm_pool_first and
+// a warm pool of size stopped instances; it returns the fixture and a member in an AZ where the
+// pool has a warmed instance.
+func newWarmFixture(t testing.TB, size int32, o fixtureOpts) (*fixture, string) {
+	t.Helper()
+	o.desired, o.max, o.warm = 3, 3, size
+	if o.tags == nil {
+		o.tags = map[string]string{}
+	}
+	o.tags[groupconfig.TagWarmPoolFirst] = "true"
+	f := newFixture(t, o)
+	if _, err := f.workflow().EnsureKeepVolumes(context.Background(), f.inventory(t)); err != nil {
+		t.Fatal(err)
+	}
+	for az := range warmAZs(f.env.Region(), f.group) {
+		return f, f.memberIn(t, az)
+	}
+	t.Fatal("the warm pool has no warmed instance")
+	return nil, ""
+}
+
+func warmIDs(r *sim.Region, group string) []string {
+	var out []string
+	for _, m := range r.WarmPoolMembers(group) {
+		out = append(out, m.InstanceID)
+	}
+	return out
+}
+
+// TestWarmReplacementTakesAWarmedInstance: with a warmed instance in the data volume's AZ, an
+// interrupted and a proactively replaced member are both replaced by the instance the group draws
+// from its warm pool — no RunInstances at all — and the data volume moves to it; the group keeps
+// its size.
+func TestWarmReplacementTakesAWarmedInstance(t *testing.T) {
+	for _, reason := range []replace.Reason{replace.ReasonInterruption, replace.ReasonLifetime} {
+		t.Run(string(reason), func(t *testing.T) {
+			f, old := newWarmFixture(t, 2, fixtureOpts{})
+			r := f.env.Region()
+			pooled := warmIDs(r, f.group)
+			vol := f.dataVolumeOf(t, old)
+			req := replace.Request{InstanceID: old, Reason: reason}
+			if reason == replace.ReasonInterruption {
+				if err := r.Interrupt(old, ""); err != nil {
+					t.Fatal(err)
+				}
+				in, _ := r.Instance(old)
+				req.Deadline = in.Interruption.Time
+			}
+			w := f.workflow()
+			plan, err := w.Plan(context.Background(), f.inventory(t), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !plan.Warm || !slices.Contains(plan.Steps, replace.StepWarmTake) || slices.Contains(plan.Steps, replace.StepLaunch) {
+				t.Fatalf("plan = warm %v, steps %v (note %q); want the warm pool's route", plan.Warm, plan.Steps, plan.WarmNote)
+			}
+			launches := callsOf(r, "ec2:RunInstances")
+			res, err := f.replace(t, w, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !res.Warm || !slices.Contains(pooled, res.New) {
+				t.Errorf("replacement %s (warm %v) is not one of the warm pool's %v", res.New, res.Warm, pooled)
+			}
+			if n := callsOf(r, "ec2:RunInstances") - launches; n != 0 {
+				t.Errorf("%d RunInstances calls; the warm route launches nothing itself", n)
+			}
+			v, _ := r.Volume(vol)
+			if v.Attachment == nil || v.Attachment.InstanceID != res.New {
+				t.Errorf("data volume %s is attached to %+v, want %s", vol, v.Attachment, res.New)
+			}
+			in, _ := r.Instance(res.New)
+			if in.Tags[groupconfig.StateVolume] != vol || in.Tags[groupconfig.StateReplaces] != old {
+				t.Errorf("replacement tags: %v", in.Tags)
+			}
+			if !strings.HasPrefix(string(res.Type), "m5") || res.Market != replace.MarketOnDemand {
+				t.Errorf("result %s %s; want the group's on-demand m5.large", res.Market, res.Type)
+			}
+			f.checkInvariants(t)
+		})
+	}
+}
+
+// TestWarmFallsBackWhenTheGroupTakesOneInAnotherAZ: the pool's warmed instance in the data
+// volume's AZ is gone by the time the old instance is detached (terminated here, as a pool
+// refresh or an operator would), so the group brings one in from another AZ. It must not receive
+// the volume: it stays a plain member until the cold replacement in the volume's AZ is in, and is
+// then taken back with the desired capacity decremented.
+func TestWarmFallsBackWhenTheGroupTakesOneInAnotherAZ(t *testing.T) {
+	f, old := newWarmFixture(t, 1, fixtureOpts{})
+	r := f.env.Region()
+	ctx := context.Background()
+	oldIn, _ := r.Instance(old)
+	// A second warmed instance outside the old instance's AZ: on-demand capacity there runs out,
+	// so the pool's next launch goes to another AZ.
+	r.SetCapacity(sim.PoolKey{InstanceType: "m5.large", AZ: oldIn.AZ, Market: sim.MarketOnDemand}, 0)
+	if _, err := f.asg.PutWarmPool(ctx, &autoscaling.PutWarmPoolInput{AutoScalingGroupName: aws.String(f.group), MinSize: aws.Int32(2)}); err != nil {
+		t.Fatal(err)
+	}
+	waitWarmed(t, r, f.group, 2)
+	var here, there string
+	for _, id := range warmIDs(r, f.group) {
+		if in, _ := r.Instance(id); in.AZ == oldIn.AZ {
+			here = id
+		} else {
+			there = id
+		}
+	}
+	if here == "" || there == "" {
+		t.Fatalf("warm pool %v: want one instance in %s and one elsewhere", warmIDs(r, f.group), oldIn.AZ)
+	}
+	vol := f.dataVolumeOf(t, old)
+	w := f.workflow()
+	w.AfterPhase = func(_ string, p replace.Phase) error {
+		if p == replace.PhaseWarmPrepared {
+			_, err := f.ec2.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{here}})
+			r.Step()
+			return err
+		}
+		return nil
+	}
+	w.OnProgress = func(p replace.Progress) { t.Logf("%s %s %v %v", p.Step, p.Detail, p.Done, p.Err) }
+	res, err := f.replace(t, w, replace.Request{InstanceID: old, Reason: replace.ReasonManual})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("result %+v", res)
+	if res.Warm || res.New == there || res.AZ != oldIn.AZ {
+		t.Errorf("replacement %s in %s (warm %v); want a cold launch in %s, not %s", res.New, res.AZ, res.Warm, oldIn.AZ, there)
+	}
+	if !strings.Contains(strings.Join(res.Warnings, "\n"), there) {
+		t.Errorf("warnings %q do not name %s, brought in from another AZ", res.Warnings, there)
+	}
+	if in, _ := r.Instance(there); in.State != sim.StateTerminated && in.State != sim.StateShuttingDown {
+		t.Errorf("%s, the warmed instance from another AZ, is %s; want taken back (terminated with decrement)", there, in.State)
+	}
+	if v, _ := r.Volume(vol); v.Attachment == nil || v.Attachment.InstanceID != res.New {
+		t.Errorf("data volume %s attached to %+v, want %s", vol, v.Attachment, res.New)
+	}
+	f.checkInvariants(t)
+}
+
+// TestWarmFallsBackWhenNothingArrives: the group cannot launch (its Launch process is suspended,
+// as an operator may do): after warmArrival the replacement launches cold, and once the
+// replacement is in, the group's desired capacity is set back to its size.
+func TestWarmFallsBackWhenNothingArrives(t *testing.T) {
+	f, old := newWarmFixture(t, 2, fixtureOpts{})
+	ctx := context.Background()
+	w := f.workflow()
+	w.AfterPhase = func(_ string, p replace.Phase) error {
+		if p == replace.PhaseWarmPrepared {
+			_, err := f.asg.SuspendProcesses(ctx, &autoscaling.SuspendProcessesInput{AutoScalingGroupName: aws.String(f.group), ScalingProcesses: []string{"Launch"}})
+			return err
+		}
+		return nil
+	}
+	res, err := f.replace(t, w, replace.Request{InstanceID: old, Reason: replace.ReasonManual})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Warm || slices.Contains(warmIDs(f.env.Region(), f.group), res.New) {
+		t.Errorf("replacement %s (warm %v); want a cold launch", res.New, res.Warm)
+	}
+	if !strings.Contains(strings.Join(res.Warnings, "\n"), "no warmed instance within") {
+		t.Errorf("warnings %q do not say nothing arrived", res.Warnings)
+	}
+	if _, err := f.asg.ResumeProcesses(ctx, &autoscaling.ResumeProcessesInput{AutoScalingGroupName: aws.String(f.group), ScalingProcesses: []string{"Launch"}}); err != nil {
+		t.Fatal(err)
+	}
+	f.checkInvariants(t)
+}
+
+// TestWarmPlanSaysWhyNotWarm: the route is the cold launch, with a note naming the reason,
+// whenever the warm pool cannot serve.
+func TestWarmPlanSaysWhyNotWarm(t *testing.T) {
+	f, old := newWarmFixture(t, 1, fixtureOpts{})
+	ctx := context.Background()
+	w := f.workflow()
+	plan := func(req replace.Request) *replace.Plan {
+		t.Helper()
+		p, err := w.Plan(ctx, f.inventory(t), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	if p := plan(replace.Request{InstanceID: old, Reason: replace.ReasonRevert}); p.Warm || !strings.Contains(p.WarmNote, "revert") {
+		t.Errorf("revert: warm %v, note %q", p.Warm, p.WarmNote)
+	}
+	for _, id := range f.members {
+		if id == old {
+			continue
+		}
+		if p := plan(replace.Request{InstanceID: id}); p.Warm || !strings.Contains(p.WarmNote, "no warmed instance in") {
+			t.Errorf("%s outside the pool's AZ: warm %v, note %q", id, p.Warm, p.WarmNote)
+		}
+	}
+	// A launch template that maps the data device: a warmed instance would bring its own volume.
+	templateVersion(t, f, true)
+	if p := plan(replace.Request{InstanceID: old}); p.Warm || !strings.Contains(p.WarmNote, "maps /dev/sdf") {
+		t.Errorf("template with the data device: warm %v, note %q", p.Warm, p.WarmNote)
+	}
+	if _, err := f.asg.DeleteWarmPool(ctx, &autoscaling.DeleteWarmPoolInput{AutoScalingGroupName: aws.String(f.group), ForceDelete: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	templateVersion(t, f, false)
+	if p := plan(replace.Request{InstanceID: old}); p.Warm || !strings.Contains(p.WarmNote, "no warm pool") {
+		t.Errorf("no warm pool: warm %v, note %q", p.Warm, p.WarmNote)
+	}
+}
+
+// TestWarmJournalTrust: a warm route's journal naming an instance the group did not bring in from
+// its warm pool for this replacement — even one that carries the claim tag and is a member — is
+// refused and nothing is done; the genuine one is resumed to the end.
+func TestWarmJournalTrust(t *testing.T) {
+	f, old := newWarmFixture(t, 2, fixtureOpts{})
+	r := f.env.Region()
+	w := f.workflow()
+	w.AfterPhase = func(_ string, p replace.Phase) error {
+		if p == replace.PhaseWarmTaken {
+			return errCrash
+		}
+		return nil
+	}
+	if _, err := f.replace(t, w, replace.Request{InstanceID: old}); !errors.Is(err, errCrash) {
+		t.Fatalf("err = %v, want the simulated crash after warm-taken", err)
+	}
+	in, _ := r.Instance(old)
+	genuine := in.Tags[groupconfig.StateReplacement]
+	if genuine == "" {
+		t.Fatal("no replacement journaled")
+	}
+	var intruder string
+	for _, id := range f.members {
+		if id != old {
+			intruder = id
+		}
+	}
+	for _, k := range []string{groupconfig.StateReplaces} {
+		if err := f.setTag(intruder, k, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.setTag(old, groupconfig.StateReplacement, intruder); err != nil {
+		t.Fatal(err)
+	}
+	r.Advance(5 * time.Second) // past EC2's tag visibility
+	before := callsOf(r, "ec2:AttachVolume") + callsOf(r, "ec2:DetachVolume") + callsOf(r, "ec2:TerminateInstances")
+	_, err := f.replace(t, f.workflow(), replace.Request{InstanceID: old})
+	if !errors.Is(err, replace.ErrUntrusted) || !strings.Contains(err.Error(), "warm pool") {
+		t.Fatalf("resuming a journal naming member %s: err = %v, want ErrUntrusted about the warm pool's activity", intruder, err)
+	}
+	if after := callsOf(r, "ec2:AttachVolume") + callsOf(r, "ec2:DetachVolume") + callsOf(r, "ec2:TerminateInstances"); after != before {
+		t.Errorf("the refused journal moved or terminated something (%d calls)", after-before)
+	}
+	// The operator puts the journal right (and the intruder's tag away); the resume finishes.
+	if err := f.setTag(old, groupconfig.StateReplacement, genuine); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.ec2.DeleteTags(context.Background(), &ec2.DeleteTagsInput{Resources: []string{intruder}, Tags: []ec2types.Tag{{Key: aws.String(groupconfig.StateReplaces)}}}); err != nil {
+		t.Fatal(err)
+	}
+	r.Advance(5 * time.Second)
+	res, err := f.replace(t, f.workflow(), replace.Request{InstanceID: old})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.New != genuine || !res.Resumed {
+		t.Errorf("resumed to %s (resumed %v), want %s", res.New, res.Resumed, genuine)
+	}
+	f.checkInvariants(t)
+}
