@@ -126,7 +126,8 @@ func (r *run) warmAZ(ctx context.Context) (string, error) {
 }
 
 // planWarm decides whether the replacement takes the warm pool's route: the group asks for it
-// (is_warm_pool_first), the replacement is no revert (a revert's point is spot), the group has
+// (is_warm_pool_first), the old instance is interrupted (a proactive replacement joins its
+// replacement before the old instance leaves, which a detach-first route cannot), the group has
 // an Auto Scaling warm pool with a warmed instance in the data volume's AZ, and the group's
 // launch template maps nothing at the data device (a warmed instance would bring a volume of its
 // own there). Otherwise WarmNote says why, and the plan is the cold launch. A journaled
@@ -154,8 +155,11 @@ func (r *run) planWarm(ctx context.Context, p *Plan, tmpl *ec2types.ResponseLaun
 
 // warmUnusable says why the group's warm pool cannot serve this replacement ("" when it can).
 func (r *run) warmUnusable(ctx context.Context, tmpl *ec2types.ResponseLaunchTemplateData, az string) (string, error) {
-	if r.req.Reason == ReasonRevert {
-		return "a revert goes back to spot", nil
+	if r.req.Reason != ReasonInterruption {
+		// A proactive replacement keeps the old instance serving until its replacement is
+		// InService (join before detach); the warm route must detach first, which would leave the
+		// group a member short while the warmed instance starts. And a revert's point is spot.
+		return "only an interrupted instance takes the warm pool's route: a proactive replacement keeps the old instance serving until its replacement is InService", nil
 	}
 	if dev := r.cfg.PersistenceDev; dev != "" && tmpl != nil {
 		for _, m := range tmpl.BlockDeviceMappings {

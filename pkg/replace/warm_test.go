@@ -47,24 +47,40 @@ func warmIDs(r *sim.Region, group string) []string {
 	return out
 }
 
+// interrupt gives old its interruption notice and returns the replacement request for it.
+func (f *fixture) interrupt(t testing.TB, old string) replace.Request {
+	t.Helper()
+	r := f.env.Region()
+	if err := r.Interrupt(old, ""); err != nil {
+		t.Fatal(err)
+	}
+	in, _ := r.Instance(old)
+	return replace.Request{InstanceID: old, Reason: replace.ReasonInterruption, Deadline: in.Interruption.Time}
+}
+
 // TestWarmReplacementTakesAWarmedInstance: with a warmed instance in the data volume's AZ, an
-// interrupted and a proactively replaced member are both replaced by the instance the group draws
-// from its warm pool — no RunInstances at all — and the data volume moves to it; the group keeps
-// its size.
+// interrupted member is replaced by the instance the group draws from its warm pool — no
+// RunInstances at all — and the data volume moves to it; the group keeps its size. With and
+// without an agent on the old instance (released on the notice, or terminated at once).
 func TestWarmReplacementTakesAWarmedInstance(t *testing.T) {
-	for _, reason := range []replace.Reason{replace.ReasonInterruption, replace.ReasonLifetime} {
-		t.Run(string(reason), func(t *testing.T) {
+	for _, agent := range []bool{false, true} {
+		t.Run(map[bool]string{false: "no-agent", true: "agent"}[agent], func(t *testing.T) {
 			f, old := newWarmFixture(t, 2, fixtureOpts{})
 			r := f.env.Region()
 			pooled := warmIDs(r, f.group)
 			vol := f.dataVolumeOf(t, old)
-			req := replace.Request{InstanceID: old, Reason: reason}
-			if reason == replace.ReasonInterruption {
-				if err := r.Interrupt(old, ""); err != nil {
+			if agent {
+				if err := f.setTag(old, groupconfig.StateAgent, "running test "+r.Clock().Now().UTC().Format(time.RFC3339)); err != nil {
 					t.Fatal(err)
 				}
-				in, _ := r.Instance(old)
-				req.Deadline = in.Interruption.Time
+			}
+			req := f.interrupt(t, old)
+			if agent {
+				// The agent unmounts on the notice and reports the release.
+				if err := f.setTag(old, groupconfig.StateVolumeReleased, vol); err != nil {
+					t.Fatal(err)
+				}
+				r.Advance(5 * time.Second)
 			}
 			w := f.workflow()
 			plan, err := w.Plan(context.Background(), f.inventory(t), req)
@@ -95,6 +111,9 @@ func TestWarmReplacementTakesAWarmedInstance(t *testing.T) {
 			}
 			if !strings.HasPrefix(string(res.Type), "m5") || res.Market != replace.MarketOnDemand {
 				t.Errorf("result %s %s; want the group's on-demand m5.large", res.Market, res.Type)
+			}
+			if in, _ := r.Instance(old); in.State != sim.StateTerminated && in.State != sim.StateShuttingDown {
+				t.Errorf("old instance %s is %s", old, in.State)
 			}
 			f.checkInvariants(t)
 		})
@@ -140,7 +159,7 @@ func TestWarmFallsBackWhenTheGroupTakesOneInAnotherAZ(t *testing.T) {
 		return nil
 	}
 	w.OnProgress = func(p replace.Progress) { t.Logf("%s %s %v %v", p.Step, p.Detail, p.Done, p.Err) }
-	res, err := f.replace(t, w, replace.Request{InstanceID: old, Reason: replace.ReasonManual})
+	res, err := f.replace(t, w, f.interrupt(t, old))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +193,7 @@ func TestWarmFallsBackWhenNothingArrives(t *testing.T) {
 		}
 		return nil
 	}
-	res, err := f.replace(t, w, replace.Request{InstanceID: old, Reason: replace.ReasonManual})
+	res, err := f.replace(t, w, f.interrupt(t, old))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,27 +223,35 @@ func TestWarmPlanSaysWhyNotWarm(t *testing.T) {
 		}
 		return p
 	}
-	if p := plan(replace.Request{InstanceID: old, Reason: replace.ReasonRevert}); p.Warm || !strings.Contains(p.WarmNote, "revert") {
-		t.Errorf("revert: warm %v, note %q", p.Warm, p.WarmNote)
+	interrupted := func(id string) replace.Request {
+		return replace.Request{InstanceID: id, Reason: replace.ReasonInterruption, Deadline: f.env.Region().Clock().Now().Add(2 * time.Minute)}
+	}
+	if p := plan(interrupted(old)); !p.Warm {
+		t.Errorf("interruption: warm %v, note %q; want the warm route", p.Warm, p.WarmNote)
+	}
+	for _, reason := range []replace.Reason{replace.ReasonRevert, replace.ReasonLifetime, replace.ReasonRebalance, replace.ReasonManual} {
+		if p := plan(replace.Request{InstanceID: old, Reason: reason}); p.Warm || !strings.Contains(p.WarmNote, "only an interrupted instance") {
+			t.Errorf("%s: warm %v, note %q", reason, p.Warm, p.WarmNote)
+		}
 	}
 	for _, id := range f.members {
 		if id == old {
 			continue
 		}
-		if p := plan(replace.Request{InstanceID: id}); p.Warm || !strings.Contains(p.WarmNote, "no warmed instance in") {
+		if p := plan(interrupted(id)); p.Warm || !strings.Contains(p.WarmNote, "no warmed instance in") {
 			t.Errorf("%s outside the pool's AZ: warm %v, note %q", id, p.Warm, p.WarmNote)
 		}
 	}
 	// A launch template that maps the data device: a warmed instance would bring its own volume.
 	templateVersion(t, f, true)
-	if p := plan(replace.Request{InstanceID: old}); p.Warm || !strings.Contains(p.WarmNote, "maps /dev/sdf") {
+	if p := plan(interrupted(old)); p.Warm || !strings.Contains(p.WarmNote, "maps /dev/sdf") {
 		t.Errorf("template with the data device: warm %v, note %q", p.Warm, p.WarmNote)
 	}
 	if _, err := f.asg.DeleteWarmPool(ctx, &autoscaling.DeleteWarmPoolInput{AutoScalingGroupName: aws.String(f.group), ForceDelete: aws.Bool(true)}); err != nil {
 		t.Fatal(err)
 	}
 	templateVersion(t, f, false)
-	if p := plan(replace.Request{InstanceID: old}); p.Warm || !strings.Contains(p.WarmNote, "no warm pool") {
+	if p := plan(interrupted(old)); p.Warm || !strings.Contains(p.WarmNote, "no warm pool") {
 		t.Errorf("no warm pool: warm %v, note %q", p.Warm, p.WarmNote)
 	}
 }
@@ -242,7 +269,8 @@ func TestWarmJournalTrust(t *testing.T) {
 		}
 		return nil
 	}
-	if _, err := f.replace(t, w, replace.Request{InstanceID: old}); !errors.Is(err, errCrash) {
+	req := f.interrupt(t, old)
+	if _, err := f.replace(t, w, req); !errors.Is(err, errCrash) {
 		t.Fatalf("err = %v, want the simulated crash after warm-taken", err)
 	}
 	in, _ := r.Instance(old)
@@ -266,7 +294,7 @@ func TestWarmJournalTrust(t *testing.T) {
 	}
 	r.Advance(5 * time.Second) // past EC2's tag visibility
 	before := callsOf(r, "ec2:AttachVolume") + callsOf(r, "ec2:DetachVolume") + callsOf(r, "ec2:TerminateInstances")
-	_, err := f.replace(t, f.workflow(), replace.Request{InstanceID: old})
+	_, err := f.replace(t, f.workflow(), req)
 	if !errors.Is(err, replace.ErrUntrusted) || !strings.Contains(err.Error(), "warm pool") {
 		t.Fatalf("resuming a journal naming member %s: err = %v, want ErrUntrusted about the warm pool's activity", intruder, err)
 	}
@@ -281,7 +309,7 @@ func TestWarmJournalTrust(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.Advance(5 * time.Second)
-	res, err := f.replace(t, f.workflow(), replace.Request{InstanceID: old})
+	res, err := f.replace(t, f.workflow(), req)
 	if err != nil {
 		t.Fatal(err)
 	}
