@@ -135,6 +135,7 @@ func (r *run) warmAZ(ctx context.Context) (string, error) {
 func (r *run) planWarm(ctx context.Context, p *Plan, tmpl *ec2types.ResponseLaunchTemplateData, az string) error {
 	if r.journal.Phase != "" {
 		p.Warm = r.journal.has(optWarm)
+		r.res.Warm = p.Warm && r.journal.Replacement != ""
 		return nil
 	}
 	if !r.cfg.WarmPoolFirst {
