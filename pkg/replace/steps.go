@@ -20,7 +20,7 @@ const (
 
 // route says which routes a step belongs to: the cold launch, the warm pool's, or both. A
 // replacement that falls back from the warm pool to the cold launch runs the warm route's steps
-// up to warm-take, then the cold route's from launch (retire is done already).
+// up to warm-take, then the cold route's from launch (warm.go).
 type route uint8
 
 const (
@@ -98,7 +98,7 @@ func routeSteps(ro route) []step {
 func (r *run) order() []step {
 	switch {
 	case r.journal.has(optWarm):
-		return routeSteps(routeWarm)
+		return warmSequence()
 	case r.journal.has(optWarmFallback):
 		return warmFallbackSequence(r.journal.has(optVolumeFirst))
 	}
@@ -126,7 +126,7 @@ func (r *run) planSteps() []string {
 	var out []string
 	seq := sequence(false)
 	if r.plan.Warm {
-		seq = routeSteps(routeWarm)
+		seq = warmSequence()
 	}
 	for _, s := range seq {
 		if s.name == StepMoveVolume && r.plan.Volume == "" {

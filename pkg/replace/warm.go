@@ -25,20 +25,25 @@ import (
 //
 //  1. warm-prepare: the data volume is secured (DeleteOnTermination off, moving_from), as the
 //     cold launch step does first.
-//  2. retire: the pre-detach steps and delays, as on the cold route.
-//  3. warm-detach: DetachInstances WITHOUT ShouldDecrementDesiredCapacity. The group is one short,
+//  2. warm-detach: DetachInstances WITHOUT ShouldDecrementDesiredCapacity. The group is one short,
 //     in the old instance's AZ (the data volume's), and draws a warmed instance to fill it; a
 //     stopped one is started (12 s at the `aws` latencies, against 40 s for a launch).
-//  4. warm-take: the instance the group brought in is identified by its scaling activity
+//  3. warm-take: the instance the group brought in is identified by its scaling activity
 //     ("Launching a new EC2 instance from warm pool: i-…", started after the journal), checked
 //     (a member, in the data volume's AZ, nothing at the data device), claimed with
 //     spotmax:state:replaces (written, settled, read back: two replacements in one group never
 //     take the same one) and journaled as the replacement.
-//  5. move-volume: as on the cold route; the volume is attached once EC2 lets it (AttachVolume
+//  4. move-volume: as on the cold route; the volume is attached once EC2 lets it (AttachVolume
 //     takes a running or stopped instance, and the group starts the warmed one as it takes it,
 //     so in practice once it runs).
+//  5. retire: the pre-detach steps and delays (capped by the deadline), after the data moved, as
+//     the cold route does for an interrupted instance whose volume is released (volume-first):
+//     the delays never hold the data back. The old instance has left the group already, but it
+//     runs until its deadline, so Consul and Kubernetes still deregister and drain it.
 //  6. warm-join: wait until the group has it InService; 7. finish.
 //
+// Only an interrupted instance takes this route: a proactive replacement keeps the old instance
+// serving until its replacement is InService, which a detach-first route cannot.
 // When the group brings in nothing usable — a warmed instance in another AZ (it stays a plain
 // member: a volume must never be attached across AZs), one with a volume of its own at the data
 // device, a cold launch because the pool ran dry, or nothing within warmArrival — the
@@ -75,19 +80,37 @@ const warmActivityPrefix = "Launching a new EC2 instance from warm pool: "
 // no caller can write it.
 const asgGroupNameTag = "aws:autoscaling:groupName"
 
+// warmSequence is the warm route's order: the table's warm steps, with retire after the data
+// moved (see above).
+func warmSequence() []step {
+	var out []step
+	var retire step
+	for _, s := range routeSteps(routeWarm) {
+		switch s.name {
+		case StepRetire:
+			retire = s
+			continue
+		case StepWarmJoin:
+			out = append(out, retire)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
 // warmFallbackSequence is the order of a replacement that fell back from the warm pool to the
-// cold launch: the warm route up to warm-take (the old instance is retired and detached), then
-// the cold route from launch without retire.
+// cold launch: the warm route up to warm-take (the old instance is detached), then the cold
+// route from launch.
 func warmFallbackSequence(volumeFirst bool) []step {
 	var out []step
-	for _, s := range routeSteps(routeWarm) {
+	for _, s := range warmSequence() {
 		out = append(out, s)
 		if s.name == StepWarmTake {
 			break
 		}
 	}
 	for _, s := range sequence(volumeFirst) {
-		if s.name != StepStart && s.name != StepRetire {
+		if s.name != StepStart {
 			out = append(out, s)
 		}
 	}
