@@ -43,6 +43,8 @@ type fixtureOpts struct {
 	// template gets an on-demand latest version without the data device (AWS refuses warm pools
 	// for spot templates), a warm pool of this many stopped instances, and is_warm_pool_first.
 	warm int32
+	// azs restricts the group to these AZs (default: the region's three).
+	azs []string
 }
 
 func newFixture(t testing.TB, o fixtureOpts) *fixture {
@@ -66,7 +68,7 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 		tags[k] = v
 	}
 	spec := simtest.GroupSpec{Name: "web", Spot: true, Desired: o.desired, Max: o.max, Tags: tags,
-		NoPropagate: []string{groupconfig.TagPersistenceDev}}
+		NoPropagate: []string{groupconfig.TagPersistenceDev}, AZs: o.azs}
 	if !o.noVolume {
 		spec.DataDevice = "/dev/sdf"
 	}

@@ -170,7 +170,10 @@ func (r *run) planWarm(ctx context.Context, p *Plan, tmpl *ec2types.ResponseLaun
 	}
 	if why != "" {
 		p.WarmNote = groupconfig.TagWarmPoolFirst + ": launching cold: " + why
-		r.res.Warnings = append(r.res.Warnings, p.WarmNote)
+		if r.req.Reason == ReasonInterruption {
+			// A proactive replacement's cold route is by design, not worth a warning each time.
+			r.res.Warnings = append(r.res.Warnings, p.WarmNote)
+		}
 		return nil
 	}
 	p.Warm = true

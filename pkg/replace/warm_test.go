@@ -318,3 +318,46 @@ func TestWarmJournalTrust(t *testing.T) {
 	}
 	f.checkInvariants(t)
 }
+
+// TestWarmTwoInterruptionsInOneAZ: two members of one AZ interrupted at once, each replaced by
+// its own workflow (two controllers' workers): the group draws two warmed instances, and the
+// claim protocol gives each replacement its own — never one instance to both, never a volume
+// attached twice.
+func TestWarmTwoInterruptionsInOneAZ(t *testing.T) {
+	f, _ := newWarmFixture(t, 2, fixtureOpts{azs: []string{"us-east-1a"}})
+	r := f.env.Region()
+	pooled := warmIDs(r, f.group)
+	olds := f.members[:2]
+	reqs := []replace.Request{f.interrupt(t, olds[0]), f.interrupt(t, olds[1])}
+	type out struct {
+		res *replace.Result
+		err error
+	}
+	results := make(chan out, 2)
+	g := f.inventory(t)
+	for i, req := range reqs {
+		w := f.workflow()
+		w.Owner = []string{"worker-a", "worker-b"}[i]
+		w.LeaseSettle = raceSettle
+		go func() {
+			res, err := w.Replace(context.Background(), g, req)
+			results <- out{res, err}
+		}()
+	}
+	news := map[string]bool{}
+	for range reqs {
+		o := <-results
+		if o.err != nil {
+			t.Fatal(o.err)
+		}
+		if news[o.res.New] {
+			t.Errorf("two replacements took %s", o.res.New)
+		}
+		news[o.res.New] = true
+		if !o.res.Warm || !slices.Contains(pooled, o.res.New) {
+			t.Errorf("replacement %s (warm %v) is not one of the pool's %v: two warmed instances were there for two", o.res.New, o.res.Warm, pooled)
+		}
+		t.Logf("%s → %s (warm %v, warnings %q)", o.res.Old, o.res.New, o.res.Warm, o.res.Warnings)
+	}
+	f.checkInvariants(t)
+}
