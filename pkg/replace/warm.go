@@ -369,6 +369,12 @@ func (r *run) warmCandidate(ctx context.Context, az string) (id, unusable string
 		if claim := instanceTag(inst.Tags, groupconfig.StateReplaces); claim != "" && claim != r.req.InstanceID {
 			continue // another replacement's
 		}
+		switch st := stateName(inst); st {
+		case "pending", "running", "stopped":
+		default:
+			whys = append(whys, fmt.Sprintf("the group brought in %s from its warm pool, which is %s", cand, st))
+			continue
+		}
 		if got := placementAZ(inst); got != az {
 			whys = append(whys, fmt.Sprintf("the group brought in %s from its warm pool in %s, not in the data's %s (it stays a plain member)", cand, got, az))
 			continue

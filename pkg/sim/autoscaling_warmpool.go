@@ -265,6 +265,10 @@ func (r *Region) asgWarmInstanceChanged(in *Instance) {
 			m.LifecycleState = LifecycleWarmedHibernated
 		}
 		r.asgCloseActivity(g, in.ID, ActivitySuccessful)
+	case StateShuttingDown:
+		// Terminated by a caller (or EC2) while in the pool: on its way out, never handed to the
+		// group.
+		m.LifecycleState = LifecycleWarmedTerminating
 	case StateTerminated:
 		r.asgWarmRemove(g, in.ID)
 	}
@@ -285,7 +289,7 @@ func (r *Region) asgTakeWarm(g *ASG, cause string) bool {
 	}
 	var ready []*ASGMember
 	for _, m := range x.warm.members {
-		if warmReady(m) && r.instances[m.InstanceID] != nil {
+		if in := r.instances[m.InstanceID]; warmReady(m) && in != nil && (in.State == StateStopped || in.State == StateRunning) {
 			ready = append(ready, m)
 		}
 	}
