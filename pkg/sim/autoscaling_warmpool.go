@@ -25,7 +25,8 @@ import (
 //     AZ (never a cold launch in the short AZ instead), in the pool's order. No caller can pick
 //     it: there is no API for that;
 //   - a started instance's LaunchTime is its most recent start, as EC2 reports it;
-//   - an instance leaving the pool because it shrank is terminated (Warmed:Terminating);
+//   - an instance leaving the pool because it shrank is terminated (Warmed:Terminating), and one
+//     a caller terminates is Warmed:Terminating too: it is never handed to the group;
 //   - with InstanceReusePolicy.ReuseOnScaleIn, a member the group scales in returns to the pool
 //     (stopped) instead of being terminated, while the pool has room;
 //   - DeleteWarmPool marks the pool PendingDelete and terminates its instances; it is gone once
