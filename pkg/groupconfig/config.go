@@ -72,6 +72,9 @@ type Config struct {
 	HandleScalingFailure bool
 	// AZRebalance is spotmax:az_rebalance: "" or AZRebalanceOptimize.
 	AZRebalance string
+	// WarmPoolFirst is spotmax:is_warm_pool_first: a replacement takes a warmed instance from
+	// the group's Auto Scaling warm pool first (pkg/replace, warm.go).
+	WarmPoolFirst bool
 	// PodDelayDetaching is spotmax:pod_delay_detaching_secs.
 	PodDelayDetaching time.Duration
 	// VolumeRetention is spotmax:volume_retention_hours; 0 = pooled data
@@ -140,6 +143,8 @@ func (c *Config) field(key string) any {
 		return &c.HandleScalingFailure
 	case TagAZRebalance:
 		return &c.AZRebalance
+	case TagWarmPoolFirst:
+		return &c.WarmPoolFirst
 	case TagPodDelayDetachingSecs:
 		return &c.PodDelayDetaching
 	case TagVolumeRetentionHours:
@@ -574,6 +579,9 @@ func (c *Config) Summary() string {
 	}
 	if c.AZRebalance != "" {
 		parts = append(parts, "az-rebalance "+c.AZRebalance)
+	}
+	if c.WarmPoolFirst {
+		parts = append(parts, "warm-pool-first")
 	}
 	return strings.Join(parts, ", ")
 }

@@ -47,7 +47,7 @@ func TestDefsMatchSpec(t *testing.T) {
 		{"spotmax:is_to_handle_rebalance_event", groupconfig.KindBool, "false", false, "handle-rebalance"},
 		{"spotmax:is_to_handle_scaling_failure", groupconfig.KindBool, "true", false, "handle-scaling-failure"},
 		{"spotmax:az_rebalance", groupconfig.KindEnum, "", false, "az-rebalance"},
-		{"spotmax:is_warm_pool_first", groupconfig.KindBool, "", false, ""},
+		{"spotmax:is_warm_pool_first", groupconfig.KindBool, "false", false, "warm-pool-first"},
 		{"spotmax:warm_pool_", groupconfig.KindString, "", false, ""},
 		{"spotmax:pod_delay_detaching_secs", groupconfig.KindSeconds, "0", false, "pod-delay-detaching"},
 		{"spotmax:k8s_node_drain_option", groupconfig.KindString, "", false, ""},

@@ -101,7 +101,8 @@ const (
 	// migrated from it is not invalid.
 
 	// TagWarmPoolFirst is the original product's "take a warmed instance from the group's warm
-	// pool first"; accepted with a warning, not supported (Def.Unsupported says why).
+	// pool first": a replacement takes one when the group has an Auto Scaling warm pool with a
+	// warmed instance in the data volume's AZ (pkg/replace, warm.go).
 	TagWarmPoolFirst = "spotmax:is_warm_pool_first"
 	// TagWarmPool is the common prefix of the original product's warm-pool settings
 	// (spotmax:warm_pool_<name>); spotmax reads the group's warm pool from Auto Scaling instead.
@@ -224,9 +225,8 @@ var defs = []Def{
 		Help: "act on group launch failures (e.g. no spot capacity)"},
 	{Key: TagAZRebalance, Kind: KindEnum, Enum: []string{AZRebalanceOptimize}, Flag: "az-rebalance",
 		Help: `"optimize": a replacement without a data volume goes to the AZ with the fewest members; absent: to the old instance's AZ first (other AZs only for capacity). A data volume always pins its AZ`},
-	{Key: TagWarmPoolFirst, Kind: KindBool,
-		Unsupported: "replacements launch cold; Auto Scaling offers no call that moves a chosen warmed instance (the one in the data volume's AZ) into the group, nor one spotmax could verify as launched for the replacement",
-		Help:        "the original product's \"take a warmed instance from the group's warm pool first\": accepted with a warning, not supported"},
+	{Key: TagWarmPoolFirst, Kind: KindBool, Default: "false", Flag: "warm-pool-first",
+		Help: "a replacement (not a revert) takes a warmed instance from the group's Auto Scaling warm pool first: the old instance is detached without decrementing the desired capacity, the group starts a warmed instance in its place, and the data volume moves to it when it is in the volume's AZ; otherwise, or when none arrives in time, the cold launch"},
 	{Key: TagWarmPool, Kind: KindString, Pattern: TagWarmPool + "<name>",
 		Unsupported: "spotmax does not manage warm pools; a group's own warm pool (PutWarmPool) serves its scale-outs",
 		Help:        "the original product's warm-pool settings: accepted with a warning, not supported"},

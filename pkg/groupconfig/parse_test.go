@@ -179,7 +179,7 @@ var tagCases = []tagCase{
 		want:    func(c *groupconfig.Config) { c.AZRebalance = "optimize" },
 		invalid: []badValue{{"balanced", "must be one of: optimize"}, {"Optimize", "must be one of"}}},
 	{key: groupconfig.TagWarmPoolFirst, valid: "true",
-		want:    unsupportedWarning(groupconfig.TagWarmPoolFirst, groupconfig.TagWarmPoolFirst),
+		want:    func(c *groupconfig.Config) { c.WarmPoolFirst = true },
 		invalid: []badValue{{"first", "not a boolean"}}},
 	{key: groupconfig.TagPodDelayDetachingSecs, valid: "20",
 		want:    func(c *groupconfig.Config) { c.PodDelayDetaching = 20 * time.Second },
@@ -223,7 +223,15 @@ func TestParseOriginalProductTags(t *testing.T) {
 	if cfg.PodDelayDetaching != 15*time.Second {
 		t.Errorf("PodDelayDetaching = %v; want 15s", cfg.PodDelayDetaching)
 	}
-	for _, key := range []string{"spotmax:warm_pool_min_size", "spotmax:warm_pool_max_prepared_capacity", groupconfig.TagK8sNodeDrainOption, groupconfig.TagWarmPoolFirst} {
+	if !cfg.WarmPoolFirst {
+		t.Errorf("WarmPoolFirst = false; want true (%s is supported)", groupconfig.TagWarmPoolFirst)
+	}
+	for _, w := range cfg.Warnings {
+		if strings.HasPrefix(w, groupconfig.TagWarmPoolFirst) {
+			t.Errorf("warning about the supported %s: %q", groupconfig.TagWarmPoolFirst, w)
+		}
+	}
+	for _, key := range []string{"spotmax:warm_pool_min_size", "spotmax:warm_pool_max_prepared_capacity", groupconfig.TagK8sNodeDrainOption} {
 		found := false
 		for _, w := range cfg.Warnings {
 			if strings.HasPrefix(w, key+" is not supported") {
@@ -234,8 +242,8 @@ func TestParseOriginalProductTags(t *testing.T) {
 			t.Errorf("no warning names %s: %q", key, cfg.Warnings)
 		}
 	}
-	if len(cfg.Warnings) != 4 {
-		t.Errorf("warnings = %q; want 4", cfg.Warnings)
+	if len(cfg.Warnings) != 3 {
+		t.Errorf("warnings = %q; want 3", cfg.Warnings)
 	}
 	if _, err := groupconfig.Parse(group, []groupconfig.Tag{tag("spotmax:warm_pool_", "1")}); err == nil {
 		t.Errorf("Parse accepted spotmax:warm_pool_ without a name")

@@ -228,11 +228,13 @@ func (b builder) controller() []Statement {
 	inst := b.ec2ARN("instance")
 	return []Statement{
 		{Sid: "Describe", Effect: "Allow", Resource: []string{"*"},
-			Action: []string{"autoscaling:DescribeAutoScalingGroups", "ec2:DescribeInstanceTypeOfferings", "ec2:DescribeInstances",
+			Action: []string{"autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeScalingActivities", "autoscaling:DescribeWarmPool",
+				"ec2:DescribeInstanceTypeOfferings", "ec2:DescribeInstances",
 				"ec2:DescribeLaunchTemplateVersions", "ec2:DescribeSpotInstanceRequests", "ec2:DescribeSpotPriceHistory", "ec2:DescribeSubnets", "ec2:DescribeVolumes"},
 			Why: "Inventory of groups, members and data volumes; the launch template, subnets and offered instance types of a " +
 				"replacement; the spot request status that confirms an interruption warning before it is acted on; the spot " +
-				"price history that `spotmax savings` prices spot hours with. " +
+				"price history that `spotmax savings` prices spot hours with; a group's warm pool and the scaling activity that " +
+				"names the warmed instance the group brought in for a replacement (is_warm_pool_first). " +
 				"Describe actions support no resource-level permissions, so their resource is \"*\"."},
 		{Sid: "LaunchReplacementInstance", Effect: "Allow", Action: []string{"ec2:RunInstances"}, Resource: []string{inst},
 			Condition: b.groupTag("aws:RequestTag/" + groupconfig.TagGroup),

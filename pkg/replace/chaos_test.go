@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -172,11 +173,14 @@ type schedule struct {
 	// restart is how long a crashed process takes to come back: past an interruption's
 	// 2-minute notice, EC2 may have taken the instance before a journal was written.
 	restart time.Duration
+	// warm makes the group a warm-pool group with is_warm_pool_first (three members, a warm
+	// pool of two in the AZ of the instance replaced): an interruption takes the warm route.
+	warm bool
 }
 
 func (s schedule) String() string {
-	return fmt.Sprintf("seed=%d phase=%q crashAt=%v after=%v throttle=%.2f latency=%s reason=%s lb=%v/%s hooks=%v outage=%v rival=%q/%s forge=%q on %q restart=%s",
-		s.seed, s.phase, s.crashAt, s.after, s.throttle, s.latency, s.reason, s.lb, s.lbDelay, s.hooks, s.outage, s.rival, s.rivalDelay, s.forge, s.forgeOn, s.restart)
+	return fmt.Sprintf("seed=%d phase=%q crashAt=%v after=%v throttle=%.2f latency=%s reason=%s lb=%v/%s hooks=%v outage=%v rival=%q/%s forge=%q on %q restart=%s warm=%v",
+		s.seed, s.phase, s.crashAt, s.after, s.throttle, s.latency, s.reason, s.lb, s.lbDelay, s.hooks, s.outage, s.rival, s.rivalDelay, s.forge, s.forgeOn, s.restart, s.warm)
 }
 
 // raceSettle is the LeaseSettle of actors racing for one instance: 30 ms of real time at the
@@ -189,7 +193,14 @@ const raceSettle = 30 * time.Second
 // a fresh workflow (a new process), and checks the invariants at the end.
 func runSchedule(t testing.TB, s schedule) {
 	t.Helper()
-	f := newFixture(t, fixtureOpts{seed: s.seed})
+	var f *fixture
+	old := ""
+	if s.warm {
+		f, old = newWarmFixture(t, 2, fixtureOpts{seed: s.seed})
+	} else {
+		f = newFixture(t, fixtureOpts{seed: s.seed})
+		old = f.members[0]
+	}
 	r := f.env.Region()
 	ctx := context.Background()
 	log := newActorLog()
@@ -209,12 +220,16 @@ func runSchedule(t testing.TB, s schedule) {
 	for _, in := range r.Instances() {
 		initial[in.ID] = true
 	}
+	pooled := warmIDs(r, f.group)
+	for _, id := range pooled {
+		delete(initial, id) // the warm pool's: the group takes them, stopped until then
+	}
 	if s.outage {
 		// The data volume's AZ has no spot capacity left: EC2 answers
 		// InsufficientInstanceCapacity (HTTP 500) and the plan falls back to on-demand. The other
 		// AZs keep theirs, so the group can still launch a member for an interrupted instance
 		// (TestBugInterruptionDuringSpotOutageInEveryAZ covers the outage everywhere).
-		in, _ := r.Instance(f.members[0])
+		in, _ := r.Instance(old)
 		r.SetCapacity(sim.PoolKey{InstanceType: "m5.large", AZ: in.AZ, Market: sim.MarketSpot}, 0)
 	}
 	if s.throttle > 0 {
@@ -229,10 +244,12 @@ func runSchedule(t testing.TB, s schedule) {
 	if _, err := f.workflow().EnsureKeepVolumes(ctx, f.inventory(t)); err != nil {
 		t.Fatal(err)
 	}
-	old := f.members[0]
 	forged := ""
 	if s.forge != "" {
 		forged = f.members[1]
+		if forged == old {
+			forged = f.members[0]
+		}
 		if s.forgeOn == "old" {
 			forged = old
 		}
@@ -409,6 +426,13 @@ func runSchedule(t testing.TB, s schedule) {
 	if other != nil {
 		other.checkUntouched(t, r, log, s.String())
 	}
+	if s.warm && s.phase != "" && s.reason == replace.ReasonInterruption {
+		// A crash at a phase boundary changes nothing of the route: the data ends on an
+		// instance the group took from its warm pool.
+		if v, _ := r.Volume(oldVolume); v.Attachment == nil || !slices.Contains(pooled, v.Attachment.InstanceID) {
+			t.Errorf("%v: data volume %s is attached to %+v, not to one of the warm pool's %v", s, oldVolume, v.Attachment, pooled)
+		}
+	}
 	f.checkInvariants(t)
 	f.checkActors(t, s.String(), log, old, initial)
 }
@@ -554,7 +578,20 @@ func randomSchedule(seed int64) schedule {
 		}
 	}
 	s.restart = []time.Duration{0, 0, 0, 30 * time.Second, 3 * time.Minute}[rng.Intn(5)]
+	// A warm-pool group: the interruptions among these take the warm route (the proactive ones
+	// the cold one, as the plan says).
+	s.warm = rng.Intn(3) == 0
 	return s
+}
+
+// TestReplaceWarmCrashAfterEveryPhase stops an interrupted instance's warm-route replacement
+// right after each journaled phase in turn, then resumes it in a new workflow.
+func TestReplaceWarmCrashAfterEveryPhase(t *testing.T) {
+	for _, p := range []replace.Phase{replace.PhaseStarted, replace.PhaseWarmPrepared, replace.PhaseRetired, replace.PhaseWarmDetached,
+		replace.PhaseWarmTaken, replace.PhaseVolumeMoved, replace.PhaseWarmJoined, replace.PhaseDone} {
+		s := schedule{seed: 7, phase: p, reason: replace.ReasonInterruption, warm: true}
+		t.Run(string(p), func(t *testing.T) { runSchedule(t, s) })
+	}
 }
 
 // lostToInterruption tells whether err (nil: no run was made) refuses the replacement of old

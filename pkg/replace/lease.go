@@ -231,6 +231,11 @@ func (r *run) verifyReplacement(ctx context.Context, id string) error {
 	}
 	why := ""
 	switch {
+	case r.journal.has(optWarm):
+		// A warmed instance carries no launch token of spotmax's: what AWS alone writes proves it.
+		if why, err = r.verifyWarm(ctx, id, inst); err != nil {
+			return err
+		}
 	case instanceTag(inst.Tags, groupconfig.StateReplaces) != r.req.InstanceID:
 		why = fmt.Sprintf("%s was not launched to replace it (its %s tag is %q)", id, groupconfig.StateReplaces, instanceTag(inst.Tags, groupconfig.StateReplaces))
 	case instanceTag(inst.Tags, groupconfig.TagGroup) != r.g.Name:

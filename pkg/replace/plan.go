@@ -90,6 +90,13 @@ func (r *run) makePlan(ctx context.Context) (*Plan, error) {
 		return nil, &RefusedError{Instance: r.req.InstanceID, Group: r.g.Name,
 			Why: fmt.Sprintf("none of its instance types is offered in %s", strings.Join(azOrder, ", "))}
 	}
+	warmAZ := volAZ
+	if warmAZ == "" && r.old.Placement != nil {
+		warmAZ = aws.ToString(r.old.Placement.AvailabilityZone)
+	}
+	if err := r.planWarm(ctx, p, data, warmAZ); err != nil {
+		return nil, err
+	}
 	r.plan = p
 	p.Steps = r.planSteps()
 	return p, nil

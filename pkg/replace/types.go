@@ -88,6 +88,10 @@ type Plan struct {
 	Steps []string `json:"steps"`
 	// Resume is set when the instance already has a replacement in progress, at this phase.
 	Resume Phase `json:"resume,omitempty"`
+	// Warm is set when the replacement takes a warmed instance from the group's warm pool
+	// (is_warm_pool_first, warm.go); WarmNote says why it does not when the group asks for it.
+	Warm     bool   `json:"warm,omitempty"`
+	WarmNote string `json:"warm_note,omitempty"`
 }
 
 // Phase is a journaled point of progress: the last step completed.
@@ -105,6 +109,11 @@ const (
 	PhaseDone        Phase = "done"
 	// PhaseAborting is journaled when a rollback starts; a resume finishes the rollback.
 	PhaseAborting Phase = "aborting"
+	// The warm pool's route (warm.go).
+	PhaseWarmPrepared Phase = "warm-prepared"
+	PhaseWarmDetached Phase = "warm-detached"
+	PhaseWarmTaken    Phase = "warm-taken"
+	PhaseWarmJoined   Phase = "warm-joined"
 )
 
 // Attempt is one launch option tried.
@@ -131,6 +140,8 @@ type Result struct {
 	Warnings []string `json:"warnings"`
 	// Resumed is set when this run continued a journaled replacement.
 	Resumed bool `json:"resumed"`
+	// Warm is set when the replacement is a warmed instance from the group's warm pool.
+	Warm bool `json:"warm,omitempty"`
 }
 
 // Progress reports one step of a replacement as it happens.

@@ -329,7 +329,7 @@ func (r *run) execute(ctx context.Context) (*Result, error) {
 	switch {
 	case r.req.Reason == ReasonRevert:
 		r.record(ctx, metrics.RevertToSpot, took, nil)
-	case r.res.Market == MarketOnDemand && !r.cfg.OnlyOD:
+	case r.res.Market == MarketOnDemand && !r.cfg.OnlyOD && !r.res.Warm:
 		r.record(ctx, metrics.OnDemandFallback, 0, nil)
 	}
 	if r.req.Reason == ReasonLifetime {
@@ -365,6 +365,9 @@ func (r *run) start(ctx context.Context) error {
 	var opts []string
 	if r.req.ForceDetach {
 		opts = append(opts, optForceDetach)
+	}
+	if r.plan.Warm {
+		opts = append(opts, optWarm)
 	}
 	// Read the instance again right before claiming it: a rival may have claimed it since it
 	// was planned.
@@ -498,6 +501,11 @@ func (r *run) launchFirstFitting(ctx context.Context) (string, error) {
 // never forgotten with an instance left running outside the group.
 func (r *run) abort(ctx context.Context, cause error) error {
 	w := r.w
+	if r.warmPastDetach() {
+		// The warm route detached the old instance already: nothing to roll back to. The
+		// journal stays; a resume carries on.
+		return fmt.Errorf("%s has left group %s on the warm pool's route, so the replacement cannot be rolled back: %w", r.req.InstanceID, r.g.Name, cause)
+	}
 	// Rolling back must not be cut short by the caller's deadline.
 	ctx = context.WithoutCancel(ctx)
 	var errs []error

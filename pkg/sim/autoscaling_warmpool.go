@@ -14,11 +14,19 @@ import (
 //   - an instance enters the pool Warmed:Pending, is launched from the group's template, runs,
 //     and then is stopped (PoolState Stopped, the default), hibernated (Hibernated; modelled as
 //     a stop) or kept running (Running): Warmed:Stopped, Warmed:Hibernated, Warmed:Running;
-//   - on scale-out the group takes a warmed instance (the AZ with the fewest members first)
+//   - on scale-out — any launch to meet the desired capacity, including the one that follows
+//     DetachInstances without ShouldDecrementDesiredCapacity — the group takes a warmed instance
 //     before launching a new one: it leaves the pool as a Pending member, is started when
 //     stopped (Latencies.Start, far shorter than a launch) and goes through the group's launch
-//     lifecycle hooks (Pending:Wait) like any launch before InService;
-//   - an instance leaving the pool because it shrank is terminated (Warmed:Terminating);
+//     lifecycle hooks (Pending:Wait) like any launch before InService. AWS documents that the
+//     group "draws on the warm pool to meet its new desired capacity" and that launches go to
+//     the AZ with the fewest members, not which warmed instance it takes: the simulator takes
+//     one in the AZ with the fewest members when the pool has one there, else one in another
+//     AZ (never a cold launch in the short AZ instead), in the pool's order. No caller can pick
+//     it: there is no API for that;
+//   - a started instance's LaunchTime is its most recent start, as EC2 reports it;
+//   - an instance leaving the pool because it shrank is terminated (Warmed:Terminating), and one
+//     a caller terminates is Warmed:Terminating too: it is never handed to the group;
 //   - with InstanceReusePolicy.ReuseOnScaleIn, a member the group scales in returns to the pool
 //     (stopped) instead of being terminated, while the pool has room;
 //   - DeleteWarmPool marks the pool PendingDelete and terminates its instances; it is gone once
@@ -258,6 +266,10 @@ func (r *Region) asgWarmInstanceChanged(in *Instance) {
 			m.LifecycleState = LifecycleWarmedHibernated
 		}
 		r.asgCloseActivity(g, in.ID, ActivitySuccessful)
+	case StateShuttingDown:
+		// Terminated by a caller (or EC2) while in the pool: on its way out, never handed to the
+		// group.
+		m.LifecycleState = LifecycleWarmedTerminating
 	case StateTerminated:
 		r.asgWarmRemove(g, in.ID)
 	}
@@ -278,7 +290,7 @@ func (r *Region) asgTakeWarm(g *ASG, cause string) bool {
 	}
 	var ready []*ASGMember
 	for _, m := range x.warm.members {
-		if warmReady(m) && r.instances[m.InstanceID] != nil {
+		if in := r.instances[m.InstanceID]; warmReady(m) && in != nil && (in.State == StateStopped || in.State == StateRunning) {
 			ready = append(ready, m)
 		}
 	}
@@ -366,6 +378,10 @@ func (r *Region) startInstance(in *Instance) {
 	}
 	in.StateReason = ""
 	in.Interruption = nil
+	// EC2's LaunchTime is the most recent start ("Find the initial and most recent launch time"
+	// in the EC2 user guide): a warmed instance that leaves the pool looks freshly launched, and
+	// a volume created with its first launch no longer looks created with it.
+	in.LaunchTime = r.now().UTC().Truncate(1e6)
 	r.setState(in, StatePending)
 	id := in.ID
 	r.after(r.startLatency(), func() {
@@ -411,4 +427,24 @@ func (r *Region) asgWarmHookDone(g *ASG, m *ASGMember, abandoned bool) {
 	if in := r.instances[m.InstanceID]; in != nil {
 		r.asgWarmInstanceChanged(in)
 	}
+}
+
+// WarmPoolMembers returns a copy of the instances in a group's warm pool (nil without one), for
+// tests and scenarios.
+func (r *Region) WarmPoolMembers(group string) []ASGMember {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	g := r.asgs[group]
+	if g == nil {
+		return nil
+	}
+	wp := r.asgExtraOf(g).warm
+	if wp == nil {
+		return nil
+	}
+	out := make([]ASGMember, 0, len(wp.members))
+	for _, m := range wp.members {
+		out = append(out, *m)
+	}
+	return out
 }
