@@ -11,6 +11,10 @@ const (
 	StepDetach     = "detach"
 	StepMoveVolume = "move-volume"
 	StepFinish     = "finish"
+	// StepCrossAZCopy is the part of move-volume that copies the data volume to a replacement
+	// in another AZ through a snapshot (crossaz.go); a plan with cross-AZ options shows it as
+	// "move-volume/cross-az-copy".
+	StepCrossAZCopy = "cross-az-copy"
 )
 
 // step is one row of the workflow's step table: its name, the phase journaled once it is done
@@ -88,6 +92,9 @@ func (r *run) planSteps() []string {
 			continue
 		}
 		out = append(out, s.name)
+		if s.name == StepMoveVolume && len(r.plan.CrossAZOptions) > 0 {
+			out = append(out, StepMoveVolume+"/"+StepCrossAZCopy)
+		}
 		if s.name == StepRetire {
 			for _, p := range r.w.Steps {
 				if p.Enabled(r.g) {

@@ -88,6 +88,10 @@ type Plan struct {
 	Steps []string `json:"steps"`
 	// Resume is set when the instance already has a replacement in progress, at this phase.
 	Resume Phase `json:"resume,omitempty"`
+	// VolumeAZ is the data volume's AZ. CrossAZOptions are tried, in order, when every option
+	// in it failed for capacity and the group opted into cross-AZ moves (crossaz.go).
+	VolumeAZ       string   `json:"volume_az,omitempty"`
+	CrossAZOptions []Option `json:"cross_az_options,omitempty"`
 }
 
 // Phase is a journaled point of progress: the last step completed.
@@ -131,6 +135,9 @@ type Result struct {
 	Warnings []string `json:"warnings"`
 	// Resumed is set when this run continued a journaled replacement.
 	Resumed bool `json:"resumed"`
+	// CrossAZ reports the data volume's move to the replacement's AZ through a snapshot, when
+	// there was one.
+	CrossAZ *CrossAZMove `json:"cross_az,omitempty"`
 }
 
 // Progress reports one step of a replacement as it happens.
