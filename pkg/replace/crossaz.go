@@ -464,13 +464,8 @@ func (w *Workflow) restore(ctx context.Context, api SnapshotAPI, q CrossAZReques
 		{Key: aws.String(groupconfig.StateMovingFrom), Value: aws.String(q.From)},
 		{Key: aws.String(groupconfig.StateMovingTo), Value: aws.String(q.Instance)},
 	}
-	for _, t := range src.Tags {
-		// The source's own tags (Name, cost allocation) travel; spotmax's state does not.
-		k := aws.ToString(t.Key)
-		if !strings.HasPrefix(k, groupconfig.StatePrefix) && !strings.HasPrefix(k, "aws:") && k != groupconfig.TagGroup {
-			tags = append(tags, t)
-		}
-	}
+	// Only spotmax's own keys: the controller's role may tag nothing else (docs/iam.md,
+	// TagAtCreation); the source's other tags (Name, cost allocation) stay on the source.
 	in := &ec2.CreateVolumeInput{AvailabilityZone: aws.String(q.AZ), SnapshotId: snap.SnapshotId, Size: src.Size,
 		VolumeType: src.VolumeType, Encrypted: src.Encrypted, KmsKeyId: src.KmsKeyId,
 		ClientToken:       aws.String("xaz-" + q.Token + "-" + q.Source),
