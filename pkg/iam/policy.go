@@ -290,7 +290,7 @@ func (b builder) controller() []Statement {
 				"Only volumes marked as the group's (" + groupconfig.TagGroup + ")."},
 		{Sid: "CreateMoveSnapshots", Effect: "Allow", Action: []string{"ec2:CreateSnapshot"}, Resource: []string{b.ec2ARN("snapshot")},
 			Condition: b.groupTag("aws:RequestTag/" + groupconfig.TagGroup),
-			Why: "The snapshot a cross-AZ move creates: spotmax tags it with " + groupconfig.TagGroup + " in the request."},
+			Why:       "The snapshot a cross-AZ move creates: spotmax tags it with " + groupconfig.TagGroup + " in the request."},
 		{Sid: "RestoreMoveSnapshots", Effect: "Allow", Action: []string{"ec2:CreateVolume"}, Resource: []string{b.ec2ARN("volume")},
 			Condition: b.groupTag("aws:RequestTag/" + groupconfig.TagGroup),
 			Why: "A cross-AZ move restores the snapshot as a volume in the replacement's AZ, tagged with " + groupconfig.TagGroup +
