@@ -242,6 +242,14 @@ func (w *Workflow) MoveAcrossAZ(ctx context.Context, q CrossAZRequest) (*CrossAZ
 	if m.FromAZ == q.AZ {
 		return nil, fmt.Errorf("cross-AZ move of %s: it is already in %s", q.Source, q.AZ)
 	}
+	// The copy goes where the replacement really runs, whatever a journal says.
+	inst, err := w.describeLaunched(ctx, q.Instance)
+	if err != nil {
+		return nil, err
+	}
+	if inst.Placement == nil || aws.ToString(inst.Placement.AvailabilityZone) != q.AZ {
+		return nil, fmt.Errorf("cross-AZ move of %s: replacement %s is not in %s", q.Source, q.Instance, q.AZ)
+	}
 	cp, err := w.findCopy(ctx, q)
 	if err != nil {
 		return nil, err
