@@ -322,3 +322,45 @@ func (f *fixture) findCrossAZ(t testing.TB, src string) *replace.CrossAZMove {
 	}
 	return &replace.CrossAZMove{Source: src, Volume: cp.ID, FromAZ: s.AZ, ToAZ: cp.AZ, Snapshot: cp.SnapshotID, SizeGiB: cp.Size}
 }
+
+// TestCrossAZMoveOnInterruption: an interrupted instance whose volume's AZ has no capacity left
+// (the usual cause of an interruption) gets its replacement elsewhere with the data; with the
+// volume already released by the agent when the replacement runs, the copy is made before the
+// replacement joins (volume-first).
+func TestCrossAZMoveOnInterruption(t *testing.T) {
+	for _, released := range []bool{false, true} {
+		t.Run(fmt.Sprintf("released=%v", released), func(t *testing.T) {
+			f, old, vol, az := crossAZFixture(t, true)
+			r := f.env.Region()
+			if released {
+				// The agent saw the notice and unmounted the volume.
+				if err := f.setTag(old, groupconfig.StateAgent, "running test "+r.Clock().Now().UTC().Format(time.RFC3339)); err != nil {
+					t.Fatal(err)
+				}
+				if err := f.setTag(old, groupconfig.StateVolumeReleased, vol); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := r.Interrupt(old, ""); err != nil {
+				t.Fatal(err)
+			}
+			in, _ := r.Instance(old)
+			var steps []string
+			w := f.workflow()
+			w.OnProgress = func(p replace.Progress) {
+				if !p.Done && p.Detail == "" {
+					steps = append(steps, p.Step)
+				}
+			}
+			res, err := f.replace(t, w, replace.Request{InstanceID: old, Reason: replace.ReasonInterruption, Deadline: in.Interruption.Time})
+			if err != nil {
+				t.Fatalf("Replace: %v", err)
+			}
+			order := strings.Join(steps, " ")
+			if volumeFirst := strings.Index(order, replace.StepMoveVolume) < strings.Index(order, replace.StepJoin); volumeFirst != released {
+				t.Errorf("steps %s: the copy before the join = %v, want %v", order, volumeFirst, released)
+			}
+			f.checkCrossAZ(t, res, vol, az)
+		})
+	}
+}
