@@ -324,7 +324,7 @@ func (r *Region) restoreFrom(id string, size int64, hasSize bool) (*Snapshot, *A
 		return nil, errf("IncorrectState", "Snapshot is in invalid state - %s", s.State)
 	}
 	if hasSize && size < int64(s.VolumeSize) {
-		return nil, errf(CodeInvalidParameter, "Volume of %dGiB is smaller than snapshot '%s', expect size >= %dGiB", size, s.ID, s.VolumeSize)
+		return nil, errf(CodeInvalidParameter, "Volume of size %dGB is smaller than snapshot '%s', expect size >= %dGB", size, s.ID, s.VolumeSize)
 	}
 	return s, nil
 }

@@ -63,7 +63,7 @@ func TestEC2SnapshotRestoresTheDataInAnotherAZ(t *testing.T) {
 
 	// Smaller than the snapshot is refused; the default size is the snapshot's; any AZ.
 	_, err = c.CreateVolume(ctx, &ec2.CreateVolumeInput{AvailabilityZone: aws.String("us-east-1b"), SnapshotId: aws.String(snap), Size: aws.Int32(5)})
-	ec2WantErr(t, err, "InvalidParameterValue", "expect size >= 10GiB")
+	ec2WantErr(t, err, "InvalidParameterValue", "expect size >= 10GB")
 	nv, err := c.CreateVolume(ctx, &ec2.CreateVolumeInput{AvailabilityZone: aws.String("us-east-1b"), SnapshotId: aws.String(snap),
 		VolumeType: types.VolumeTypeGp3, ClientToken: aws.String("restore-1")})
 	if err != nil {
