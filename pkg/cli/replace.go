@@ -442,6 +442,9 @@ func printOutcomes(w io.Writer, outcomes []replaceOutcome) error {
 		} else if len(r.Warnings) > 0 {
 			result = "ok, " + strings.Join(r.Warnings, "; ")
 		}
+		if r.CrossAZ != nil {
+			result += "; cross-AZ move: " + r.CrossAZ.String()
+		}
 		t.Row(oc.Group, oc.Old, r.New, r.Market, r.Type, r.AZ, r.Volume, (time.Duration(oc.DurationSeconds * float64(time.Second))).Round(100*time.Millisecond).String(), result)
 	}
 	return t.Write(w)

@@ -304,7 +304,8 @@ func volumesDelete(ctx context.Context, o *VolumesOptions) error {
 	if err != nil {
 		return err
 	}
-	if v.Instance != "" || (v.Status != replace.PoolAvailable && v.Status != replace.PoolOrphaned && v.Status != replace.PoolDiscarding) {
+	if v.Instance != "" || (v.Status != replace.PoolAvailable && v.Status != replace.PoolOrphaned && v.Status != replace.PoolDiscarding &&
+		v.Status != replace.PoolSuperseded) {
 		return fmt.Errorf("volume %s is %s (instance %s): only a volume attached to nothing can be deleted; release it first", v.VolumeID, v.Status, orDash(v.Instance))
 	}
 	r := volumeActionJSON{Action: "delete", Volume: v.VolumeID, Group: v.Group, DryRun: o.DryRun}

@@ -80,6 +80,8 @@ type Config struct {
 	// VolumeRetention is spotmax:volume_retention_hours; 0 = pooled data
 	// volumes are kept forever.
 	VolumeRetention time.Duration
+	// CrossAZMove is spotmax:cross_az_move.
+	CrossAZMove bool
 
 	// Warnings are things worth telling the operator that do not make the
 	// configuration unusable, e.g. both spellings of the guarantee tag set
@@ -149,6 +151,8 @@ func (c *Config) field(key string) any {
 		return &c.PodDelayDetaching
 	case TagVolumeRetentionHours:
 		return &c.VolumeRetention
+	case TagCrossAZMove:
+		return &c.CrossAZMove
 	}
 	return nil
 }

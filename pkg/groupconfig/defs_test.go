@@ -52,6 +52,7 @@ func TestDefsMatchSpec(t *testing.T) {
 		{"spotmax:pod_delay_detaching_secs", groupconfig.KindSeconds, "0", false, "pod-delay-detaching"},
 		{"spotmax:k8s_node_drain_option", groupconfig.KindString, "", false, ""},
 		{"spotmax:volume_retention_hours", groupconfig.KindHours, "", false, "volume-retention-hours"},
+		{"spotmax:cross_az_move", groupconfig.KindBool, "false", false, "cross-az-move"},
 	}
 	var got []row
 	for _, d := range groupconfig.Defs() {

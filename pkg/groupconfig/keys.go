@@ -116,6 +116,10 @@ const (
 	// TagVolumeRetentionHours bounds how long a pooled data volume attached to
 	// nothing is kept before spotmax deletes it; absent or 0 = kept forever.
 	TagVolumeRetentionHours = "spotmax:volume_retention_hours"
+
+	// TagCrossAZMove lets a replacement move the data volume to another Availability Zone
+	// through a snapshot when its own AZ has no capacity for any launch option (opt-in).
+	TagCrossAZMove = "spotmax:cross_az_move"
 )
 
 // MaxGuaranteeLivingMins is the original product's documented maximum of
@@ -237,6 +241,8 @@ var defs = []Def{
 		Help:        "the original product's drain option string: accepted with a warning, not supported"},
 	{Key: TagVolumeRetentionHours, Kind: KindHours, Flag: "volume-retention-hours",
 		Help: "a pooled data volume attached to nothing for this long is deleted (0 or absent = kept forever: deleting data is never a default)"},
+	{Key: TagCrossAZMove, Kind: KindBool, Default: "false", Flag: "cross-az-move",
+		Help: "when the data volume's AZ has no capacity for any launch option, launch in another AZ and move the volume there through a snapshot (the source volume is kept, tagged superseded)"},
 }
 
 // byKey maps every accepted key (canonical and alias) and flag to its

@@ -195,6 +195,9 @@ var tagCases = []tagCase{
 	{key: groupconfig.TagVolumeRetentionHours, valid: "72",
 		want:    func(c *groupconfig.Config) { c.VolumeRetention = 72 * time.Hour },
 		invalid: []badValue{{"-1", "negative"}, {"3d", "not a whole number of hours"}}},
+	{key: groupconfig.TagCrossAZMove, valid: "true",
+		want:    func(c *groupconfig.Config) { c.CrossAZMove = true },
+		invalid: []badValue{{"yes please", "not a boolean"}}},
 }
 
 // unsupportedWarning is the only effect of an unsupported tag: a warning naming it.

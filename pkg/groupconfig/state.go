@@ -101,4 +101,19 @@ const (
 	// of the proof that a launch's fresh volume may be swapped for a pooled one and deleted (the
 	// other half is EC2's: created and attached with the instance, from no snapshot).
 	StateBlankVolume = StatePrefix + "blank_volume"
+
+	// StateCrossAZ in a replacement's journal is the Availability Zone the replacement was
+	// launched in when that is not its data volume's (spotmax:cross_az_move): the volume moves
+	// there through a snapshot.
+	StateCrossAZ = StatePrefix + "cross_az"
+	// StateXAZToken on a cross-AZ move's snapshot and restored volume is "<journal token>/<source
+	// volume>": CreateSnapshot takes no client token, so a resumed move finds its snapshot (and
+	// volume) by this tag before it creates one.
+	StateXAZToken = StatePrefix + "xaz_token"
+	// StateXAZFrom on a cross-AZ move's snapshot and restored volume names the source volume.
+	StateXAZFrom = StatePrefix + "xaz_from"
+	// StateSupersededBy on a data volume names the copy that replaced it in another AZ once that
+	// copy was attached and verified. The volume is kept (deleting data is never a default) and
+	// never offered to a member by the pool.
+	StateSupersededBy = StatePrefix + "superseded_by"
 )

@@ -224,6 +224,10 @@ func TestPoliciesAllowExactlyWhatTheRolesCall(t *testing.T) {
 	// deletes the blank one.
 	fresh := poolAdoption(t, r, env, w, aec2, res.New)
 
+	// Controller: a cross-AZ move (spotmax:cross_az_move): the fresh member's AZ has no capacity
+	// left, so its replacement goes to another AZ and the data follows through a snapshot.
+	crossAZMove(t, r, w, ec2c, asg, aec2, fresh)
+
 	checkTagTrustBoundary(t, r, map[string][]string{agentKey: {members[0], res.New, fresh}}, controllerKey)
 
 	calls := r.CallsBy()
@@ -254,6 +258,38 @@ func TestPoliciesAllowExactlyWhatTheRolesCall(t *testing.T) {
 			}
 		}
 		t.Logf("%s: %d actions called: %s", role, len(called), fmt.Sprint(calls[key]))
+	}
+}
+
+// crossAZMove opts group web into cross-AZ moves (through the CLI, with the controller's key),
+// takes every capacity of id's type away in its AZ and replaces id with w: the replacement runs
+// in another AZ with a verified copy of the data volume, the source is kept.
+func crossAZMove(t *testing.T, r *sim.Region, w *replace.Workflow, ec2c *ec2.Client, asg *autoscaling.Client, aec2 *ec2.Client, id string) {
+	t.Helper()
+	ctx := context.Background()
+	runCLI(t, "group", "tag", "web", "--cross-az-move=true", "--yes")
+	in, _ := r.Instance(id)
+	for _, m := range []string{sim.MarketSpot, sim.MarketOnDemand} {
+		r.SetCapacity(sim.PoolKey{InstanceType: in.Type, AZ: in.AZ, Market: m}, 0)
+	}
+	g, err := (&inventory.Lister{ASG: asg, EC2: ec2c}).Group(ctx, "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	released := make(chan error, 1)
+	go func() { released <- playAgentRelease(ctx, r, aec2, id) }()
+	res, err := w.Replace(ctx, g, replace.Request{InstanceID: id, Reason: replace.ReasonManual})
+	if rerr := <-released; rerr != nil {
+		t.Fatalf("agent release on %s: %v", id, rerr)
+	}
+	if err != nil {
+		t.Fatalf("cross-AZ replacement of %s: %v", id, err)
+	}
+	if res.CrossAZ == nil || res.AZ == in.AZ {
+		t.Fatalf("replacement of %s in %s: %+v; want a cross-AZ move out of %s", id, res.AZ, res.CrossAZ, in.AZ)
+	}
+	if v, _ := r.Volume(res.CrossAZ.Source); v.Tags[groupconfig.StateSupersededBy] != res.CrossAZ.Volume {
+		t.Errorf("source %s tags %v; want superseded by %s", res.CrossAZ.Source, v.Tags, res.CrossAZ.Volume)
 	}
 }
 
@@ -319,6 +355,7 @@ func TestPoliciesCoverTheDeclaredInterfaces(t *testing.T) {
 		iam.Controller: {
 			{"ec2", reflect.TypeFor[replace.EC2API]()},
 			{"autoscaling", reflect.TypeFor[replace.ASGAPI]()},
+			{"ec2", reflect.TypeFor[replace.SnapshotAPI]()},
 			{"cloudwatch", reflect.TypeFor[metrics.CloudWatchAPI]()},
 			{"cloudwatch", reflect.TypeFor[metrics.HistoryAPI]()},
 			{"cloudwatch", reflect.TypeFor[metrics.DashboardAPI]()},

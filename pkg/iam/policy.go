@@ -229,12 +229,12 @@ func (b builder) controller() []Statement {
 	return []Statement{
 		{Sid: "Describe", Effect: "Allow", Resource: []string{"*"},
 			Action: []string{"autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeScalingActivities", "autoscaling:DescribeWarmPool",
-				"ec2:DescribeInstanceTypeOfferings", "ec2:DescribeInstances",
-				"ec2:DescribeLaunchTemplateVersions", "ec2:DescribeSpotInstanceRequests", "ec2:DescribeSpotPriceHistory", "ec2:DescribeSubnets", "ec2:DescribeVolumes"},
+				"ec2:DescribeInstanceTypeOfferings", "ec2:DescribeInstances", "ec2:DescribeLaunchTemplateVersions", "ec2:DescribeSnapshots",
+				"ec2:DescribeSpotInstanceRequests", "ec2:DescribeSpotPriceHistory", "ec2:DescribeSubnets", "ec2:DescribeVolumes"},
 			Why: "Inventory of groups, members and data volumes; the launch template, subnets and offered instance types of a " +
 				"replacement; the spot request status that confirms an interruption warning before it is acted on; the spot " +
 				"price history that `spotmax savings` prices spot hours with; a group's warm pool and the scaling activity that " +
-				"names the warmed instance the group brought in for a replacement (is_warm_pool_first). " +
+				"names the warmed instance the group brought in for a replacement (is_warm_pool_first); a cross-AZ move's snapshot. " +
 				"Describe actions support no resource-level permissions, so their resource is \"*\"."},
 		{Sid: "LaunchReplacementInstance", Effect: "Allow", Action: []string{"ec2:RunInstances"}, Resource: []string{inst},
 			Condition: b.groupTag("aws:RequestTag/" + groupconfig.TagGroup),
@@ -285,6 +285,26 @@ func (b builder) controller() []Statement {
 			Why: "Delete a launch's fresh volume proven empty and unused once a pooled volume took its place, a pooled volume " +
 				"past its group's " + groupconfig.TagVolumeRetentionHours + " (off by default), and `spotmax volumes delete`. " +
 				"Only volumes marked as the group's (" + groupconfig.TagGroup + ")."},
+		{Sid: "SnapshotDataVolumes", Effect: "Allow", Action: []string{"ec2:CreateSnapshot"}, Resource: []string{b.ec2ARN("volume")},
+			Condition: b.groupTag("ec2:ResourceTag/" + groupconfig.TagGroup),
+			Why: "A cross-AZ move (" + groupconfig.TagCrossAZMove + ", opt-in) snapshots the group's released data volume. " +
+				"Only volumes marked as the group's (" + groupconfig.TagGroup + ")."},
+		{Sid: "CreateMoveSnapshots", Effect: "Allow", Action: []string{"ec2:CreateSnapshot"}, Resource: []string{b.ec2ARN("snapshot")},
+			Condition: b.groupTag("aws:RequestTag/" + groupconfig.TagGroup),
+			Why:       "The snapshot a cross-AZ move creates: spotmax tags it with " + groupconfig.TagGroup + " in the request."},
+		{Sid: "RestoreMoveSnapshots", Effect: "Allow", Action: []string{"ec2:CreateVolume"}, Resource: []string{b.ec2ARN("volume")},
+			Condition: b.groupTag("aws:RequestTag/" + groupconfig.TagGroup),
+			Why: "A cross-AZ move restores the snapshot as a volume in the replacement's AZ, tagged with " + groupconfig.TagGroup +
+				" in the request."},
+		{Sid: "ReadMoveSnapshots", Effect: "Allow", Action: []string{"ec2:CreateVolume", "ec2:DeleteSnapshot"}, Resource: []string{b.ec2ARN("snapshot")},
+			Condition: b.groupTag("ec2:ResourceTag/" + groupconfig.TagGroup),
+			Why: "Restore a cross-AZ move's snapshot, and delete it once the copy is attached and verified (the source " +
+				"volume, kept, holds the same data). Only snapshots tagged " + groupconfig.TagGroup + "."},
+		{Sid: "TagAtCreation", Effect: "Allow", Action: []string{"ec2:CreateTags"}, Resource: []string{b.ec2ARN("snapshot"), b.ec2ARN("volume")},
+			Condition: merge(map[string]Condition{"StringEquals": {"ec2:CreateAction": []string{"CreateSnapshot", "CreateVolume"}}},
+				tagKeysOnly(allSpotmaxTags)),
+			Why: "Tags given in CreateSnapshot and CreateVolume (a cross-AZ move's token, source and the group's tags) need " +
+				"ec2:CreateTags; ec2:CreateAction allows it only as part of those calls. Only spotmax:* keys."},
 		{Sid: "ManageGroupCapacity", Effect: "Allow",
 			Action: []string{"autoscaling:AttachInstances", "autoscaling:DetachInstances", "autoscaling:SetDesiredCapacity",
 				"autoscaling:SetInstanceProtection", "autoscaling:SuspendProcesses", "autoscaling:TerminateInstanceInAutoScalingGroup", "autoscaling:UpdateAutoScalingGroup"},

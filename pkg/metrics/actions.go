@@ -69,6 +69,9 @@ type Action struct {
 	OldAZ       string     `json:"old_az,omitempty"`
 	OldLaunched *time.Time `json:"old_launched,omitempty"`
 	Volume      string     `json:"volume,omitempty"`
+	// CrossAZ describes a data volume's move to another AZ through a snapshot, with the
+	// snapshot's cost.
+	CrossAZ *CrossAZAction `json:"cross_az,omitempty"`
 	// Node and Pods describe a drain.
 	Node            string    `json:"node,omitempty"`
 	Pods            int       `json:"pods,omitempty"`
@@ -94,12 +97,34 @@ func ActionFromEvent(e Event, actor string) (Action, bool) {
 		Reason: f["reason"], Actor: actor, Owner: f["owner"], Result: result, Error: f["error"], Step: f["step"],
 		Market: f["market"], Type: f["type"], AZ: f["az"], OldMarket: f["old_market"], OldType: f["old_type"], OldAZ: f["old_az"],
 		Volume: f["volume"], Ended: e.Time.UTC(), DurationSeconds: e.Duration.Seconds()}
+	if f["xaz_volume"] != "" {
+		x := &CrossAZAction{Source: f["xaz_source"], Volume: f["xaz_volume"], FromAZ: f["xaz_from_az"], ToAZ: f["xaz_to_az"], Snapshot: f["xaz_snapshot"]}
+		x.SizeGiB, _ = strconv.Atoi(f["xaz_size_gib"])
+		x.Seconds, _ = strconv.ParseFloat(f["xaz_seconds"], 64)
+		x.SnapshotSeconds, _ = strconv.ParseFloat(f["xaz_snapshot_seconds"], 64)
+		x.SnapshotUSD, _ = strconv.ParseFloat(f["xaz_snapshot_usd"], 64)
+		a.CrossAZ = x
+	}
 	if t, err := time.Parse(time.RFC3339, f["old_launched"]); err == nil {
 		t = t.UTC()
 		a.OldLaunched = &t
 	}
 	a.Started = a.Ended.Add(-e.Duration)
 	return a, true
+}
+
+// CrossAZAction is the cross-AZ part of a replacement's record: the source volume (kept) and its
+// copy, the AZs, the snapshot, the move's time and the snapshot's storage cost in USD.
+type CrossAZAction struct {
+	Source          string  `json:"source_volume"`
+	Volume          string  `json:"volume"`
+	FromAZ          string  `json:"from_az"`
+	ToAZ            string  `json:"to_az"`
+	Snapshot        string  `json:"snapshot"`
+	SizeGiB         int     `json:"size_gib"`
+	Seconds         float64 `json:"seconds"`
+	SnapshotSeconds float64 `json:"snapshot_seconds"`
+	SnapshotUSD     float64 `json:"snapshot_usd"`
 }
 
 // ActionLogAPI is what the action log needs from CloudWatch Logs. *cloudwatchlogs.Client

@@ -30,6 +30,7 @@ const (
 	LifetimeRotation     Name = "LifetimeRotation"
 	InvalidConfiguration Name = "InvalidConfiguration"
 	DataVolumeOrphaned   Name = "DataVolumeOrphaned"
+	VolumeMovedAcrossAZ  Name = "VolumeMovedAcrossAZ"
 )
 
 // Namespace is the CloudWatch namespace of every spotmax metric.
@@ -78,6 +79,7 @@ var defs = []Def{
 	{LifetimeRotation, false, "an instance reached its guaranteed lifetime and is being rotated"},
 	{InvalidConfiguration, false, "a group's spotmax tags did not validate; the group is left alone"},
 	{DataVolumeOrphaned, false, "a group's data volume is attached to no instance outside a replacement (kept, never deleted), reported once per volume: it waits in the pool for the next member of its AZ that lacks its data (`spotmax run` re-homes it), or, when its group is no longer managed with a data device, for an operator (`spotmax volumes`)"},
+	{VolumeMovedAcrossAZ, true, "a data volume was copied through a snapshot to its replacement in another AZ (spotmax:cross_az_move), the copy verified and the source kept; duration of the move"},
 }
 
 var defByName = func() map[Name]Def {

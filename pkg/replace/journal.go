@@ -44,6 +44,9 @@ type Journal struct {
 	// Owner is the actor driving the journal and LeaseUntil when its lease ends (lease.go).
 	Owner      string    `json:"owner,omitempty"`
 	LeaseUntil time.Time `json:"lease_until,omitzero"`
+	// CrossAZ is the AZ the replacement was launched in when that is not the data volume's: the
+	// volume moves there through a snapshot (crossaz.go).
+	CrossAZ string `json:"cross_az,omitempty"`
 }
 
 // journalKeys are every tag of a journal on the old instance, cleared together when the
@@ -54,6 +57,7 @@ var journalKeys = []string{
 	groupconfig.StatePhase, groupconfig.StateJournalGroup, groupconfig.StateReason, groupconfig.StateStarted,
 	groupconfig.StateToken, groupconfig.StateOptions, groupconfig.StateReplacement, groupconfig.StateRetiring,
 	groupconfig.StateDesired, groupconfig.StateOwner, groupconfig.StateLeaseUntil, groupconfig.StateJournalVolume,
+	groupconfig.StateCrossAZ,
 }
 
 // loadJournal reads the journal of instance old from its tags. A zero Phase means no journal.
@@ -62,7 +66,7 @@ func loadJournal(old string, tags []ec2types.Tag) Journal {
 	j := Journal{Old: old, Group: t[groupconfig.StateJournalGroup], Replacement: t[groupconfig.StateReplacement], Volume: t[groupconfig.StateJournalVolume],
 		Phase: Phase(t[groupconfig.StatePhase]), Reason: Reason(t[groupconfig.StateReason]), Token: t[groupconfig.StateToken],
 		Options: strings.Fields(t[groupconfig.StateOptions]), Retiring: t[groupconfig.StateRetiring],
-		Owner: t[groupconfig.StateOwner], Desired: -1}
+		Owner: t[groupconfig.StateOwner], Desired: -1, CrossAZ: t[groupconfig.StateCrossAZ]}
 	j.Started, _ = time.Parse(time.RFC3339, t[groupconfig.StateStarted])
 	j.LeaseUntil, _ = time.Parse(time.RFC3339Nano, t[groupconfig.StateLeaseUntil])
 	if d, err := strconv.Atoi(t[groupconfig.StateDesired]); err == nil && d >= 0 {
@@ -94,6 +98,7 @@ func (j Journal) tags() map[string]string {
 		out[groupconfig.StateDesired] = strconv.Itoa(j.Desired)
 	}
 	put(groupconfig.StateOwner, j.Owner)
+	put(groupconfig.StateCrossAZ, j.CrossAZ)
 	if !j.LeaseUntil.IsZero() {
 		out[groupconfig.StateLeaseUntil] = j.LeaseUntil.UTC().Format(time.RFC3339Nano)
 	}

@@ -86,7 +86,9 @@ func (r *run) makePlan(ctx context.Context) (*Plan, error) {
 			p.Options = append(p.Options, Option{InstanceType: m.Type, Market: m.Market, SubnetID: subnets[az], AZ: az, Template: m.Template})
 		}
 	}
-	if len(p.Options) == 0 {
+	p.VolumeAZ = volAZ
+	p.CrossAZOptions = r.crossAZOptions(ownType, subnets, volAZ, offered)
+	if len(p.Options) == 0 && len(p.CrossAZOptions) == 0 {
 		return nil, &RefusedError{Instance: r.req.InstanceID, Group: r.g.Name,
 			Why: fmt.Sprintf("none of its instance types is offered in %s", strings.Join(azOrder, ", "))}
 	}

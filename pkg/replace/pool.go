@@ -49,6 +49,9 @@ const (
 	// PoolDiscarding: a launch's fresh, provably empty volume being deleted after a pooled
 	// volume took its place.
 	PoolDiscarding PoolStatus = "discarding"
+	// PoolSuperseded: attached to nothing, replaced by its verified copy in another AZ
+	// (spotmax:cross_az_move); kept, never offered to a member, deleted only by an operator.
+	PoolSuperseded PoolStatus = "superseded"
 )
 
 // PoolVolume is one data volume of the pool.
@@ -176,6 +179,8 @@ func poolVolume(v ec2types.Volume, groups map[string]PoolGroup, moving map[strin
 		pv.Status = PoolAttached
 	case att != nil || v.State != ec2types.VolumeStateAvailable:
 		pv.Status = PoolMoving
+	case t[groupconfig.StateSupersededBy] != "":
+		pv.Status = PoolSuperseded
 	case !groups[pv.Group].Managed || groups[pv.Group].Device == "":
 		pv.Status = PoolOrphaned
 	default:

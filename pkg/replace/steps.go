@@ -16,6 +16,10 @@ const (
 	StepWarmDetach  = "warm-detach"
 	StepWarmTake    = "warm-take"
 	StepWarmJoin    = "warm-join"
+	// StepCrossAZCopy is the part of move-volume that copies the data volume to a replacement
+	// in another AZ through a snapshot (crossaz.go); a plan with cross-AZ options shows it as
+	// "move-volume/cross-az-copy".
+	StepCrossAZCopy = "cross-az-copy"
 )
 
 // route says which routes a step belongs to: the cold launch, the warm pool's, or both. A
@@ -133,6 +137,9 @@ func (r *run) planSteps() []string {
 			continue
 		}
 		out = append(out, s.name)
+		if s.name == StepMoveVolume && len(r.plan.CrossAZOptions) > 0 {
+			out = append(out, StepMoveVolume+"/"+StepCrossAZCopy)
+		}
 		if s.name == StepRetire {
 			for _, p := range r.w.Steps {
 				if p.Enabled(r.g) {

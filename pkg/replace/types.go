@@ -92,6 +92,10 @@ type Plan struct {
 	// (is_warm_pool_first, warm.go); WarmNote says why it does not when the group asks for it.
 	Warm     bool   `json:"warm,omitempty"`
 	WarmNote string `json:"warm_note,omitempty"`
+	// VolumeAZ is the data volume's AZ. CrossAZOptions are tried, in order, when every option
+	// in it failed for capacity and the group opted into cross-AZ moves (crossaz.go).
+	VolumeAZ       string   `json:"volume_az,omitempty"`
+	CrossAZOptions []Option `json:"cross_az_options,omitempty"`
 }
 
 // Phase is a journaled point of progress: the last step completed.
@@ -142,6 +146,9 @@ type Result struct {
 	Resumed bool `json:"resumed"`
 	// Warm is set when the replacement is a warmed instance from the group's warm pool.
 	Warm bool `json:"warm,omitempty"`
+	// CrossAZ reports the data volume's move to the replacement's AZ through a snapshot, when
+	// there was one.
+	CrossAZ *CrossAZMove `json:"cross_az,omitempty"`
 }
 
 // Progress reports one step of a replacement as it happens.

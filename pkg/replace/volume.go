@@ -240,6 +240,9 @@ func (r *run) moveVolume(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("releasing data volume %s: %w", vol, err)
 	}
+	if done, err := r.moveAcrossAZ(ctx, vol); done || err != nil {
+		return err // a replacement in another AZ gets a verified copy (crossaz.go)
+	}
 	if err := w.attachVolume(ctx, vol, r.newID, r.plan.Device); err != nil {
 		return err
 	}

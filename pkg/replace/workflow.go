@@ -136,6 +136,11 @@ func (r *run) record(ctx context.Context, name metrics.Name, d time.Duration, fi
 	if _, ok := fields["volume"]; !ok && r.plan != nil && r.plan.Volume != "" {
 		fields["volume"] = r.plan.Volume
 	}
+	for k, v := range r.res.CrossAZ.fields() {
+		if _, ok := fields[k]; !ok {
+			fields[k] = v
+		}
+	}
 	fields["old_type"] = string(r.old.InstanceType)
 	fields["old_market"] = MarketOnDemand
 	if r.old.InstanceLifecycle == ec2types.InstanceLifecycleTypeSpot {
@@ -489,6 +494,9 @@ func (r *run) launchFirstFitting(ctx context.Context) (string, error) {
 		}
 		tried = append(tried, fmt.Sprintf("%s (%s)", opt, awsapi.Code(err)))
 		r.progress("launch", opt.String()+": "+awsapi.Code(err), false, nil)
+	}
+	if len(r.plan.CrossAZOptions) > 0 {
+		return r.launchAcrossAZ(ctx, tried) // spotmax:cross_az_move (crossaz.go)
 	}
 	return "", fmt.Errorf("%w: tried %s", ErrNoCapacity, strings.Join(tried, ", "))
 }

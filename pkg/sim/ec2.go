@@ -44,6 +44,11 @@ var ec2Actions = map[string]func(r *Region, c *call) *APIError{
 	"DetachVolume":    (*Region).ec2DetachVolume,
 	"DeleteVolume":    (*Region).ec2DeleteVolume,
 
+	// ec2_snapshots.go
+	"CreateSnapshot":    (*Region).ec2CreateSnapshot,
+	"DescribeSnapshots": (*Region).ec2DescribeSnapshots,
+	"DeleteSnapshot":    (*Region).ec2DeleteSnapshot,
+
 	// ec2_templates.go
 	"CreateLaunchTemplate":           (*Region).ec2CreateLaunchTemplate,
 	"CreateLaunchTemplateVersion":    (*Region).ec2CreateLaunchTemplateVersion,

@@ -34,6 +34,8 @@ func (r *Region) resourceTags(id string) (Tags, string, *APIError) {
 			v.Tags = Tags{}
 		}
 		return v.Tags, "volume", nil
+	case "snap":
+		return r.snapshotTags(id)
 	case "lt":
 		lt, err := r.templateByRef(id, "")
 		if err != nil {

@@ -225,6 +225,15 @@ func (r *Region) ec2CreateVolume(c *call) *APIError {
 	if !hasSize && snap == "" {
 		return errf(CodeMissingParameter, "The request must contain the parameter size/snapshotId")
 	}
+	var from *Snapshot
+	if snap != "" {
+		if from, err = r.restoreFrom(snap, size, hasSize); err != nil {
+			return err
+		}
+		if !hasSize {
+			size, hasSize = int64(from.VolumeSize), true
+		}
+	}
 	if hasSize {
 		lim := volumeSizeLimits[typ]
 		if size < lim[0] {
@@ -244,6 +253,11 @@ func (r *Region) ec2CreateVolume(c *call) *APIError {
 	}
 	v := r.newVolume(az, int32(size), typ, snap, enc)
 	v.State = VolumeCreating
+	if from != nil {
+		// The restored volume holds the snapshot's data (loaded lazily: slower first reads, the
+		// same content), and is encrypted when the snapshot is.
+		v.Marker, v.Encrypted = from.Marker, v.Encrypted || from.Encrypted
+	}
 	for k, val := range tags["volume"] {
 		v.Tags[k] = val
 	}

@@ -23,6 +23,9 @@ type Latencies struct {
 	Detach       time.Duration // detaching → detached (volume available)
 	CreateVolume time.Duration // creating → available
 	DeleteVolume time.Duration // deleting → deleted
+	// SnapshotBase + SnapshotPerGiB × the volume's size is how long a snapshot stays pending
+	// (ec2_snapshots.go: the first snapshot copies all of a volume's data).
+	SnapshotBase, SnapshotPerGiB time.Duration
 	// InterruptionNotice is the time between a spot interruption notice and the stop or
 	// termination; AWS gives two minutes.
 	InterruptionNotice time.Duration
@@ -41,6 +44,8 @@ func AWSLatencies() Latencies {
 		Detach:             10 * time.Second,
 		CreateVolume:       5 * time.Second,
 		DeleteVolume:       5 * time.Second,
+		SnapshotBase:       15 * time.Second,
+		SnapshotPerGiB:     5 * time.Second,
 		InterruptionNotice: 2 * time.Minute,
 		ASGCheck:           10 * time.Second,
 	}
@@ -57,6 +62,8 @@ func FastLatencies() Latencies {
 		Detach:             time.Second,
 		CreateVolume:       time.Second,
 		DeleteVolume:       time.Second,
+		SnapshotBase:       2 * time.Second,
+		SnapshotPerGiB:     100 * time.Millisecond,
 		InterruptionNotice: 2 * time.Minute,
 		ASGCheck:           5 * time.Second,
 	}

@@ -88,6 +88,8 @@ type ScenarioLatencies struct {
 	DeleteVolume       *time.Duration `yaml:"deleteVolume"`
 	InterruptionNotice *time.Duration `yaml:"interruptionNotice"`
 	ASGCheck           *time.Duration `yaml:"asgCheck"`
+	SnapshotBase       *time.Duration `yaml:"snapshotBase"`
+	SnapshotPerGiB     *time.Duration `yaml:"snapshotPerGiB"`
 }
 
 // UnmarshalYAML accepts a preset name or a mapping of overrides.
@@ -124,6 +126,8 @@ func (l ScenarioLatencies) Resolve() Latencies {
 	set(&lat.DeleteVolume, l.DeleteVolume)
 	set(&lat.InterruptionNotice, l.InterruptionNotice)
 	set(&lat.ASGCheck, l.ASGCheck)
+	set(&lat.SnapshotBase, l.SnapshotBase)
+	set(&lat.SnapshotPerGiB, l.SnapshotPerGiB)
 	return lat
 }
 
@@ -400,7 +404,8 @@ func (s *Scenario) check() error {
 	for name, d := range map[string]*time.Duration{"pending": s.Latencies.Pending, "start": s.Latencies.Start, "shuttingDown": s.Latencies.ShuttingDown,
 		"stopping": s.Latencies.Stopping, "attach": s.Latencies.Attach, "detach": s.Latencies.Detach,
 		"createVolume": s.Latencies.CreateVolume, "deleteVolume": s.Latencies.DeleteVolume,
-		"interruptionNotice": s.Latencies.InterruptionNotice, "asgCheck": s.Latencies.ASGCheck} {
+		"interruptionNotice": s.Latencies.InterruptionNotice, "asgCheck": s.Latencies.ASGCheck,
+		"snapshotBase": s.Latencies.SnapshotBase, "snapshotPerGiB": s.Latencies.SnapshotPerGiB} {
 		if d != nil && *d < 0 {
 			bad("latencies."+name, "%s must not be negative", *d)
 		}

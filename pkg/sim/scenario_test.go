@@ -209,6 +209,7 @@ func TestScenarioErrors(t *testing.T) {
 		{"latencies: {pending: 40}", "cannot unmarshal !!int `40` into time.Duration"},
 		{"latencies: {pendng: 40s}", `unknown field "pendng" in latencies`},
 		{"latencies: {asgCheck: 0s}", "latencies.asgCheck: must be more than 0"},
+		{"latencies: {snapshotPerGiB: -1s}", "latencies.snapshotPerGiB: -1s must not be negative"},
 		{"capacity: [{instanceType: m5.large, az: us-east-1a}]", "capacity[0].count: is required"},
 		{"groups: [{name: g, launchTemplate: t, max: 1, tags: {k: {value: v, propagte: true}}}]", `unknown field "propagte" in a group tag`},
 		{"groups: [{name: g, launchTemplate: t, max: 1, subnets: {a: b}}]", `subnets must be "all" or a list`},
