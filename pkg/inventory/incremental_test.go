@@ -342,3 +342,37 @@ func TestTrackerFreshFleetListsInFull(t *testing.T) {
 		t.Errorf("settled listing: %d calls (%v), want 3", n, env.Region().Calls())
 	}
 }
+
+// TestTrackerListingsShareNothing: a listing's groups are the caller's — changing them (members
+// sorted or filled in place, as listings themselves do) changes nothing in the next listing,
+// whose pages come from the cache.
+func TestTrackerListingsShareNothing(t *testing.T) {
+	env := region(t, 3, 2)
+	l := lister(env)
+	tr := &inventory.Tracker{Lister: l, Now: env.Region().Clock().Now}
+	ctx := context.Background()
+	first, err := tr.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range first {
+		for i := range g.Members {
+			g.Members[i].ID, g.Members[i].LifecycleState = "i-mangled", "Mangled"
+		}
+		g.Members = append(g.Members, inventory.Instance{ID: "i-extra"})
+	}
+	next, err := tr.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := tr.Stats(); st.PagesReused == 0 {
+		t.Fatalf("stats %+v: the second listing did not reuse the cached page", st)
+	}
+	full, err := l.List(ctx, inventory.Options{Members: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snapshot(full, true) != snapshot(next, true) {
+		t.Errorf("listing after the caller changed the previous one:\n%s\nwant\n%s", snapshot(next, true), snapshot(full, true))
+	}
+}
