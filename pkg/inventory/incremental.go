@@ -55,7 +55,8 @@ var volatileStates = []string{"pending", "stopping", "stopped", "shutting-down",
 // Instances gone from every group are evicted. Every FullEvery listings, or FullAfter after the
 // last full one, the listing is a full List that replaces everything kept: it bounds the drift
 // of what a filter cannot see, such as a tag an operator changed (other than VolatileTags) or a
-// data volume detached by hand. Filters of freshly written tags lag in EC2, so a new
+// data volume detached by hand. A listing is full as well when it would describe by id more
+// members than a full listing's pages hold (cheaperInFull). Filters of freshly written tags lag in EC2, so a new
 // VolatileTags value can show one listing late.
 //
 // A Tracker is safe for concurrent use; listings are serialised.
@@ -90,6 +91,9 @@ type known struct {
 // TrackerStats count a Tracker's work since it was made.
 type TrackerStats struct {
 	Listings, Full int
+	// FullByCost counts the full listings among Full that were cheaper than describing by id
+	// the members that had to be described again (cheaperInFull).
+	FullByCost int
 	// Described counts instances described by id (new, changed, volatile).
 	Described int
 	// Pending counts members EC2 did not show yet (retried at the next listing).
@@ -157,13 +161,17 @@ func (t *Tracker) List(ctx context.Context) ([]*Group, error) {
 		return nil, err
 	}
 	t.stats.Listings++
-	if t.known == nil || t.since+1 >= every || now().Sub(t.lastFull) >= after {
+	due := t.known == nil || t.since+1 >= every || now().Sub(t.lastFull) >= after
+	if byCost := !due && t.cheaperInFull(groups); due || byCost {
 		if err := t.Lister.members(ctx, groups); err != nil {
 			return nil, err
 		}
 		t.remember(groups, nil, now())
 		t.since, t.lastFull = 0, now()
 		t.stats.Full++
+		if byCost {
+			t.stats.FullByCost++
+		}
 		return groups, nil
 	}
 	fresh, volatile, err := t.volatile(ctx)
@@ -192,6 +200,25 @@ func (t *Tracker) List(ctx context.Context) ([]*Group, error) {
 	t.remember(groups, volatile, now())
 	t.since++
 	return groups, nil
+}
+
+// cheaperInFull reports whether describing again the members a listing must describe by id
+// (new, moved, volatile at the last listing, forgotten) takes more calls than a full listing's
+// pages: e.g. a fleet launched less than SettleWindow ago, or one whose data volumes were all
+// Forgotten at once. Both return the same groups; this only picks the one with fewer calls.
+func (t *Tracker) cheaperInFull(groups []*Group) bool {
+	need, total := 0, 0
+	for _, g := range groups {
+		for _, m := range g.Members {
+			total++
+			if k := t.known[m.ID]; k == nil || k.group != g.Name || t.watch[m.ID] || t.forget[m.ID] {
+				need++
+			}
+		}
+	}
+	byID := (need + namesPerFilter - 1) / namesPerFilter
+	full := (total + instancesPerPage - 1) / instancesPerPage
+	return byID > full+2 // +2: the incremental listing's two filtered describes
 }
 
 // volatile describes the group instances that are not running and the instances carrying a

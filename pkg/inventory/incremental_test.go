@@ -288,3 +288,91 @@ func TestTrackerSteadyStateCalls(t *testing.T) {
 		t.Errorf("stats = %+v", st)
 	}
 }
+
+// TestTrackerFreshFleetListsInFull: a fleet launched less than SettleWindow ago is described again
+// at every listing; when that takes more by-id calls than a full listing's pages, the listing is
+// full (two DescribeInstances pages here instead of the two filtered ones and four by-id ones),
+// and equals a full listing.
+func TestTrackerFreshFleetListsInFull(t *testing.T) {
+	env := region(t, 70, 10) // 700 spotmax members: four by-id calls of 200, one page of 1,000
+	cfg := env.Config
+	cfg.RetryMaxAttempts = 1
+	l := &inventory.Lister{ASG: autoscaling.NewFromConfig(cfg), EC2: ec2.NewFromConfig(cfg)}
+	tr := &inventory.Tracker{Lister: l, Now: env.Region().Clock().Now, FullAfter: time.Hour}
+	ctx := context.Background()
+	if _, err := tr.List(ctx); err != nil {
+		t.Fatal(err)
+	}
+	env.Region().ResetCalls()
+	inc, err := tr.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := map[string]int{}
+	for _, c := range env.Region().Calls() {
+		calls[c.Action] = c.Count
+	}
+	if want := map[string]int{"autoscaling:DescribeAutoScalingGroups": 1, "ec2:DescribeInstances": 1}; !reflect.DeepEqual(calls, want) {
+		t.Errorf("fresh-fleet calls = %v, want %v", calls, want)
+	}
+	if st := tr.Stats(); st.Full != 2 || st.FullByCost != 1 || st.Described != 0 {
+		t.Errorf("stats = %+v, want the second listing full by cost", st)
+	}
+	full, err := l.List(ctx, inventory.Options{Members: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snapshot(full, true) != snapshot(inc, true) {
+		t.Errorf("fresh-fleet listing differs:\n%s\n%s", snapshot(full, true), snapshot(inc, true))
+	}
+	// Settled, the members watched at the last listing are described once more (in full, by
+	// cost), then listings are incremental again.
+	env.Region().Advance(inventory.SettleWindow)
+	if _, err := tr.List(ctx); err != nil {
+		t.Fatal(err)
+	}
+	env.Region().ResetCalls()
+	if _, err := tr.List(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := tr.Stats(); st.FullByCost != 2 || st.Full != 3 || st.Listings != 4 {
+		t.Errorf("stats = %+v, want no further full listing once settled", st)
+	}
+	if n := env.Region().CallsTotal(); n != 3 {
+		t.Errorf("settled listing: %d calls (%v), want 3", n, env.Region().Calls())
+	}
+}
+
+// TestTrackerListingsShareNothing: a listing's groups are the caller's — changing them (members
+// sorted or filled in place, as listings themselves do) changes nothing in the next listing,
+// whose pages come from the cache.
+func TestTrackerListingsShareNothing(t *testing.T) {
+	env := region(t, 3, 2)
+	l := lister(env)
+	tr := &inventory.Tracker{Lister: l, Now: env.Region().Clock().Now}
+	ctx := context.Background()
+	first, err := tr.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range first {
+		for i := range g.Members {
+			g.Members[i].ID, g.Members[i].LifecycleState = "i-mangled", "Mangled"
+		}
+		g.Members = append(g.Members, inventory.Instance{ID: "i-extra"})
+	}
+	next, err := tr.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := tr.Stats(); st.PagesReused == 0 {
+		t.Fatalf("stats %+v: the second listing did not reuse the cached page", st)
+	}
+	full, err := l.List(ctx, inventory.Options{Members: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snapshot(full, true) != snapshot(next, true) {
+		t.Errorf("listing after the caller changed the previous one:\n%s\nwant\n%s", snapshot(next, true), snapshot(full, true))
+	}
+}

@@ -7,6 +7,7 @@ package inventory
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -188,6 +189,14 @@ func (l *Lister) groups(ctx context.Context, names []string, optFns ...func(*aut
 		page, err := p.NextPage(ctx, optFns...)
 		if err != nil {
 			return nil, fmt.Errorf("describing Auto Scaling groups: %w", err)
+		}
+		if cached, ok := page.ResultMetadata.Get(pageGroups{}).([]*Group); ok {
+			for _, g := range cached { // shared with later listings: the members are filled in place
+				c := *g
+				c.Members = slices.Clone(g.Members)
+				out = append(out, &c)
+			}
+			continue
 		}
 		for _, g := range page.AutoScalingGroups {
 			out = append(out, fromASG(g))

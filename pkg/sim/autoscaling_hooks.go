@@ -3,7 +3,6 @@ package sim
 import (
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -55,7 +54,7 @@ const (
 	hookMaxPerGroup      = 50
 )
 
-var hookNamePattern = regexp.MustCompile(`^[A-Za-z0-9\-_/]{1,255}$`)
+var hookNamePattern = lazyRegexp(`^[A-Za-z0-9\-_/]{1,255}$`)
 
 // LifecycleHook is a lifecycle hook of an Auto Scaling group.
 type LifecycleHook struct {
@@ -165,7 +164,7 @@ func asgCheckHook(h LifecycleHook) (LifecycleHook, *APIError) {
 	if h.Name == "" {
 		return h, nullMember(CodeValidationError, "lifecycleHookName")
 	}
-	if !hookNamePattern.MatchString(h.Name) {
+	if !hookNamePattern().MatchString(h.Name) {
 		return h, errf(CodeValidationError, "1 validation error detected: Value '%s' at 'lifecycleHookName' failed to satisfy constraint: Member must satisfy regular expression pattern: [A-Za-z0-9\\-_\\/]+", h.Name)
 	}
 	if h.Transition == "" {

@@ -3,7 +3,6 @@ package sim
 import (
 	"fmt"
 	"math"
-	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -447,11 +446,11 @@ type cwSeries struct {
 	vals []float64
 }
 
-var cwIDPattern = regexp.MustCompile(`^[a-z][a-zA-Z0-9_]*$`)
+var cwIDPattern = lazyRegexp(`^[a-z][a-zA-Z0-9_]*$`)
 
 // cwExpr matches the metric math the simulated region evaluates: SUM, AVG, MIN or MAX of a list
 // of query ids or of METRICS().
-var cwExpr = regexp.MustCompile(`^\s*(SUM|AVG|MIN|MAX)\s*\(\s*(?:\[([a-zA-Z0-9_,\s]*)\]|METRICS\(\s*\))\s*\)\s*$`)
+var cwExpr = lazyRegexp(`^\s*(SUM|AVG|MIN|MAX)\s*\(\s*(?:\[([a-zA-Z0-9_,\s]*)\]|METRICS\(\s*\))\s*\)\s*$`)
 
 func (r *Region) cwGetMetricData(in cwDoc) (cwDoc, *APIError) {
 	start, ok, err := docTime(in, "StartTime", "StartTime")
@@ -509,7 +508,7 @@ func (r *Region) cwGetMetricData(in cwDoc) (cwDoc, *APIError) {
 		if q.id == "" {
 			return nil, cwMissing(pre + ".Id")
 		}
-		if !cwIDPattern.MatchString(q.id) || len(q.id) > 255 {
+		if !cwIDPattern().MatchString(q.id) || len(q.id) > 255 {
 			return nil, errf(CodeInvalidParameter, "The value %s for parameter %s.Id is invalid: it must start with a lowercase letter and contain only letters, digits and underscores.", q.id, pre)
 		}
 		if byID[q.id] != nil {
@@ -577,7 +576,7 @@ func (r *Region) cwGetMetricData(in cwDoc) (cwDoc, *APIError) {
 			continue
 		}
 		pre := fmt.Sprintf("MetricDataQueries.member.%d", i+1)
-		mt := cwExpr.FindStringSubmatch(q.expr)
+		mt := cwExpr().FindStringSubmatch(q.expr)
 		if mt == nil {
 			return nil, errf(CodeInvalidParameter, "The value %s for parameter %s.Expression is not supported: the simulated region evaluates only SUM, AVG, MIN and MAX of [ids] or of METRICS().", q.expr, pre)
 		}

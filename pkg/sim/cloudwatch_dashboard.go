@@ -2,7 +2,6 @@ package sim
 
 import (
 	"encoding/json"
-	"regexp"
 )
 
 // CloudWatch dashboards: PutDashboard and GetDashboard, with the body checks that matter to a
@@ -23,7 +22,7 @@ func init() {
 
 const dashboardsKey = "monitoring:dashboards"
 
-var dashboardName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,255}$`)
+var dashboardName = lazyRegexp(`^[A-Za-z0-9_-]{1,255}$`)
 
 var widgetTypes = map[string]bool{"metric": true, "text": true, "log": true, "alarm": true, "explorer": true}
 
@@ -48,7 +47,7 @@ func (r *Region) cwPutDashboard(in cwDoc) (cwDoc, *APIError) {
 		return nil, cwMissing("DashboardName")
 	case body == "":
 		return nil, cwMissing("DashboardBody")
-	case !dashboardName.MatchString(name):
+	case !dashboardName().MatchString(name):
 		return nil, errf("InvalidParameterInput", "The value %s for parameter DashboardName is invalid: use 1 to 255 letters, digits, - and _.", name)
 	}
 	var doc struct {

@@ -2,7 +2,6 @@ package sim
 
 import (
 	"encoding/xml"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -244,7 +243,7 @@ func parseLaunchTemplateData(p params, base LaunchTemplateData) (LaunchTemplateD
 	return d, nil
 }
 
-var templateNamePattern = regexp.MustCompile(`^[a-zA-Z0-9().\-/_]{3,128}$`)
+var templateNamePattern = lazyRegexp(`^[a-zA-Z0-9().\-/_]{3,128}$`)
 
 // templateByRef finds a launch template by id or name, failing as EC2 does.
 func (r *Region) templateByRef(id, name string) (*LaunchTemplate, *APIError) {
@@ -272,7 +271,7 @@ func (r *Region) ec2CreateLaunchTemplate(c *call) *APIError {
 	if name == "" {
 		return errf(CodeMissingParameter, "The request must contain the parameter LaunchTemplateName")
 	}
-	if !templateNamePattern.MatchString(name) {
+	if !templateNamePattern().MatchString(name) {
 		return errf("InvalidLaunchTemplateName.MalformedException", "A launch template name must be between 3 and 128 characters, and may contain letters, numbers, and the following characters: - ( ) . / _.")
 	}
 	if r.findTemplate("", name) != nil {

@@ -2,7 +2,6 @@ package sim
 
 import (
 	"encoding/xml"
-	"regexp"
 	"sort"
 	"strconv"
 )
@@ -279,7 +278,7 @@ func (r *Region) ec2CreateVolume(c *call) *APIError {
 }
 
 // devicePattern matches the device names EC2 accepts for EBS volumes on Linux and Windows.
-var devicePattern = regexp.MustCompile(`^(/dev/(sd|xvd|hd)[a-z]{1,2}[0-9]{0,2}|xvd[a-z]{1,2})$`)
+var devicePattern = lazyRegexp(`^(/dev/(sd|xvd|hd)[a-z]{1,2}[0-9]{0,2}|xvd[a-z]{1,2})$`)
 
 func (r *Region) ec2AttachVolume(c *call) *APIError {
 	p := c.Form
@@ -295,7 +294,7 @@ func (r *Region) ec2AttachVolume(c *call) *APIError {
 	if err != nil {
 		return err
 	}
-	if !devicePattern.MatchString(dev) {
+	if !devicePattern().MatchString(dev) {
 		return errf(CodeInvalidParameter, "Value (%s) for parameter device is invalid. %s is not a valid EBS device name.", dev, dev)
 	}
 	if v.Attachment != nil {

@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"regexp"
 	"sort"
 	"time"
 )
@@ -38,7 +37,7 @@ type clbInstance struct {
 	drainUntil time.Time
 }
 
-var clbNamePattern = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,30}[A-Za-z0-9])?$`)
+var clbNamePattern = lazyRegexp(`^[A-Za-z0-9]([A-Za-z0-9-]{0,30}[A-Za-z0-9])?$`)
 
 var elbv1Actions = map[string]func(r *Region, c *call) *APIError{
 	"CreateLoadBalancer":                  (*Region).clbCreate,
@@ -70,7 +69,7 @@ func (r *Region) clbNew(spec ClassicLBSpec) (*classicLB, *APIError) {
 	if spec.Name == "" {
 		return nil, nullMember(CodeValidationError, "loadBalancerName")
 	}
-	if !clbNamePattern.MatchString(spec.Name) {
+	if !clbNamePattern().MatchString(spec.Name) {
 		return nil, errf(CodeValidationError, "LoadBalancer name cannot contain characters other than alphanumeric characters and hyphens, and cannot begin or end with a hyphen: %s", spec.Name)
 	}
 	st := r.elb()

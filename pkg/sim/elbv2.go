@@ -2,7 +2,6 @@ package sim
 
 import (
 	"fmt"
-	"regexp"
 	"sort"
 	"strconv"
 	"time"
@@ -42,7 +41,7 @@ type tgTarget struct {
 	drainUntil time.Time // zero unless draining
 }
 
-var tgNamePattern = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,30}[A-Za-z0-9])?$`)
+var tgNamePattern = lazyRegexp(`^[A-Za-z0-9]([A-Za-z0-9-]{0,30}[A-Za-z0-9])?$`)
 
 // Target group attributes that ModifyTargetGroupAttributes accepts, with their defaults.
 var tgDefaultAttrs = map[string]string{
@@ -87,7 +86,7 @@ func (r *Region) tgNew(spec TargetGroupSpec) (*targetGroup, *APIError) {
 	if spec.Name == "" {
 		return nil, nullMember(CodeValidationError, "name")
 	}
-	if !tgNamePattern.MatchString(spec.Name) {
+	if !tgNamePattern().MatchString(spec.Name) {
 		return nil, errf(CodeValidationError, "Target group name '%s' can only contain characters that are alphanumeric characters or hyphens(-)", spec.Name)
 	}
 	if spec.Protocol == "" {

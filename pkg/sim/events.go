@@ -3,7 +3,6 @@ package sim
 import (
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -58,8 +57,8 @@ const (
 const DetailLaunchUnsuccessful = "EC2 Instance Launch Unsuccessful"
 
 var (
-	ebNamePattern   = regexp.MustCompile(`^[\.\-_A-Za-z0-9]{1,64}$`)
-	ebTargetPattern = regexp.MustCompile(`^[\.\-_A-Za-z0-9]{1,64}$`)
+	ebNamePattern   = lazyRegexp(`^[\.\-_A-Za-z0-9]{1,64}$`)
+	ebTargetPattern = lazyRegexp(`^[\.\-_A-Za-z0-9]{1,64}$`)
 )
 
 type ebState struct {
@@ -155,7 +154,7 @@ func ebCheckName(field, name string) *APIError {
 	if name == "" {
 		return nullMember(ebValidation, field)
 	}
-	if !ebNamePattern.MatchString(name) {
+	if !ebNamePattern().MatchString(name) {
 		return errf(ebValidation, "1 validation error detected: Value '%s' at '%s' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\.\\-_A-Za-z0-9]+ and have length between 1 and 64", name, field)
 	}
 	return nil
@@ -375,7 +374,7 @@ func (r *Region) ebPutTargets(c *call) (any, *APIError) {
 	seen := map[string]bool{}
 	for _, t := range in.Targets {
 		switch {
-		case !ebTargetPattern.MatchString(t.ID):
+		case !ebTargetPattern().MatchString(t.ID):
 			return nil, errf(ebValidation, "1 validation error detected: Value '%s' at 'targets.member.id' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\.\\-_A-Za-z0-9]+", t.ID)
 		case seen[t.ID]:
 			return nil, errf(ebValidation, "Target ids must be unique within a request: %s appears twice.", t.ID)

@@ -432,7 +432,7 @@ func (r *Region) logsFilterLogEvents(c *call) (any, *APIError) {
 	return out, nil
 }
 
-var jsonTermPattern = regexp.MustCompile(`^\$\.([A-Za-z0-9_.]+)\s*(=|!=)\s*("(?:[^"\\]|\\.)*"|[^\s"&|]+)$`)
+var jsonTermPattern = lazyRegexp(`^\$\.([A-Za-z0-9_.]+)\s*(=|!=)\s*("(?:[^"\\]|\\.)*"|[^\s"&|]+)$`)
 
 // parseFilterPattern compiles the subset of CloudWatch Logs filter patterns the simulated region
 // supports: "" (everything), terms that must all appear ("ERROR timeout", "\"exact phrase\""),
@@ -456,7 +456,7 @@ func parseFilterPattern(p string) (func(string) bool, *APIError) {
 		}
 		var conds []cond
 		for _, part := range strings.Split(body, "&&") {
-			m := jsonTermPattern.FindStringSubmatch(strings.TrimSpace(part))
+			m := jsonTermPattern().FindStringSubmatch(strings.TrimSpace(part))
 			if m == nil {
 				return nil, bad()
 			}

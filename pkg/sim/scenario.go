@@ -344,14 +344,14 @@ func parseScenario(b []byte, source string) (*Scenario, error) {
 	return &s, nil
 }
 
-var scenarioYAMLType = regexp.MustCompile(`field (\S+) not found in type sim\.(\w+)`)
+var scenarioYAMLType = lazyRegexp(`field (\S+) not found in type sim\.(\w+)`)
 
 // scenarioYAMLError names the scenario's sections instead of Go types.
 func scenarioYAMLError(err error) string {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	msg = strings.ReplaceAll(msg, "unmarshal errors:\n  ", "")
-	msg = scenarioYAMLType.ReplaceAllStringFunc(msg, func(m string) string {
-		sub := scenarioYAMLType.FindStringSubmatch(m)
+	msg = scenarioYAMLType().ReplaceAllStringFunc(msg, func(m string) string {
+		sub := scenarioYAMLType().FindStringSubmatch(m)
 		where := map[string]string{
 			"Scenario": "the scenario", "ScenarioVPC": "a VPC", "ScenarioSubnet": "a subnet",
 			"ScenarioTemplate": "a launch template", "ScenarioBlockDevice": "a block device", "ScenarioGroup": "a group",

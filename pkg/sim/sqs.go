@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -298,7 +297,7 @@ func sqsCheckBody(body string, maxSize, attrSize int64) *APIError {
 	return nil
 }
 
-var sqsAttrName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,256}$`)
+var sqsAttrName = lazyRegexp(`^[A-Za-z0-9_.-]{1,256}$`)
 
 // sqsCheckMessageAttrs validates message attributes and returns their size in bytes.
 func sqsCheckMessageAttrs(attrs map[string]sqsAttrValue) (int64, *APIError) {
@@ -308,7 +307,7 @@ func sqsCheckMessageAttrs(attrs map[string]sqsAttrValue) (int64, *APIError) {
 	var size int64
 	for name, v := range attrs {
 		lower := strings.ToLower(name)
-		if !sqsAttrName.MatchString(name) || strings.HasPrefix(lower, "aws.") || strings.HasPrefix(lower, "amazon.") ||
+		if !sqsAttrName().MatchString(name) || strings.HasPrefix(lower, "aws.") || strings.HasPrefix(lower, "amazon.") ||
 			strings.HasPrefix(name, ".") || strings.HasSuffix(name, ".") || strings.Contains(name, "..") {
 			return 0, errf(CodeInvalidParameter, "Message attribute name '%s' is invalid.", name)
 		}
@@ -492,7 +491,7 @@ func (r *Region) queueURL(c *call, name string) string {
 	return fmt.Sprintf("http://%s/%s/%s", host, r.opts.AccountID, name)
 }
 
-var sqsQueueName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,80}$`)
+var sqsQueueName = lazyRegexp(`^[A-Za-z0-9_-]{1,80}$`)
 
 func (r *Region) sqsCreateQueue(c *call) (any, *APIError) {
 	var in struct {
@@ -509,7 +508,7 @@ func (r *Region) sqsCreateQueue(c *call) (any, *APIError) {
 	if strings.HasSuffix(in.QueueName, ".fifo") {
 		return nil, errf("AWS.SimpleQueueService.UnsupportedOperation", "The simulated region does not simulate FIFO queues.")
 	}
-	if !sqsQueueName.MatchString(in.QueueName) {
+	if !sqsQueueName().MatchString(in.QueueName) {
 		return nil, errf(CodeInvalidParameter, "Can only include alphanumeric characters, hyphens, or underscores. 1 to 80 in length")
 	}
 	if err := r.sqsCheckAttrs(in.QueueName, in.Attributes); err != nil {
@@ -790,7 +789,7 @@ type sqsBatchError struct {
 	Message     string
 }
 
-var sqsBatchID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,80}$`)
+var sqsBatchID = lazyRegexp(`^[A-Za-z0-9_-]{1,80}$`)
 
 // sqsCheckBatch applies the rules every batch action shares to the entries' ids.
 func sqsCheckBatch(ids []string) *APIError {
@@ -802,7 +801,7 @@ func sqsCheckBatch(ids []string) *APIError {
 	}
 	seen := map[string]bool{}
 	for _, id := range ids {
-		if !sqsBatchID.MatchString(id) {
+		if !sqsBatchID().MatchString(id) {
 			return errf("AWS.SimpleQueueService.InvalidBatchEntryId", "A batch entry id can only contain alphanumeric characters, hyphens and underscores. It can be at most 80 letters long.")
 		}
 		if seen[id] {

@@ -250,6 +250,7 @@ func run(args []string) error {
 	}
 	cpu -= cpu0
 	rssMB, peakMB := rss(cmd.Process.Pid)
+	anonMB, fileMB := rssSplit(cmd.Process.Pid)
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	_ = cmd.Wait()
 	cs, err := calls(endpoint)
@@ -259,7 +260,8 @@ func run(args []string) error {
 	reconciles := max(cs["autoscaling:DescribeAutoScalingGroups"] / *pages, 1)
 	out := map[string]any{"label": *label, "first_reconcile_s": first.Seconds(), "first_cpu_s": cpu0, "rss_after_first_mb": rssFirst,
 		"seconds": dur.Seconds(), "reconciles": reconciles, "cpu_s": cpu,
-		"cpu_s_per_reconcile": cpu / float64(reconciles), "rss_mb": rssMB, "peak_rss_mb": peakMB, "calls": cs}
+		"cpu_s_per_reconcile": cpu / float64(reconciles), "rss_mb": rssMB, "peak_rss_mb": peakMB,
+		"rss_anon_mb": anonMB, "rss_file_mb": fileMB, "calls": cs}
 	return json.NewEncoder(os.Stdout).Encode(out)
 }
 
@@ -309,6 +311,24 @@ func procCPU(pid int) (float64, error) {
 	ut, _ := strconv.ParseFloat(f[11], 64)
 	st, _ := strconv.ParseFloat(f[12], 64)
 	return (ut + st) / 100, nil // USER_HZ
+}
+
+// rssSplit returns RssAnon and RssFile of a process in MB: the heap and stacks, and the
+// binary's (and libraries') pages the process touched, which the kernel maps in fault-around
+// blocks and may drop and read again under memory pressure.
+func rssSplit(pid int) (anon, file float64) {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, _ := strings.Cut(line, ":")
+		kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+		switch k {
+		case "RssAnon":
+			anon = kb / 1024
+		case "RssFile":
+			file = kb / 1024
+		}
+	}
+	return anon, file
 }
 
 // rss returns VmRSS and VmHWM of a process in MB.
