@@ -139,7 +139,7 @@ func TestPoliciesAllowExactlyWhatTheRolesCall(t *testing.T) {
 	if err != nil {
 		t.Fatalf("replacing %s: %v", members[0], err)
 	}
-	if res.Volume == "" {
+	if len(res.Volumes) == 0 {
 		t.Fatalf("the replacement moved no data volume: %+v", res)
 	}
 	// Controller: an interruption warning read from the queue is confirmed with EC2 (the spot
@@ -204,7 +204,7 @@ func TestPoliciesAllowExactlyWhatTheRolesCall(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := aec2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{res.New},
-		Tags: []ec2types.Tag{{Key: aws.String(groupconfig.StateVolumeMounted), Value: aws.String(res.Volume)}}}); err != nil {
+		Tags: []ec2types.Tag{{Key: aws.String(groupconfig.StateVolumeMounted), Value: aws.String(res.Volumes[0])}}}); err != nil {
 		t.Fatal(err)
 	}
 	apub := metrics.NewPublisher(cloudwatch.NewFromConfig(agent), metrics.PublisherOptions{Now: r.Clock().Now})

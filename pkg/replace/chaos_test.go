@@ -599,7 +599,7 @@ func (f *fixture) expectOrphan(t testing.TB, old, vol string) {
 		t.Fatalf("the interruption took %s before a journal: its data volume %s should be available, is %+v", old, vol, v)
 	}
 	pool, err := f.workflow().Pool(context.Background(), nil, map[string]replace.PoolGroup{
-		f.group: {Device: "/dev/sdf", MountPath: "/data", Managed: true}})
+		f.group: {Devices: []groupconfig.DataDevice{{Device: "/dev/sdf", MountPath: "/data"}}, Managed: true}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -75,13 +75,29 @@ type PoolVolume struct {
 	Discard string `json:"discard,omitempty"`
 }
 
-// PoolGroup is what the pool needs to know of a group: its data device, whether spotmax manages
-// it, and how long an unused volume is kept (0: forever).
+// PoolGroup is what the pool needs to know of a group: its data devices (with their mount
+// paths), whether spotmax manages it, and how long an unused volume is kept (0: forever).
 type PoolGroup struct {
-	Device    string
-	MountPath string
+	Devices   []groupconfig.DataDevice
 	Managed   bool
 	Retention time.Duration
+}
+
+// device returns the group's data device that a pooled volume tagged with device dev belongs to.
+// A volume without a device tag belongs to the group's only data device, if it has one.
+func (g PoolGroup) device(dev string) (groupconfig.DataDevice, bool) {
+	if dev == "" {
+		if len(g.Devices) == 1 {
+			return g.Devices[0], true
+		}
+		return groupconfig.DataDevice{}, false
+	}
+	for _, d := range g.Devices {
+		if groupconfig.SameDevice(d.Device, dev) {
+			return d, true
+		}
+	}
+	return groupconfig.DataDevice{}, false
 }
 
 // Pool lists every data volume in the region (the spotmax:group tag), in paged DescribeVolumes
@@ -114,8 +130,8 @@ func (w *Workflow) listPool(ctx context.Context, journals []Journal, groups map[
 	moving := map[string]bool{}
 	for _, j := range journals {
 		moving[j.Old] = true
-		if j.Volume != "" {
-			moving["vol:"+j.Volume] = true
+		for _, v := range j.Volumes {
+			moving["vol:"+v.ID] = true
 		}
 	}
 	now := w.clock().Now()
@@ -176,9 +192,13 @@ func poolVolume(v ec2types.Volume, groups map[string]PoolGroup, moving map[strin
 		pv.Status = PoolAttached
 	case att != nil || v.State != ec2types.VolumeStateAvailable:
 		pv.Status = PoolMoving
-	case !groups[pv.Group].Managed || groups[pv.Group].Device == "":
+	case !groups[pv.Group].Managed:
 		pv.Status = PoolOrphaned
 	default:
+		if _, ok := groups[pv.Group].device(pv.Device); !ok {
+			pv.Status = PoolOrphaned // its device is no longer one of its group's data devices
+			break
+		}
 		pv.Status = PoolAvailable
 	}
 	return pv
@@ -282,10 +302,7 @@ func (w *Workflow) Adopt(ctx context.Context, a Adoption) (*AdoptResult, error) 
 	if err := w.tagResource(ctx, a.Volume, claim); err != nil {
 		return nil, fmt.Errorf("claiming volume %s for %s: %w", a.Volume, a.Instance, err)
 	}
-	assign := map[string]string{groupconfig.StateVolume: a.Volume}
-	if a.MountPath != "" {
-		assign[groupconfig.StateMountPath] = a.MountPath
-	}
+	assign := withAssignment(inst.Tags, a.Volume, a.MountPath)
 	if err := w.tagResource(ctx, a.Instance, assign); err != nil {
 		return nil, fmt.Errorf("assigning volume %s to %s: %w", a.Volume, a.Instance, err)
 	}
@@ -355,10 +372,76 @@ func (w *Workflow) checkAdoptionTarget(ctx context.Context, a Adoption, inst ec2
 	if err := w.checkNotReceiving(ctx, a.Group, inst); err != nil {
 		return notAdoptable("instance %s: %v", a.Instance, err)
 	}
-	if cur := instanceTag(inst.Tags, groupconfig.StateVolume); cur != "" && cur != a.Volume {
-		return notAdoptable("instance %s is assigned volume %s already", a.Instance, cur)
+	return w.checkNoOtherAssignment(ctx, a, inst)
+}
+
+// checkNoOtherAssignment refuses an instance that was assigned another volume for the adoption's
+// device: attached there, or on its way (its device tag names it). Volumes assigned for the
+// group's other data devices do not matter.
+func (w *Workflow) checkNoOtherAssignment(ctx context.Context, a Adoption, inst ec2types.Instance) error {
+	for _, id := range groupconfig.SplitStateList(instanceTag(inst.Tags, groupconfig.StateVolume)) {
+		if id == a.Volume {
+			continue
+		}
+		for _, bd := range inst.BlockDeviceMappings {
+			if bd.Ebs != nil && aws.ToString(bd.Ebs.VolumeId) == id && groupconfig.SameDevice(aws.ToString(bd.DeviceName), a.Device) {
+				return notAdoptable("instance %s is assigned volume %s at %s already", a.Instance, id, a.Device)
+			}
+		}
+		v, err := w.describeVolume(ctx, id)
+		if awsapi.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if groupconfig.SameDevice(stateTags(v.Tags)[groupconfig.StateDevice], a.Device) {
+			return notAdoptable("instance %s is assigned volume %s for %s already", a.Instance, id, a.Device)
+		}
 	}
 	return nil
+}
+
+// withAssignment returns the assignment tags of an instance (StateVolume, StateMountPath) with
+// vol added at the end (mounted at path); its other volumes keep their entries. The mount paths
+// are written only while every volume has one, so the two lists stay in step.
+func withAssignment(tags []ec2types.Tag, vol, path string) map[string]string {
+	ids := groupconfig.SplitStateList(instanceTag(tags, groupconfig.StateVolume))
+	paths := groupconfig.SplitStateList(instanceTag(tags, groupconfig.StateMountPath))
+	if !slices.Contains(ids, vol) {
+		ids = append(ids, vol)
+		paths = append(paths, path)
+	}
+	out := map[string]string{groupconfig.StateVolume: groupconfig.JoinStateList(ids)}
+	if len(paths) == len(ids) && !slices.Contains(paths, "") {
+		out[groupconfig.StateMountPath] = groupconfig.JoinStateList(paths)
+	}
+	return out
+}
+
+// unassign removes vol from an instance's assignment (StateVolume, StateMountPath), leaving its
+// other volumes assigned; the tags go when vol was the only one.
+func (w *Workflow) unassign(ctx context.Context, instance string, tags []ec2types.Tag, vol string) error {
+	ids := groupconfig.SplitStateList(instanceTag(tags, groupconfig.StateVolume))
+	i := slices.Index(ids, vol)
+	if i < 0 {
+		return nil
+	}
+	paths := groupconfig.SplitStateList(instanceTag(tags, groupconfig.StateMountPath))
+	ids = slices.Delete(ids, i, i+1)
+	if len(ids) == 0 {
+		return w.untagResource(ctx, instance, groupconfig.StateVolume, groupconfig.StateMountPath)
+	}
+	out := map[string]string{groupconfig.StateVolume: groupconfig.JoinStateList(ids)}
+	if i < len(paths) {
+		paths = slices.Delete(paths, i, i+1)
+	}
+	if len(paths) == len(ids) {
+		out[groupconfig.StateMountPath] = groupconfig.JoinStateList(paths)
+	} else if err := w.untagResource(ctx, instance, groupconfig.StateMountPath); err != nil {
+		return err
+	}
+	return w.tagResource(ctx, instance, out)
 }
 
 // dataDeviceOccupant returns the volume at the group's data device of the target, when it is
@@ -459,7 +542,7 @@ func (w *Workflow) reproveFresh(ctx context.Context, a Adoption, fresh string) e
 	if why == "" {
 		return nil
 	}
-	if err := w.untagResource(context.WithoutCancel(ctx), a.Instance, groupconfig.StateVolume, groupconfig.StateMountPath); err != nil {
+	if err := w.unassign(context.WithoutCancel(ctx), a.Instance, inst.Tags, a.Volume); err != nil {
 		w.log().Warn("undoing an adoption's assignment", "instance", a.Instance, "error", err)
 	}
 	w.dropClaim(ctx, a.Volume)
@@ -481,7 +564,7 @@ func (w *Workflow) confirmAdoption(ctx context.Context, a Adoption) error {
 	if err != nil {
 		return err
 	}
-	if cur := instanceTag(inst.Tags, groupconfig.StateVolume); cur != a.Volume {
+	if cur := instanceTag(inst.Tags, groupconfig.StateVolume); !groupconfig.StateListHas(cur, a.Volume) {
 		// A rival assigned another volume to the instance after us: it wins; ours goes back.
 		w.dropClaim(ctx, a.Volume)
 		return notAdoptable("instance %s was assigned volume %s by another actor", a.Instance, cur)
@@ -573,7 +656,7 @@ func (w *Workflow) Release(ctx context.Context, vol string, force bool) error {
 	if err != nil && !awsapi.IsNotFound(err) {
 		return err
 	}
-	released := instanceTag(inst.Tags, groupconfig.StateVolumeReleased) == vol
+	released := groupconfig.StateListHas(instanceTag(inst.Tags, groupconfig.StateVolumeReleased), vol)
 	if st := stateName(inst); !released && st != "stopped" && !force {
 		return notAdoptable("volume %s is in use on %s (%s) and its agent has not released it: stop the instance, or pass --force", vol, from, st)
 	}
@@ -586,12 +669,7 @@ func (w *Workflow) Release(ctx context.Context, vol string, force bool) error {
 	}); err != nil {
 		return err
 	}
-	if instanceTag(inst.Tags, groupconfig.StateVolume) == vol {
-		if err := w.untagResource(ctx, from, groupconfig.StateVolume, groupconfig.StateMountPath); err != nil {
-			return err
-		}
-	}
-	return nil
+	return w.unassign(ctx, from, inst.Tags, vol)
 }
 
 // BlankReported reports whether the agent's blank-volume report (groupconfig.StateBlankVolume, a

@@ -569,7 +569,7 @@ func TestPoolPassSkipsAttachedVolumes(t *testing.T) {
 	if len(last.Volumes) != 0 {
 		t.Errorf("a steady pass looked at %d volume(s), want none: %+v", len(last.Volumes), last.Volumes)
 	}
-	all, err := w.Pool(context.Background(), nil, map[string]replace.PoolGroup{f.group: {Device: "/dev/sdf", Managed: true}})
+	all, err := w.Pool(context.Background(), nil, map[string]replace.PoolGroup{f.group: {Devices: []groupconfig.DataDevice{{Device: "/dev/sdf"}}, Managed: true}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -84,7 +84,7 @@ func (r *run) next(cur Phase) (step, bool) {
 func (r *run) planSteps() []string {
 	var out []string
 	for _, s := range sequence(false) {
-		if s.name == StepMoveVolume && r.plan.Volume == "" {
+		if s.name == StepMoveVolume && len(r.plan.Volumes) == 0 {
 			continue
 		}
 		out = append(out, s.name)
