@@ -510,7 +510,7 @@ func FreshVolumeProof(inst ec2types.Instance, v ec2types.Volume, dev string) str
 		return "it has been moved by spotmax"
 	case !BlankReported(instanceTag(inst.Tags, groupconfig.StateBlankVolume), id):
 		return "the agent has not reported it blank (" + groupconfig.StateBlankVolume + ")"
-	case instanceTag(inst.Tags, groupconfig.StateVolumeMounted) == id:
+	case groupconfig.StateListHas(instanceTag(inst.Tags, groupconfig.StateVolumeMounted), id):
 		return "the agent mounted it"
 	}
 	return ""
