@@ -42,6 +42,8 @@ type agent struct {
 	leaving bool
 	// mounted maps each mount path to the data volume this run mounted (or found mounted) there.
 	mounted map[string]string
+	// listed are the list-valued progress tags this run wrote (addToTagList), by key.
+	listed map[string][]string
 }
 
 // Run runs the agent until ctx ends. It returns nil at once, after one log line, for an

@@ -474,10 +474,28 @@ func (a *agent) addToTagList(ctx context.Context, key, item string) error {
 	if err != nil {
 		return err
 	}
-	if groupconfig.StateListHas(cur, item) {
+	// The tags read may be a cached copy (IMDS tags are read every TagInterval): what this run
+	// wrote itself is added to it, so a write never drops an entry of the one before.
+	items := groupconfig.SplitStateList(cur)
+	for _, w := range a.listed[key] {
+		if !slices.Contains(items, w) {
+			items = append(items, w)
+		}
+	}
+	if slices.Contains(items, item) && len(items) == len(groupconfig.SplitStateList(cur)) {
 		return nil
 	}
-	return a.setTags(ctx, map[string]string{key: groupconfig.JoinStateList(append(groupconfig.SplitStateList(cur), item))})
+	if !slices.Contains(items, item) {
+		items = append(items, item)
+	}
+	if err := a.setTags(ctx, map[string]string{key: groupconfig.JoinStateList(items)}); err != nil {
+		return err
+	}
+	if a.listed == nil {
+		a.listed = map[string][]string{}
+	}
+	a.listed[key] = items
+	return nil
 }
 
 func orUnknown(s string) string {
