@@ -42,10 +42,10 @@ type fixtureOpts struct {
 	noVolume     bool
 	// devices are the data devices (default /dev/sdf); two make a group with data and log
 	// volumes, mounted at /data and /log.
-	devices []string
-	seed         int64
-	scale        float64
-	latencies    *sim.Latencies
+	devices   []string
+	seed      int64
+	scale     float64
+	latencies *sim.Latencies
 	// behaviors default to AWS's (sim.AWSBehaviors); a test that needs the kind world says so.
 	behaviors *sim.Behaviors
 }

@@ -229,4 +229,3 @@ func eventuallyT(t *testing.T, what string, cond func() bool) {
 	}
 	t.Fatalf("timed out waiting for %s", what)
 }
-

@@ -28,7 +28,7 @@ type GroupSpec struct {
 	// data volumes, e.g. data and log).
 	MoreDataDevices []string
 	Desired         int32
-	Max        int32 // default Desired+2
+	Max             int32 // default Desired+2
 	// AZs default to the region's three.
 	AZs []string
 	// Tags are group tags; all propagate at launch unless listed in NoPropagate.
