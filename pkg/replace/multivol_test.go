@@ -229,3 +229,38 @@ func eventuallyT(t *testing.T, what string, cond func() bool) {
 	}
 	t.Fatalf("timed out waiting for %s", what)
 }
+
+// TestReplaceResumesAJournalOfOneBareVolume: a journal written before groups had several data
+// volumes names its volume without a device (spotmax:state:data_volume=vol-…); a resume moves it
+// to the group's data device.
+func TestReplaceResumesAJournalOfOneBareVolume(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	old := f.members[0]
+	vol := f.dataVolumesOf(t, old)[0]
+	w := f.workflow()
+	w.AfterPhase = func(_ string, p replace.Phase) error {
+		if p == replace.PhaseLaunched {
+			return errCrash
+		}
+		return nil
+	}
+	if _, err := f.replace(t, w, replace.Request{InstanceID: old, Reason: replace.ReasonManual}); err == nil {
+		t.Fatal("the crash did not stop the replacement")
+	}
+	if err := f.setTag(old, groupconfig.StateJournalVolume, vol); err != nil {
+		t.Fatal(err)
+	}
+	f.env.Region().Advance(5 * time.Second)
+	js, err := f.workflow().InFlight(context.Background())
+	if err != nil || len(js) != 1 || len(js[0].Volumes) != 1 || js[0].Volumes[0] != (replace.DataVolume{ID: vol}) {
+		t.Fatalf("in flight: %+v, %v; want one journal naming %s without a device", js, err, vol)
+	}
+	res, err := f.replace(t, f.workflow(), replace.Request{InstanceID: old, Reason: replace.ReasonManual})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Resumed || !slices.Equal(res.Volumes, []string{vol}) {
+		t.Errorf("result %+v, want the resumed move of %s", res, vol)
+	}
+	f.checkInvariants(t)
+}
