@@ -177,3 +177,61 @@ func TestEndToEndTwoDataVolumes(t *testing.T) {
 		}
 	}
 }
+
+// TestAgentMountsEachAssignedVolume: on real loop devices, the agent mounts each volume of its
+// assignment at the path of the same position, never one its instance already released (listed
+// in volume_released, as after a crash between two releases), mounts a volume added to the
+// assignment later (the pool adopts per device), and on a notice releases each mounted one,
+// keeping the entries already listed.
+func TestAgentMountsEachAssignedVolume(t *testing.T) {
+	blockdevtest.Require(t)
+	env, in := simInstance(t, true, map[string]string{groupconfig.TagGroup: "g"})
+	r := env.Region()
+	c := ec2.NewFromConfig(env.Config)
+	cfg := baseConfig(env, in.ID, t)
+	byID := &blockdevtest.ByIDDir{Dir: cfg.ByIDDir}
+	base := t.TempDir()
+	var vols, paths []string
+	var loops []*blockdevtest.Loop
+	for i, dev := range []string{"/dev/sdf", "/dev/sdg", "/dev/sdh"} {
+		l := blockdevtest.NewLoop(t, 16, true)
+		v := attachSimVolume(t, c, r, in, dev)
+		byID.Attach(t, v, l.Dev)
+		p := filepath.Join(base, "p"+string(rune('a'+i)))
+		t.Cleanup(func() { blockdevtest.UnmountPath(t, p) })
+		vols, paths, loops = append(vols, v), append(paths, p), append(loops, l)
+	}
+	setTag(t, env, in.ID, groupconfig.StateVolumeReleased, vols[0])
+	setTag(t, env, in.ID, groupconfig.StateVolume, vols[0]+","+vols[1])
+	setTag(t, env, in.ID, groupconfig.StateMountPath, paths[0]+","+paths[1])
+	lb := runAgent(t, "multi", cfg)
+	mounted := func(i int) bool {
+		src, _ := (&blockdev.Mounter{}).MountedAt(paths[i])
+		return src == loops[i].Dev
+	}
+	eventually(t, 10*time.Second, "the second volume mounted at its path", func() bool { return mounted(1) }, lb)
+	time.Sleep(300 * time.Millisecond) // several tag and device polls
+	if src, _ := (&blockdev.Mounter{}).MountedAt(paths[0]); src != "" {
+		t.Errorf("the released volume %s was mounted again at %s (%s)", vols[0], paths[0], src)
+	}
+	// The pool adopts a third volume: the assignment grows.
+	setTag(t, env, in.ID, groupconfig.StateMountPath, strings.Join(paths, ","))
+	setTag(t, env, in.ID, groupconfig.StateVolume, strings.Join(vols, ","))
+	eventually(t, 10*time.Second, "the adopted volume mounted at its path", func() bool { return mounted(2) }, lb)
+	eventually(t, 5*time.Second, "both mounts reported", func() bool {
+		m := tagOf(r, in.ID, groupconfig.StateVolumeMounted)
+		return groupconfig.StateListHas(m, vols[1]) && groupconfig.StateListHas(m, vols[2])
+	}, lb)
+	if err := r.Interrupt(in.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "every volume listed released", func() bool {
+		rel := tagOf(r, in.ID, groupconfig.StateVolumeReleased)
+		return groupconfig.StateListHas(rel, vols[0]) && groupconfig.StateListHas(rel, vols[1]) && groupconfig.StateListHas(rel, vols[2])
+	}, lb)
+	for i := 1; i < 3; i++ {
+		if mounted(i) {
+			t.Errorf("%s is still mounted after the release", paths[i])
+		}
+	}
+}
