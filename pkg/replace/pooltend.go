@@ -112,7 +112,7 @@ func (w *Workflow) TendPool(ctx context.Context, groups []*inventory.Group, jour
 		// time, and the member's other devices are paired in the next pass.
 		taken := map[string]bool{}
 		for _, d := range cfg.Devices {
-			for _, m := range needy(g, d.Device, busy) {
+			for _, m := range needy(g, d.Device, len(cfg.Devices), busy) {
 				key := g.Name + "/" + m.AZ + "/" + groupconfig.NormalizeDevice(d.Device)
 				if len(free[key]) == 0 || taken[m.ID] {
 					continue
@@ -148,12 +148,13 @@ func (w *Workflow) TendPool(ctx context.Context, groups []*inventory.Group, jour
 	return work, nil
 }
 
-// needy returns the group's members that lack their data at data device dev, oldest first:
-// running and InService, driven by no replacement or adoption, and with nothing at dev or only a
-// volume there that the agent reports blank and that was not assigned to it (Adopt checks the
-// whole proof). A member holding its data at its other devices may still lack it at dev (a
-// replacement of an instance that held only some of them).
-func needy(g *inventory.Group, dev string, busy map[string]bool) []inventory.Instance {
+// needy returns the group's members that lack their data at data device dev (one of ndev),
+// oldest first: running and InService, driven by no replacement or adoption, assigned fewer
+// volumes than the group has data devices, and with nothing at dev or only a volume there that
+// the agent reports blank and that was not assigned to it (Adopt checks the whole proof). A
+// member holding its data at its other devices may still lack it at dev (a replacement of an
+// instance that held only some of them).
+func needy(g *inventory.Group, dev string, ndev int, busy map[string]bool) []inventory.Instance {
 	var out []inventory.Instance
 	for _, m := range g.Members {
 		if m.State != "running" || m.LifecycleState != "InService" || busy[m.ID] || m.Tags[groupconfig.StatePhase] != "" {
@@ -161,6 +162,9 @@ func needy(g *inventory.Group, dev string, busy map[string]bool) []inventory.Ins
 		}
 		if r := m.Tags[groupconfig.StateReplaces]; r != "" && busy[r] {
 			continue
+		}
+		if len(groupconfig.SplitStateList(m.Tags[groupconfig.StateVolume])) >= ndev {
+			continue // every device's volume is assigned (some may still be on their way)
 		}
 		if v, ok := m.VolumeAt(dev); ok && (!BlankReported(m.Tags[groupconfig.StateBlankVolume], v.ID) ||
 			groupconfig.StateListHas(m.Tags[groupconfig.StateVolume], v.ID)) {
