@@ -26,9 +26,11 @@ import (
 //
 // An adoption is claimed on the volume like a journal (StateAdoptedBy, StateOwner,
 // StateLeaseUntil; lease.go's rules): written, settled, read back; a rival's live claim is a
-// BusyError. The target instance is named in its own StateVolume tag before anything is
-// attached, and read back too, so two volumes are never adopted into one instance; the device
-// name, which EC2 lets only one attachment hold, closes the remaining window. Every step is
+// BusyError. The target instance is named in its own StateVolume list before anything is
+// attached, and read back too, and no other assigned volume may be for the same device, so two
+// volumes are never adopted into one instance's device; the device name, which EC2 lets only one
+// attachment hold, closes the remaining window. A group with several data devices is adopted
+// into device by device, each adoption adding its volume to the list. Every step is
 // idempotent: an adoption interrupted anywhere is finished by the next actor once the lease has
 // run out (ResumeAdoptions), or given up, which leaves the volume in the pool.
 
@@ -44,7 +46,8 @@ const (
 	// PoolMoving: part of a replacement or an adoption in progress, or attaching/detaching.
 	PoolMoving PoolStatus = "moving"
 	// PoolOrphaned: attached to nothing and its group is no longer a spotmax group with a data
-	// device: nothing will re-home it until an operator adopts, releases or deletes it.
+	// device, or its device is no longer one of the group's data devices: nothing will re-home it
+	// until an operator adopts, releases or deletes it.
 	PoolOrphaned PoolStatus = "orphaned"
 	// PoolDiscarding: a launch's fresh, provably empty volume being deleted after a pooled
 	// volume took its place.
