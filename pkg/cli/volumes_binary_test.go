@@ -76,17 +76,17 @@ func (a *awsCmd) run(out any, args ...string) {
 // interruption spotmax never heard of, every data volume that existed is attached to a running
 // member (or, with fewer members than volumes, available and listed by `spotmax volumes`), and no
 // member whose agent reports its fresh volume blank keeps it while a pooled volume waits.
-func TestBinaryVolumePool(t *testing.T) { testBinaryVolumePool(t, []string{"/dev/sdf"}) }
-
-// TestBinaryVolumePoolTwoDevices is the same with data and log volumes in each member
+//
+// It runs with one data volume per member, then with data and log volumes
 // (persistence_dev=/dev/sdf,/dev/sdg): every volume is kept, pooled and re-homed at its own
 // device; a member gets one pooled volume per reconcile, so each step runs one pass per device.
-func TestBinaryVolumePoolTwoDevices(t *testing.T) {
-	testBinaryVolumePool(t, []string{"/dev/sdf", "/dev/sdg"})
+func TestBinaryVolumePool(t *testing.T) {
+	bin := buildSpotmax(t)
+	t.Run("one device", func(t *testing.T) { testBinaryVolumePool(t, bin, []string{"/dev/sdf"}) })
+	t.Run("two devices", func(t *testing.T) { testBinaryVolumePool(t, bin, []string{"/dev/sdf", "/dev/sdg"}) })
 }
 
-func testBinaryVolumePool(t *testing.T, devs []string) {
-	bin := buildSpotmax(t)
+func testBinaryVolumePool(t *testing.T, bin string, devs []string) {
 	e := newTestEnv(t)
 	cli := newAWSCmd(t, e)
 	r := e.Region()
