@@ -151,7 +151,8 @@ func testBinaryVolumePool(t *testing.T, bin string, devs []string) {
 		}
 	}
 	once() // first sight: DeleteOnTermination off, data volumes marked as the group's
-	data := map[string]string{} // data volume → its device
+	// data maps each data volume to its device.
+	data := map[string]string{}
 	for id, v := range pool() {
 		if v.Status != replace.PoolAttached || !slices.Contains(devs, v.Device) {
 			t.Errorf("volume %s after the first pass: %s at %q, want attached at one of %v", id, v.Status, v.Device, devs)
