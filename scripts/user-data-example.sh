@@ -1,6 +1,8 @@
 #!/bin/bash
 # Example EC2 user data for an instance of a spotmax group that keeps a data volume
-# (spotmax:persistence_dev=/dev/sdf, spotmax:persistence_mount_path=/data). It bakes nothing
+# (spotmax:persistence_dev=/dev/sdf, spotmax:persistence_mount_path=/data) or several (data and
+# log: persistence_dev=/dev/sdf,/dev/sdg, persistence_mount_path=/data,/log; set DATA_VOLUMES
+# below to "/dev/sdf,/dev/xvdf:/data /dev/sdg,/dev/xvdg:/log"). It bakes nothing
 # into the image: it installs spotmax-agent from the release, which mounts the group's data
 # volume on a replacement, and offers a blank fresh volume to the group's pool (a volume kept
 # from a lost or scaled-in member is swapped in and mounted instead); only when nothing was
@@ -20,6 +22,9 @@ INSTALLER_SHA256=${INSTALLER_SHA256:-}
 MOUNT_PATH=${MOUNT_PATH:-/data}
 # The device names EC2's attachment gives spotmax:persistence_dev=/dev/sdf (see step 2).
 DATA_DEVICES=${DATA_DEVICES:-/dev/sdf /dev/xvdf}
+# One entry per data volume, separated by spaces: its device names (commas) and its mount path
+# after a colon, in the order of spotmax:persistence_dev. Default: DATA_DEVICES at MOUNT_PATH.
+DATA_VOLUMES=${DATA_VOLUMES:-"${DATA_DEVICES// /,}:$MOUNT_PATH"}
 # AGENT_INSTALLED=1: the image already has the agent (the .deb/.rpm baked in); skip step 1.
 AGENT_INSTALLED=${AGENT_INSTALLED:-0}
 
@@ -40,20 +45,20 @@ if [ "$AGENT_INSTALLED" != 1 ]; then
   rm -rf "$tmp"
 fi
 
-# 2. The data volume of a first launch: the launch template's fresh volume at /dev/sdf. The agent
-#    holds a blank fresh volume for its --blank-hold (2 m) while the group's pool may swap in a
-#    kept data volume, which the agent then mounts at $MOUNT_PATH; while held, mkfs fails on it.
-#    So: wait for the agent's mount, and format only after the hold (BLANK_HOLD_SECS, a margin over
-#    the agent's 2 m) and only a device that still holds no file system. On a replacement the
-#    launch has no volume there (spotmax moves the old one in and the agent mounts it), so nothing
-#    is formatted or mounted here. Only the names EC2's attachment gives the device are used:
-#    /dev/sdf, its Xen name /dev/xvdf, or on Nitro the /dev/sdf link that Amazon Linux's udev
-#    rules (amazon-ec2-utils) make to the NVMe device. Any other disk is never guessed.
+# 2. The data volumes of a first launch: the launch template's fresh volume at each data device.
+#    The agent holds a blank fresh volume for its --blank-hold (2 m) while the group's pool may
+#    swap in a kept data volume of that device, which the agent then mounts at its path; while
+#    held, mkfs fails on it. So, for each volume: wait for the agent's mount, and format only after
+#    the hold (BLANK_HOLD_SECS, a margin over the agent's 2 m) and only a device that still holds
+#    no file system. On a replacement the launch has no volume at a device whose data spotmax
+#    moves in (the agent mounts it), so nothing is formatted or mounted there. Only the names
+#    EC2's attachment gives a device are used: /dev/sdf, its Xen name /dev/xvdf, or on Nitro the
+#    /dev/sdf link that Amazon Linux's udev rules (amazon-ec2-utils) make to the NVMe device. Any
+#    other disk is never guessed.
 BLANK_HOLD_SECS=${BLANK_HOLD_SECS:-150}
-mkdir -p "$MOUNT_PATH"
-fresh_device() {
+fresh_device() {  # $1: the device's names, separated by commas
   local d real
-  for d in $DATA_DEVICES; do
+  for d in ${1//,/ }; do
     [ -e "$d" ] || continue
     real=$(readlink -f "$d")
     case "$(lsblk -ndo TYPE "$real")" in disk|loop) ;; *) continue ;; esac  # not a partition
@@ -63,13 +68,23 @@ fresh_device() {
   done
   return 1
 }
-until findmnt -rno SOURCE --mountpoint "$MOUNT_PATH" >/dev/null; do
-  if [ "$SECONDS" -ge "$BLANK_HOLD_SECS" ] && dev=$(fresh_device); then
-    if [ -z "$(blkid -p -o value -s TYPE "$dev" 2>/dev/null)" ]; then
-      mkfs.ext4 -q "$dev" || { sleep 5; continue; }                # still held: try again
+pending=$DATA_VOLUMES
+while [ -n "$pending" ]; do
+  left=
+  for entry in $pending; do
+    names=${entry%%:*} path=${entry#*:}
+    mkdir -p "$path"
+    findmnt -rno SOURCE --mountpoint "$path" >/dev/null && continue  # mounted (by the agent, or here)
+    if [ "$SECONDS" -ge "$BLANK_HOLD_SECS" ] && dev=$(fresh_device "$names"); then
+      if [ -z "$(blkid -p -o value -s TYPE "$dev" 2>/dev/null)" ]; then
+        mkfs.ext4 -q "$dev" || { left="$left $entry"; continue; }  # still held: try again
+      fi
+      mount "$dev" "$path" && continue
     fi
-    mount "$dev" "$MOUNT_PATH" && break
-  fi
+    left="$left $entry"
+  done
+  pending=${left# }
+  [ -n "$pending" ] || break
   [ "$SECONDS" -lt $((BLANK_HOLD_SECS + 300)) ] || break          # nothing to mount: done
   sleep 5
 done

@@ -40,8 +40,10 @@ type agent struct {
 	volMu sync.Mutex
 	// leaving is set once a notice was acted on: from then on the volume is not mounted again.
 	leaving bool
-	// mountedVolume is the volume this run mounted (or found mounted) at mountPath.
-	mountedVolume, mountPath string
+	// mounted maps each mount path to the data volume this run mounted (or found mounted) there.
+	mounted map[string]string
+	// listed are the list-valued progress tags this run wrote (addToTagList), by key.
+	listed map[string][]string
 }
 
 // Run runs the agent until ctx ends. It returns nil at once, after one log line, for an

@@ -28,8 +28,9 @@ type Config struct {
 	// AWS_ENDPOINT_URL), with the region from IMDS.
 	AWS *aws.Config
 
-	// MountPath overrides where the data volume is mounted; empty: the spotmax:state:mount_path
-	// tag the replacement workflow sets, else spotmax:persistence_mount_path.
+	// MountPath overrides where the data volume is mounted when one volume is assigned (with
+	// several it cannot say which, and the tags decide); empty: the spotmax:state:mount_path tag
+	// the replacement workflow sets, else spotmax:persistence_mount_path.
 	MountPath string
 	// MountOptions are passed to mount -o.
 	MountOptions string

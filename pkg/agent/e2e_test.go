@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -297,7 +298,7 @@ func endToEnd(t *testing.T, xen bool) {
 	if out.err != nil {
 		t.Fatalf("replacement: %v (result %+v)", out.err, out.res)
 	}
-	if out.res.New != newID || out.res.Volume != vol {
+	if out.res.New != newID || !slices.Equal(out.res.Volumes, []string{vol}) {
 		t.Errorf("replacement result = %+v, want %s with volume %s", out.res, newID, vol)
 	}
 	eventually(t, 10*time.Second, "the replacement's agent to mount the volume", func() bool {

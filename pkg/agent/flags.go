@@ -40,7 +40,7 @@ func ParseArgs(args []string, getenv func(string) string, stderr io.Writer) (Opt
 	}
 	defs := []def{
 		{"imds-endpoint", "instance metadata endpoint (default: AWS_EC2_METADATA_SERVICE_ENDPOINT, else http://169.254.169.254)", &o.IMDSEndpoint, ""},
-		{"mount-path", "where to mount the data volume (default: the spotmax:state:mount_path / spotmax:persistence_mount_path tags)", &o.MountPath, ""},
+		{"mount-path", "where to mount the data volume when one is assigned (default: the spotmax:state:mount_path / spotmax:persistence_mount_path tags, which also give each path of several)", &o.MountPath, ""},
 		{"mount-options", "options for mount -o", &o.MountOptions, ""},
 		{"consul-mode", "how to leave Consul on a notice: deregister, maintenance or off", &o.ConsulMode, "deregister"},
 		{"consul-addr", "local Consul agent (default: CONSUL_HTTP_ADDR, else 127.0.0.1:8500)", &o.ConsulAddr, ""},

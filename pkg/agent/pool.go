@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"time"
 
@@ -53,9 +54,8 @@ func (a *agent) announce(ctx context.Context) {
 	}
 }
 
-// holdBlank runs once at start on an instance that was assigned no data volume (a scale-out or
-// the group's own launch, not a spotmax replacement): it looks for the volumes attached to the
-// instance that are blank — no file system or partition table (blkid's low-level probe), mounted
+// holdBlank runs once at start: it looks for the volumes attached to the instance (other than
+// those assigned to it) that are blank — no file system or partition table (blkid's low-level probe), mounted
 // nowhere — opens each with O_EXCL, which makes mkfs and mount fail on it while held, and reports
 // them (groupconfig.StateBlankVolume). spotmax may then swap such a volume for a pooled data volume
 // of the group and delete it. After BlankHold, or once every held device is gone, the report is
@@ -64,13 +64,15 @@ func (a *agent) holdBlank(ctx context.Context) {
 	if a.cfg.BlankHold < 0 {
 		return
 	}
-	if v, ok, err := a.tags.Tag(ctx, groupconfig.StateVolume); err != nil || ok && v != "" {
-		return // a replacement: its data volume is on its way
-	}
-	if r, ok, err := a.tags.Tag(ctx, groupconfig.StateReplaces); err != nil || ok && r != "" {
+	// Volumes assigned to the instance (a replacement's moved volumes) are never held. A
+	// replacement is looked at too: when its old instance held only some of the group's data
+	// devices, the others got the template's fresh volumes, which the pool may swap per device.
+	assigned, _, err := a.tags.Tag(ctx, groupconfig.StateVolume)
+	if err != nil {
+		a.log.Warn("reading the volume assignment failed; not holding blank volumes", "instance", a.id.InstanceID, "error", err)
 		return
 	}
-	held, err := a.blankVolumes(ctx)
+	held, err := a.blankVolumes(ctx, groupconfig.SplitStateList(assigned))
 	if err != nil {
 		a.log.Warn("looking for a blank fresh volume failed", "instance", a.id.InstanceID, "error", err)
 	}
@@ -122,7 +124,7 @@ type heldVolume struct {
 }
 
 // blankVolumes finds and opens (O_EXCL) the blank volumes attached to the instance.
-func (a *agent) blankVolumes(ctx context.Context) ([]heldVolume, error) {
+func (a *agent) blankVolumes(ctx context.Context, except []string) ([]heldVolume, error) {
 	api, err := a.ec2.get(ctx)
 	if err != nil {
 		return nil, err
@@ -139,6 +141,9 @@ func (a *agent) blankVolumes(ctx context.Context) ([]heldVolume, error) {
 	var held []heldVolume
 	for _, v := range out.Volumes {
 		id := aws.ToString(v.VolumeId)
+		if slices.Contains(except, id) {
+			continue
+		}
 		dev, err := a.locator.Find(id)
 		if err != nil || dev == "" {
 			continue // no device proves to be it: never guessed

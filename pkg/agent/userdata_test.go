@@ -34,6 +34,27 @@ func userData(t *testing.T, ctx context.Context, dev, mountPath string, holdSecs
 	return string(out), err
 }
 
+// userDataVolumes runs the same step for several data volumes (DATA_VOLUMES): each of devs linked
+// as its group device, mounted at the path of the same position.
+func userDataVolumes(t *testing.T, ctx context.Context, devs, paths []string, holdSecs int) (string, error) {
+	t.Helper()
+	_, self, _, _ := runtime.Caller(0)
+	script := filepath.Join(filepath.Dir(self), "..", "..", "scripts", "user-data-example.sh")
+	var entries []string
+	for i, dev := range devs {
+		link := filepath.Join(t.TempDir(), "sd"+string(rune('f'+i)))
+		if err := os.Symlink(dev, link); err != nil {
+			t.Fatal(err)
+		}
+		entries = append(entries, link+":"+paths[i])
+	}
+	cmd := exec.CommandContext(ctx, "bash", script)
+	cmd.Env = append(os.Environ(), "AGENT_INSTALLED=1", "DATA_VOLUMES="+strings.Join(entries, " "),
+		"BLANK_HOLD_SECS="+strconv.Itoa(holdSecs))
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
 func fsType(t *testing.T, dev string) string {
 	t.Helper()
 	out, _ := exec.Command("blkid", "-p", "-o", "value", "-s", "TYPE", dev).Output()
@@ -150,6 +171,59 @@ func TestUserDataExample(t *testing.T) {
 		}
 		if got := mountSource(dir); got != pooled.Dev {
 			t.Errorf("%s mounted from %q, want the pooled %s", dir, got, pooled.Dev)
+		}
+	})
+
+	t.Run("two data volumes at their own paths", func(t *testing.T) {
+		// data: a first launch's blank volume, formatted once the agent's hold ends; log: a
+		// volume with a file system, mounted as it is.
+		data := blockdevtest.NewLoop(t, 64, false)
+		logv := blockdevtest.NewLoop(t, 64, true)
+		fd, err := unix.Open(data.Dev, unix.O_RDONLY|unix.O_EXCL|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatalf("holding %s: %v", data.Dev, err)
+		}
+		held := true
+		release := func() {
+			if held {
+				held = false
+				unix.Close(fd)
+			}
+		}
+		t.Cleanup(release)
+		base := t.TempDir()
+		paths := []string{filepath.Join(base, "data"), filepath.Join(base, "log")}
+		for _, p := range paths {
+			t.Cleanup(func() { blockdevtest.UnmountPath(t, p) })
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		done := make(chan error, 1)
+		var out string
+		go func() {
+			var err error
+			out, err = userDataVolumes(t, ctx, []string{data.Dev, logv.Dev}, paths, 0)
+			done <- err
+		}()
+		deadline := time.Now().Add(20 * time.Second)
+		for mountSource(paths[1]) == "" && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if got := mountSource(paths[1]); got != logv.Dev {
+			t.Errorf("%s mounted from %q, want the log volume %s while the data volume is held", paths[1], got, logv.Dev)
+		}
+		if got := fsType(t, data.Dev); got != "" || mountSource(paths[0]) != "" {
+			t.Errorf("the held data volume %s was formatted (%q) or mounted", data.Dev, got)
+		}
+		release()
+		if err := <-done; err != nil {
+			t.Fatalf("user data: %v\n%s", err, out)
+		}
+		if got := mountSource(paths[0]); got != data.Dev || fsType(t, data.Dev) != "ext4" {
+			t.Errorf("after the hold: %s mounted from %q (fs %q), want %s formatted", paths[0], got, fsType(t, data.Dev), data.Dev)
+		}
+		if got := mountSource(paths[1]); got != logv.Dev {
+			t.Errorf("%s mounted from %q, want %s", paths[1], got, logv.Dev)
 		}
 	})
 }

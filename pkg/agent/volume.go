@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,40 +25,65 @@ import (
 // mountTimeout bounds one mount; a mount is never cut short by the agent's own shutdown.
 const mountTimeout = 30 * time.Second
 
-// remountLoop waits for the data volume that the replacement workflow assigns to this instance
-// (groupconfig.StateVolume, with groupconfig.StateMountPath) and mounts it, at once if it is
-// already attached. It returns once the volume is mounted, or when the agent stops.
+// remountLoop waits for the data volumes that the replacement workflow or the pool assigns to
+// this instance (groupconfig.StateVolume, with groupconfig.StateMountPath: one entry per volume)
+// and mounts each at its own path, at once if it is already attached. It keeps watching the
+// assignment, which grows when the pool adopts a volume for another data device, until the
+// instance is leaving or the agent stops. A volume the agent released (its StateVolumeReleased
+// names it, also from before a restart) is never mounted again.
 func (a *agent) remountLoop(ctx context.Context) {
 	watch := watchDevices(ctx, a.cfg.ByIDDir, a.cfg.DevDir)
 	devPoll := a.cfg.DeviceInterval
 	if watch != nil {
 		devPoll = max(devPoll, time.Second) // inotify wakes us; polling is only a safety net
 	}
-	w := &mountWait{}
-	var vol, path string
+	waits := map[string]*mountWait{}
+	mounted := map[string]bool{}
+	errs := &mountWait{}
+	var assigned []assignedVolume
 	nextTags := time.Now()
 	woke := false
 	for {
 		now := time.Now()
-		if !now.Before(nextTags) || (woke && vol == "" && a.tags.Source() == "imds") {
+		pending := false
+		for _, av := range assigned {
+			if !mounted[av.vol] {
+				pending = true
+			}
+		}
+		if !now.Before(nextTags) || (woke && (pending || len(assigned) == 0) && a.tags.Source() == "imds") {
 			if it, ok := a.tags.(*imdsTags); ok && woke {
 				it.invalidate() // a device appeared: the assignment may have come with it
 			}
-			v, p, err := a.assignment(ctx)
+			v, err := a.assignment(ctx)
 			if err != nil {
-				w.report(a, "reading the volume assignment failed", err)
+				errs.report(a, "reading the volume assignment failed", err)
 			} else {
-				vol, path = v, p
+				assigned = v
 			}
 			nextTags = time.Now().Add(a.tags.Every())
 		}
-		if vol != "" && path != "" {
-			if a.tryMount(ctx, vol, path, w) {
-				return
+		pending = false
+		for _, av := range assigned {
+			if mounted[av.vol] || av.path == "" {
+				continue
+			}
+			w := waits[av.vol]
+			if w == nil {
+				w = &mountWait{}
+				waits[av.vol] = w
+			}
+			if a.tryMount(ctx, av.vol, av.path, w) {
+				mounted[av.vol] = true
+			} else {
+				pending = true
 			}
 		}
+		if a.isLeaving() {
+			return
+		}
 		wait := time.Until(nextTags)
-		if vol != "" && devPoll < wait {
+		if pending && devPoll < wait {
 			wait = devPoll
 		}
 		timer := time.NewTimer(max(wait, time.Millisecond))
@@ -71,6 +98,17 @@ func (a *agent) remountLoop(ctx context.Context) {
 		}
 		timer.Stop()
 	}
+}
+
+func (a *agent) isLeaving() bool {
+	a.volMu.Lock()
+	defer a.volMu.Unlock()
+	return a.leaving
+}
+
+// assignedVolume is one data volume assigned to this instance and where to mount it.
+type assignedVolume struct {
+	vol, path string
 }
 
 // mountWait is the progress of waiting for one volume, for logs that say things once.
@@ -96,33 +134,57 @@ func (w *mountWait) report(a *agent, msg string, err error) {
 	a.log.Error(msg, "instance", a.id.InstanceID, "error", err)
 }
 
-// assignment reads the volume assigned to this instance and where to mount it.
-func (a *agent) assignment(ctx context.Context) (vol, path string, err error) {
-	vol, ok, err := a.tags.Tag(ctx, groupconfig.StateVolume)
+// assignment reads the volumes assigned to this instance and where to mount each: the entry of
+// StateMountPath at the volume's position, else (when the workflow wrote no paths) the group's
+// propagated spotmax:persistence_mount_path entry at that position. --mount-path overrides the
+// path of a single assigned volume; with several it cannot say which, and is not used. Volumes
+// already released by this instance's agent are left out.
+func (a *agent) assignment(ctx context.Context) ([]assignedVolume, error) {
+	v, ok, err := a.tags.Tag(ctx, groupconfig.StateVolume)
 	if err != nil || !ok {
-		return "", "", err
+		return nil, err
 	}
-	if !blockdev.ValidVolumeID(vol) {
-		return "", "", fmt.Errorf("tag %s=%q on %s is not an EBS volume id", groupconfig.StateVolume, vol, a.id.InstanceID)
-	}
-	path = a.cfg.MountPath
-	if path == "" {
-		if p, ok, err := a.tags.Tag(ctx, groupconfig.StateMountPath); err != nil {
-			return "", "", err
-		} else if ok {
-			path = p
+	vols := groupconfig.SplitStateList(v)
+	for _, vol := range vols {
+		if !blockdev.ValidVolumeID(vol) {
+			return nil, fmt.Errorf("tag %s=%q on %s: %q is not an EBS volume id", groupconfig.StateVolume, v, a.id.InstanceID, vol)
 		}
 	}
-	if path == "" {
-		path = a.groupMountPath(ctx)
+	var paths []string
+	if p, ok, err := a.tags.Tag(ctx, groupconfig.StateMountPath); err != nil {
+		return nil, err
+	} else if ok {
+		paths = groupconfig.SplitStateList(p)
 	}
-	if path != "" && !filepath.IsAbs(path) {
-		return "", "", fmt.Errorf("mount path %q for volume %s on %s is not absolute", path, vol, a.id.InstanceID)
+	if len(paths) != len(vols) {
+		paths = groupconfig.SplitStateList(a.groupMountPath(ctx))
 	}
-	return vol, path, nil
+	released, _, err := a.tags.Tag(ctx, groupconfig.StateVolumeReleased)
+	if err != nil {
+		return nil, err
+	}
+	var out []assignedVolume
+	for i, vol := range vols {
+		path := ""
+		if i < len(paths) && len(paths) == len(vols) {
+			path = paths[i]
+		}
+		if a.cfg.MountPath != "" && len(vols) == 1 {
+			path = a.cfg.MountPath
+		}
+		if path != "" && !filepath.IsAbs(path) {
+			return nil, fmt.Errorf("mount path %q for volume %s on %s is not absolute", path, vol, a.id.InstanceID)
+		}
+		if groupconfig.StateListHas(released, vol) {
+			continue
+		}
+		out = append(out, assignedVolume{vol: vol, path: path})
+	}
+	return out, nil
 }
 
-// groupMountPath is the group's spotmax:persistence_mount_path, propagated to the instance.
+// groupMountPath is the group's spotmax:persistence_mount_path, propagated to the instance (a
+// comma list for several data devices).
 func (a *agent) groupMountPath(ctx context.Context) string {
 	p, ok, err := a.tags.Tag(ctx, groupconfig.TagPersistenceMountPath)
 	if err != nil || !ok {
@@ -131,12 +193,36 @@ func (a *agent) groupMountPath(ctx context.Context) string {
 	return p
 }
 
-// mountPathForRelease is where the data volume is mounted as far as this run knows.
+// mountPathsForRelease are where data volumes are mounted as far as this run knows: --mount-path,
+// what this run mounted, the assignment's paths and the group's, without duplicates.
+func (a *agent) mountPathsForRelease(ctx context.Context) []string {
+	var out []string
+	add := func(ps ...string) {
+		for _, p := range ps {
+			if p != "" && !slices.Contains(out, p) {
+				out = append(out, p)
+			}
+		}
+	}
+	add(a.cfg.MountPath)
+	for _, p := range slices.Sorted(maps.Keys(a.mounted)) {
+		add(p)
+	}
+	if p, ok, err := a.tags.Tag(ctx, groupconfig.StateMountPath); err == nil && ok {
+		add(groupconfig.SplitStateList(p)...)
+	}
+	add(groupconfig.SplitStateList(a.groupMountPath(ctx))...)
+	return out
+}
+
+// mountPathForRelease is mountPathsForRelease for hooks: one path, or several joined by commas.
 func (a *agent) mountPathForRelease() string {
+	a.volMu.Lock()
+	defer a.volMu.Unlock()
 	if a.cfg.MountPath != "" {
 		return a.cfg.MountPath
 	}
-	return a.mountPath
+	return groupconfig.JoinStateList(slices.Sorted(maps.Keys(a.mounted)))
 }
 
 // tryMount finds the assigned volume's device and mounts it. It reports whether the work is
@@ -189,7 +275,10 @@ func (a *agent) tryMount(ctx context.Context, vol, path string, w *mountWait) bo
 		w.report(a, msg, fmt.Errorf("volume %s (%s) at %s: %w", vol, dev, path, err))
 		return false
 	}
-	a.mountedVolume, a.mountPath = vol, path
+	if a.mounted == nil {
+		a.mounted = map[string]string{}
+	}
+	a.mounted[path] = vol
 	a.log.Info("data volume mounted", "event", "volume-mounted", "instance", a.id.InstanceID, "volume", vol,
 		"device", res.Device, "fstype", res.FSType, "mount_path", path, "replaced_placeholder", res.Replaced,
 		"already_mounted", res.Already, "since_device_found", time.Since(w.found).Round(time.Microsecond).String(),
@@ -200,10 +289,7 @@ func (a *agent) tryMount(ctx context.Context, vol, path string, w *mountWait) bo
 		a.record(ctx, metrics.Event{Name: metrics.VolumeMounted, Duration: time.Since(w.found),
 			Fields: map[string]string{"volume": vol, "mount_path": path}})
 	}
-	if cur, ok, err := a.tags.Tag(ctx, groupconfig.StateVolumeMounted); err == nil && ok && cur == vol {
-		return true
-	}
-	if err := a.setTags(ctx, map[string]string{groupconfig.StateVolumeMounted: vol}); err != nil {
+	if err := a.addToTagList(ctx, groupconfig.StateVolumeMounted, vol); err != nil {
 		a.log.Error("reporting the mount failed (the volume is mounted)", "instance", a.id.InstanceID, "volume", vol, "error", err)
 	}
 	return true
@@ -305,25 +391,34 @@ func (a *agent) hasXenDisks() bool {
 	return false
 }
 
-// release unmounts the data volume cleanly and marks it released (groupconfig
-// StateVolumeReleased) so that the replacement workflow may detach it. From then on the agent
-// does not mount a volume again.
+// release unmounts every data volume cleanly and marks each released (groupconfig
+// StateVolumeReleased, one entry per volume, written right after its unmount) so that the
+// replacement workflow may detach it. The list grows volume by volume: a crash between two
+// unmounts leaves the first listed (it is unmounted for good, and a restarted agent never mounts
+// a listed volume again) and the second unlisted, which the next notice or the instance's
+// termination releases — the workflow moves each volume as soon as it is listed, and never one
+// that is not. From then on the agent does not mount a volume again. A volume that cannot be
+// released does not keep the others from being released; the errors are returned together.
 func (a *agent) release(ctx context.Context, n imds.Notice, log *slog.Logger) error {
 	a.volMu.Lock()
 	defer a.volMu.Unlock()
 	a.leaving = true
-	path := a.mountPathForRelease()
-	if path == "" {
-		if p, ok, err := a.tags.Tag(ctx, groupconfig.StateMountPath); err == nil && ok {
-			path = p
-		} else {
-			path = a.groupMountPath(ctx)
-		}
-	}
-	if path == "" {
+	paths := a.mountPathsForRelease(ctx)
+	if len(paths) == 0 {
 		log.Info("no data volume to release: the group has no mount path")
 		return nil
 	}
+	var errs []error
+	for _, path := range paths {
+		if err := a.releaseOne(ctx, n, path, log); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// releaseOne unmounts the data volume mounted at path, if any, and adds it to the released list.
+func (a *agent) releaseOne(ctx context.Context, n imds.Notice, path string, log *slog.Logger) error {
 	src, err := a.mounter.MountedAt(path)
 	if err != nil {
 		return err
@@ -360,13 +455,46 @@ func (a *agent) release(ctx context.Context, n imds.Notice, log *slog.Logger) er
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
+	delete(a.mounted, path)
 	if vol == "" {
 		return fmt.Errorf("data volume at %s unmounted, but its EBS volume id is unknown: not marked released (the workflow waits for the instance to stop)", path)
 	}
-	if err := a.setTags(ctx, map[string]string{groupconfig.StateVolumeReleased: vol}); err != nil {
+	if err := a.addToTagList(ctx, groupconfig.StateVolumeReleased, vol); err != nil {
 		return fmt.Errorf("data volume %s unmounted, marking it released: %w", vol, err)
 	}
 	log.Info("data volume released", "event", "volume-released", "volume", vol, "device", src, "mount_path", path)
+	return nil
+}
+
+// addToTagList adds item to the list-valued progress tag key on this instance (read fresh, so
+// that entries written before a restart are kept); nothing is written when it is there already.
+// Only the agent writes these keys on its instance, one write at a time (volMu).
+func (a *agent) addToTagList(ctx context.Context, key, item string) error {
+	cur, _, err := a.tags.Tag(ctx, key)
+	if err != nil {
+		return err
+	}
+	// The tags read may be a cached copy (IMDS tags are read every TagInterval): what this run
+	// wrote itself is added to it, so a write never drops an entry of the one before.
+	items := groupconfig.SplitStateList(cur)
+	for _, w := range a.listed[key] {
+		if !slices.Contains(items, w) {
+			items = append(items, w)
+		}
+	}
+	if slices.Contains(items, item) && len(items) == len(groupconfig.SplitStateList(cur)) {
+		return nil
+	}
+	if !slices.Contains(items, item) {
+		items = append(items, item)
+	}
+	if err := a.setTags(ctx, map[string]string{key: groupconfig.JoinStateList(items)}); err != nil {
+		return err
+	}
+	if a.listed == nil {
+		a.listed = map[string][]string{}
+	}
+	a.listed[key] = items
 	return nil
 }
 
@@ -384,11 +512,11 @@ func (a *agent) volumeOf(ctx context.Context, dev, path string) (string, error) 
 	if id, err := a.locator.VolumeOf(dev); err == nil && id != "" {
 		return id, nil
 	}
-	if a.mountedVolume != "" && a.mountPath == path {
-		return a.mountedVolume, nil
+	if v := a.mounted[path]; v != "" {
+		return v, nil
 	}
 	if v, ok, err := a.tags.Tag(ctx, groupconfig.StateVolumeMounted); err == nil && ok && blockdev.ValidVolumeID(v) {
-		return v, nil
+		return v, nil // one volume mounted: it is the one (with several, the ids say which is where)
 	}
 	api, err := a.ec2.get(ctx)
 	if err != nil {

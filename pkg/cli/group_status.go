@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -88,12 +89,15 @@ func groupStatusRun(ctx context.Context, o *GroupStatusOptions) error {
 				left := int64((deadline - now.Sub(m.LaunchTime)).Seconds())
 				s.LifetimeLeftSeconds = &left
 			}
-			if dev := g.Config.PersistenceDev; dev != "" {
-				if v, ok := m.VolumeAt(dev); ok {
-					s.DataVolume = v.ID
-					s.DataVolumeDeleteOnTermination = v.DeleteOnTermination
+			// One entry per data device the member holds (comma-separated for several).
+			var ids []string
+			for _, d := range g.Config.DataDevices() {
+				if v, ok := m.VolumeAt(d.Device); ok {
+					ids = append(ids, v.ID)
+					s.DataVolumeDeleteOnTermination = s.DataVolumeDeleteOnTermination || v.DeleteOnTermination
 				}
 			}
+			s.DataVolume = strings.Join(ids, ",")
 		}
 		out.Instances = append(out.Instances, s)
 	}

@@ -432,8 +432,8 @@ func settingsTouch(settings [][2]string, key string) bool {
 // alternative types must be offered in the group's Availability Zones. Only settings given are
 // checked, so that editing another tag never fails on something AWS changed meanwhile.
 func (o *GroupTagOptions) checkAgainstAWS(ctx context.Context, g *inventory.Group, cfg *groupconfig.Config, desired []groupconfig.Tag) error {
-	if settingsTouch(o.Settings, groupconfig.TagPersistenceDev) && cfg.PersistenceDev != "" {
-		if err := inventory.CheckGroupDataDevice(ctx, o.EC2, g, cfg.PersistenceDev); err != nil {
+	if settingsTouch(o.Settings, groupconfig.TagPersistenceDev) && cfg.HasDataVolume() {
+		if err := inventory.CheckGroupDataDevice(ctx, o.EC2, g, strings.Join(cfg.PersistenceDevs, ",")); err != nil {
 			return err
 		}
 	}

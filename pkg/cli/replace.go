@@ -413,13 +413,15 @@ func printPlans(w io.Writer, jobs []*replaceJob) error {
 			}
 			fallbacks = strings.Join(rest, ", ")
 		}
-		vol := p.Volume
-		if vol != "" {
-			vol += " " + p.Device
-			if p.MountPath != "" {
-				vol += "→" + p.MountPath
+		var vols []string
+		for _, v := range p.Volumes {
+			s := v.ID + " " + v.Device
+			if v.MountPath != "" {
+				s += "→" + v.MountPath
 			}
+			vols = append(vols, s)
 		}
+		vol := strings.Join(vols, ", ")
 		steps := strings.Join(p.Steps, " → ")
 		if p.Resume != "" {
 			steps = "resume after " + string(p.Resume) + ": " + steps
@@ -442,10 +444,10 @@ func printOutcomes(w io.Writer, outcomes []replaceOutcome) error {
 		} else if len(r.Warnings) > 0 {
 			result = "ok, " + strings.Join(r.Warnings, "; ")
 		}
-		if r.CrossAZ != nil {
-			result += "; cross-AZ move: " + r.CrossAZ.String()
+		for _, m := range r.CrossAZ {
+			result += "; cross-AZ move: " + m.String()
 		}
-		t.Row(oc.Group, oc.Old, r.New, r.Market, r.Type, r.AZ, r.Volume, (time.Duration(oc.DurationSeconds * float64(time.Second))).Round(100*time.Millisecond).String(), result)
+		t.Row(oc.Group, oc.Old, r.New, r.Market, r.Type, r.AZ, strings.Join(r.Volumes, ","), (time.Duration(oc.DurationSeconds * float64(time.Second))).Round(100*time.Millisecond).String(), result)
 	}
 	return t.Write(w)
 }

@@ -91,7 +91,7 @@ func TestReplaceCommandGroupAll(t *testing.T) {
 		t.Fatalf("outcomes = %+v", outcomes)
 	}
 	for _, oc := range outcomes {
-		if oc.Error != "" || oc.Result == nil || oc.Result.New == "" || oc.Result.Volume == "" || oc.Result.Market != "spot" {
+		if oc.Error != "" || oc.Result == nil || oc.Result.New == "" || len(oc.Result.Volumes) == 0 || oc.Result.Market != "spot" {
 			t.Errorf("outcome = %+v", oc)
 		}
 	}

@@ -240,18 +240,30 @@ func volumesAdopt(ctx context.Context, o *VolumesOptions) error {
 			g = x
 		}
 	}
-	if g == nil || g.Config == nil || g.Config.PersistenceDev == "" {
+	if g == nil || !g.Config.HasDataVolume() {
 		return fmt.Errorf("volume %s belongs to group %q, which is not a spotmax group with a data device (%s): nothing to adopt it into",
 			v.VolumeID, v.Group, groupconfig.TagPersistenceDev)
+	}
+	// The volume goes back to its own device (spotmax:state:device); one without a device tag to
+	// the group's only data device.
+	dev, ok := groupconfig.DataDevice{}, false
+	if v.Device == "" && len(g.Config.PersistenceDevs) == 1 {
+		dev, ok = g.Config.DataDevices()[0], true
+	} else if v.Device != "" {
+		dev, ok = g.Config.DataDevice(v.Device)
+	}
+	if !ok {
+		return fmt.Errorf("volume %s was the data volume at %s, which is not one of group %s's data devices (%s=%s): nothing to adopt it into",
+			v.VolumeID, orDash(v.Device), v.Group, groupconfig.TagPersistenceDev, strings.Join(g.Config.PersistenceDevs, ","))
 	}
 	if v.Status != replace.PoolAvailable && v.Status != replace.PoolOrphaned {
 		return fmt.Errorf("volume %s is %s (instance %s): only an available volume can be adopted", v.VolumeID, v.Status, orDash(v.Instance+v.AdoptedBy))
 	}
 	r := volumeActionJSON{Action: "adopt", Volume: v.VolumeID, Group: v.Group, Instance: o.Instance, DryRun: o.DryRun}
 	if o.DryRun {
-		return o.report(r, fmt.Sprintf("would attach %s (group %s, %s) to %s at %s", v.VolumeID, v.Group, v.AZ, o.Instance, g.Config.PersistenceDev))
+		return o.report(r, fmt.Sprintf("would attach %s (group %s, %s) to %s at %s", v.VolumeID, v.Group, v.AZ, o.Instance, dev.Device))
 	}
-	if err := o.ask(fmt.Sprintf("Attach %s to %s at %s?", v.VolumeID, o.Instance, g.Config.PersistenceDev)); err != nil {
+	if err := o.ask(fmt.Sprintf("Attach %s to %s at %s?", v.VolumeID, o.Instance, dev.Device)); err != nil {
 		return err
 	}
 	w, err := o.Workflow(ctx)
@@ -259,12 +271,12 @@ func volumesAdopt(ctx context.Context, o *VolumesOptions) error {
 		return err
 	}
 	res, err := w.Adopt(ctx, replace.Adoption{Group: v.Group, Volume: v.VolumeID, Instance: o.Instance,
-		Device: g.Config.PersistenceDev, MountPath: g.Config.PersistenceMountPath})
+		Device: dev.Device, MountPath: dev.MountPath})
 	if err != nil {
 		return err
 	}
 	r.Discarded = res.Discarded
-	line := fmt.Sprintf("attached %s to %s at %s", v.VolumeID, o.Instance, g.Config.PersistenceDev)
+	line := fmt.Sprintf("attached %s to %s at %s", v.VolumeID, o.Instance, dev.Device)
 	if res.Discarded != "" {
 		line += "; its blank fresh volume " + res.Discarded + " was deleted"
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/spotmax/spotmax/pkg/groupconfig"
 	"github.com/spotmax/spotmax/pkg/replace"
 	"github.com/spotmax/spotmax/pkg/sim"
+	"github.com/spotmax/spotmax/pkg/sim/simtest"
 )
 
 // awsCmd runs the AWS CLI against the test's simulated region ($SPOTMAX_AWS_CLI, else aws on
@@ -74,14 +76,23 @@ func (a *awsCmd) run(out any, args ...string) {
 // interruption spotmax never heard of, every data volume that existed is attached to a running
 // member (or, with fewer members than volumes, available and listed by `spotmax volumes`), and no
 // member whose agent reports its fresh volume blank keeps it while a pooled volume waits.
+//
+// It runs with one data volume per member, then with data and log volumes
+// (persistence_dev=/dev/sdf,/dev/sdg): every volume is kept, pooled and re-homed at its own
+// device; a member gets one pooled volume per reconcile, so each step runs one pass per device.
 func TestBinaryVolumePool(t *testing.T) {
 	bin := buildSpotmax(t)
+	t.Run("one device", func(t *testing.T) { testBinaryVolumePool(t, bin, []string{"/dev/sdf"}) })
+	t.Run("two devices", func(t *testing.T) { testBinaryVolumePool(t, bin, []string{"/dev/sdf", "/dev/sdg"}) })
+}
+
+func testBinaryVolumePool(t *testing.T, bin string, devs []string) {
 	e := newTestEnv(t)
 	cli := newAWSCmd(t, e)
 	r := e.Region()
-	tags := map[string]string{groupconfig.TagGroup: "web", groupconfig.TagPersistenceDev: "/dev/sdf",
-		groupconfig.TagPersistenceMountPath: "/data"}
-	e.group(t, "web", 3, tags)
+	tags := map[string]string{groupconfig.TagGroup: "web", groupconfig.TagPersistenceDev: strings.Join(devs, ","),
+		groupconfig.TagPersistenceMountPath: strings.Join([]string{"/data", "/log"}[:len(devs)], ",")}
+	e.CreateGroup(t, simtest.GroupSpec{Name: "web", Spot: true, DataDevice: devs[0], MoreDataDevices: devs[1:], Desired: 3, Tags: tags})
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	once := func() {
@@ -91,6 +102,13 @@ func TestBinaryVolumePool(t *testing.T) {
 			t.Fatalf("spotmax run --once: exit %d\n%s", x.code, x.stderr)
 		}
 		r.Advance(5 * time.Second)
+	}
+	// settle runs one pass per data device: a member lacking several volumes gets one per pass.
+	settle := func() {
+		t.Helper()
+		for range devs {
+			once()
+		}
 	}
 	pool := func() map[string]replace.PoolVolume {
 		t.Helper()
@@ -133,18 +151,20 @@ func TestBinaryVolumePool(t *testing.T) {
 		}
 	}
 	once() // first sight: DeleteOnTermination off, data volumes marked as the group's
-	data := map[string]bool{}
+	// data maps each data volume to its device.
+	data := map[string]string{}
 	for id, v := range pool() {
-		if v.Status != replace.PoolAttached || v.Device != "/dev/sdf" {
-			t.Errorf("volume %s after the first pass: %s at %q, want attached at /dev/sdf", id, v.Status, v.Device)
+		if v.Status != replace.PoolAttached || !slices.Contains(devs, v.Device) {
+			t.Errorf("volume %s after the first pass: %s at %q, want attached at one of %v", id, v.Status, v.Device, devs)
 		}
-		data[id] = true
+		data[id] = v.Device
 	}
-	if len(data) != 3 {
-		t.Fatalf("%d data volumes in the pool, want 3", len(data))
+	if len(data) != 3*len(devs) {
+		t.Fatalf("%d data volumes in the pool, want %d", len(data), 3*len(devs))
 	}
 	known := members(3)
-	// The agent's report on a new member: its fresh volume at /dev/sdf is blank (the agent holds it).
+	// The agent's report on a new member: its fresh volumes at the data devices are blank (the
+	// agent holds them).
 	reportBlank := func() {
 		t.Helper()
 		for id := range members(3) {
@@ -152,15 +172,20 @@ func TestBinaryVolumePool(t *testing.T) {
 				continue
 			}
 			in, _ := r.Instance(id)
+			var blank []string
 			for _, bd := range in.BlockDevices {
-				if bd.DeviceName == "/dev/sdf" && !data[bd.VolumeID] {
-					cli.run(nil, "ec2", "create-tags", "--resources", id, "--tags", "Key="+groupconfig.StateBlankVolume+",Value="+bd.VolumeID)
+				if slices.Contains(devs, bd.DeviceName) && data[bd.VolumeID] == "" {
+					blank = append(blank, bd.VolumeID)
 				}
+			}
+			if len(blank) > 0 {
+				cli.run(nil, "ec2", "create-tags", "--resources", id, "--tags", "Key="+groupconfig.StateBlankVolume+",Value="+strings.Join(blank, " "))
 			}
 		}
 	}
-	// check is the acceptance: every data volume exists, attached at /dev/sdf to a running member
-	// (one each) or available and listed; no member with a blank fresh volume while one waits.
+	// check is the acceptance: every data volume exists, attached at its own device to a running
+	// member (one per member and device) or available and listed; no member with a blank fresh
+	// volume while one waits. wantWaiting counts per device.
 	check := func(step string, n, wantWaiting int) {
 		t.Helper()
 		var out struct {
@@ -179,7 +204,7 @@ func TestBinaryVolumePool(t *testing.T) {
 		cur := members(n)
 		seen, holders, waiting := map[string]bool{}, map[string]string{}, 0
 		for _, v := range out.Volumes {
-			if !data[v.VolumeID] {
+			if data[v.VolumeID] == "" {
 				continue
 			}
 			seen[v.VolumeID] = true
@@ -191,12 +216,13 @@ func TestBinaryVolumePool(t *testing.T) {
 				continue
 			}
 			a := v.Attachments[0]
-			if !cur[a.InstanceID] || a.Device != "/dev/sdf" || a.State != "attached" {
-				t.Errorf("%s: volume %s is %s to %s at %s; want attached to a running member at /dev/sdf", step, v.VolumeID, a.State, a.InstanceID, a.Device)
+			if want := data[v.VolumeID]; !cur[a.InstanceID] || a.Device != want || a.State != "attached" {
+				t.Errorf("%s: volume %s is %s to %s at %s; want attached to a running member at %s", step, v.VolumeID, a.State, a.InstanceID, a.Device, want)
 			}
-			if prev := holders[a.InstanceID]; prev != "" {
-				t.Errorf("%s: member %s holds %s and %s", step, a.InstanceID, prev, v.VolumeID)
+			if prev := holders[a.InstanceID+a.Device]; prev != "" {
+				t.Errorf("%s: member %s holds %s and %s at %s", step, a.InstanceID, prev, v.VolumeID, a.Device)
 			}
+			holders[a.InstanceID+a.Device] = v.VolumeID
 			holders[a.InstanceID] = v.VolumeID
 		}
 		for id := range data {
@@ -204,8 +230,8 @@ func TestBinaryVolumePool(t *testing.T) {
 				t.Errorf("%s: data volume %s is gone", step, id)
 			}
 		}
-		if waiting != wantWaiting {
-			t.Errorf("%s: %d data volume(s) wait in the pool, want %d", step, waiting, wantWaiting)
+		if waiting != wantWaiting*len(devs) {
+			t.Errorf("%s: %d data volume(s) wait in the pool, want %d", step, waiting, wantWaiting*len(devs))
 		}
 		if waiting > 0 {
 			for id := range cur {
@@ -227,7 +253,7 @@ func TestBinaryVolumePool(t *testing.T) {
 	cli.run(nil, "autoscaling", "set-desired-capacity", "--auto-scaling-group-name", "web", "--desired-capacity", "3")
 	members(3)
 	reportBlank()
-	once()
+	settle()
 	check("after scale-out", 3, 0)
 	known = members(3)
 
@@ -242,7 +268,7 @@ func TestBinaryVolumePool(t *testing.T) {
 	delete(known, victim)
 	members(3)
 	reportBlank()
-	once()
+	settle()
 	check("after the group's own replacement", 3, 0)
 	known = members(3)
 
@@ -258,7 +284,7 @@ func TestBinaryVolumePool(t *testing.T) {
 	delete(known, victim)
 	members(3)
 	reportBlank()
-	once()
+	settle()
 	check("after an unheard interruption", 3, 0)
 
 	// The explicit actions: a dry run changes nothing; release puts a volume back in the pool.

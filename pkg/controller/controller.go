@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -359,7 +360,7 @@ func (c *Controller) start(ctx context.Context, g *inventory.Group, req replace.
 		}
 		c.stats.Succeeded++
 		delete(c.failedAt, req.InstanceID)
-		log.Info("replaced", "new", res.New, "market", res.Market, "type", res.Type, "az", res.AZ, "volume", res.Volume,
+		log.Info("replaced", "new", res.New, "market", res.Market, "type", res.Type, "az", res.AZ, "volumes", strings.Join(res.Volumes, ","),
 			"took", res.Finished.Sub(res.Started).Round(time.Second).String())
 	})
 	return true

@@ -51,7 +51,9 @@ func (c *Controller) tendPool(ctx context.Context, groups []*inventory.Group, jo
 }
 
 // startAdoption runs one adoption in the pool, keyed by its instance so that no replacement of
-// that instance starts meanwhile.
+// that instance starts meanwhile, and no second adoption either: a member lacking its data at
+// several devices gets one pooled volume per pass (TendPool offers one per member), each
+// adoption rewriting the member's assignment list on its own.
 func (c *Controller) startAdoption(ctx context.Context, a replace.Adoption) {
 	vkey := "adopt/" + a.Volume
 	c.mu.Lock()
@@ -61,7 +63,7 @@ func (c *Controller) startAdoption(ctx context.Context, a replace.Adoption) {
 	}
 	c.inflight[a.Instance], c.inflight[vkey] = true, true
 	c.mu.Unlock()
-	log := c.Log.With("group", a.Group, "volume", a.Volume, "instance", a.Instance)
+	log := c.Log.With("group", a.Group, "volume", a.Volume, "device", a.Device, "instance", a.Instance)
 	c.spawn(a.Instance, func() { delete(c.inflight, vkey) }, func() {
 		res, err := c.Workflow.Adopt(ctx, a)
 		switch {
@@ -73,7 +75,7 @@ func (c *Controller) startAdoption(ctx context.Context, a replace.Adoption) {
 			log.Info("pooled data volume attached to a member that lacked its data", "discarded_fresh_volume", res.Discarded,
 				"took", res.Took.Round(time.Millisecond).String())
 			c.Metrics.Record(ctx, metrics.Event{Name: metrics.VolumeMoved, Group: a.Group, Instance: a.Instance, Time: c.Clock.Now(),
-				Duration: res.Took, Fields: map[string]string{"volume": a.Volume, "from": "pool"}})
+				Duration: res.Took, Fields: map[string]string{"volume": a.Volume, "device": a.Device, "from": "pool"}})
 		}
 	})
 }

@@ -99,3 +99,91 @@ func TestControllerReHomesALostMembersVolume(t *testing.T) {
 		t.Errorf("DataVolumeOrphaned = %d, want 1 (the wait before the agent's report, once)", got)
 	}
 }
+
+// TestControllerReHomesALostMembersTwoVolumes: the same with data and log volumes
+// (persistence_dev=/dev/sdf,/dev/sdg): the reconciles adopt each of the lost member's volumes at
+// its own device into the member the group launched instead (one per pass), delete both blank
+// fresh volumes, and assign both for its agent with their mount paths.
+func TestControllerReHomesALostMembersTwoVolumes(t *testing.T) {
+	e := newEnv(t, 1000)
+	devs := []string{"/dev/sdf", "/dev/sdg"}
+	ids := e.CreateGroup(t, simtest.GroupSpec{Name: "db", Spot: true, DataDevice: devs[0], MoreDataDevices: devs[1:], Desired: 2, Max: 2,
+		Tags: tags("db", map[string]string{groupconfig.TagPersistenceDev: "/dev/sdf,/dev/sdg", groupconfig.TagPersistenceMountPath: "/data,/log"})})
+	r := e.Region()
+	c := e.controller(&recorder{})
+	ctx := context.Background()
+	if _, err := c.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	volsAt := func(id string) map[string]string {
+		in, _ := r.Instance(id)
+		out := map[string]string{}
+		for _, bd := range in.BlockDevices {
+			out[bd.DeviceName] = bd.VolumeID
+		}
+		return out
+	}
+	lost := volsAt(ids[0])
+	if _, err := e.ec2.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: ids[:1]}); err != nil {
+		t.Fatal(err)
+	}
+	r.Advance(2 * time.Minute)
+	var fresh string
+	deadline := time.Now().Add(30 * time.Second)
+	for fresh == "" {
+		if time.Now().After(deadline) {
+			t.Fatal("the group launched no member in place of the lost one")
+		}
+		g, _ := r.Group("db")
+		for _, m := range g.Members {
+			if m.InstanceID != ids[1] && m.InstanceID != ids[0] && m.LifecycleState == "InService" {
+				fresh = m.InstanceID
+			}
+		}
+		r.Advance(time.Second)
+		time.Sleep(time.Millisecond)
+	}
+	freshVols := volsAt(fresh)
+	if _, err := e.ec2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{fresh}, Tags: []ec2types.Tag{
+		{Key: aws.String(groupconfig.StateBlankVolume), Value: aws.String(freshVols[devs[0]] + " " + freshVols[devs[1]])}}}); err != nil {
+		t.Fatal(err)
+	}
+	r.Advance(10 * time.Second)
+	for i := 0; i < 5; i++ {
+		if _, err := c.Reconcile(ctx); err != nil {
+			t.Fatal(err)
+		}
+		c.Wait()
+		r.Advance(5 * time.Second)
+	}
+	for _, dev := range devs {
+		v, _ := r.Volume(lost[dev])
+		if v.Attachment == nil || v.Attachment.InstanceID != fresh || v.Attachment.Device != dev {
+			t.Errorf("data volume %s (%s) not re-homed into %s at %s: %+v", lost[dev], dev, fresh, dev, v.Attachment)
+		}
+	}
+	fi, _ := r.Instance(fresh)
+	ids2 := groupconfig.SplitStateList(fi.Tags[groupconfig.StateVolume])
+	paths := groupconfig.SplitStateList(fi.Tags[groupconfig.StateMountPath])
+	if len(ids2) != 2 || len(paths) != 2 {
+		t.Fatalf("member %s is assigned %q at %q, want both volumes with their paths", fresh, fi.Tags[groupconfig.StateVolume], fi.Tags[groupconfig.StateMountPath])
+	}
+	for i, id := range ids2 {
+		want := map[string]string{lost[devs[0]]: "/data", lost[devs[1]]: "/log"}[id]
+		if want == "" || paths[i] != want {
+			t.Errorf("assignment entry %d: %s at %s, want a lost volume at its own path", i, id, paths[i])
+		}
+	}
+	deleted := map[string]bool{}
+	for _, d := range r.DeletedVolumes() {
+		deleted[d.VolumeID] = true
+	}
+	for _, dev := range devs {
+		if deleted[lost[dev]] {
+			t.Errorf("data volume %s was deleted", lost[dev])
+		}
+		if !deleted[freshVols[dev]] {
+			t.Errorf("the blank fresh volume %s at %s was not deleted", freshVols[dev], dev)
+		}
+	}
+}

@@ -18,11 +18,14 @@ type Config struct {
 	Group string
 	// Ignore is spotmax:ignore_tag.
 	Ignore bool
-	// PersistenceDev is spotmax:persistence_dev; "" = no data volume.
-	PersistenceDev string
-	// PersistenceMountPath is spotmax:persistence_mount_path; "" = not mounted
-	// by the agent.
-	PersistenceMountPath string
+	// PersistenceDevs is spotmax:persistence_dev, one device per data volume
+	// (the tag is a comma list); empty = no data volume. DataDevices pairs
+	// them with their mount paths.
+	PersistenceDevs []string
+	// PersistenceMountPaths is spotmax:persistence_mount_path, the mount path
+	// of each device of PersistenceDevs in the same order; empty = not
+	// mounted by the agent.
+	PersistenceMountPaths []string
 	// DetachingDelay is spotmax:detaching_delay_seconds.
 	DetachingDelay time.Duration
 	// ConsulPort is spotmax:consul_port; 0 = no Consul deregistration.
@@ -98,9 +101,9 @@ func (c *Config) field(key string) any {
 	case TagIgnore:
 		return &c.Ignore
 	case TagPersistenceDev:
-		return &c.PersistenceDev
+		return &c.PersistenceDevs
 	case TagPersistenceMountPath:
-		return &c.PersistenceMountPath
+		return &c.PersistenceMountPaths
 	case TagDetachingDelaySeconds:
 		return &c.DetachingDelay
 	case TagConsulPort:
@@ -162,6 +165,8 @@ func (c *Config) set(d Def, v string) {
 	switch p := c.field(d.Key).(type) {
 	case *string:
 		*p = v
+	case *[]string:
+		*p = splitList(v)
 	case *bool:
 		*p, _ = strconv.ParseBool(v)
 	case *int:
@@ -179,6 +184,8 @@ func (c *Config) render(d Def) string {
 	switch p := c.field(d.Key).(type) {
 	case *string:
 		return *p
+	case *[]string:
+		return strings.Join(*p, ",")
 	case *bool:
 		return strconv.FormatBool(*p)
 	case *int:
@@ -451,6 +458,12 @@ func (p *parser) cross() {
 	if mount, ok := p.used[TagPersistenceMountPath]; ok && p.ok(TagPersistenceMountPath) {
 		if _, ok := p.found[TagPersistenceDev]; !ok {
 			p.problem(mount, "set without "+TagPersistenceDev, "name the data volume's device, e.g. /dev/sdf")
+		} else if p.ok(TagPersistenceDev) && len(c.PersistenceMountPaths) != len(c.PersistenceDevs) {
+			// Each device is mounted at its own path, paired by position: a list of another
+			// length would leave a volume without a path or a path without a volume.
+			p.problem(mount, fmt.Sprintf("lists %d mount path(s) for the %d device(s) of %s",
+				len(c.PersistenceMountPaths), len(c.PersistenceDevs), p.setting(TagPersistenceDev)),
+				"give one mount path per device, in the same order, e.g. /data,/log for /dev/sdf,/dev/sdg")
 		}
 	}
 	if p.ok(TagGuaranteeLivingMins, TagBufferMins) && c.GuaranteeLiving > 0 && c.Buffer >= c.GuaranteeLiving {
@@ -545,12 +558,16 @@ func (c *Config) Summary() string {
 	if c.Ignore {
 		parts = append(parts, "ignored")
 	}
-	if c.PersistenceDev != "" {
-		s := "data " + c.PersistenceDev
-		if c.PersistenceMountPath != "" {
-			s += "→" + c.PersistenceMountPath
+	if dd := c.DataDevices(); len(dd) > 0 {
+		var each []string
+		for _, d := range dd {
+			s := d.Device
+			if d.MountPath != "" {
+				s += "→" + d.MountPath
+			}
+			each = append(each, s)
 		}
-		parts = append(parts, s)
+		parts = append(parts, "data "+strings.Join(each, " "))
 	}
 	if c.ConsulPort != 0 {
 		parts = append(parts, "consul :"+strconv.Itoa(c.ConsulPort))
@@ -589,6 +606,45 @@ func (c *Config) Summary() string {
 	}
 	return strings.Join(parts, ", ")
 }
+
+// DataDevice is one data volume's device (an entry of spotmax:persistence_dev)
+// and where the agent mounts it (the matching entry of
+// spotmax:persistence_mount_path; "" when the group has none).
+type DataDevice struct {
+	Device    string `json:"device"`
+	MountPath string `json:"mount_path,omitempty"`
+}
+
+// DataDevices returns the group's data devices with their mount paths, in the
+// order of spotmax:persistence_dev; nil when the group keeps no data volume.
+// A valid configuration has as many mount paths as devices, or none.
+func (c *Config) DataDevices() []DataDevice {
+	if c == nil || len(c.PersistenceDevs) == 0 {
+		return nil
+	}
+	out := make([]DataDevice, len(c.PersistenceDevs))
+	for i, d := range c.PersistenceDevs {
+		out[i].Device = d
+		if i < len(c.PersistenceMountPaths) {
+			out[i].MountPath = c.PersistenceMountPaths[i]
+		}
+	}
+	return out
+}
+
+// DataDevice returns the entry of DataDevices at device dev (compared with
+// SameDevice), and whether there is one.
+func (c *Config) DataDevice(dev string) (DataDevice, bool) {
+	for _, d := range c.DataDevices() {
+		if SameDevice(d.Device, dev) {
+			return d, true
+		}
+	}
+	return DataDevice{}, false
+}
+
+// HasDataVolume reports whether the group keeps at least one data volume.
+func (c *Config) HasDataVolume() bool { return c != nil && len(c.PersistenceDevs) > 0 }
 
 // shortDuration renders 50m0s as 50m and 1h0m0s as 1h.
 func shortDuration(d time.Duration) string {

@@ -22,8 +22,8 @@ func TestDefsMatchSpec(t *testing.T) {
 	want := []row{
 		{"spotmax:group", groupconfig.KindString, "", true, "group"},
 		{"spotmax:ignore_tag", groupconfig.KindBool, "false", false, "ignore"},
-		{"spotmax:persistence_dev", groupconfig.KindDevice, "", false, "persistence-dev"},
-		{"spotmax:persistence_mount_path", groupconfig.KindPath, "", true, "persistence-mount-path"},
+		{"spotmax:persistence_dev", groupconfig.KindDeviceList, "", false, "persistence-dev"},
+		{"spotmax:persistence_mount_path", groupconfig.KindPathList, "", true, "persistence-mount-path"},
 		{"spotmax:detaching_delay_seconds", groupconfig.KindSeconds, "30", false, "detaching-delay"},
 		{"spotmax:consul_port", groupconfig.KindPort, "", false, "consul-port"},
 		{"spotmax:sd_delay_detach_secs", groupconfig.KindSeconds, "30", false, "sd-delay-detach"},

@@ -26,10 +26,11 @@ const (
 	// TagIgnore set to true makes spotmax leave the group alone.
 	TagIgnore = "spotmax:ignore_tag"
 	// TagPersistenceDev is the device name of the data volume kept across
-	// replacements, e.g. /dev/sdf.
+	// replacements, e.g. /dev/sdf, or a comma list of devices, one data
+	// volume each (Config.DataDevices).
 	TagPersistenceDev = "spotmax:persistence_dev"
-	// TagPersistenceMountPath is where the agent mounts the data volume.
-	// Propagated to instances so the agent can read it from IMDS.
+	// TagPersistenceMountPath is where the agent mounts the data volume (a
+	// comma list matching TagPersistenceDev's). Propagated to instances so the agent can read it from IMDS.
 	TagPersistenceMountPath = "spotmax:persistence_mount_path"
 	// TagDetachingDelaySeconds is the wait before the old instance is
 	// detached from the group.
@@ -177,10 +178,10 @@ var defs = []Def{
 		Help: "marks a managed group: spotmax acts only on groups carrying it; the value is the group name (instances carry it too)"},
 	{Key: TagIgnore, Kind: KindBool, Default: "false", Flag: "ignore",
 		Help: "true: spotmax leaves this group alone"},
-	{Key: TagPersistenceDev, Kind: KindDevice, Flag: "persistence-dev",
-		Help: "device name of the data volume kept across replacements, e.g. /dev/sdf; never the root device (/dev/sda1, /dev/xvda or the instances' own, checked when tagged and before each replacement)"},
-	{Key: TagPersistenceMountPath, Kind: KindPath, Propagate: true, Flag: "persistence-mount-path",
-		Help: "where the agent mounts the data volume, e.g. /data (needs persistence_dev)"},
+	{Key: TagPersistenceDev, Kind: KindDeviceList, Flag: "persistence-dev",
+		Help: "device name of the data volume kept across replacements, e.g. /dev/sdf, or a comma list of devices, one data volume each (at most 8, e.g. /dev/sdf,/dev/sdg for data and log); each moves with its instance's replacement and waits in the group's pool per device; never the root device (/dev/sda1, /dev/xvda or the instances' own, checked when tagged and before each replacement) nor one device twice"},
+	{Key: TagPersistenceMountPath, Kind: KindPathList, Propagate: true, Flag: "persistence-mount-path",
+		Help: "where the agent mounts the data volume, e.g. /data (needs persistence_dev); with several devices a comma list of as many paths in the same order, e.g. /data,/log, none twice and none inside another (each volume is mounted and released on its own)"},
 	{Key: TagDetachingDelaySeconds, Kind: KindSeconds, Default: "30", Flag: "detaching-delay",
 		Help: "wait before the old instance is detached from the group"},
 	{Key: TagConsulPort, Kind: KindPort, Flag: "consul-port",

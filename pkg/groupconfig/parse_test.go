@@ -27,8 +27,8 @@ func wantDefault() *groupconfig.Config {
 	return &groupconfig.Config{
 		Group:                     group,
 		Ignore:                    false,
-		PersistenceDev:            "",
-		PersistenceMountPath:      "",
+		PersistenceDevs:           nil,
+		PersistenceMountPaths:     nil,
 		DetachingDelay:            30 * time.Second,
 		ConsulPort:                0,
 		SDDelayDetach:             30 * time.Second,
@@ -90,12 +90,14 @@ var tagCases = []tagCase{
 		want:    func(c *groupconfig.Config) { c.Ignore = true },
 		invalid: []badValue{{"yes", "not a boolean"}, {"", "not a boolean"}, {" true", "not a boolean"}}},
 	{key: groupconfig.TagPersistenceDev, valid: "/dev/xvdf",
-		want: func(c *groupconfig.Config) { c.PersistenceDev = "/dev/xvdf" },
+		want: func(c *groupconfig.Config) { c.PersistenceDevs = []string{"/dev/xvdf"} },
 		invalid: []badValue{{"sdf", "not a device name"}, {"/dev/", "not a device name"},
 			{"/dev/sd f", "not a device name"}, {"/mnt/sdf", "not a device name"}, {"/dev/../etc", "not a device name"}}},
 	{key: groupconfig.TagPersistenceMountPath, valid: "/data",
 		extra: []groupconfig.Tag{tag(groupconfig.TagPersistenceDev, "/dev/sdf")},
-		want:  func(c *groupconfig.Config) { c.PersistenceDev, c.PersistenceMountPath = "/dev/sdf", "/data" },
+		want: func(c *groupconfig.Config) {
+			c.PersistenceDevs, c.PersistenceMountPaths = []string{"/dev/sdf"}, []string{"/data"}
+		},
 		invalid: []badValue{{"data", "not an absolute path"}, {"/data/", "not a clean path"}, {"/", "root"},
 			{"/etc", "system directory"}, {"/da\x00ta", "control characters"}, {"", "empty"}}},
 	{key: groupconfig.TagDetachingDelaySeconds, valid: "80",
@@ -649,8 +651,8 @@ func fullConfig() *groupconfig.Config {
 	return &groupconfig.Config{
 		Group:                     "web-prod",
 		Ignore:                    true,
-		PersistenceDev:            "/dev/sdf",
-		PersistenceMountPath:      "/data",
+		PersistenceDevs:           []string{"/dev/sdf"},
+		PersistenceMountPaths:     []string{"/data"},
 		DetachingDelay:            80 * time.Second,
 		ConsulPort:                8500,
 		SDDelayDetach:             45 * time.Second,
@@ -768,7 +770,7 @@ func TestValidate(t *testing.T) {
 		{"no batch", func(c *groupconfig.Config) { c.MaxTerminatedOneTime = 0 }, "at least 1"},
 		{"bad alt", func(c *groupconfig.Config) { c.AltTypes = []string{"m5.large", ""} }, `spotmax:alt2=""`},
 		{"bad enum", func(c *groupconfig.Config) { c.AZRebalance = "x" }, "must be one of"},
-		{"cross field", func(c *groupconfig.Config) { c.PersistenceMountPath = "/data" }, "without spotmax:persistence_dev"},
+		{"cross field", func(c *groupconfig.Config) { c.PersistenceMountPaths = []string{"/data"} }, "without spotmax:persistence_dev"},
 	}
 	for _, tt := range tests {
 		c := groupconfig.Default(group)
@@ -808,7 +810,7 @@ func TestProactiveDeadline(t *testing.T) {
 
 func TestSummary(t *testing.T) {
 	c := groupconfig.Default(group)
-	c.PersistenceDev, c.PersistenceMountPath = "/dev/sdf", "/data"
+	c.PersistenceDevs, c.PersistenceMountPaths = []string{"/dev/sdf"}, []string{"/data"}
 	c.ConsulPort = 8500
 	c.K8sConfigFilePath = "/data/spotmax/k8sconfig"
 	c.GuaranteeLiving = 50 * time.Minute

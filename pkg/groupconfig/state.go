@@ -1,5 +1,10 @@
 package groupconfig
 
+import (
+	"slices"
+	"strings"
+)
+
 // StatePrefix is the prefix of the tags in which spotmax records its own progress on groups,
 // instances and volumes: replacement journals, what the agent reports, notices it relays. They
 // are not configuration: Parse ignores them on groups, and `spotmax group tag` never writes them.
@@ -54,15 +59,16 @@ const (
 	// volume and deregisters it as it would on an interruption notice.
 	StateRetiring = StatePrefix + "retiring"
 
-	// StateVolume on a replacement names the data volume assigned to it; the agent waits for that
-	// volume and mounts it at StateMountPath.
+	// StateVolume on a replacement names the data volumes assigned to it (a list, see
+	// SplitStateList); the agent waits for each volume and mounts it at the StateMountPath entry
+	// of the same position.
 	StateVolume = StatePrefix + "volume"
-	// StateMountPath on a replacement is where the agent mounts the data volume.
+	// StateMountPath on a replacement is where the agent mounts each data volume of StateVolume.
 	StateMountPath = StatePrefix + "mount_path"
-	// StateVolumeReleased on an instance names the data volume the agent unmounted cleanly, so
-	// the workflow may detach it.
+	// StateVolumeReleased on an instance names the data volumes the agent unmounted cleanly (a
+	// list, grown by one entry after each unmount), so the workflow may detach each one.
 	StateVolumeReleased = StatePrefix + "volume_released"
-	// StateVolumeMounted on an instance names the data volume the agent mounted.
+	// StateVolumeMounted on an instance names the data volumes the agent mounted (a list).
 	StateVolumeMounted = StatePrefix + "volume_mounted"
 	// StateNotice on an instance relays an interruption notice the agent saw (action@time), for a
 	// controller without an EventBridge queue.
@@ -117,3 +123,20 @@ const (
 	// never offered to a member by the pool.
 	StateSupersededBy = StatePrefix + "superseded_by"
 )
+
+// The volume progress tags on an instance (StateVolume, StateMountPath, StateVolumeReleased,
+// StateVolumeMounted) hold one entry per data volume, separated by commas, StateVolume and
+// StateMountPath in the same order; a group with one data volume writes one entry, as before
+// groups had several. Commas separate because a mount path may contain a space (not a comma:
+// spotmax:persistence_mount_path is a comma list too).
+
+// SplitStateList returns the entries of a list-valued progress tag; "" is the empty list.
+func SplitStateList(v string) []string { return splitList(v) }
+
+// JoinStateList renders the entries of a list-valued progress tag.
+func JoinStateList(items []string) string { return strings.Join(items, ",") }
+
+// StateListHas reports whether the list-valued progress tag value v names item.
+func StateListHas(v, item string) bool {
+	return item != "" && slices.Contains(splitList(v), item)
+}

@@ -43,7 +43,19 @@ const (
 	KindInstanceType
 	// KindEnum is one of the Def's Enum values.
 	KindEnum
+	// KindDeviceList is one or more KindDevice names separated by commas, at
+	// most MaxDataDevices, no two naming the same disk.
+	KindDeviceList
+	// KindPathList is one or more KindPath paths separated by commas, no two
+	// equal and none inside another.
+	KindPathList
 )
+
+// MaxDataDevices is how many data devices a group may list in
+// spotmax:persistence_dev: a replacement's journal records every data volume
+// with its device in one tag, and an EC2 tag value holds 256 characters
+// ("/dev/sdf=vol-0123456789abcdef0 " is 31 of them).
+const MaxDataDevices = 8
 
 var kindNames = map[Kind]string{
 	KindString:       "string",
@@ -57,6 +69,8 @@ var kindNames = map[Kind]string{
 	KindPort:         "port",
 	KindInstanceType: "instance type",
 	KindEnum:         "enum",
+	KindDeviceList:   "device list",
+	KindPathList:     "path list",
 }
 
 // String returns the name of the kind as docs show it, e.g. "seconds".
@@ -150,17 +164,13 @@ func (d Def) check(v string) (reason, hint string) {
 			return "not a port number (1-65535)", ""
 		}
 	case KindDevice:
-		if !deviceRE.MatchString(v) {
-			if !strings.HasPrefix(v, "/dev/") && deviceRE.MatchString("/dev/"+v) {
-				return "not a device name like /dev/sdf", fmt.Sprintf("did you mean %q?", "/dev/"+v)
-			}
-			return "not a device name like /dev/sdf", ""
-		}
-		if r := reservedRoot(v); r != "" && d.Key == TagPersistenceDev {
-			return rootReason(r), "the data volume needs its own device, e.g. /dev/sdf"
-		}
+		return checkDevice(d.Key, v)
 	case KindPath:
 		return checkPath(d.Key, v)
+	case KindDeviceList:
+		return checkDeviceList(d.Key, v)
+	case KindPathList:
+		return checkPathList(d.Key, v)
 	case KindInstanceType:
 		return checkInstanceType(v)
 	case KindEnum:
@@ -190,6 +200,100 @@ func parseCount(v, unit string) (int64, string) {
 		return 0, "too large"
 	}
 	return n, ""
+}
+
+func checkDevice(key, v string) (reason, hint string) {
+	if !deviceRE.MatchString(v) {
+		if !strings.HasPrefix(v, "/dev/") && deviceRE.MatchString("/dev/"+v) {
+			return "not a device name like /dev/sdf", fmt.Sprintf("did you mean %q?", "/dev/"+v)
+		}
+		return "not a device name like /dev/sdf", ""
+	}
+	if r := reservedRoot(v); r != "" && key == TagPersistenceDev {
+		return rootReason(r), "the data volume needs its own device, e.g. /dev/sdf"
+	}
+	return "", ""
+}
+
+// splitList splits a list tag value at its commas, each item trimmed of
+// surrounding space; "" is the empty list.
+func splitList(v string) []string {
+	if strings.TrimSpace(v) == "" {
+		return nil
+	}
+	items := strings.Split(v, ",")
+	for i := range items {
+		items[i] = strings.TrimSpace(items[i])
+	}
+	return items
+}
+
+// inList prefixes an item's reason with the item when the list has more
+// than one, so the message says which entry is wrong.
+func inList(items []string, item, reason string) string {
+	if len(items) == 1 {
+		return reason
+	}
+	return quoteValue(item) + " " + reason
+}
+
+// checkDeviceList checks a list of data devices: each a device name, never
+// a root device, at most MaxDataDevices, and no two the same disk (/dev/sdf
+// and /dev/xvdf are one attachment point; two volumes cannot share it).
+func checkDeviceList(key, v string) (reason, hint string) {
+	items := splitList(v)
+	if len(items) == 0 {
+		return "must not be empty", ""
+	}
+	if len(items) > MaxDataDevices {
+		return fmt.Sprintf("lists %d devices, at most %d are supported (a replacement journals every data volume in one tag)", len(items), MaxDataDevices), ""
+	}
+	for i, it := range items {
+		if it == "" {
+			return "has an empty entry", "separate devices with single commas, e.g. /dev/sdf,/dev/sdg"
+		}
+		if r, h := checkDevice(key, it); r != "" {
+			return inList(items, it, r), h
+		}
+		for _, prev := range items[:i] {
+			if SameDisk(prev, it) {
+				return fmt.Sprintf("lists the device %s twice (%s and %s are the same attachment point)", NormalizeDevice(it), prev, it),
+					"each data volume needs its own device"
+			}
+		}
+	}
+	return "", ""
+}
+
+// checkPathList checks a list of mount paths: each a clean absolute path,
+// no two equal, none inside another. Nested paths are refused because the
+// agent mounts and releases each volume on its own, in the order the
+// volumes arrive: a volume mounted at /data after another at /data/log would
+// hide it (its writes would land on the wrong volume), and /data could not be
+// unmounted while /data/log is mounted inside it.
+func checkPathList(key, v string) (reason, hint string) {
+	items := splitList(v)
+	if len(items) == 0 {
+		return "must not be empty", ""
+	}
+	for i, it := range items {
+		if it == "" {
+			return "has an empty entry", "separate mount paths with single commas, e.g. /data,/log"
+		}
+		if r, h := checkPath(key, it); r != "" {
+			return inList(items, it, r), h
+		}
+		for _, prev := range items[:i] {
+			switch {
+			case prev == it:
+				return "lists the mount path " + it + " twice", "each data volume needs its own mount path"
+			case strings.HasPrefix(it, prev+"/"), strings.HasPrefix(prev, it+"/"):
+				return fmt.Sprintf("nests mount paths (%s and %s): each volume is mounted and released on its own, and one mounted over the other would hide it", prev, it),
+					"use side-by-side paths, e.g. /data and /log"
+			}
+		}
+	}
+	return "", ""
 }
 
 func checkPath(key, v string) (reason, hint string) {
@@ -265,6 +369,19 @@ func (d Def) FormatValue(s string) (string, error) {
 		if strings.HasPrefix(s, "/") {
 			s = path.Clean(s)
 		}
+	case KindDeviceList, KindPathList:
+		// Devices may be separated with commas or spaces, paths with commas only (a path may
+		// contain a space); the tag holds commas.
+		items := splitList(s)
+		if d.Kind == KindDeviceList {
+			items = strings.FieldsFunc(s, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
+		}
+		for i, it := range items {
+			if d.Kind == KindPathList && strings.HasPrefix(it, "/") {
+				items[i] = path.Clean(it)
+			}
+		}
+		s = strings.Join(items, ",")
 	case KindEnum:
 		s = strings.ToLower(s)
 	case KindInstanceType:

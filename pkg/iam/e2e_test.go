@@ -141,7 +141,7 @@ func TestPoliciesAllowExactlyWhatTheRolesCall(t *testing.T) {
 	if err != nil {
 		t.Fatalf("replacing %s: %v", members[0], err)
 	}
-	if res.Volume == "" {
+	if len(res.Volumes) == 0 {
 		t.Fatalf("the replacement moved no data volume: %+v", res)
 	}
 	// Controller: an interruption warning read from the queue is confirmed with EC2 (the spot
@@ -206,7 +206,7 @@ func TestPoliciesAllowExactlyWhatTheRolesCall(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := aec2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{res.New},
-		Tags: []ec2types.Tag{{Key: aws.String(groupconfig.StateVolumeMounted), Value: aws.String(res.Volume)}}}); err != nil {
+		Tags: []ec2types.Tag{{Key: aws.String(groupconfig.StateVolumeMounted), Value: aws.String(res.Volumes[0])}}}); err != nil {
 		t.Fatal(err)
 	}
 	apub := metrics.NewPublisher(cloudwatch.NewFromConfig(agent), metrics.PublisherOptions{Now: r.Clock().Now})
@@ -285,11 +285,12 @@ func crossAZMove(t *testing.T, r *sim.Region, w *replace.Workflow, ec2c *ec2.Cli
 	if err != nil {
 		t.Fatalf("cross-AZ replacement of %s: %v", id, err)
 	}
-	if res.CrossAZ == nil || res.AZ == in.AZ {
+	if len(res.CrossAZ) != 1 || res.AZ == in.AZ {
 		t.Fatalf("replacement of %s in %s: %+v; want a cross-AZ move out of %s", id, res.AZ, res.CrossAZ, in.AZ)
 	}
-	if v, _ := r.Volume(res.CrossAZ.Source); v.Tags[groupconfig.StateSupersededBy] != res.CrossAZ.Volume {
-		t.Errorf("source %s tags %v; want superseded by %s", res.CrossAZ.Source, v.Tags, res.CrossAZ.Volume)
+	m := res.CrossAZ[0]
+	if v, _ := r.Volume(m.Source); v.Tags[groupconfig.StateSupersededBy] != m.Volume {
+		t.Errorf("source %s tags %v; want superseded by %s", m.Source, v.Tags, m.Volume)
 	}
 }
 

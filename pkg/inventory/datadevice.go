@@ -2,7 +2,9 @@ package inventory
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -45,39 +47,55 @@ func ReadTemplate(ctx context.Context, api LaunchTemplateReader, t *TemplateRef)
 	return out.LaunchTemplateVersions[0].LaunchTemplateData, nil
 }
 
-// CheckDataDevice checks dev, the group's spotmax:persistence_dev (g.Config's when dev is ""),
-// before tags are written and before a replacement is planned: it must not be the root device
-// of any member (EC2's RootDeviceName; g listed with Members) nor one of the names AWS reserves
-// for root volumes, and the launch template (tmpl, its data; may be nil) must not map it to an
-// instance-store volume, which cannot be moved. The error is a *groupconfig.ValidationError
-// naming the group, the tag, the value and the root device.
+// CheckDataDevice checks dev, the group's spotmax:persistence_dev — one device or a comma list
+// of them (g.Config's when dev is "") — before tags are written and before a replacement is
+// planned: no device may be the root device of any member (EC2's RootDeviceName; g listed with
+// Members) nor one of the names AWS reserves for root volumes, and the launch template (tmpl,
+// its data; may be nil) must not map one to an instance-store volume, which cannot be moved. The
+// error is a *groupconfig.ValidationError naming the group, the tag, the device and the reason,
+// one problem per device.
 func CheckDataDevice(g *Group, dev string, tmpl *ec2types.ResponseLaunchTemplateData) error {
-	if dev == "" && g.Config != nil {
-		dev = g.Config.PersistenceDev
-	}
+	devs := strings.Split(dev, ",")
 	if dev == "" {
-		return nil
+		devs = nil
+		if g.Config != nil {
+			devs = g.Config.PersistenceDevs
+		}
 	}
 	roots := make([]groupconfig.RootDevice, 0, len(g.Members))
 	for _, m := range g.Members {
 		roots = append(roots, groupconfig.RootDevice{Name: m.RootDevice, Where: "instance " + m.ID})
 	}
-	if err := groupconfig.CheckDataDevice(g.Name, dev, roots); err != nil {
-		return err
-	}
-	if tmpl == nil {
-		return nil
-	}
-	for _, m := range tmpl.BlockDeviceMappings {
-		if !groupconfig.SameDevice(aws.ToString(m.DeviceName), dev) {
+	var problems []groupconfig.Problem
+	for _, d := range devs {
+		if d = strings.TrimSpace(d); d == "" {
 			continue
 		}
-		if v := aws.ToString(m.VirtualName); v != "" {
-			return &groupconfig.ValidationError{Group: g.Name, Problems: []groupconfig.Problem{{
-				Group: g.Name, Tag: groupconfig.TagPersistenceDev, Value: dev,
-				Reason: fmt.Sprintf("the launch template maps %s to instance-store volume %s, which cannot be moved", aws.ToString(m.DeviceName), v),
-				Hint:   "map an EBS volume there, or pick another device"}}}
+		if err := groupconfig.CheckDataDevice(g.Name, d, roots); err != nil {
+			var ve *groupconfig.ValidationError
+			if !errors.As(err, &ve) {
+				return err
+			}
+			problems = append(problems, ve.Problems...)
+			continue
 		}
+		if tmpl == nil {
+			continue
+		}
+		for _, m := range tmpl.BlockDeviceMappings {
+			if !groupconfig.SameDevice(aws.ToString(m.DeviceName), d) {
+				continue
+			}
+			if v := aws.ToString(m.VirtualName); v != "" {
+				problems = append(problems, groupconfig.Problem{
+					Group: g.Name, Tag: groupconfig.TagPersistenceDev, Value: d,
+					Reason: fmt.Sprintf("the launch template maps %s to instance-store volume %s, which cannot be moved", aws.ToString(m.DeviceName), v),
+					Hint:   "map an EBS volume there, or pick another device"})
+			}
+		}
+	}
+	if len(problems) > 0 {
+		return &groupconfig.ValidationError{Group: g.Name, Problems: problems}
 	}
 	return nil
 }

@@ -326,8 +326,8 @@ func (t *Tracker) remember(groups []*Group, volatile map[string]bool, now time.T
 			if now.Sub(m.LaunchTime) < settle {
 				volatile[m.ID] = true // a new instance: its data volume and tags are still being set
 			}
-			if g.Config != nil && g.Config.PersistenceDev != "" {
-				if _, ok := m.VolumeAt(g.Config.PersistenceDev); !ok {
+			for _, d := range g.Config.DataDevices() {
+				if _, ok := m.VolumeAt(d.Device); !ok {
 					volatile[m.ID] = true // a replacement waiting for its data volume
 				}
 			}

@@ -108,7 +108,7 @@ func TestInterruptedInstanceStillRunningPastDeadlineIsTerminated(t *testing.T) {
 	if end := r.Clock().Now(); end.Before(deadline) {
 		t.Errorf("replacement finished at %s, before the deadline %s: the old instance was terminated early", end, deadline)
 	}
-	if res.Volume == "" {
+	if len(res.Volumes) == 0 {
 		t.Errorf("no data volume moved: %+v", res)
 	}
 	f.checkInvariants(t)

@@ -47,7 +47,7 @@ func benchHandover(b *testing.B, warm bool) {
 		}
 		r := f.env.Region()
 		clock := r.Clock()
-		vol := f.dataVolumeOf(b, old)
+		vol := f.dataVolumesOf(b, old)[0]
 		w := f.workflow()
 		to := replace.DefaultTimeouts()
 		w.Timeouts = &to

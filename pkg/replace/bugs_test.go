@@ -102,7 +102,7 @@ func TestBugInterruptionDuringSpotOutageInEveryAZ(t *testing.T) {
 	if err != nil {
 		t.Fatalf("resumed Replace: %v", err)
 	}
-	if res.Market != replace.MarketOnDemand || res.Volume == "" {
+	if res.Market != replace.MarketOnDemand || len(res.Volumes) == 0 {
 		t.Errorf("result = %+v, want an on-demand replacement holding the data volume", res)
 	}
 	t.Logf("result: %+v", res)
@@ -174,7 +174,7 @@ func TestBugHalfWrittenJournalOfInterruptedInstanceLosesVolume(t *testing.T) {
 	if err != nil {
 		t.Fatalf("resumed Replace: %v", err)
 	}
-	if res.Volume == "" {
+	if len(res.Volumes) == 0 {
 		t.Errorf("result = %+v: the resumed replacement moved no data volume", res)
 	}
 	r.Advance(5 * time.Minute)

@@ -176,11 +176,26 @@ type schedule struct {
 	// warm makes the group a warm-pool group with is_warm_pool_first (three members, a warm
 	// pool of two in the AZ of the instance replaced): an interruption takes the warm route.
 	warm bool
+	// volumes is the group's number of data volumes (data and log at /dev/sdf and /dev/sdg
+	// when 2); 0 means 1.
+	volumes int
+	// attachCrash crashes run 0 at its attachCrash-th AttachVolume call (before AWS acts, or
+	// after with attachAfter): with two volumes, between the two volumes' moves.
+	attachCrash int
+	attachAfter bool
+}
+
+func (s schedule) devices() []string {
+	if s.volumes == 2 {
+		return []string{"/dev/sdf", "/dev/sdg"}
+	}
+	return []string{"/dev/sdf"}
 }
 
 func (s schedule) String() string {
-	return fmt.Sprintf("seed=%d phase=%q crashAt=%v after=%v throttle=%.2f latency=%s reason=%s lb=%v/%s hooks=%v outage=%v rival=%q/%s forge=%q on %q restart=%s warm=%v",
-		s.seed, s.phase, s.crashAt, s.after, s.throttle, s.latency, s.reason, s.lb, s.lbDelay, s.hooks, s.outage, s.rival, s.rivalDelay, s.forge, s.forgeOn, s.restart, s.warm)
+	return fmt.Sprintf("seed=%d phase=%q crashAt=%v after=%v throttle=%.2f latency=%s reason=%s lb=%v/%s hooks=%v outage=%v rival=%q/%s forge=%q on %q restart=%s warm=%v volumes=%d attachCrash=%d/%v",
+		s.seed, s.phase, s.crashAt, s.after, s.throttle, s.latency, s.reason, s.lb, s.lbDelay, s.hooks, s.outage, s.rival, s.rivalDelay, s.forge, s.forgeOn, s.restart,
+		s.warm, max(s.volumes, 1), s.attachCrash, s.attachAfter)
 }
 
 // raceSettle is the LeaseSettle of actors racing for one instance: 30 ms of real time at the
@@ -196,9 +211,9 @@ func runSchedule(t testing.TB, s schedule) {
 	var f *fixture
 	old := ""
 	if s.warm {
-		f, old = newWarmFixture(t, 2, fixtureOpts{seed: s.seed})
+		f, old = newWarmFixture(t, 2, fixtureOpts{seed: s.seed, devices: s.devices()})
 	} else {
-		f = newFixture(t, fixtureOpts{seed: s.seed})
+		f = newFixture(t, fixtureOpts{seed: s.seed, devices: s.devices()})
 		old = f.members[0]
 	}
 	r := f.env.Region()
@@ -270,7 +285,7 @@ func runSchedule(t testing.TB, s schedule) {
 	owner := "test-actor"
 	var lastErr error
 	done, lost := false, false
-	oldVolume := f.dataVolumeOf(t, old)
+	oldVolumes := f.dataVolumesOf(t, old)
 	runs := len(s.crashAt) + 2
 	if s.forgeOn == "old" {
 		runs++
@@ -287,6 +302,9 @@ func runSchedule(t testing.TB, s schedule) {
 		}
 		e, a := log.wrap(fmt.Sprintf("run%d", run), f.ec2, f.asg)
 		w.EC2 = crashEC2{EC2API: e, c: c}
+		if run == 0 && s.attachCrash > 0 {
+			w.EC2 = &crashOnAttach{EC2API: w.EC2, c: c, at: s.attachCrash, after: s.attachAfter}
+		}
 		w.ASG = crashASG{ASGAPI: a, c: c}
 		if run == 0 && s.phase != "" {
 			w.AfterPhase = func(_ string, p replace.Phase) error {
@@ -303,7 +321,7 @@ func runSchedule(t testing.TB, s schedule) {
 			done = true
 			// A crash before the journal, and the notice ran out before this run: EC2 took the
 			// instance (as in the lostToInterruption case below).
-			lost = s.reason == replace.ReasonInterruption && errors.Is(lastErr, errCrash) && f.lostToInterruption(old, oldVolume, nil)
+			lost = s.reason == replace.ReasonInterruption && errors.Is(lastErr, errCrash) && f.lostToInterruption(old, oldVolumes, nil)
 			break
 		}
 		var rivalDone chan error
@@ -333,6 +351,9 @@ func runSchedule(t testing.TB, s schedule) {
 			meet.leave()
 		}
 		lastErr = err
+		if run == 0 && s.attachCrash > 0 && len(s.crashAt) == 0 && s.phase == "" && !errors.Is(err, errCrash) {
+			t.Errorf("%v: run 0 never reached its AttachVolume crash: %v", s, err)
+		}
 		rivalWon := false
 		if rivalDone != nil {
 			rerr := <-rivalDone
@@ -382,7 +403,7 @@ func runSchedule(t testing.TB, s schedule) {
 				other.checkUntouched(t, r, log, fmt.Sprintf("%v: after refusing the forged journal", s))
 			}
 			f.unforge(t, old)
-		case s.reason == replace.ReasonInterruption && f.lostToInterruption(old, oldVolume, err):
+		case s.reason == replace.ReasonInterruption && f.lostToInterruption(old, oldVolumes, err):
 			// Nothing was journaled and the notice ran out before this run acted — the process
 			// died and did not come back in time, or (run 0, on a loaded machine: the notice is
 			// 120 ms of wall time at 1000×) the first run started too late: EC2 took the
@@ -405,7 +426,7 @@ func runSchedule(t testing.TB, s schedule) {
 		t.Fatalf("%v: not finished after every resume: %v", s, lastErr)
 	}
 	if lost {
-		f.expectOrphan(t, old, oldVolume)
+		f.expectOrphan(t, old, oldVolumes)
 	}
 	r.ClearFaults()
 	if s.reason == replace.ReasonInterruption {
@@ -414,7 +435,7 @@ func runSchedule(t testing.TB, s schedule) {
 		f.env.WaitInService(t, f.group, int(f.desired))
 	}
 	if lost {
-		f.rehomeOrphan(t, s, oldVolume)
+		f.rehomeOrphan(t, s, oldVolumes)
 	}
 	if s.forge != "" && s.forgeOn == "member" {
 		// The forged journal on the other member: whoever resumes it must refuse it.
@@ -431,8 +452,10 @@ func runSchedule(t testing.TB, s schedule) {
 	if s.warm && s.phase != "" && s.reason == replace.ReasonInterruption {
 		// A crash at a phase boundary changes nothing of the route: the data ends on an
 		// instance the group took from its warm pool.
-		if v, _ := r.Volume(oldVolume); v.Attachment == nil || !slices.Contains(pooled, v.Attachment.InstanceID) {
-			t.Errorf("%v: data volume %s is attached to %+v, not to one of the warm pool's %v", s, oldVolume, v.Attachment, pooled)
+		for _, vol := range oldVolumes {
+			if v, _ := r.Volume(vol); v.Attachment == nil || !slices.Contains(pooled, v.Attachment.InstanceID) {
+				t.Errorf("%v: data volume %s is attached to %+v, not to one of the warm pool's %v", s, vol, v.Attachment, pooled)
+			}
 		}
 	}
 	f.checkInvariants(t)
@@ -583,6 +606,14 @@ func randomSchedule(seed int64) schedule {
 	// A warm-pool group: the interruptions among these take the warm route (the proactive ones
 	// the cold one, as the plan says).
 	s.warm = rng.Intn(3) == 0
+	// Drawn last, so a seed keeps its other draws: every third schedule runs a group with data
+	// and log volumes, some of them crashed at an AttachVolume (between the two volumes' moves).
+	if rng.Intn(3) == 0 {
+		s.volumes = 2
+		if rng.Intn(2) == 0 {
+			s.attachCrash, s.attachAfter = 1+rng.Intn(2), rng.Intn(2) == 0
+		}
+	}
 	return s
 }
 
@@ -598,9 +629,9 @@ func TestReplaceWarmCrashAfterEveryPhase(t *testing.T) {
 
 // lostToInterruption tells whether err (nil: no run was made) refuses the replacement of old
 // because EC2 already took the interrupted instance while no journal was written and its data
-// volume vol had not moved: on a loaded machine the 2-minute notice
+// volumes vols had not moved: on a loaded machine the 2-minute notice
 // (120 ms at the fixture's 1000×) can run out between a crash and the next run.
-func (f *fixture) lostToInterruption(old, vol string, err error) bool {
+func (f *fixture) lostToInterruption(old string, vols []string, err error) bool {
 	if err != nil {
 		var refused *replace.RefusedError
 		if !errors.As(err, &refused) || refused.Instance != old {
@@ -609,54 +640,109 @@ func (f *fixture) lostToInterruption(old, vol string, err error) bool {
 	}
 	in, _ := f.env.Region().Instance(old)
 	gone := in.State == sim.StateTerminated || in.State == sim.StateShuttingDown
-	v, _ := f.env.Region().Volume(vol)
-	stayed := v.Attachment == nil || v.Attachment.InstanceID == old
+	stayed := true
+	for _, vol := range vols {
+		v, _ := f.env.Region().Volume(vol)
+		stayed = stayed && (v.Attachment == nil || v.Attachment.InstanceID == old)
+	}
 	return gone && stayed && in.Tags[groupconfig.StatePhase] == ""
 }
 
-// dataVolumeOf returns the data volume attached to instance id.
-func (f *fixture) dataVolumeOf(t testing.TB, id string) string {
+// dataVolumesOf returns the data volumes attached to instance id, in the order of the group's
+// data devices.
+func (f *fixture) dataVolumesOf(t testing.TB, id string) []string {
 	t.Helper()
-	for _, v := range f.env.Region().Volumes() {
-		if _, ours := f.markers[v.ID]; ours && v.Attachment != nil && v.Attachment.InstanceID == id {
-			return v.ID
+	var out []string
+	for _, dev := range f.devices {
+		for _, v := range f.env.Region().Volumes() {
+			if _, ours := f.markers[v.ID]; ours && v.Attachment != nil && v.Attachment.InstanceID == id && f.device[v.ID] == dev {
+				out = append(out, v.ID)
+			}
 		}
 	}
-	t.Fatalf("%s has no data volume", id)
-	return ""
+	if len(out) != len(f.devices) {
+		t.Fatalf("%s has data volumes %v, want one at each of %v", id, out, f.devices)
+	}
+	return out
+}
+
+// poolGroups is the fixture's group as the pool sees it.
+func (f *fixture) poolGroups() map[string]replace.PoolGroup {
+	var devs []groupconfig.DataDevice
+	for i, d := range f.devices {
+		devs = append(devs, groupconfig.DataDevice{Device: d, MountPath: []string{"/data", "/log", "/d3", "/d4"}[i]})
+	}
+	return map[string]replace.PoolGroup{f.group: {Devices: devs, Managed: true}}
+}
+
+// crashOnAttach crashes the process at its at-th AttachVolume call, before AWS acts or (after)
+// just after; every call from then on fails as with crasher.
+type crashOnAttach struct {
+	replace.EC2API
+	c     *crasher
+	mu    sync.Mutex
+	n, at int
+	after bool
+}
+
+func (x *crashOnAttach) AttachVolume(ctx context.Context, in *ec2.AttachVolumeInput, o ...func(*ec2.Options)) (*ec2.AttachVolumeOutput, error) {
+	x.mu.Lock()
+	x.n++
+	hit := x.n == x.at
+	x.mu.Unlock()
+	if !hit {
+		return x.EC2API.AttachVolume(ctx, in, o...)
+	}
+	crash := func() {
+		x.c.mu.Lock()
+		x.c.crashed = true
+		x.c.mu.Unlock()
+	}
+	if !x.after {
+		crash()
+		return nil, errCrash
+	}
+	_, err := x.EC2API.AttachVolume(ctx, in, o...)
+	crash()
+	if err != nil {
+		return nil, err
+	}
+	return nil, errCrash
 }
 
 // expectOrphan checks what is left when an interruption took old before spotmax journaled its
-// replacement: old's data volume vol is available, kept, and waits in the group's pool
-// (rehomeOrphan then re-homes it as the controller would).
-func (f *fixture) expectOrphan(t testing.TB, old, vol string) {
+// replacement: each of old's data volumes vols is available, kept, and waits in the group's pool
+// (rehomeOrphan then re-homes them as the controller would).
+func (f *fixture) expectOrphan(t testing.TB, old string, vols []string) {
 	t.Helper()
 	r := f.env.Region()
 	t.Logf("EC2 took the interrupted %s before a journal was written", old)
 	r.Advance(5 * time.Minute)
-	if v, ok := r.Volume(vol); !ok || v.Attachment != nil || v.State != "available" {
-		t.Fatalf("the interruption took %s before a journal: its data volume %s should be available, is %+v", old, vol, v)
-	}
-	pool, err := f.workflow().Pool(context.Background(), nil, map[string]replace.PoolGroup{
-		f.group: {Device: "/dev/sdf", MountPath: "/data", Managed: true}})
+	pool, err := f.workflow().Pool(context.Background(), nil, f.poolGroups())
 	if err != nil {
 		t.Fatal(err)
 	}
-	found := false
-	for _, v := range pool {
-		found = found || (v.VolumeID == vol && v.Group == f.group && v.Status == replace.PoolAvailable)
-	}
-	if !found {
-		t.Errorf("data volume %s of %s, taken by its interruption, is not waiting in the group's pool: %+v", vol, old, pool)
+	for _, vol := range vols {
+		if v, ok := r.Volume(vol); !ok || v.Attachment != nil || v.State != "available" {
+			t.Fatalf("the interruption took %s before a journal: its data volume %s should be available, is %+v", old, vol, v)
+		}
+		found := false
+		for _, v := range pool {
+			found = found || (v.VolumeID == vol && v.Group == f.group && v.Status == replace.PoolAvailable && v.Device == f.device[vol])
+		}
+		if !found {
+			t.Errorf("data volume %s (%s) of %s, taken by its interruption, is not waiting in the group's pool: %+v", vol, f.device[vol], old, pool)
+		}
 	}
 }
 
-// rehomeOrphan re-homes the data volume an unheard interruption left behind through the pool, as
+// rehomeOrphan re-homes the data volumes an unheard interruption left behind through the pool, as
 // the controller's next reconciles would: the agent on the member the group launched in its place
-// reports its fresh volume blank; the adoption is crashed at a call the schedule's seed picks
-// (before or after AWS acts), and the next pass resumes it once the crashed actor's lease ran out.
-// The invariants then hold for that volume too: attached, whole, to a running member.
-func (f *fixture) rehomeOrphan(t testing.TB, s schedule, vol string) {
+// reports its fresh volumes blank; the first pass's adoptions are crashed at a call the
+// schedule's seed picks (before or after AWS acts), and the next passes resume them once the
+// crashed actor's lease ran out and adopt the other devices' volumes. The invariants then hold
+// for those volumes too: attached, whole, at their own devices, to one running member.
+func (f *fixture) rehomeOrphan(t testing.TB, s schedule, vols []string) {
 	t.Helper()
 	r := f.env.Region()
 	g, _ := r.Group(f.group)
@@ -665,10 +751,12 @@ func (f *fixture) rehomeOrphan(t testing.TB, s schedule, vol string) {
 		if in.State != sim.StateRunning || m.LifecycleState != "InService" || in.Tags[groupconfig.StateVolume] != "" || in.Tags[groupconfig.StateReplaces] != "" {
 			continue
 		}
+		fresh := false
 		for _, bd := range in.BlockDevices {
-			if bd.DeviceName == "/dev/sdf" && f.markers[bd.VolumeID] == "" {
-				f.agentReportsBlank(t, m.InstanceID)
-			}
+			fresh = fresh || slices.Contains(f.devices, bd.DeviceName) && f.markers[bd.VolumeID] == ""
+		}
+		if fresh {
+			f.agentReportsBlank(t, m.InstanceID)
 		}
 	}
 	r.Advance(5 * time.Second) // past EC2's tag visibility
@@ -692,38 +780,40 @@ func (f *fixture) rehomeOrphan(t testing.TB, s schedule, vol string) {
 	}
 	r.Advance(2 * time.Minute) // the crashed actor's lease runs out
 	last := f.tend(t, w)
-	v, ok := r.Volume(vol)
-	if !ok {
-		t.Fatalf("%v: orphaned data volume %s is gone", s, vol)
-	}
-	if v.Attachment != nil {
-		return
-	}
-	// Not re-homed: only right when no member in its AZ lacks its data (e.g. a spot outage put
-	// the group's new member in another AZ); then it waits, listed.
-	waiting := false
-	for _, x := range last.Waiting {
-		waiting = waiting || x.VolumeID == vol
-	}
-	if !waiting {
-		t.Errorf("%v: orphaned data volume %s is neither re-homed nor listed as waiting: %+v", s, vol, last.Volumes)
-	}
-	g, _ = r.Group(f.group)
-	for _, m := range g.Members {
-		in, _ := r.Instance(m.InstanceID)
-		if in.AZ != v.AZ || in.State != sim.StateRunning || m.LifecycleState != "InService" {
+	for _, vol := range vols {
+		v, ok := r.Volume(vol)
+		if !ok {
+			t.Fatalf("%v: orphaned data volume %s is gone", s, vol)
+		}
+		if v.Attachment != nil {
 			continue
 		}
-		has := false
-		for _, bd := range in.BlockDevices {
-			has = has || bd.DeviceName == "/dev/sdf" && !replace.BlankReported(in.Tags[groupconfig.StateBlankVolume], bd.VolumeID)
+		// Not re-homed: only right when no member in its AZ lacks its data at its device (e.g. a
+		// spot outage put the group's new member in another AZ); then it waits, listed.
+		waiting := false
+		for _, x := range last.Waiting {
+			waiting = waiting || x.VolumeID == vol
 		}
-		if !has {
-			t.Errorf("%v: member %s in %s lacks its data while %s waits there", s, m.InstanceID, v.AZ, vol)
+		if !waiting {
+			t.Errorf("%v: orphaned data volume %s is neither re-homed nor listed as waiting: %+v", s, vol, last.Volumes)
 		}
+		g, _ = r.Group(f.group)
+		for _, m := range g.Members {
+			in, _ := r.Instance(m.InstanceID)
+			if in.AZ != v.AZ || in.State != sim.StateRunning || m.LifecycleState != "InService" {
+				continue
+			}
+			has := false
+			for _, bd := range in.BlockDevices {
+				has = has || bd.DeviceName == f.device[vol] && !replace.BlankReported(in.Tags[groupconfig.StateBlankVolume], bd.VolumeID)
+			}
+			if !has {
+				t.Errorf("%v: member %s in %s lacks its data at %s while %s waits there", s, m.InstanceID, v.AZ, f.device[vol], vol)
+			}
+		}
+		t.Logf("orphaned data volume %s waits in %s: no member there lacks its data", vol, v.AZ)
+		delete(f.markers, vol)
 	}
-	t.Logf("orphaned data volume %s waits in %s: no member there lacks its data", vol, v.AZ)
-	delete(f.markers, vol)
 }
 
 // needsResume tells whether a new process would pick the replacement up again: it is journaled,

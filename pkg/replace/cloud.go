@@ -177,12 +177,17 @@ func (w *Workflow) tagInstance(ctx context.Context, id string, tags map[string]s
 }
 
 func (w *Workflow) tagResource(ctx context.Context, id string, tags map[string]string) error {
+	return w.tagResources(ctx, []string{id}, tags)
+}
+
+// tagResources writes the same tags on several resources in one CreateTags call.
+func (w *Workflow) tagResources(ctx context.Context, ids []string, tags map[string]string) error {
 	var ts []ec2types.Tag
 	for k, v := range tags {
 		ts = append(ts, ec2types.Tag{Key: aws.String(k), Value: aws.String(v)})
 	}
 	return w.call(ctx, func(ctx context.Context) error {
-		_, err := w.EC2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{id}, Tags: ts})
+		_, err := w.EC2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: ids, Tags: ts})
 		return err
 	})
 }

@@ -94,10 +94,31 @@ func (m CrossAZMove) String() string {
 func secs(s float64) time.Duration { return time.Duration(s * float64(time.Second)).Round(time.Second) }
 
 // fields are the move's metrics and action-record fields (metrics.ActionFromEvent).
-func (m *CrossAZMove) fields() map[string]string {
-	if m == nil {
+// crossAZFields are the action record's fields of a replacement's cross-AZ moves: one move's as
+// they are; for a group with several data volumes the ids are comma lists in the order of the
+// group's devices and the sizes, times and costs are sums (the moves run one after the other).
+func crossAZFields(ms []*CrossAZMove) map[string]string {
+	switch len(ms) {
+	case 0:
 		return nil
+	case 1:
+		return ms[0].fields()
 	}
+	sum := CrossAZMove{FromAZ: ms[0].FromAZ, ToAZ: ms[0].ToAZ}
+	var src, vol, snap []string
+	for _, m := range ms {
+		src, vol, snap = append(src, m.Source), append(vol, m.Volume), append(snap, m.Snapshot)
+		sum.SizeGiB += m.SizeGiB
+		sum.Seconds += m.Seconds
+		sum.SnapshotSeconds += m.SnapshotSeconds
+		sum.SnapshotUSD += m.SnapshotUSD
+		sum.SnapshotUSDPerMonth += m.SnapshotUSDPerMonth
+	}
+	sum.Source, sum.Volume, sum.Snapshot = strings.Join(src, ","), strings.Join(vol, ","), strings.Join(snap, ",")
+	return sum.fields()
+}
+
+func (m *CrossAZMove) fields() map[string]string {
 	return map[string]string{
 		"xaz_source": m.Source, "xaz_volume": m.Volume, "xaz_from_az": m.FromAZ, "xaz_to_az": m.ToAZ,
 		"xaz_snapshot": m.Snapshot, "xaz_size_gib": fmt.Sprint(m.SizeGiB),
@@ -171,7 +192,7 @@ func (r *run) crossAZTarget(ctx context.Context) (string, error) {
 	}
 	if !r.cfg.CrossAZMove {
 		return "", fmt.Errorf("replacement %s is in %s and data volume %s in %s, but %s is off: not moving it", r.newID, az,
-			r.plan.Volume, r.plan.VolumeAZ, groupconfig.TagCrossAZMove)
+			strings.Join(volumeIDs(r.plan.Volumes), ","), r.plan.VolumeAZ, groupconfig.TagCrossAZMove)
 	}
 	if err := r.set(ctx, "the cross-AZ move to "+az, func(j *Journal) { j.CrossAZ = az }); err != nil {
 		return "", err
@@ -179,24 +200,25 @@ func (r *run) crossAZTarget(ctx context.Context) (string, error) {
 	return az, nil
 }
 
-// moveAcrossAZ is the move-volume step's hook: once the old instance released the volume,
-// a replacement in another AZ gets a verified copy (Workflow.MoveAcrossAZ). done is false when
-// the replacement is in the volume's AZ and the usual move applies.
-func (r *run) moveAcrossAZ(ctx context.Context, src string) (done bool, err error) {
+// moveAcrossAZ is the move-volume step's hook: once the old instance released the data volume
+// src, a replacement in another AZ gets a verified copy (Workflow.MoveAcrossAZ), recorded for its
+// agent together with the volumes before it that the replacement already received. copied is
+// the copy's id, empty when the replacement is in the volume's AZ and the usual move applies.
+func (r *run) moveAcrossAZ(ctx context.Context, src DataVolume, before []DataVolume) (copied string, err error) {
 	to, err := r.crossAZTarget(ctx)
 	if err != nil || to == "" {
-		return false, err
+		return "", err
 	}
-	r.progress(StepMoveVolume, "copying "+src+" to "+to+" through a snapshot", false, nil)
-	m, err := r.w.MoveAcrossAZ(ctx, CrossAZRequest{Group: r.g.Name, Source: src, AZ: to, Instance: r.newID,
-		Device: r.plan.Device, MountPath: r.plan.MountPath, Token: r.journal.Token, From: r.req.InstanceID})
+	r.progress(StepMoveVolume, "copying "+src.ID+" to "+to+" through a snapshot", false, nil)
+	m, err := r.w.MoveAcrossAZ(ctx, CrossAZRequest{Group: r.g.Name, Source: src.ID, AZ: to, Instance: r.newID,
+		Device: src.Device, MountPath: src.MountPath, Assigned: before, Token: r.journal.Token, From: r.req.InstanceID})
 	if err != nil {
-		return true, err
+		return "", err
 	}
-	r.res.CrossAZ = m
+	r.res.CrossAZ = append(r.res.CrossAZ, m)
 	r.progress(StepMoveVolume, m.String(), false, nil)
 	r.record(ctx, metrics.VolumeMovedAcrossAZ, secs(m.Seconds), m.fields())
-	return true, nil
+	return m.Volume, nil
 }
 
 // CrossAZRequest is one data volume's move to another AZ.
@@ -205,6 +227,9 @@ type CrossAZRequest struct {
 	// Source is the released data volume; AZ where its copy goes; Instance the replacement there
 	// that receives it at Device (MountPath for its agent).
 	Source, AZ, Instance, Device, MountPath string
+	// Assigned are the data volumes (a group's other devices) the replacement already received:
+	// recorded for its agent again with the copy, so the assignment lists them all.
+	Assigned []DataVolume
 	// Token is the replacement journal's token: it names the move's snapshot and copy.
 	Token string
 	// From is the old instance (the copy is tagged as moving from it while the journal lasts).
@@ -279,10 +304,7 @@ func (w *Workflow) MoveAcrossAZ(ctx context.Context, q CrossAZRequest) (*CrossAZ
 	if err := w.fresh(ctx, q.Instance, func(ctx context.Context) error { return w.keepVolume(ctx, q.Instance, q.Device) }); err != nil {
 		return nil, err
 	}
-	tags := map[string]string{groupconfig.StateVolume: m.Volume}
-	if q.MountPath != "" {
-		tags[groupconfig.StateMountPath] = q.MountPath
-	}
+	tags := assignmentTags(append(slices.Clone(q.Assigned), DataVolume{ID: m.Volume, Device: q.Device, MountPath: q.MountPath}))
 	if err := w.fresh(ctx, q.Instance, func(ctx context.Context) error { return w.tagInstance(ctx, q.Instance, tags) }); err != nil {
 		return nil, fmt.Errorf("recording volume %s on %s: %w", m.Volume, q.Instance, err)
 	}
@@ -530,6 +552,6 @@ func (w *Workflow) verifyCopy(ctx context.Context, q CrossAZRequest, snap *ec2ty
 		if err != nil {
 			return false, err
 		}
-		return instanceTag(inst.Tags, groupconfig.StateVolumeMounted) == copyID, nil
+		return groupconfig.StateListHas(instanceTag(inst.Tags, groupconfig.StateVolumeMounted), copyID), nil
 	})
 }

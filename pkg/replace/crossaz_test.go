@@ -50,10 +50,10 @@ func (f *fixture) checkCrossAZ(t testing.TB, res *replace.Result, src, srcAZ str
 	t.Helper()
 	r := f.env.Region()
 	marker := f.markers[src]
-	if res == nil || res.CrossAZ == nil {
-		t.Fatalf("result %+v reports no cross-AZ move", res)
+	if res == nil || len(res.CrossAZ) != 1 {
+		t.Fatalf("result %+v reports no single cross-AZ move", res)
 	}
-	m := res.CrossAZ
+	m := res.CrossAZ[0]
 	if m.Source != src || m.FromAZ != srcAZ || m.ToAZ == srcAZ || m.ToAZ != res.AZ || m.Volume == "" || m.Snapshot == "" || m.SizeGiB <= 0 {
 		t.Errorf("cross-AZ move = %+v; want %s from %s to the replacement's AZ %s", m, src, srcAZ, res.AZ)
 	}
@@ -90,7 +90,7 @@ func (f *fixture) checkCrossAZ(t testing.TB, res *replace.Result, src, srcAZ str
 	f.checkInvariants(t)
 	// The pool lists the source as superseded: never offered to a member.
 	w := f.workflow()
-	vols, err := w.Pool(context.Background(), nil, map[string]replace.PoolGroup{f.group: {Managed: true, Device: "/dev/sdf"}})
+	vols, err := w.Pool(context.Background(), nil, map[string]replace.PoolGroup{f.group: {Devices: []groupconfig.DataDevice{{Device: "/dev/sdf"}}, Managed: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func TestCrossAZMoveWhenTheVolumesAZHasNoCapacity(t *testing.T) {
 		t.Errorf("replacement: %s in %s; want spot in another AZ than %s", res.Market, res.AZ, az)
 	}
 	f.checkCrossAZ(t, res, vol, az)
-	m := res.CrossAZ
+	m := res.CrossAZ[0]
 	t.Logf("cross-AZ move: %s; attempts %v", m, res.Attempts)
 	if m.Seconds <= 0 || m.SnapshotSeconds <= 0 || m.SnapshotUSD <= 0 || m.SnapshotUSDPerMonth != float64(m.SizeGiB)*replace.SnapshotUSDPerGBMonth {
 		t.Errorf("cross-AZ report = %+v; want its time, the snapshot's time and cost at $%.2f/GB-month", m, replace.SnapshotUSDPerGBMonth)
@@ -237,10 +237,10 @@ func TestCrossAZMoveCrashes(t *testing.T) {
 						t.Errorf("the run after the crash did not resume the journal: %+v", res)
 					}
 				}
-				if res.CrossAZ == nil {
+				if len(res.CrossAZ) != 1 {
 					// A move finished before the crash reports nothing on resume: the copy
 					// is found by checkCrossAZ's fallback below.
-					res.CrossAZ = f.findCrossAZ(t, vol)
+					res.CrossAZ = []*replace.CrossAZMove{f.findCrossAZ(t, vol)}
 				}
 				f.checkCrossAZ(t, res, vol, az)
 			})
@@ -297,11 +297,11 @@ func TestCrossAZMoveWaitsForTheAgentsMount(t *testing.T) {
 	if sawSupersededEarly {
 		t.Errorf("the source was marked superseded before the agent mounted the copy")
 	}
-	if res.CrossAZ == nil {
-		t.Fatalf("no cross-AZ move: %+v", res)
+	if len(res.CrossAZ) != 1 {
+		t.Fatalf("no single cross-AZ move: %+v", res)
 	}
-	if in, _ := r.Instance(res.New); in.Tags[groupconfig.StateVolumeMounted] != res.CrossAZ.Volume {
-		t.Errorf("agent's mount report = %q, want %s", in.Tags[groupconfig.StateVolumeMounted], res.CrossAZ.Volume)
+	if in, _ := r.Instance(res.New); in.Tags[groupconfig.StateVolumeMounted] != res.CrossAZ[0].Volume {
+		t.Errorf("agent's mount report = %q, want %s", in.Tags[groupconfig.StateVolumeMounted], res.CrossAZ[0].Volume)
 	}
 	// The agent's own report is not a journal tag, but checkInvariants knows only spotmax's.
 	if _, err := f.ec2.DeleteTags(context.Background(), &ec2.DeleteTagsInput{Resources: []string{res.New},

@@ -2,6 +2,7 @@ package replace_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -26,6 +27,11 @@ type fixture struct {
 	members []string
 	// markers maps each original data volume to its content marker.
 	markers map[string]string
+	// devices are the group's data devices (default /dev/sdf); device maps each original data
+	// volume to its device, origin to the instance it started on.
+	devices []string
+	device  map[string]string
+	origin  map[string]string
 	desired int32
 	max     int32
 }
@@ -34,9 +40,12 @@ type fixtureOpts struct {
 	desired, max int32
 	tags         map[string]string
 	noVolume     bool
-	seed         int64
-	scale        float64
-	latencies    *sim.Latencies
+	// devices are the data devices (default /dev/sdf); two make a group with data and log
+	// volumes, mounted at /data and /log.
+	devices   []string
+	seed      int64
+	scale     float64
+	latencies *sim.Latencies
 	// behaviors default to AWS's (sim.AWSBehaviors); a test that needs the kind world says so.
 	behaviors *sim.Behaviors
 	// warm makes the group a warm-pool group (warm_test.go): its spot members stay, the launch
@@ -60,9 +69,12 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 	}
 	env := simtest.Start(t, sim.Options{TimeScale: o.scale, Seed: o.seed, Latencies: o.latencies, Behaviors: o.behaviors})
 	tags := map[string]string{groupconfig.TagGroup: "web"}
+	if len(o.devices) == 0 {
+		o.devices = []string{"/dev/sdf"}
+	}
 	if !o.noVolume {
-		tags[groupconfig.TagPersistenceDev] = "/dev/sdf"
-		tags[groupconfig.TagPersistenceMountPath] = "/data"
+		tags[groupconfig.TagPersistenceDev] = strings.Join(o.devices, ",")
+		tags[groupconfig.TagPersistenceMountPath] = strings.Join([]string{"/data", "/log", "/d3", "/d4"}[:len(o.devices)], ",")
 	}
 	for k, v := range o.tags {
 		tags[k] = v
@@ -70,7 +82,7 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 	spec := simtest.GroupSpec{Name: "web", Spot: true, Desired: o.desired, Max: o.max, Tags: tags,
 		NoPropagate: []string{groupconfig.TagPersistenceDev}, AZs: o.azs}
 	if !o.noVolume {
-		spec.DataDevice = "/dev/sdf"
+		spec.DataDevice, spec.MoreDataDevices = o.devices[0], o.devices[1:]
 	}
 	members := env.CreateGroup(t, spec)
 	if o.warm > 0 {
@@ -83,15 +95,20 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 		group:   "web",
 		members: members,
 		markers: map[string]string{},
+		devices: o.devices,
+		device:  map[string]string{},
+		origin:  map[string]string{},
 		desired: o.desired,
 		max:     o.max,
 	}
 	for _, id := range members {
 		in, _ := env.Region().Instance(id)
 		for _, bd := range in.BlockDevices {
-			if bd.DeviceName == "/dev/sdf" {
+			if !o.noVolume && slices.Contains(o.devices, bd.DeviceName) {
 				v, _ := env.Region().Volume(bd.VolumeID)
 				f.markers[bd.VolumeID] = v.Marker
+				f.device[bd.VolumeID] = bd.DeviceName
+				f.origin[bd.VolumeID] = id
 			}
 		}
 	}
@@ -138,9 +155,10 @@ func (f *fixture) replace(t testing.TB, w *replace.Workflow, req replace.Request
 }
 
 // checkInvariants checks what must hold after every replacement, finished or rolled back:
-// every data volume exists with its content, attached to exactly one running member; no
-// instance runs outside the group; MaxSize and desired are back; nothing was force-detached;
-// no journal is left.
+// every data volume exists with its content, attached to exactly one running member at its own
+// device, and the volumes that started on one instance end on one instance (a replacement moves
+// them all); no instance runs outside the group; MaxSize and desired are back; nothing was
+// force-detached; no journal is left.
 func (f *fixture) checkInvariants(t testing.TB) {
 	t.Helper()
 	r := f.env.Region()
@@ -189,6 +207,7 @@ func (f *fixture) checkInvariants(t testing.TB) {
 	if fd := r.ForceDetaches(); len(fd) > 0 {
 		t.Errorf("volumes were force-detached: %+v", fd)
 	}
+	holder := map[string][]string{} // origin → the instances its volumes are attached to
 	for id, marker := range f.markers {
 		v, ok := r.Volume(id)
 		if !ok {
@@ -206,8 +225,17 @@ func (f *fixture) checkInvariants(t testing.TB) {
 		if !members[in.ID] || in.State != sim.StateRunning {
 			t.Errorf("data volume %s is attached to %s (%s, member %v), want a running member", id, in.ID, in.State, members[in.ID])
 		}
-		if v.Attachment.Device != "/dev/sdf" {
-			t.Errorf("data volume %s is at %s, want /dev/sdf", id, v.Attachment.Device)
+		if want := f.device[id]; v.Attachment.Device != want {
+			t.Errorf("data volume %s is at %s, want %s", id, v.Attachment.Device, want)
+		}
+		holder[f.origin[id]] = append(holder[f.origin[id]], in.ID)
+	}
+	for origin, on := range holder {
+		for _, x := range on[1:] {
+			if x != on[0] {
+				t.Errorf("the data volumes that started on %s ended on different instances: %v", origin, on)
+				break
+			}
 		}
 	}
 }

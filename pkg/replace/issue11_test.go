@@ -121,7 +121,7 @@ func TestIssue11Case1HalfWrittenJournal(t *testing.T) {
 	if err != nil {
 		t.Fatalf("resume after the lease ran out: %v", err)
 	}
-	if !res.Resumed || res.New == "" || res.Volume == "" {
+	if !res.Resumed || res.New == "" || len(res.Volumes) == 0 {
 		t.Errorf("result = %+v, want a resumed replacement that moved the data volume", res)
 	}
 	f.checkInvariants(t)

@@ -27,11 +27,12 @@ type Journal struct {
 	Group       string `json:"group"`
 	Old         string `json:"old"`
 	Replacement string `json:"replacement,omitempty"`
-	// Volume is the data volume the replacement moves, recorded at start.
-	Volume  string    `json:"volume,omitempty"`
-	Phase   Phase     `json:"phase"`
-	Reason  Reason    `json:"reason"`
-	Started time.Time `json:"started"`
+	// Volumes are the data volumes the replacement moves, each with its device, recorded at
+	// start (groupconfig.StateJournalVolume); MountPath is not journaled (the group's tag says).
+	Volumes []DataVolume `json:"volumes,omitempty"`
+	Phase   Phase        `json:"phase"`
+	Reason  Reason       `json:"reason"`
+	Started time.Time    `json:"started"`
 	// Token is the idempotency token of the launch (one per option: Token-i).
 	Token string `json:"-"`
 	// Options are the replacement's journaled options (optForceDetach, optVolumeFirst).
@@ -63,7 +64,7 @@ var journalKeys = []string{
 // loadJournal reads the journal of instance old from its tags. A zero Phase means no journal.
 func loadJournal(old string, tags []ec2types.Tag) Journal {
 	t := stateTags(tags)
-	j := Journal{Old: old, Group: t[groupconfig.StateJournalGroup], Replacement: t[groupconfig.StateReplacement], Volume: t[groupconfig.StateJournalVolume],
+	j := Journal{Old: old, Group: t[groupconfig.StateJournalGroup], Replacement: t[groupconfig.StateReplacement], Volumes: parseJournalVolumes(t[groupconfig.StateJournalVolume]),
 		Phase: Phase(t[groupconfig.StatePhase]), Reason: Reason(t[groupconfig.StateReason]), Token: t[groupconfig.StateToken],
 		Options: strings.Fields(t[groupconfig.StateOptions]), Retiring: t[groupconfig.StateRetiring],
 		Owner: t[groupconfig.StateOwner], Desired: -1, CrossAZ: t[groupconfig.StateCrossAZ]}
@@ -92,7 +93,7 @@ func (j Journal) tags() map[string]string {
 	put(groupconfig.StateToken, j.Token)
 	put(groupconfig.StateOptions, strings.Join(j.Options, " "))
 	put(groupconfig.StateReplacement, j.Replacement)
-	put(groupconfig.StateJournalVolume, j.Volume)
+	put(groupconfig.StateJournalVolume, formatJournalVolumes(j.Volumes))
 	put(groupconfig.StateRetiring, j.Retiring)
 	if j.Desired >= 0 {
 		out[groupconfig.StateDesired] = strconv.Itoa(j.Desired)
@@ -105,6 +106,48 @@ func (j Journal) tags() map[string]string {
 	return out
 }
 
+// formatJournalVolumes renders the journal's data volumes as "device=volume" pairs separated by
+// spaces, e.g. "/dev/sdf=vol-0a /dev/sdg=vol-0b": the device travels with each volume, so a
+// resume moves each one to its own device even if the group's tags changed meanwhile. Eight
+// pairs fit EC2's 256-character tag value (groupconfig.MaxDataDevices).
+func formatJournalVolumes(vs []DataVolume) string {
+	parts := make([]string, 0, len(vs))
+	for _, v := range vs {
+		if v.Device == "" {
+			parts = append(parts, v.ID)
+			continue
+		}
+		parts = append(parts, v.Device+"="+v.ID)
+	}
+	return strings.Join(parts, " ")
+}
+
+// parseJournalVolumes reads what formatJournalVolumes wrote. A bare volume id is a journal written
+// before groups had several data volumes: its device is the group's one data device, which the
+// plan fills in.
+func parseJournalVolumes(s string) []DataVolume {
+	var out []DataVolume
+	for _, f := range strings.Fields(s) {
+		if dev, id, ok := strings.Cut(f, "="); ok {
+			out = append(out, DataVolume{ID: id, Device: dev})
+			continue
+		}
+		out = append(out, DataVolume{ID: f})
+	}
+	return out
+}
+
+// VolumeIDs returns the ids of the journal's data volumes, in order.
+func (j Journal) VolumeIDs() []string { return volumeIDs(j.Volumes) }
+
+func volumeIDs(vs []DataVolume) []string {
+	out := make([]string, 0, len(vs))
+	for _, v := range vs {
+		out = append(out, v.ID)
+	}
+	return out
+}
+
 // has reports whether the journal carries option o.
 func (j Journal) has(o string) bool { return slices.Contains(j.Options, o) }
 
@@ -113,6 +156,7 @@ func (j Journal) has(o string) bool { return slices.Contains(j.Options, o) }
 func (r *run) set(ctx context.Context, what string, change func(*Journal)) error {
 	next := r.journal
 	next.Options = slices.Clone(r.journal.Options)
+	next.Volumes = slices.Clone(r.journal.Volumes)
 	change(&next)
 	before, after := r.journal.tags(), next.tags()
 	diff := map[string]string{}

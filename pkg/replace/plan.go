@@ -22,29 +22,11 @@ func (r *run) makePlan(ctx context.Context) (*Plan, error) {
 	if r.g.Template == nil {
 		return nil, &RefusedError{Instance: r.req.InstanceID, Group: r.g.Name, Why: "the group has no launch template (launch configurations are not supported)"}
 	}
-	volAZ := ""
-	if dev := r.cfg.PersistenceDev; dev != "" {
-		p.Device, p.MountPath = dev, r.cfg.PersistenceMountPath
-		var vol *ec2types.Volume
-		if id := r.journal.Volume; id != "" {
-			// Recorded when the journal was written: the instance may be gone since.
-			v, err := w.describeVolume(ctx, id)
-			if err != nil {
-				return nil, fmt.Errorf("the journaled data volume of %s: %w", r.req.InstanceID, err)
-			}
-			vol = &v
-		} else {
-			v, err := w.dataVolume(ctx, r.req.InstanceID, r.old, dev)
-			if err != nil {
-				return nil, err
-			}
-			vol = v
-		}
-		if vol != nil {
-			p.Volume = aws.ToString(vol.VolumeId)
-			volAZ = aws.ToString(vol.AvailabilityZone)
-		}
+	vols, volAZ, err := r.planVolumes(ctx)
+	if err != nil {
+		return nil, err
 	}
+	p.Volumes = vols
 	subnets, err := w.subnets(ctx, r.g.Subnets, r.g.AZs)
 	if err != nil {
 		return nil, err
@@ -53,7 +35,7 @@ func (r *run) makePlan(ctx context.Context) (*Plan, error) {
 	if len(azOrder) == 0 {
 		if volAZ != "" {
 			return nil, &RefusedError{Instance: r.req.InstanceID, Group: r.g.Name,
-				Why: fmt.Sprintf("its data volume %s is in %s, which no subnet of the group covers", p.Volume, volAZ)}
+				Why: fmt.Sprintf("its data volume(s) %s are in %s, which no subnet of the group covers", strings.Join(volumeIDs(p.Volumes), ", "), volAZ)}
 		}
 		return nil, &RefusedError{Instance: r.req.InstanceID, Group: r.g.Name, Why: "the group has no subnets"}
 	}
@@ -61,7 +43,7 @@ func (r *run) makePlan(ctx context.Context) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := inventory.CheckDataDevice(r.g, r.cfg.PersistenceDev, data); err != nil {
+	if err := inventory.CheckDataDevice(r.g, strings.Join(r.cfg.PersistenceDevs, ","), data); err != nil {
 		return nil, &RefusedError{Instance: r.req.InstanceID, Group: r.g.Name, Why: err.Error(), Err: err}
 	}
 	ownType := r.ownType(string(data.InstanceType))
@@ -102,6 +84,74 @@ func (r *run) makePlan(ctx context.Context) (*Plan, error) {
 	r.plan = p
 	p.Steps = r.planSteps()
 	return p, nil
+}
+
+// planVolumes finds the data volumes that move, one per data device the old instance holds, and
+// their AZ. A journal's volumes are the ones recorded at its start (the instance may have let go
+// of them since); otherwise they are read from the instance. A device the old instance holds no
+// volume at is skipped: the replacement launches with the template's mapping there and the pool
+// fills it. All of an instance's volumes are in its AZ (EC2 attaches only there); volumes in two
+// AZs are refused.
+func (r *run) planVolumes(ctx context.Context) ([]DataVolume, string, error) {
+	w := r.w
+	devs := r.cfg.DataDevices()
+	if len(devs) == 0 && len(r.journal.Volumes) == 0 {
+		return nil, "", nil
+	}
+	var out []DataVolume
+	volAZ := ""
+	add := func(v ec2types.Volume, dev string) error {
+		dv := DataVolume{ID: aws.ToString(v.VolumeId), Device: dev}
+		if d, ok := r.cfg.DataDevice(dev); ok {
+			dv.MountPath = d.MountPath
+		}
+		az := aws.ToString(v.AvailabilityZone)
+		if volAZ != "" && az != volAZ {
+			return &RefusedError{Instance: r.req.InstanceID, Group: r.g.Name,
+				Why: fmt.Sprintf("its data volumes are in two AZs (%s in %s, %s in %s)", out[0].ID, volAZ, dv.ID, az)}
+		}
+		volAZ = az
+		out = append(out, dv)
+		return nil
+	}
+	if len(r.journal.Volumes) > 0 {
+		for _, jv := range r.journal.Volumes {
+			// Recorded when the journal was written: the instance may be gone since.
+			v, err := w.describeVolume(ctx, jv.ID)
+			if err != nil {
+				return nil, "", fmt.Errorf("the journaled data volume %s of %s: %w", jv.ID, r.req.InstanceID, err)
+			}
+			dev := jv.Device
+			if dev == "" {
+				// A journal written before groups had several data volumes: its one volume.
+				dev = stateTags(v.Tags)[groupconfig.StateDevice]
+				if dev == "" && len(devs) > 0 {
+					dev = devs[0].Device
+				}
+			}
+			if dev == "" {
+				return nil, "", fmt.Errorf("the journaled data volume %s of %s names no device, and group %s has no %s",
+					jv.ID, r.req.InstanceID, r.g.Name, groupconfig.TagPersistenceDev)
+			}
+			if err := add(v, dev); err != nil {
+				return nil, "", err
+			}
+		}
+		return out, volAZ, nil
+	}
+	for _, d := range devs {
+		v, err := w.dataVolume(ctx, r.req.InstanceID, r.old, d.Device)
+		if err != nil {
+			return nil, "", err
+		}
+		if v == nil {
+			continue
+		}
+		if err := add(*v, d.Device); err != nil {
+			return nil, "", err
+		}
+	}
+	return out, volAZ, nil
 }
 
 // typeMarket is an instance type in a market, with the launch template of its mixed instances
@@ -394,15 +444,20 @@ func (w *Workflow) runInstanceTagged(ctx context.Context, r *run, opt Option, to
 			SpotOptions: &ec2types.SpotMarketOptions{SpotInstanceType: ec2types.SpotInstanceTypeOneTime},
 		}
 	}
-	if r.plan.Volume != "" {
-		// The data volume arrives at this device: the launch must not create a fresh one there.
+	if len(r.plan.Volumes) > 0 {
+		// Each data volume arrives at its device: the launch must not create a fresh one there.
+		// A data device whose volume the old instance did not hold keeps the template's mapping:
+		// the replacement gets a fresh volume there, which the pool may swap for a pooled one.
 		var kept []ec2types.BlockDeviceMapping
 		for _, m := range in.BlockDeviceMappings {
-			if !groupconfig.SameDevice(aws.ToString(m.DeviceName), r.plan.Device) {
+			if !slices.ContainsFunc(r.plan.Volumes, func(v DataVolume) bool { return groupconfig.SameDevice(aws.ToString(m.DeviceName), v.Device) }) {
 				kept = append(kept, m)
 			}
 		}
-		in.BlockDeviceMappings = append(kept, ec2types.BlockDeviceMapping{DeviceName: aws.String(r.plan.Device), NoDevice: aws.String("")})
+		for _, v := range r.plan.Volumes {
+			kept = append(kept, ec2types.BlockDeviceMapping{DeviceName: aws.String(v.Device), NoDevice: aws.String("")})
+		}
+		in.BlockDeviceMappings = kept
 	}
 	tags := []ec2types.Tag{
 		{Key: aws.String(groupconfig.TagGroup), Value: aws.String(r.cfg.Group)},

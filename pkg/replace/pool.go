@@ -26,9 +26,11 @@ import (
 //
 // An adoption is claimed on the volume like a journal (StateAdoptedBy, StateOwner,
 // StateLeaseUntil; lease.go's rules): written, settled, read back; a rival's live claim is a
-// BusyError. The target instance is named in its own StateVolume tag before anything is
-// attached, and read back too, so two volumes are never adopted into one instance; the device
-// name, which EC2 lets only one attachment hold, closes the remaining window. Every step is
+// BusyError. The target instance is named in its own StateVolume list before anything is
+// attached, and read back too, and no other assigned volume may be for the same device, so two
+// volumes are never adopted into one instance's device; the device name, which EC2 lets only one
+// attachment hold, closes the remaining window. A group with several data devices is adopted
+// into device by device, each adoption adding its volume to the list. Every step is
 // idempotent: an adoption interrupted anywhere is finished by the next actor once the lease has
 // run out (ResumeAdoptions), or given up, which leaves the volume in the pool.
 
@@ -44,7 +46,8 @@ const (
 	// PoolMoving: part of a replacement or an adoption in progress, or attaching/detaching.
 	PoolMoving PoolStatus = "moving"
 	// PoolOrphaned: attached to nothing and its group is no longer a spotmax group with a data
-	// device: nothing will re-home it until an operator adopts, releases or deletes it.
+	// device, or its device is no longer one of the group's data devices: nothing will re-home it
+	// until an operator adopts, releases or deletes it.
 	PoolOrphaned PoolStatus = "orphaned"
 	// PoolDiscarding: a launch's fresh, provably empty volume being deleted after a pooled
 	// volume took its place.
@@ -78,13 +81,29 @@ type PoolVolume struct {
 	Discard string `json:"discard,omitempty"`
 }
 
-// PoolGroup is what the pool needs to know of a group: its data device, whether spotmax manages
-// it, and how long an unused volume is kept (0: forever).
+// PoolGroup is what the pool needs to know of a group: its data devices (with their mount
+// paths), whether spotmax manages it, and how long an unused volume is kept (0: forever).
 type PoolGroup struct {
-	Device    string
-	MountPath string
+	Devices   []groupconfig.DataDevice
 	Managed   bool
 	Retention time.Duration
+}
+
+// device returns the group's data device that a pooled volume tagged with device dev belongs to.
+// A volume without a device tag belongs to the group's only data device, if it has one.
+func (g PoolGroup) device(dev string) (groupconfig.DataDevice, bool) {
+	if dev == "" {
+		if len(g.Devices) == 1 {
+			return g.Devices[0], true
+		}
+		return groupconfig.DataDevice{}, false
+	}
+	for _, d := range g.Devices {
+		if groupconfig.SameDevice(d.Device, dev) {
+			return d, true
+		}
+	}
+	return groupconfig.DataDevice{}, false
 }
 
 // Pool lists every data volume in the region (the spotmax:group tag), in paged DescribeVolumes
@@ -117,8 +136,8 @@ func (w *Workflow) listPool(ctx context.Context, journals []Journal, groups map[
 	moving := map[string]bool{}
 	for _, j := range journals {
 		moving[j.Old] = true
-		if j.Volume != "" {
-			moving["vol:"+j.Volume] = true
+		for _, v := range j.Volumes {
+			moving["vol:"+v.ID] = true
 		}
 	}
 	now := w.clock().Now()
@@ -181,9 +200,13 @@ func poolVolume(v ec2types.Volume, groups map[string]PoolGroup, moving map[strin
 		pv.Status = PoolMoving
 	case t[groupconfig.StateSupersededBy] != "":
 		pv.Status = PoolSuperseded
-	case !groups[pv.Group].Managed || groups[pv.Group].Device == "":
+	case !groups[pv.Group].Managed:
 		pv.Status = PoolOrphaned
 	default:
+		if _, ok := groups[pv.Group].device(pv.Device); !ok {
+			pv.Status = PoolOrphaned // its device is no longer one of its group's data devices
+			break
+		}
 		pv.Status = PoolAvailable
 	}
 	return pv
@@ -287,10 +310,7 @@ func (w *Workflow) Adopt(ctx context.Context, a Adoption) (*AdoptResult, error) 
 	if err := w.tagResource(ctx, a.Volume, claim); err != nil {
 		return nil, fmt.Errorf("claiming volume %s for %s: %w", a.Volume, a.Instance, err)
 	}
-	assign := map[string]string{groupconfig.StateVolume: a.Volume}
-	if a.MountPath != "" {
-		assign[groupconfig.StateMountPath] = a.MountPath
-	}
+	assign := withAssignment(inst.Tags, a.Volume, a.MountPath)
 	if err := w.tagResource(ctx, a.Instance, assign); err != nil {
 		return nil, fmt.Errorf("assigning volume %s to %s: %w", a.Volume, a.Instance, err)
 	}
@@ -360,10 +380,76 @@ func (w *Workflow) checkAdoptionTarget(ctx context.Context, a Adoption, inst ec2
 	if err := w.checkNotReceiving(ctx, a.Group, inst); err != nil {
 		return notAdoptable("instance %s: %v", a.Instance, err)
 	}
-	if cur := instanceTag(inst.Tags, groupconfig.StateVolume); cur != "" && cur != a.Volume {
-		return notAdoptable("instance %s is assigned volume %s already", a.Instance, cur)
+	return w.checkNoOtherAssignment(ctx, a, inst)
+}
+
+// checkNoOtherAssignment refuses an instance that was assigned another volume for the adoption's
+// device: attached there, or on its way (its device tag names it). Volumes assigned for the
+// group's other data devices do not matter.
+func (w *Workflow) checkNoOtherAssignment(ctx context.Context, a Adoption, inst ec2types.Instance) error {
+	for _, id := range groupconfig.SplitStateList(instanceTag(inst.Tags, groupconfig.StateVolume)) {
+		if id == a.Volume {
+			continue
+		}
+		for _, bd := range inst.BlockDeviceMappings {
+			if bd.Ebs != nil && aws.ToString(bd.Ebs.VolumeId) == id && groupconfig.SameDevice(aws.ToString(bd.DeviceName), a.Device) {
+				return notAdoptable("instance %s is assigned volume %s at %s already", a.Instance, id, a.Device)
+			}
+		}
+		v, err := w.describeVolume(ctx, id)
+		if awsapi.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if groupconfig.SameDevice(stateTags(v.Tags)[groupconfig.StateDevice], a.Device) {
+			return notAdoptable("instance %s is assigned volume %s for %s already", a.Instance, id, a.Device)
+		}
 	}
 	return nil
+}
+
+// withAssignment returns the assignment tags of an instance (StateVolume, StateMountPath) with
+// vol added at the end (mounted at path); its other volumes keep their entries. The mount paths
+// are written only while every volume has one, so the two lists stay in step.
+func withAssignment(tags []ec2types.Tag, vol, path string) map[string]string {
+	ids := groupconfig.SplitStateList(instanceTag(tags, groupconfig.StateVolume))
+	paths := groupconfig.SplitStateList(instanceTag(tags, groupconfig.StateMountPath))
+	if !slices.Contains(ids, vol) {
+		ids = append(ids, vol)
+		paths = append(paths, path)
+	}
+	out := map[string]string{groupconfig.StateVolume: groupconfig.JoinStateList(ids)}
+	if len(paths) == len(ids) && !slices.Contains(paths, "") {
+		out[groupconfig.StateMountPath] = groupconfig.JoinStateList(paths)
+	}
+	return out
+}
+
+// unassign removes vol from an instance's assignment (StateVolume, StateMountPath), leaving its
+// other volumes assigned; the tags go when vol was the only one.
+func (w *Workflow) unassign(ctx context.Context, instance string, tags []ec2types.Tag, vol string) error {
+	ids := groupconfig.SplitStateList(instanceTag(tags, groupconfig.StateVolume))
+	i := slices.Index(ids, vol)
+	if i < 0 {
+		return nil
+	}
+	paths := groupconfig.SplitStateList(instanceTag(tags, groupconfig.StateMountPath))
+	ids = slices.Delete(ids, i, i+1)
+	if len(ids) == 0 {
+		return w.untagResource(ctx, instance, groupconfig.StateVolume, groupconfig.StateMountPath)
+	}
+	out := map[string]string{groupconfig.StateVolume: groupconfig.JoinStateList(ids)}
+	if i < len(paths) {
+		paths = slices.Delete(paths, i, i+1)
+	}
+	if len(paths) == len(ids) {
+		out[groupconfig.StateMountPath] = groupconfig.JoinStateList(paths)
+	} else if err := w.untagResource(ctx, instance, groupconfig.StateMountPath); err != nil {
+		return err
+	}
+	return w.tagResource(ctx, instance, out)
 }
 
 // dataDeviceOccupant returns the volume at the group's data device of the target, when it is
@@ -432,7 +518,7 @@ func FreshVolumeProof(inst ec2types.Instance, v ec2types.Volume, dev string) str
 		return "it has been moved by spotmax"
 	case !BlankReported(instanceTag(inst.Tags, groupconfig.StateBlankVolume), id):
 		return "the agent has not reported it blank (" + groupconfig.StateBlankVolume + ")"
-	case instanceTag(inst.Tags, groupconfig.StateVolumeMounted) == id:
+	case groupconfig.StateListHas(instanceTag(inst.Tags, groupconfig.StateVolumeMounted), id):
 		return "the agent mounted it"
 	}
 	return ""
@@ -464,7 +550,7 @@ func (w *Workflow) reproveFresh(ctx context.Context, a Adoption, fresh string) e
 	if why == "" {
 		return nil
 	}
-	if err := w.untagResource(context.WithoutCancel(ctx), a.Instance, groupconfig.StateVolume, groupconfig.StateMountPath); err != nil {
+	if err := w.unassign(context.WithoutCancel(ctx), a.Instance, inst.Tags, a.Volume); err != nil {
 		w.log().Warn("undoing an adoption's assignment", "instance", a.Instance, "error", err)
 	}
 	w.dropClaim(ctx, a.Volume)
@@ -486,7 +572,7 @@ func (w *Workflow) confirmAdoption(ctx context.Context, a Adoption) error {
 	if err != nil {
 		return err
 	}
-	if cur := instanceTag(inst.Tags, groupconfig.StateVolume); cur != a.Volume {
+	if cur := instanceTag(inst.Tags, groupconfig.StateVolume); !groupconfig.StateListHas(cur, a.Volume) {
 		// A rival assigned another volume to the instance after us: it wins; ours goes back.
 		w.dropClaim(ctx, a.Volume)
 		return notAdoptable("instance %s was assigned volume %s by another actor", a.Instance, cur)
@@ -578,7 +664,7 @@ func (w *Workflow) Release(ctx context.Context, vol string, force bool) error {
 	if err != nil && !awsapi.IsNotFound(err) {
 		return err
 	}
-	released := instanceTag(inst.Tags, groupconfig.StateVolumeReleased) == vol
+	released := groupconfig.StateListHas(instanceTag(inst.Tags, groupconfig.StateVolumeReleased), vol)
 	if st := stateName(inst); !released && st != "stopped" && !force {
 		return notAdoptable("volume %s is in use on %s (%s) and its agent has not released it: stop the instance, or pass --force", vol, from, st)
 	}
@@ -591,12 +677,7 @@ func (w *Workflow) Release(ctx context.Context, vol string, force bool) error {
 	}); err != nil {
 		return err
 	}
-	if instanceTag(inst.Tags, groupconfig.StateVolume) == vol {
-		if err := w.untagResource(ctx, from, groupconfig.StateVolume, groupconfig.StateMountPath); err != nil {
-			return err
-		}
-	}
-	return nil
+	return w.unassign(ctx, from, inst.Tags, vol)
 }
 
 // BlankReported reports whether the agent's blank-volume report (groupconfig.StateBlankVolume, a

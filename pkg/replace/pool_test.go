@@ -50,17 +50,27 @@ func (f *fixture) agentReportsBlank(t testing.TB, id string) string {
 	if !ok {
 		t.Fatalf("no instance %s", id)
 	}
-	for _, bd := range in.BlockDevices {
-		if bd.DeviceName == "/dev/sdf" {
-			if _, err := f.ec2.CreateTags(context.Background(), &ec2.CreateTagsInput{Resources: []string{id},
-				Tags: []ec2types.Tag{{Key: aws.String(groupconfig.StateBlankVolume), Value: aws.String(bd.VolumeID)}}}); err != nil {
-				t.Fatal(err)
+	// The agent reports every blank volume it holds: the fresh one at each data device.
+	var blank []string
+	first := ""
+	for _, dev := range f.devices {
+		for _, bd := range in.BlockDevices {
+			if bd.DeviceName == dev && f.markers[bd.VolumeID] == "" {
+				blank = append(blank, bd.VolumeID)
+				if first == "" {
+					first = bd.VolumeID
+				}
 			}
-			return bd.VolumeID
 		}
 	}
-	t.Fatalf("instance %s has no volume at /dev/sdf", id)
-	return ""
+	if len(blank) == 0 {
+		t.Fatalf("instance %s has no fresh volume at %v", id, f.devices)
+	}
+	if _, err := f.ec2.CreateTags(context.Background(), &ec2.CreateTagsInput{Resources: []string{id},
+		Tags: []ec2types.Tag{{Key: aws.String(groupconfig.StateBlankVolume), Value: aws.String(strings.Join(blank, " "))}}}); err != nil {
+		t.Fatal(err)
+	}
+	return first
 }
 
 // waitMembers waits until the group has n InService members and returns them.
@@ -120,8 +130,8 @@ func (f *fixture) tend(t testing.TB, w *replace.Workflow) *replace.PoolWork {
 }
 
 // checkPool checks the pool's promise: every data volume that existed (f.markers) still exists
-// with its content; the ones attached are attached at /dev/sdf to a running member, one per
-// member; the others are available and listed as waiting; and no member runs with a fresh
+// with its content; the ones attached are attached at their own device to a running member, one
+// per member and device; the others are available and listed as waiting; and no member runs with a fresh
 // volume the agent reports blank while a pooled volume waits in its AZ.
 func (f *fixture) checkPool(t *testing.T, last *replace.PoolWork) {
 	t.Helper()
@@ -155,12 +165,13 @@ func (f *fixture) checkPool(t *testing.T, last *replace.PoolWork) {
 			continue
 		}
 		in, _ := r.Instance(v.Attachment.InstanceID)
-		if !members[in.ID] || in.State != sim.StateRunning || v.Attachment.Device != "/dev/sdf" {
-			t.Errorf("data volume %s is attached to %s (%s, member %v) at %s; want a running member at /dev/sdf", id, in.ID, in.State, members[in.ID], v.Attachment.Device)
+		if want := f.device[id]; !members[in.ID] || in.State != sim.StateRunning || v.Attachment.Device != want {
+			t.Errorf("data volume %s is attached to %s (%s, member %v) at %s; want a running member at %s", id, in.ID, in.State, members[in.ID], v.Attachment.Device, want)
 		}
-		if prev := holders[in.ID]; prev != "" {
-			t.Errorf("member %s holds two data volumes: %s and %s", in.ID, prev, id)
+		if prev := holders[in.ID+f.device[id]]; prev != "" {
+			t.Errorf("member %s holds two data volumes at %s: %s and %s", in.ID, f.device[id], prev, id)
 		}
+		holders[in.ID+f.device[id]] = id
 		holders[in.ID] = id
 	}
 	if nWaiting > 0 {
@@ -569,7 +580,7 @@ func TestPoolPassSkipsAttachedVolumes(t *testing.T) {
 	if len(last.Volumes) != 0 {
 		t.Errorf("a steady pass looked at %d volume(s), want none: %+v", len(last.Volumes), last.Volumes)
 	}
-	all, err := w.Pool(context.Background(), nil, map[string]replace.PoolGroup{f.group: {Device: "/dev/sdf", Managed: true}})
+	all, err := w.Pool(context.Background(), nil, map[string]replace.PoolGroup{f.group: {Devices: []groupconfig.DataDevice{{Device: "/dev/sdf"}}, Managed: true}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,8 +36,7 @@ func PoolGroups(groups []*inventory.Group) map[string]PoolGroup {
 		if g.Config == nil {
 			continue
 		}
-		out[g.Name] = PoolGroup{Device: g.Config.PersistenceDev, MountPath: g.Config.PersistenceMountPath,
-			Managed: g.Managed(), Retention: g.Config.VolumeRetention}
+		out[g.Name] = PoolGroup{Devices: g.Config.DataDevices(), Managed: g.Managed(), Retention: g.Config.VolumeRetention}
 	}
 	return out
 }
@@ -45,7 +44,8 @@ func PoolGroups(groups []*inventory.Group) map[string]PoolGroup {
 // TendPool makes one pass over the region's data volumes: it stamps volumes newly attached to
 // nothing (StateAvailableSince), deletes discarded fresh volumes and volumes past their group's
 // retention, and pairs available volumes with members of their group in their AZ that lack their
-// data (no volume at the data device, or the fresh one the agent reports blank). It returns the
+// data at the volume's device (no volume at that data device, or the fresh one the agent reports
+// blank): a group with several data devices is paired device by device. It returns the
 // adoptions to run; it runs none itself, so that a caller may run them in parallel. groups must
 // have been listed with their members; journals are the replacements in flight.
 func (w *Workflow) TendPool(ctx context.Context, groups []*inventory.Group, journals []Journal) (*PoolWork, error) {
@@ -64,7 +64,7 @@ func (w *Workflow) TendPool(ctx context.Context, groups []*inventory.Group, jour
 			busy[j.Replacement] = true
 		}
 	}
-	free := map[string][]PoolVolume{} // group/AZ → available volumes
+	free := map[string][]PoolVolume{} // group/AZ/device → available volumes
 	for _, v := range vols {
 		if v.AdoptedBy != "" {
 			busy[v.AdoptedBy] = true
@@ -85,9 +85,9 @@ func (w *Workflow) TendPool(ctx context.Context, groups []*inventory.Group, jour
 		}
 		if v.AdoptedBy != "" && !now.Before(v.LeaseUntil) {
 			// An adoption whose actor is gone: finish it (or give it up, in Adopt's checks).
-			g := pg[v.Group]
+			d, _ := pg[v.Group].device(v.Device)
 			work.Adoptions = append(work.Adoptions, Adoption{Group: v.Group, Volume: v.VolumeID, Instance: v.AdoptedBy,
-				Device: g.Device, MountPath: g.MountPath})
+				Device: d.Device, MountPath: d.MountPath})
 			continue
 		}
 		if v.Status != PoolAvailable {
@@ -99,22 +99,30 @@ func (w *Workflow) TendPool(ctx context.Context, groups []*inventory.Group, jour
 			}
 			v.AvailableSince = now
 		}
-		free[v.Group+"/"+v.AZ] = append(free[v.Group+"/"+v.AZ], v)
+		d, _ := pg[v.Group].device(v.Device)
+		key := v.Group + "/" + v.AZ + "/" + groupconfig.NormalizeDevice(d.Device)
+		free[key] = append(free[key], v)
 	}
 	for _, g := range groups {
 		cfg := pg[g.Name]
-		if !cfg.Managed || cfg.Device == "" {
+		if !cfg.Managed {
 			continue
 		}
-		for _, m := range needy(g, cfg.Device, busy) {
-			key := g.Name + "/" + m.AZ
-			if len(free[key]) == 0 {
-				continue
+		// One adoption per member and pass: the controller runs one adoption per instance at a
+		// time, and the member's other devices are paired in the next pass.
+		taken := map[string]bool{}
+		for _, d := range cfg.Devices {
+			for _, m := range needy(g, d.Device, len(cfg.Devices), busy) {
+				key := g.Name + "/" + m.AZ + "/" + groupconfig.NormalizeDevice(d.Device)
+				if len(free[key]) == 0 || taken[m.ID] {
+					continue
+				}
+				v := free[key][0]
+				free[key] = free[key][1:]
+				taken[m.ID] = true
+				work.Adoptions = append(work.Adoptions, Adoption{Group: g.Name, Volume: v.VolumeID, Instance: m.ID,
+					Device: d.Device, MountPath: d.MountPath})
 			}
-			v := free[key][0]
-			free[key] = free[key][1:]
-			work.Adoptions = append(work.Adoptions, Adoption{Group: g.Name, Volume: v.VolumeID, Instance: m.ID,
-				Device: cfg.Device, MountPath: cfg.MountPath})
 		}
 	}
 	keys := make([]string, 0, len(free))
@@ -140,10 +148,13 @@ func (w *Workflow) TendPool(ctx context.Context, groups []*inventory.Group, jour
 	return work, nil
 }
 
-// needy returns the group's members that lack their data, oldest first: running and InService,
-// driven by no replacement or adoption, with no volume assigned, and with nothing at the data
-// device or only a volume the agent reports blank (Adopt checks the whole proof).
-func needy(g *inventory.Group, dev string, busy map[string]bool) []inventory.Instance {
+// needy returns the group's members that lack their data at data device dev (one of ndev),
+// oldest first: running and InService, driven by no replacement or adoption, assigned fewer
+// volumes than the group has data devices, and with nothing at dev or only a volume there that
+// the agent reports blank and that was not assigned to it (Adopt checks the whole proof). A
+// member holding its data at its other devices may still lack it at dev (a replacement of an
+// instance that held only some of them).
+func needy(g *inventory.Group, dev string, ndev int, busy map[string]bool) []inventory.Instance {
 	var out []inventory.Instance
 	for _, m := range g.Members {
 		if m.State != "running" || m.LifecycleState != "InService" || busy[m.ID] || m.Tags[groupconfig.StatePhase] != "" {
@@ -152,10 +163,11 @@ func needy(g *inventory.Group, dev string, busy map[string]bool) []inventory.Ins
 		if r := m.Tags[groupconfig.StateReplaces]; r != "" && busy[r] {
 			continue
 		}
-		if m.Tags[groupconfig.StateVolume] != "" {
-			continue
+		if len(groupconfig.SplitStateList(m.Tags[groupconfig.StateVolume])) >= ndev {
+			continue // every device's volume is assigned (some may still be on their way)
 		}
-		if v, ok := m.VolumeAt(dev); ok && !BlankReported(m.Tags[groupconfig.StateBlankVolume], v.ID) {
+		if v, ok := m.VolumeAt(dev); ok && (!BlankReported(m.Tags[groupconfig.StateBlankVolume], v.ID) ||
+			groupconfig.StateListHas(m.Tags[groupconfig.StateVolume], v.ID)) {
 			continue
 		}
 		out = append(out, m)

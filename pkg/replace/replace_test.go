@@ -39,19 +39,19 @@ func TestReplaceMovesDataVolumeToSpotReplacement(t *testing.T) {
 	}
 	f.checkInvariants(t)
 	newInst, _ := f.env.Region().Instance(res.New)
-	if newInst.Tags[groupconfig.StateVolume] != res.Volume || newInst.Tags[groupconfig.StateMountPath] != "/data" {
+	if newInst.Tags[groupconfig.StateVolume] != res.Volumes[0] || newInst.Tags[groupconfig.StateMountPath] != "/data" {
 		t.Errorf("replacement tags = %v, want the volume and mount path recorded for the agent", newInst.Tags)
 	}
 	if newInst.Tags[groupconfig.TagGroup] != "web" || newInst.Tags[groupconfig.StateReplaces] != old {
 		t.Errorf("replacement tags = %v, want spotmax:group and the link to %s", newInst.Tags, old)
 	}
 	for _, bd := range newInst.BlockDevices {
-		if bd.DeviceName == "/dev/sdf" && (bd.VolumeID != res.Volume || bd.DeleteOnTermination) {
-			t.Errorf("replacement /dev/sdf = %+v, want volume %s with DeleteOnTermination off", bd, res.Volume)
+		if bd.DeviceName == "/dev/sdf" && (bd.VolumeID != res.Volumes[0] || bd.DeleteOnTermination) {
+			t.Errorf("replacement /dev/sdf = %+v, want volume %s with DeleteOnTermination off", bd, res.Volumes[0])
 		}
 	}
-	if _, moved := f.markers[res.Volume]; !moved {
-		t.Errorf("moved volume %s is not the old instance's data volume", res.Volume)
+	if _, moved := f.markers[res.Volumes[0]]; !moved {
+		t.Errorf("moved volume %s is not the old instance's data volume", res.Volumes[0])
 	}
 	if in, _ := f.env.Region().Instance(old); in.State != sim.StateShuttingDown && in.State != sim.StateTerminated {
 		t.Errorf("old instance is %s, want terminated", in.State)
@@ -105,7 +105,7 @@ func TestReplaceUsesAgentRelease(t *testing.T) {
 		t.Errorf("metrics = %s, want %s", got, want)
 	}
 	f.checkInvariants(t)
-	if res.Volume == "" {
+	if len(res.Volumes) == 0 {
 		t.Error("no volume moved")
 	}
 }
@@ -200,8 +200,8 @@ func TestReplaceWithoutVolumePrefersEmptiestAZ(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if plan.Options[0].AZ != "us-east-1b" || plan.Volume != "" {
-		t.Errorf("first option %v volume %q, want us-east-1b (emptiest once the old one goes) and no volume", plan.Options[0], plan.Volume)
+	if plan.Options[0].AZ != "us-east-1b" || len(plan.Volumes) != 0 {
+		t.Errorf("first option %v volume %q, want us-east-1b (emptiest once the old one goes) and no volume", plan.Options[0], plan.Volumes)
 	}
 	if len(plan.Options) != 6 { // spot and on-demand in each of 3 AZs
 		t.Errorf("options = %v", plan.Options)
@@ -372,7 +372,7 @@ func TestReplaceInterruptedInstanceWithoutAgent(t *testing.T) {
 			old, o.StateReason, start, r.Clock().Now(), in.Interruption.Time)
 	}
 	f.checkInvariants(t)
-	if res.Volume == "" {
+	if len(res.Volumes) == 0 {
 		t.Error("no volume moved")
 	}
 }

@@ -133,7 +133,7 @@ func (r *run) planSteps() []string {
 		seq = warmSequence()
 	}
 	for _, s := range seq {
-		if s.name == StepMoveVolume && r.plan.Volume == "" {
+		if s.name == StepMoveVolume && len(r.plan.Volumes) == 0 {
 			continue
 		}
 		out = append(out, s.name)

@@ -79,11 +79,10 @@ type Plan struct {
 	Reason Reason `json:"reason"`
 	// Options are tried in order until one launches.
 	Options []Option `json:"options"`
-	// Volume is the data volume that moves, with its device and mount path; empty when the group
-	// keeps no data volume.
-	Volume    string `json:"volume,omitempty"`
-	Device    string `json:"device,omitempty"`
-	MountPath string `json:"mount_path,omitempty"`
+	// Volumes are the data volumes that move, each with its device and mount path, in the order
+	// of the group's spotmax:persistence_dev; empty when the group keeps no data volume or the
+	// old instance holds none.
+	Volumes []DataVolume `json:"volumes,omitempty"`
 	// Steps are the workflow's steps in order, including the enabled pre-detach steps.
 	Steps []string `json:"steps"`
 	// Resume is set when the instance already has a replacement in progress, at this phase.
@@ -96,6 +95,15 @@ type Plan struct {
 	// in it failed for capacity and the group opted into cross-AZ moves (crossaz.go).
 	VolumeAZ       string   `json:"volume_az,omitempty"`
 	CrossAZOptions []Option `json:"cross_az_options,omitempty"`
+}
+
+// DataVolume is one data volume of a replacement: its id, the device it is attached at (an entry
+// of the group's spotmax:persistence_dev) and where the agent mounts it ("" = the agent's own
+// default or the group's propagated tag).
+type DataVolume struct {
+	ID        string `json:"volume"`
+	Device    string `json:"device"`
+	MountPath string `json:"mount_path,omitempty"`
 }
 
 // Phase is a journaled point of progress: the last step completed.
@@ -128,14 +136,15 @@ type Attempt struct {
 
 // Result is what a replacement did.
 type Result struct {
-	Group    string    `json:"group"`
-	Old      string    `json:"old"`
-	New      string    `json:"new"`
-	Reason   Reason    `json:"reason"`
-	Market   string    `json:"market"`
-	Type     string    `json:"type"`
-	AZ       string    `json:"az"`
-	Volume   string    `json:"volume,omitempty"`
+	Group  string `json:"group"`
+	Old    string `json:"old"`
+	New    string `json:"new"`
+	Reason Reason `json:"reason"`
+	Market string `json:"market"`
+	Type   string `json:"type"`
+	AZ     string `json:"az"`
+	// Volumes are the ids of the data volumes moved.
+	Volumes  []string  `json:"volumes,omitempty"`
 	Started  time.Time `json:"started"`
 	Finished time.Time `json:"finished"`
 	Attempts []Attempt `json:"attempts"`
@@ -146,9 +155,9 @@ type Result struct {
 	Resumed bool `json:"resumed"`
 	// Warm is set when the replacement is a warmed instance from the group's warm pool.
 	Warm bool `json:"warm,omitempty"`
-	// CrossAZ reports the data volume's move to the replacement's AZ through a snapshot, when
-	// there was one.
-	CrossAZ *CrossAZMove `json:"cross_az,omitempty"`
+	// CrossAZ reports the data volumes' moves to the replacement's AZ through snapshots, one per
+	// volume, when there were any.
+	CrossAZ []*CrossAZMove `json:"cross_az,omitempty"`
 }
 
 // Progress reports one step of a replacement as it happens.

@@ -133,10 +133,11 @@ func (r *run) warmPastDetach() bool {
 	return true
 }
 
-// warmAZ is the AZ the warmed instance must be in: the data volume's, else the old instance's.
+// warmAZ is the AZ the warmed instance must be in: the data volumes' (one instance's volumes
+// are all in its AZ), else the old instance's.
 func (r *run) warmAZ(ctx context.Context) (string, error) {
-	if r.plan.Volume != "" {
-		v, err := r.w.describeVolume(ctx, r.plan.Volume)
+	if len(r.plan.Volumes) > 0 {
+		v, err := r.w.describeVolume(ctx, r.plan.Volumes[0].ID)
 		if err != nil {
 			return "", err
 		}
@@ -188,10 +189,13 @@ func (r *run) warmUnusable(ctx context.Context, tmpl *ec2types.ResponseLaunchTem
 		// group a member short while the warmed instance starts. And a revert's point is spot.
 		return "only an interrupted instance takes the warm pool's route: a proactive replacement keeps the old instance serving until its replacement is InService", nil
 	}
-	if dev := r.cfg.PersistenceDev; dev != "" && tmpl != nil {
+	for _, dd := range r.cfg.DataDevices() {
+		if tmpl == nil {
+			break
+		}
 		for _, m := range tmpl.BlockDeviceMappings {
-			if groupconfig.SameDevice(aws.ToString(m.DeviceName), dev) && m.NoDevice == nil {
-				return fmt.Sprintf("the group's launch template maps %s, so a warmed instance brings a volume of its own there (remove the mapping: the group's data volumes live in its pool)", dev), nil
+			if groupconfig.SameDevice(aws.ToString(m.DeviceName), dd.Device) && m.NoDevice == nil {
+				return fmt.Sprintf("the group's launch template maps %s, so a warmed instance brings a volume of its own there (remove the mapping: the group's data volumes live in its pool)", dd.Device), nil
 			}
 		}
 	}
@@ -379,7 +383,7 @@ func (r *run) warmCandidate(ctx context.Context, az string) (id, unusable string
 			whys = append(whys, fmt.Sprintf("the group brought in %s from its warm pool in %s, not in the data's %s (it stays a plain member)", cand, got, az))
 			continue
 		}
-		if dev := r.plan.Device; dev != "" && hasDevice(inst, dev) {
+		if dev := r.heldDataDevice(inst); dev != "" {
 			whys = append(whys, fmt.Sprintf("the group brought in %s from its warm pool with a volume of its own at %s", cand, dev))
 			continue
 		}
@@ -439,9 +443,9 @@ func (r *run) claimWarm(ctx context.Context, id string) (bool, error) {
 	if err := r.set(ctx, "warmed replacement "+id, func(j *Journal) { j.Replacement = id }); err != nil {
 		return false, err
 	}
-	if r.plan.Volume != "" {
-		if err := w.tagResource(ctx, r.plan.Volume, map[string]string{groupconfig.StateMovingTo: id}); err != nil {
-			return false, fmt.Errorf("journaling volume %s: %w", r.plan.Volume, err)
+	for _, dv := range r.plan.Volumes {
+		if err := w.tagResource(ctx, dv.ID, map[string]string{groupconfig.StateMovingTo: id}); err != nil {
+			return false, fmt.Errorf("journaling volume %s: %w", dv.ID, err)
 		}
 	}
 	r.progress(StepWarmTake, "took "+id+" from the warm pool of group "+r.g.Name, false, nil)
@@ -504,4 +508,15 @@ func hasDevice(inst ec2types.Instance, dev string) bool {
 		}
 	}
 	return false
+}
+
+// heldDataDevice returns the first of the group's data devices at which inst already has a
+// volume, or "".
+func (r *run) heldDataDevice(inst ec2types.Instance) string {
+	for _, dd := range r.cfg.DataDevices() {
+		if hasDevice(inst, dd.Device) {
+			return dd.Device
+		}
+	}
+	return ""
 }

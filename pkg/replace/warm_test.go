@@ -68,7 +68,7 @@ func TestWarmReplacementTakesAWarmedInstance(t *testing.T) {
 			f, old := newWarmFixture(t, 2, fixtureOpts{})
 			r := f.env.Region()
 			pooled := warmIDs(r, f.group)
-			vol := f.dataVolumeOf(t, old)
+			vol := f.dataVolumesOf(t, old)[0]
 			if agent {
 				if err := f.setTag(old, groupconfig.StateAgent, "running test "+r.Clock().Now().UTC().Format(time.RFC3339)); err != nil {
 					t.Fatal(err)
@@ -148,7 +148,7 @@ func TestWarmFallsBackWhenTheGroupTakesOneInAnotherAZ(t *testing.T) {
 	if here == "" || there == "" {
 		t.Fatalf("warm pool %v: want one instance in %s and one elsewhere", warmIDs(r, f.group), oldIn.AZ)
 	}
-	vol := f.dataVolumeOf(t, old)
+	vol := f.dataVolumesOf(t, old)[0]
 	w := f.workflow()
 	w.AfterPhase = func(_ string, p replace.Phase) error {
 		if p == replace.PhaseWarmPrepared {

@@ -133,10 +133,10 @@ func (r *run) record(ctx context.Context, name metrics.Name, d time.Duration, fi
 	if r.res.AZ != "" {
 		fields["az"] = r.res.AZ
 	}
-	if _, ok := fields["volume"]; !ok && r.plan != nil && r.plan.Volume != "" {
-		fields["volume"] = r.plan.Volume
+	if _, ok := fields["volume"]; !ok && r.plan != nil && len(r.plan.Volumes) > 0 {
+		fields["volume"] = strings.Join(volumeIDs(r.plan.Volumes), ",")
 	}
-	for k, v := range r.res.CrossAZ.fields() {
+	for k, v := range crossAZFields(r.res.CrossAZ) {
 		if _, ok := fields[k]; !ok {
 			fields[k] = v
 		}
@@ -313,8 +313,11 @@ func (r *run) execute(ctx context.Context) (*Result, error) {
 			}
 			return r.res, r.resumeHint(err)
 		}
-		if s.done == PhaseVolumeMoved && r.plan.Volume != "" {
-			r.record(ctx, metrics.VolumeMoved, w.clock().Now().Sub(stepStart), map[string]string{"volume": r.plan.Volume})
+		if s.done == PhaseVolumeMoved {
+			// One event per volume moved, each with the step's duration (they move together).
+			for _, v := range r.plan.Volumes {
+				r.record(ctx, metrics.VolumeMoved, w.clock().Now().Sub(stepStart), map[string]string{"volume": v.ID, "device": v.Device})
+			}
 		}
 		if s.done != PhaseDone && s.done != PhaseStarted {
 			if err := r.set(ctx, "phase "+string(s.done), func(j *Journal) { j.Phase = s.done }); err != nil {
@@ -387,7 +390,7 @@ func (r *run) start(ctx context.Context) error {
 	err = r.set(ctx, "the replacement", func(j *Journal) {
 		*j = Journal{Old: r.req.InstanceID, Group: r.g.Name, Reason: r.req.Reason, Started: r.res.Started, Token: newToken(),
 			Options: opts, Phase: PhaseStarted, Desired: -1, Owner: r.w.owner(), LeaseUntil: now.Add(r.w.lease()),
-			Volume: r.plan.Volume}
+			Volumes: journalVolumes(r.plan.Volumes)}
 	})
 	if err != nil {
 		return err
@@ -397,21 +400,33 @@ func (r *run) start(ctx context.Context) error {
 	return r.confirmClaim(ctx)
 }
 
-// secure turns DeleteOnTermination off for the data volume and tags it as moving from the old
+// journalVolumes are the plan's data volumes as the journal records them: id and device.
+func journalVolumes(vs []DataVolume) []DataVolume {
+	out := make([]DataVolume, 0, len(vs))
+	for _, v := range vs {
+		out = append(out, DataVolume{ID: v.ID, Device: v.Device})
+	}
+	return out
+}
+
+// secure turns DeleteOnTermination off for every data volume and tags each as moving from the old
 // instance, first thing in the launch step. It is idempotent; a resumed replacement runs it
 // again.
 func (r *run) secure(ctx context.Context) error {
-	if r.secured || r.plan.Volume == "" {
+	if r.secured || len(r.plan.Volumes) == 0 {
 		r.secured = true
 		return nil
 	}
-	if err := r.w.keepVolume(ctx, r.req.InstanceID, r.plan.Device); err != nil && !awsapi.IsNotFound(err) {
+	if err := r.w.keepVolumes(ctx, r.req.InstanceID, r.plan.Volumes); err != nil && !awsapi.IsNotFound(err) {
 		return err
 	}
-	// Marked as the group's in the same call (pool.go): lost later, it stays in the group's pool.
-	if err := r.w.tagResource(ctx, r.plan.Volume, map[string]string{groupconfig.StateMovingFrom: r.req.InstanceID,
-		groupconfig.TagGroup: r.g.Name, groupconfig.StateDevice: r.plan.Device}); err != nil {
-		return fmt.Errorf("journaling volume %s: %w", r.plan.Volume, err)
+	for _, v := range r.plan.Volumes {
+		// Marked as the group's in the same call (pool.go): lost later, it stays in the group's
+		// pool, for its own device.
+		if err := r.w.tagResource(ctx, v.ID, map[string]string{groupconfig.StateMovingFrom: r.req.InstanceID,
+			groupconfig.TagGroup: r.g.Name, groupconfig.StateDevice: v.Device}); err != nil {
+			return fmt.Errorf("journaling volume %s: %w", v.ID, err)
+		}
 	}
 	r.secured = true
 	return nil
@@ -444,9 +459,9 @@ func (r *run) launch(ctx context.Context) error {
 	if err := r.set(ctx, "replacement "+id, func(j *Journal) { j.Replacement = id }); err != nil {
 		return err
 	}
-	if r.plan.Volume != "" {
-		if err := w.tagResource(ctx, r.plan.Volume, map[string]string{groupconfig.StateMovingTo: id}); err != nil {
-			return fmt.Errorf("journaling volume %s: %w", r.plan.Volume, err)
+	if len(r.plan.Volumes) > 0 {
+		if err := w.tagResources(ctx, volumeIDs(r.plan.Volumes), map[string]string{groupconfig.StateMovingTo: id}); err != nil {
+			return fmt.Errorf("journaling volumes %s: %w", strings.Join(volumeIDs(r.plan.Volumes), ", "), err)
 		}
 	}
 	inst, err := w.waitRunning(ctx, id, "replacement")
@@ -454,7 +469,7 @@ func (r *run) launch(ctx context.Context) error {
 		return r.abort(ctx, fmt.Errorf("waiting for replacement %s to run: %w", id, err))
 	}
 	r.recordNew(inst)
-	if r.req.Reason == ReasonInterruption && r.plan.Volume != "" && !r.journal.has(optVolumeFirst) {
+	if r.req.Reason == ReasonInterruption && len(r.plan.Volumes) > 0 && !r.journal.has(optVolumeFirst) {
 		released, err := r.volumeReleased(ctx)
 		if err != nil {
 			return err
@@ -547,8 +562,8 @@ func (r *run) abort(ctx context.Context, cause error) error {
 	if err := w.RestoreMaxSize(ctx, r.g.Name); err != nil {
 		errs = append(errs, err)
 	}
-	if r.plan.Volume != "" {
-		if err := w.untagResource(ctx, r.plan.Volume, groupconfig.StateMovingFrom, groupconfig.StateMovingTo); err != nil {
+	for _, v := range r.plan.Volumes {
+		if err := w.untagResource(ctx, v.ID, groupconfig.StateMovingFrom, groupconfig.StateMovingTo); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -856,8 +871,8 @@ func (r *run) finish(ctx context.Context) error {
 	if err := w.terminate(ctx, r.req.InstanceID); err != nil {
 		return err
 	}
-	if r.plan.Volume != "" {
-		if err := w.untagResource(ctx, r.plan.Volume, groupconfig.StateMovingFrom, groupconfig.StateMovingTo); err != nil {
+	for _, v := range r.plan.Volumes {
+		if err := w.untagResource(ctx, v.ID, groupconfig.StateMovingFrom, groupconfig.StateMovingTo); err != nil {
 			return err
 		}
 	}
@@ -867,7 +882,7 @@ func (r *run) finish(ctx context.Context) error {
 		}
 	}
 	r.res.New = r.newID
-	r.res.Volume = r.plan.Volume
+	r.res.Volumes = volumeIDs(r.plan.Volumes)
 	return w.clearJournal(ctx, r.req.InstanceID)
 }
 

@@ -24,8 +24,11 @@ type GroupSpec struct {
 	// DataDevice adds a data volume to the launch template at this device (e.g. /dev/sdf), with
 	// DeleteOnTermination true as launch templates usually have it.
 	DataDevice string
-	Desired    int32
-	Max        int32 // default Desired+2
+	// MoreDataDevices add a data volume at each of these devices too (a group with several
+	// data volumes, e.g. data and log).
+	MoreDataDevices []string
+	Desired         int32
+	Max             int32 // default Desired+2
 	// AZs default to the region's three.
 	AZs []string
 	// Tags are group tags; all propagate at launch unless listed in NoPropagate.
@@ -54,11 +57,14 @@ func (e *Env) CreateGroup(t testing.TB, spec GroupSpec) []string {
 	if spec.Spot {
 		data.InstanceMarketOptions = &ec2types.LaunchTemplateInstanceMarketOptionsRequest{MarketType: ec2types.MarketTypeSpot}
 	}
-	if spec.DataDevice != "" {
-		data.BlockDeviceMappings = []ec2types.LaunchTemplateBlockDeviceMappingRequest{{
-			DeviceName: aws.String(spec.DataDevice),
+	for _, dev := range append([]string{spec.DataDevice}, spec.MoreDataDevices...) {
+		if dev == "" {
+			continue
+		}
+		data.BlockDeviceMappings = append(data.BlockDeviceMappings, ec2types.LaunchTemplateBlockDeviceMappingRequest{
+			DeviceName: aws.String(dev),
 			Ebs:        &ec2types.LaunchTemplateEbsBlockDeviceRequest{VolumeSize: aws.Int32(20), DeleteOnTermination: aws.Bool(true)},
-		}}
+		})
 	}
 	lt := spec.Name + "-lt"
 	if _, err := ec2c.CreateLaunchTemplate(ctx, &ec2.CreateLaunchTemplateInput{LaunchTemplateName: aws.String(lt), LaunchTemplateData: data}); err != nil {
