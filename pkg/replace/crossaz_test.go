@@ -87,6 +87,7 @@ func (f *fixture) checkCrossAZ(t testing.TB, res *replace.Result, src, srcAZ str
 	// The copy now stands for the data: the usual invariants hold for it.
 	delete(f.markers, src)
 	f.markers[m.Volume] = marker
+	f.device[m.Volume], f.origin[m.Volume] = f.device[src], f.origin[src]
 	f.checkInvariants(t)
 	// The pool lists the source as superseded: never offered to a member.
 	w := f.workflow()
