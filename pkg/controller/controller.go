@@ -9,6 +9,7 @@ import (
 
 	"github.com/spotmax/spotmax/pkg/awsapi"
 	"github.com/spotmax/spotmax/pkg/inventory"
+	"github.com/spotmax/spotmax/pkg/leader"
 	"github.com/spotmax/spotmax/pkg/metrics"
 	"github.com/spotmax/spotmax/pkg/replace"
 )
@@ -442,4 +443,14 @@ func (d *dedup) add(id string) bool {
 		d.order = d.order[1:]
 	}
 	return true
+}
+
+// RunElected runs the controller only while it leads: each term of leadership is one Run,
+// which stops gracefully (step in flight finished, journals kept) when leadership ends.
+func (c *Controller) RunElected(ctx context.Context, e leader.Elector) error {
+	return e.Run(ctx, func(ctx context.Context) {
+		if err := c.Run(ctx); err != nil {
+			c.Log.Error("controller stopped", "error", err)
+		}
+	})
 }

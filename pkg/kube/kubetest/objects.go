@@ -308,3 +308,16 @@ func NodeProviderID(az, id string) string { return "aws:///" + az + "/" + id }
 
 // DNSName returns the private DNS name EC2 gives an address in us-east-1.
 func DNSName(ip string) string { return "ip-" + strings.ReplaceAll(ip, ".", "-") + ".ec2.internal" }
+
+// LeaseHolder reads the holderIdentity of the Lease namespace/name ("" when released).
+func LeaseHolder(t testing.TB, cs kubernetes.Interface, namespace, name string) string {
+	t.Helper()
+	l, err := cs.CoordinationV1().Leases(namespace).Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("reading Lease %s/%s: %v", namespace, name, err)
+	}
+	if l.Spec.HolderIdentity == nil {
+		return ""
+	}
+	return *l.Spec.HolderIdentity
+}
