@@ -37,6 +37,7 @@ import (
 	"github.com/spotmax/spotmax/pkg/replace"
 	"github.com/spotmax/spotmax/pkg/savings"
 	"github.com/spotmax/spotmax/pkg/sim"
+	sqssource "github.com/spotmax/spotmax/pkg/source/sqs"
 )
 
 // Options configure the demo.
@@ -126,7 +127,7 @@ func Run(ctx context.Context, out io.Writer, o Options) error {
 		return fmt.Errorf("setting up the event queue: %w", err)
 	}
 	say("EventBridge rules deliver spot interruption, rebalance, state-change and launch-failure events to %s", setup.QueueURL)
-	c.Sources = []controller.Source{&controller.SQSSource{Client: sqs.NewFromConfig(cfg), QueueURL: setup.QueueURL,
+	c.Sources = []controller.Source{&sqssource.Source{Client: sqs.NewFromConfig(cfg), QueueURL: setup.QueueURL,
 		Filter: c.ManagedInstances, Log: o.Log, MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}}
 
 	runCtx, stop := context.WithCancel(ctx)
