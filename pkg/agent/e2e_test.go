@@ -19,12 +19,12 @@ import (
 	"github.com/spotmax/spotmax/pkg/agent"
 	"github.com/spotmax/spotmax/pkg/blockdev"
 	"github.com/spotmax/spotmax/pkg/blockdev/blockdevtest"
-	"github.com/spotmax/spotmax/pkg/consul/consulstep"
 	"github.com/spotmax/spotmax/pkg/consul/consultest"
 	"github.com/spotmax/spotmax/pkg/groupconfig"
 	"github.com/spotmax/spotmax/pkg/internal/syncbuf"
 	"github.com/spotmax/spotmax/pkg/inventory"
 	"github.com/spotmax/spotmax/pkg/replace"
+	consulstep "github.com/spotmax/spotmax/pkg/replace/steps/consul"
 	"github.com/spotmax/spotmax/pkg/sim"
 	"github.com/spotmax/spotmax/pkg/sim/simtest"
 )
@@ -262,7 +262,7 @@ func endToEnd(t *testing.T, xen bool) {
 		t.Fatal(err)
 	}
 	in, _ := r.Instance(old.ID)
-	wf := &replace.Workflow{EC2: ec2c, ASG: asg, Steps: []replace.PreDetachStep{&consulstep.Step{Timeout: 2 * time.Second}},
+	wf := &replace.Workflow{EC2: ec2c, ASG: asg, Steps: []replace.PreDetach{{Step: &consulstep.Step{Timeout: 2 * time.Second}}},
 		Clock: simClock{r.Clock()}, PollMin: 20 * time.Millisecond, PollMax: 200 * time.Millisecond}
 	type outcome struct {
 		res *replace.Result

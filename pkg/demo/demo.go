@@ -96,7 +96,7 @@ func Run(ctx context.Context, out io.Writer, o Options) error {
 	ag := &agents{ec2: ec2c, region: r, consul: consul, say: say, released: map[string]bool{}, mounted: map[string]time.Time{}, relayed: map[string]bool{}}
 	rec := &recorder{say: say, clock: clk}
 	to := replace.DefaultTimeouts()
-	w := &replace.Workflow{EC2: ec2c, ASG: asg, Steps: []replace.PreDetachStep{consulStep{consul}, drainStep{kube}},
+	w := &replace.Workflow{EC2: ec2c, ASG: asg, Steps: []replace.PreDetach{{Step: consulStep{consul}, Metric: metrics.ConsulDeregistered}, {Step: drainStep{kube}, Metric: metrics.NodeDrained}},
 		Clock: clk, PollMin: time.Duration(float64(time.Second) / o.Scale), PollMax: time.Duration(float64(15*time.Second) / o.Scale),
 		Timeouts: &to, Log: o.Log}
 	var joinMu sync.Mutex

@@ -48,8 +48,8 @@ func DefaultTimeouts() Timeouts {
 type Workflow struct {
 	EC2 EC2API
 	ASG ASGAPI
-	// Steps run in order before the old instance is detached.
-	Steps []PreDetachStep
+	// Steps run in order before the old instance is detached (replace/steps lists spotmax's).
+	Steps []PreDetach
 	// Clock defaults to the wall clock.
 	Clock Clock
 	// PollMin and PollMax bound the real-time backoff of status polls (default 1 s and 15 s):
@@ -605,7 +605,8 @@ func (r *run) retire(ctx context.Context) error {
 	}
 	oldInv := r.oldInventory()
 	target := Target{Group: r.g, Old: oldInv, New: r.newID, Reason: r.req.Reason, Deadline: r.req.Deadline}
-	for _, step := range w.Steps {
+	for _, reg := range w.Steps {
+		step := reg.Step
 		if !step.Enabled(r.g) {
 			continue
 		}
@@ -616,7 +617,7 @@ func (r *run) retire(ctx context.Context) error {
 		cancel()
 		r.progress(step.Name(), "", true, err)
 		if err == nil {
-			if m := step.Metric(); m != "" {
+			if m := reg.Metric; m != "" {
 				r.record(ctx, m, w.clock().Now().Sub(stepStart), nil)
 			}
 			continue
