@@ -125,8 +125,8 @@ func (a *agents) tick(ctx context.Context, in sim.Instance) {
 	defer a.mu.Unlock()
 	if in.Interruption != nil && !a.relayed[in.ID] {
 		a.relayed[in.ID] = true
-		notice := in.Interruption.Action + "@" + in.Interruption.Time.UTC().Format(time.RFC3339)
-		a.tag(ctx, in.ID, groupconfig.StateNotice, notice)
+		notice := groupconfig.RelayedNotice{Action: in.Interruption.Action, Time: in.Interruption.Time}
+		a.tag(ctx, in.ID, groupconfig.StateNotice, notice.String())
 		a.say("agent on %s: spot interruption notice (%s at %s), relayed", in.ID, in.Interruption.Action, clock(in.Interruption.Time))
 	}
 	leaving := in.Interruption != nil || in.Tags[groupconfig.StateRetiring] != ""
