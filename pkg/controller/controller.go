@@ -307,7 +307,9 @@ func (c *Controller) markSeen(id string) {
 // group's proactive budget is spent; it reports whether the event is dealt with (started, or
 // already running). A deferred event comes again with the next reconcile.
 func (c *Controller) start(ctx context.Context, g *inventory.Group, req replace.Request, log *slog.Logger) bool {
-	proactive := req.Reason != replace.ReasonInterruption && req.Reason != ""
+	// Reason.Proactive is the one rule; a resume (no reason: the journal has it) is not
+	// counted against the group's proactive budget.
+	proactive := req.Reason != "" && req.Reason.Proactive()
 	now := c.Clock.Now()
 	c.mu.Lock()
 	if c.quiesced {

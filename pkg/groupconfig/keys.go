@@ -18,7 +18,7 @@ import (
 // spotmax's and are ignored.
 const Prefix = "spotmax:"
 
-// Tag keys, in the order of the tag table in SPEC.md.
+// Tag keys, in the order of the tag table (docs/tags.md).
 const (
 	// TagGroup marks a managed group; its value is the group name.
 	// Propagated to instances so the agent can tell it runs in a spotmax group.
@@ -97,7 +97,7 @@ const (
 	// TagAZRebalance selects the AZ placement of new instances.
 	TagAZRebalance = "spotmax:az_rebalance"
 
-	// The original product's tags beyond SPEC.md's table (issue 12): accepted so that a group
+	// The original product's tags beyond the core tag table (issue 12): accepted so that a group
 	// migrated from it is not invalid.
 
 	// TagWarmPoolFirst is the original product's "take a warmed instance from the group's warm
@@ -261,7 +261,7 @@ func (d Def) clone() Def {
 	return d
 }
 
-// Defs returns every tag in the order of SPEC.md's table. The numbered
+// Defs returns every tag in the order of the tag table (docs/tags.md). The numbered
 // alternative types are one Def with Key TagAlt. The result is a copy.
 func Defs() []Def {
 	out := make([]Def, len(defs))

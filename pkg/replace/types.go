@@ -52,10 +52,10 @@ type Request struct {
 	ForceDetach bool
 }
 
-// Markets.
+// Markets, as package inventory names them (its MarketOf derives an instance's).
 const (
-	MarketSpot     = "spot"
-	MarketOnDemand = "on-demand"
+	MarketSpot     = inventory.MarketSpot
+	MarketOnDemand = inventory.MarketOnDemand
 )
 
 // Option is one way to launch the replacement: an instance type in a market, in a subnet.

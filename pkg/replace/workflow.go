@@ -137,10 +137,7 @@ func (r *run) record(ctx context.Context, name metrics.Name, d time.Duration, fi
 		fields["volume"] = r.plan.Volume
 	}
 	fields["old_type"] = string(r.old.InstanceType)
-	fields["old_market"] = MarketOnDemand
-	if r.old.InstanceLifecycle == ec2types.InstanceLifecycleTypeSpot {
-		fields["old_market"] = MarketSpot
-	}
+	fields["old_market"] = inventory.MarketOf(r.old)
 	if r.old.Placement != nil {
 		fields["old_az"] = aws.ToString(r.old.Placement.AvailabilityZone)
 	}
@@ -462,10 +459,7 @@ func (r *run) launch(ctx context.Context) error {
 
 func (r *run) recordNew(inst ec2types.Instance) {
 	r.res.Type = string(inst.InstanceType)
-	r.res.Market = MarketOnDemand
-	if inst.InstanceLifecycle == ec2types.InstanceLifecycleTypeSpot {
-		r.res.Market = MarketSpot
-	}
+	r.res.Market = inventory.MarketOf(inst)
 	if inst.Placement != nil {
 		r.res.AZ = aws.ToString(inst.Placement.AvailabilityZone)
 	}
