@@ -5,7 +5,8 @@
 // for misspelt keys.
 //
 // It is the only place in spotmax that spells a spotmax: tag key or knows a
-// default; everything else uses the Tag* constants, Defs and Config.
+// default; everything else uses the Tag* constants, Defs and Config. The progress tags under
+// spotmax:state: are in state.go, and the codec of the agent's relayed notice in notice.go.
 package groupconfig
 
 import (
