@@ -25,8 +25,8 @@ import (
 	"k8s.io/client-go/restmapper"
 	"sigs.k8s.io/yaml"
 
-	"github.com/spotmax/spotmax/pkg/controller"
 	"github.com/spotmax/spotmax/pkg/kube/kubetest"
+	"github.com/spotmax/spotmax/pkg/leader"
 )
 
 func TestMain(m *testing.M) { os.Exit(kubetest.Main(m)) }
@@ -345,7 +345,7 @@ func TestChartRBACIsTheLeaseOnly(t *testing.T) {
 	led := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		done <- (&controller.KubeLease{Client: cs, Namespace: ns, Name: lease(use1), Identity: "pod-a",
+		done <- (&leader.KubeLease{Client: cs, Namespace: ns, Name: lease(use1), Identity: "pod-a",
 			LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 500 * time.Millisecond,
 		}).Run(elCtx, func(ctx context.Context) {
 			close(led)

@@ -124,7 +124,7 @@ func TestRebalanceRelayedActedOnOnlyWhenAsked(t *testing.T) {
 			t.Fatal(err)
 		}
 		eventually(t, 10*time.Second, "the rebalance recommendation to be relayed", func() bool {
-			return strings.HasPrefix(tagOf(env.Region(), in.ID, groupconfig.StateNotice), "rebalance@")
+			return relayedAction(env.Region(), in.ID) == groupconfig.RelayRebalance
 		}, lb)
 		time.Sleep(300 * time.Millisecond)
 		if got := len(cs.Services(t)); (got == 0) != handle {
@@ -135,7 +135,7 @@ func TestRebalanceRelayedActedOnOnlyWhenAsked(t *testing.T) {
 			t.Fatal(err)
 		}
 		eventually(t, 10*time.Second, "the interruption to be relayed", func() bool {
-			return strings.HasPrefix(tagOf(env.Region(), in.ID, groupconfig.StateNotice), "terminate@")
+			return relayedAction(env.Region(), in.ID) == "terminate"
 		}, lb)
 		eventually(t, 10*time.Second, "deregistration on the interruption", func() bool { return len(cs.Services(t)) == 0 }, lb)
 	}

@@ -20,12 +20,13 @@ import (
 	"github.com/spotmax/spotmax/pkg/agent"
 	"github.com/spotmax/spotmax/pkg/blockdev"
 	"github.com/spotmax/spotmax/pkg/blockdev/blockdevtest"
-	"github.com/spotmax/spotmax/pkg/consul/consulstep"
 	"github.com/spotmax/spotmax/pkg/consul/consultest"
 	"github.com/spotmax/spotmax/pkg/groupconfig"
 	"github.com/spotmax/spotmax/pkg/internal/syncbuf"
+	"github.com/spotmax/spotmax/pkg/internal/testwait"
 	"github.com/spotmax/spotmax/pkg/inventory"
 	"github.com/spotmax/spotmax/pkg/replace"
+	consulstep "github.com/spotmax/spotmax/pkg/replace/steps/consul"
 	"github.com/spotmax/spotmax/pkg/sim"
 	"github.com/spotmax/spotmax/pkg/sim/simtest"
 )
@@ -64,20 +65,23 @@ func runAgentCtx(t *testing.T, parent context.Context, name string, cfg agent.Co
 	return lb
 }
 
-// eventually polls cond until it holds or the time is up.
+// eventually polls cond until it holds or the time is up (testwait.For), then shows the logs.
 func eventually(t *testing.T, within time.Duration, what string, cond func() bool, logs ...*logBuffer) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
+	testwait.For(t, what, within, cond, func() {
+		for _, lb := range logs {
+			t.Logf("agent log:\n%s", lb.String())
 		}
-		time.Sleep(5 * time.Millisecond)
+	})
+}
+
+// relayedAction is the action of the notice relayed on instance id ("" when none is).
+func relayedAction(r *sim.Region, id string) string {
+	n, err := groupconfig.ParseRelayedNotice(tagOf(r, id, groupconfig.StateNotice))
+	if err != nil {
+		return ""
 	}
-	for _, lb := range logs {
-		t.Logf("agent log:\n%s", lb.String())
-	}
-	t.Fatalf("timed out after %v waiting for %s", within, what)
+	return n.Action
 }
 
 func tagOf(r *sim.Region, id, key string) string {
@@ -246,8 +250,8 @@ func endToEnd(t *testing.T, xen bool) {
 	if src, _ := (&blockdev.Mounter{}).MountedAt(mountPath); src != "" {
 		t.Fatalf("%s is still mounted at %s after the release", src, mountPath)
 	}
-	if n := tagOf(r, old.ID, groupconfig.StateNotice); !strings.HasPrefix(n, "terminate@") {
-		t.Errorf("relayed notice %s=%q, want terminate@<time>", groupconfig.StateNotice, n)
+	if a := relayedAction(r, old.ID); a != "terminate" {
+		t.Errorf("relayed notice %s=%q, want terminate@<time>", groupconfig.StateNotice, tagOf(r, old.ID, groupconfig.StateNotice))
 	}
 	hooks, _ := os.ReadFile(hookOut)
 	wantHooks := "pre-stop spot-interruption web\nstop-writers " + vol + " " + mountPath + "\n"
@@ -263,7 +267,7 @@ func endToEnd(t *testing.T, xen bool) {
 		t.Fatal(err)
 	}
 	in, _ := r.Instance(old.ID)
-	wf := &replace.Workflow{EC2: ec2c, ASG: asg, Steps: []replace.PreDetachStep{&consulstep.Step{Timeout: 2 * time.Second}},
+	wf := &replace.Workflow{EC2: ec2c, ASG: asg, Steps: []replace.PreDetach{{Step: &consulstep.Step{Timeout: 2 * time.Second}}},
 		Clock: simClock{r.Clock()}, PollMin: 20 * time.Millisecond, PollMax: 200 * time.Millisecond}
 	type outcome struct {
 		res *replace.Result

@@ -131,11 +131,13 @@ func (a *agent) withdrawConsul(ctx context.Context, log *slog.Logger) error {
 // an EventBridge queue. A spot interruption is never overwritten by a later recommendation.
 func (a *agent) relay(ctx context.Context, n imds.Notice) error {
 	if n.Kind == imds.KindRebalance {
-		if cur, ok, err := a.tags.Tag(ctx, groupconfig.StateNotice); err == nil && ok && !strings.HasPrefix(cur, string(imds.KindRebalance)+"@") {
-			return nil
+		if cur, ok, err := a.tags.Tag(ctx, groupconfig.StateNotice); err == nil && ok {
+			if relayed, err := groupconfig.ParseRelayedNotice(cur); err == nil && !relayed.Rebalance() {
+				return nil
+			}
 		}
 	}
-	return a.setTags(ctx, map[string]string{groupconfig.StateNotice: n.Relay()})
+	return a.setTags(ctx, map[string]string{groupconfig.StateNotice: n.Relay().String()})
 }
 
 // runHook runs a shell command with the notice in its environment, killing its whole process

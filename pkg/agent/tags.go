@@ -19,14 +19,15 @@ import (
 	"github.com/spotmax/spotmax/pkg/imds"
 )
 
-// EC2API is what the agent needs from EC2, all on its own instance. *ec2.Client satisfies it.
-type EC2API interface {
+// OwnInstanceEC2 is what the agent needs from EC2, all on its own instance (its tags and its
+// volumes). *ec2.Client satisfies it.
+type OwnInstanceEC2 interface {
 	DescribeTags(ctx context.Context, in *ec2.DescribeTagsInput, optFns ...func(*ec2.Options)) (*ec2.DescribeTagsOutput, error)
 	CreateTags(ctx context.Context, in *ec2.CreateTagsInput, optFns ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error)
 	DescribeVolumes(ctx context.Context, in *ec2.DescribeVolumesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeVolumesOutput, error)
 }
 
-var _ EC2API = (*ec2.Client)(nil)
+var _ OwnInstanceEC2 = (*ec2.Client)(nil)
 
 // lazyEC2 creates the EC2 client on first use: an instance whose tags are in IMDS and that is
 // not a member never needs credentials. Its AWS configuration is shared with the CloudWatch
@@ -37,7 +38,7 @@ type lazyEC2 struct {
 	region string
 	// imds fetches the instance role's credentials, IMDSv2 only.
 	imds   *imds.Client
-	client EC2API
+	client OwnInstanceEC2
 	err    error
 
 	confOnce sync.Once
@@ -66,7 +67,7 @@ func (l *lazyEC2) config(ctx context.Context) (aws.Config, error) {
 	return l.conf, l.confErr
 }
 
-func (l *lazyEC2) get(ctx context.Context) (EC2API, error) {
+func (l *lazyEC2) get(ctx context.Context) (OwnInstanceEC2, error) {
 	l.once.Do(func() {
 		cfg, err := l.config(ctx)
 		if err != nil {

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"flag"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
+	goldenfile "github.com/spotmax/spotmax/pkg/internal/golden"
 	"github.com/spotmax/spotmax/pkg/sim"
 	"github.com/spotmax/spotmax/pkg/sim/simtest"
 )
@@ -79,18 +79,5 @@ func golden(t *testing.T, name, got string) {
 			masked = re.ReplaceAllString(masked, `"$1": N`)
 		}
 	}
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(masked), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("reading golden file (run go test ./pkg/cli -run %s -update): %v", t.Name(), err)
-	}
-	if masked != string(want) {
-		t.Errorf("%s differs from golden file %s:\ngot:\n%s\nwant:\n%s", t.Name(), path, masked, want)
-	}
+	goldenfile.Check(t, filepath.Join("testdata", name), []byte(masked), *update, "go test ./pkg/cli -run "+t.Name()+" -update")
 }

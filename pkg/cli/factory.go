@@ -18,10 +18,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
 	"github.com/spotmax/spotmax/pkg/awsapi"
-	"github.com/spotmax/spotmax/pkg/consul/consulstep"
 	"github.com/spotmax/spotmax/pkg/inventory"
-	"github.com/spotmax/spotmax/pkg/kube"
 	"github.com/spotmax/spotmax/pkg/replace"
+	"github.com/spotmax/spotmax/pkg/replace/steps"
+	"github.com/spotmax/spotmax/pkg/replace/steps/k8sdrain"
 )
 
 // Factory hands out what commands need, lazily, so that --help and flag errors build nothing.
@@ -148,14 +148,10 @@ func (f *Factory) Workflow(ctx context.Context) (*replace.Workflow, error) {
 		PollMin: f.PollInterval, PollMax: 15 * f.PollInterval}, nil
 }
 
-// PreDetachSteps returns the steps a replacement runs before detaching the old instance, in
-// order: Consul deregistration, then the Kubernetes drain. Each is enabled per group by its tags
-// (spotmax:consul_port, spotmax:k8s_config_file_path).
-func (f *Factory) PreDetachSteps(ec2c kube.EC2API) []replace.PreDetachStep {
-	return []replace.PreDetachStep{
-		&consulstep.Step{Log: f.Logger()},
-		&kube.Step{EC2: ec2c, Log: f.Logger()},
-	}
+// PreDetachSteps returns the steps a replacement runs before detaching the old instance, as
+// package replace/steps registers them.
+func (f *Factory) PreDetachSteps(ec2c k8sdrain.InstanceDescriber) []replace.PreDetach {
+	return steps.PreDetach(steps.Deps{EC2: ec2c, Log: f.Logger()})
 }
 
 // Logger returns the logger: text on a terminal, JSON under systemd (INVOCATION_ID set) or when

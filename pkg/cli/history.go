@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/spotmax/spotmax/pkg/groupconfig"
 	"github.com/spotmax/spotmax/pkg/metrics"
 )
 
@@ -256,7 +257,7 @@ func writeActions(w io.Writer, actions []metrics.Action, group, instance string)
 			result += ": " + a.Error
 		}
 		t.Row(a.Ended.UTC().Format("2006-01-02 15:04:05Z"), a.Group, a.Kind, a.Instance, what, a.Reason, result,
-			shortDuration(time.Duration(a.DurationSeconds*float64(time.Second)).Round(time.Second)), a.Actor)
+			groupconfig.ShortDuration(time.Duration(a.DurationSeconds*float64(time.Second)).Round(time.Second)), a.Actor)
 	}
 	if err := t.Write(w); err != nil {
 		return err
@@ -296,7 +297,7 @@ func writeHistory(w io.Writer, h *metrics.History, tty bool) error {
 		scope = "group " + h.Group
 	}
 	fmt.Fprintf(w, "spotmax events of %s, %s to %s, per %s\n", scope, h.Start.UTC().Format("2006-01-02 15:04Z"),
-		h.End.UTC().Format("2006-01-02 15:04Z"), shortDuration(h.Period))
+		h.End.UTC().Format("2006-01-02 15:04Z"), groupconfig.ShortDuration(h.Period))
 	var quiet []string
 	for _, e := range h.Events {
 		if e.Total == 0 {
@@ -305,7 +306,7 @@ func writeHistory(w io.Writer, h *metrics.History, tty bool) error {
 		}
 		title := fmt.Sprintf("\n%s: %s", e.Name, countString(e.Total))
 		if e.Timed && e.AvgDuration > 0 {
-			title += ", average " + shortDuration(e.AvgDuration)
+			title += ", average " + groupconfig.ShortDuration(e.AvgDuration)
 		}
 		fmt.Fprintln(w, title)
 		header := []string{"PERIOD", "COUNT"}
@@ -316,7 +317,7 @@ func writeHistory(w io.Writer, h *metrics.History, tty bool) error {
 		for _, b := range e.Buckets {
 			row := []string{b.Start.UTC().Format("2006-01-02 15:04Z"), strconv.FormatFloat(b.Count, 'f', -1, 64)}
 			if e.Timed && b.AvgDuration > 0 {
-				row = append(row, shortDuration(b.AvgDuration))
+				row = append(row, groupconfig.ShortDuration(b.AvgDuration))
 			}
 			t.Row(row...)
 		}
@@ -346,18 +347,6 @@ func countString(n float64) string {
 		return s + " event"
 	}
 	return s + " events"
-}
-
-// shortDuration renders 5m, 1h, 2m30s, 1.5s.
-func shortDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }
 
 var sparks = []rune("▁▂▃▄▅▆▇█")
@@ -393,6 +382,6 @@ func sparkline(h *metrics.History, e metrics.EventHistory, width int) string {
 	}
 	b.WriteString("│")
 	fmt.Fprintf(&b, " %s … %s, one column = %s, peak %s", h.Start.UTC().Format("01-02 15:04"), h.End.UTC().Format("01-02 15:04"),
-		shortDuration(time.Duration(per)*h.Period), strconv.FormatFloat(peak, 'f', -1, 64))
+		groupconfig.ShortDuration(time.Duration(per)*h.Period), strconv.FormatFloat(peak, 'f', -1, 64))
 	return b.String()
 }

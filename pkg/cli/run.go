@@ -22,6 +22,7 @@ import (
 	"github.com/spotmax/spotmax/pkg/controller"
 	"github.com/spotmax/spotmax/pkg/inventory"
 	"github.com/spotmax/spotmax/pkg/kube"
+	"github.com/spotmax/spotmax/pkg/leader"
 	"github.com/spotmax/spotmax/pkg/metrics"
 )
 
@@ -225,7 +226,7 @@ var errNotLeader = errors.New("stopped before becoming the leader: nothing was d
 // Lease for the whole pass, so that a running controller and a --once pass never both act —
 // then releases the leadership. Losing it mid-pass stops the pass like a leader's term ends:
 // the step in flight finishes and journals are kept.
-func runOnce(ctx context.Context, ios *IOStreams, c *controller.Controller, elector controller.Elector) error {
+func runOnce(ctx context.Context, ios *IOStreams, c *controller.Controller, elector leader.Elector) error {
 	pass := func(ctx context.Context) error {
 		evs, err := c.Reconcile(ctx)
 		if err != nil {
@@ -271,7 +272,7 @@ func runOnce(ctx context.Context, ios *IOStreams, c *controller.Controller, elec
 }
 
 // elector returns the leader election of --leader-elect, or nil for none.
-func (o *RunOptions) elector(ctx context.Context, f *Factory, region string, log *slog.Logger) (controller.Elector, error) {
+func (o *RunOptions) elector(ctx context.Context, f *Factory, region string, log *slog.Logger) (leader.Elector, error) {
 	if o.LeaderElect == "consul" {
 		ccfg := consul.DefaultConfig()
 		if o.ConsulAddr != "" {
@@ -286,7 +287,7 @@ func (o *RunOptions) elector(ctx context.Context, f *Factory, region string, log
 			key = "spotmax/leader/" + region
 		}
 		log.Info("campaigning for leadership", "consul", ccfg.Address, "key", key)
-		return &controller.ConsulLock{Client: client, Key: key, Log: log}, nil
+		return &leader.ConsulLock{Client: client, Key: key, Log: log}, nil
 	}
 	if o.LeaderElect == "kubernetes" {
 		cs, where, err := leaseClient(ctx, f, o)
@@ -298,7 +299,7 @@ func (o *RunOptions) elector(ctx context.Context, f *Factory, region string, log
 			name = "spotmax-" + region
 		}
 		log.Info("campaigning for leadership", "kubernetes", where, "lease", o.LeaseNamespace+"/"+name)
-		return &controller.KubeLease{Client: cs, Namespace: o.LeaseNamespace, Name: name, Log: log}, nil
+		return &leader.KubeLease{Client: cs, Namespace: o.LeaseNamespace, Name: name, Log: log}, nil
 	}
 	return nil, nil
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/spotmax/spotmax/pkg/controller"
+	sqssource "github.com/spotmax/spotmax/pkg/source/sqs"
 )
 
 // sqsSource returns the EventBridge-on-SQS source for `spotmax run --queue-url`: messages about
@@ -15,5 +16,5 @@ func sqsSource(ctx context.Context, f *Factory, queueURL string, c *controller.C
 	if err != nil {
 		return nil, err
 	}
-	return &controller.SQSSource{Client: sqs.NewFromConfig(cfg), QueueURL: queueURL, Filter: c.ManagedInstances, Log: f.Logger()}, nil
+	return &sqssource.Source{Client: sqs.NewFromConfig(cfg), QueueURL: queueURL, Filter: c.ManagedInstances, Log: f.Logger()}, nil
 }

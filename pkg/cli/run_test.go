@@ -28,7 +28,7 @@ func TestRunOnceActsOnRelayedNotice(t *testing.T) {
 		t.Fatal(err)
 	}
 	in, _ := r.Instance(ids[0])
-	notice := "terminate@" + in.Interruption.Time.UTC().Format(time.RFC3339)
+	notice := groupconfig.RelayedNotice{Action: "terminate", Time: in.Interruption.Time}.String()
 	if _, err := e.ec2.CreateTags(context.Background(), &ec2.CreateTagsInput{Resources: []string{ids[0]},
 		Tags: []ec2types.Tag{{Key: aws.String(groupconfig.StateNotice), Value: aws.String(notice)}}}); err != nil {
 		t.Fatal(err)

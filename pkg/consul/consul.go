@@ -2,7 +2,8 @@
 // deregistering every service registered with the instance's Consul agent, or putting the
 // agent's node in maintenance mode. The agent on the instance does it through its local Consul
 // agent; the controller does it remotely through the instance's agent port
-// (spotmax:consul_port) as the "consul-deregister" step of the replacement workflow.
+// (spotmax:consul_port) as the "consul-deregister" step of the replacement workflow, which
+// lives in package replace/steps/consul; this package knows nothing of the workflow.
 //
 // Both are idempotent: whichever runs second finds nothing left to do.
 package consul

@@ -10,13 +10,15 @@ import (
 
 	"github.com/spotmax/spotmax/pkg/awsapi"
 	"github.com/spotmax/spotmax/pkg/inventory"
+	"github.com/spotmax/spotmax/pkg/leader"
 	"github.com/spotmax/spotmax/pkg/metrics"
 	"github.com/spotmax/spotmax/pkg/replace"
+	"github.com/spotmax/spotmax/pkg/source"
 )
 
 // Source produces events until ctx ends. Sources never act.
 type Source interface {
-	Run(ctx context.Context, out chan<- Event) error
+	Run(ctx context.Context, out chan<- source.Event) error
 }
 
 // Recorder receives metrics events and gauges; *metrics.Publisher satisfies it.
@@ -57,7 +59,7 @@ type Controller struct {
 	seen      *dedup
 	// unconfirmed are interruption warnings EC2 has not confirmed yet, re-checked at each
 	// reconcile until their deadline.
-	unconfirmed map[string]Event
+	unconfirmed map[string]source.Event
 	groups      map[string]*inventory.Group // from the last reconcile
 	instGroup   map[string]string           // instance → group, from the last reconcile
 	wg          sync.WaitGroup
@@ -110,7 +112,7 @@ func (c *Controller) init() {
 	c.lastStart = map[string]time.Time{}
 	c.failedAt = map[string]time.Time{}
 	c.seen = newDedup(4096)
-	c.unconfirmed = map[string]Event{}
+	c.unconfirmed = map[string]source.Event{}
 	c.sem = make(chan struct{}, c.MaxParallel)
 	if c.Workflow.Metrics == nil {
 		c.Workflow.Metrics = c.Metrics
@@ -139,7 +141,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		case <-wctx.Done():
 		}
 	}()
-	events := make(chan Event, 1024)
+	events := make(chan source.Event, 1024)
 	srcCtx, stopSources := context.WithCancel(ctx)
 	defer stopSources()
 	var srcWG sync.WaitGroup
@@ -196,7 +198,7 @@ func (c *Controller) Wait() { c.wg.Wait() }
 
 // Handle applies the policies to one event, as Run does with every event: it starts a
 // replacement when one is due. Call Wait to wait for the replacements started.
-func (c *Controller) Handle(ctx context.Context, e Event) {
+func (c *Controller) Handle(ctx context.Context, e source.Event) {
 	if c.inflight == nil {
 		c.init()
 	}
@@ -204,7 +206,7 @@ func (c *Controller) Handle(ctx context.Context, e Event) {
 }
 
 // handle applies the policies to one event and starts a replacement when one is due.
-func (c *Controller) handle(ctx context.Context, e Event) {
+func (c *Controller) handle(ctx context.Context, e source.Event) {
 	e.EnsureID()
 	c.mu.Lock()
 	c.stats.Events++
@@ -225,7 +227,7 @@ func (c *Controller) handle(ctx context.Context, e Event) {
 		c.markSeen(e.ID)
 		return
 	}
-	if e.Kind == KindInterruption && e.Source != "agent" {
+	if e.Kind == source.KindInterruption && e.Source != "agent" {
 		// An interruption warning from a queue may be duplicated, stale or mistaken: acting on it
 		// detaches a healthy instance that holds the group's data. Only the agent's relay comes
 		// from the instance's own IMDS notice; anything else is confirmed with EC2 first.
@@ -248,10 +250,10 @@ func (c *Controller) handle(ctx context.Context, e Event) {
 		log.Info("interruption confirmed", "by", why)
 	}
 	switch e.Kind {
-	case KindInterruption, KindRebalance:
+	case source.KindInterruption, source.KindRebalance:
 		// Notices are acted on once, whatever comes of it.
 		name := metrics.InterruptionReceived
-		if e.Kind == KindRebalance {
+		if e.Kind == source.KindRebalance {
 			name = metrics.RebalanceReceived
 		}
 		c.Metrics.Record(ctx, metrics.Event{Name: name, Group: e.Group, Instance: e.Instance, Time: e.Time})
@@ -259,24 +261,24 @@ func (c *Controller) handle(ctx context.Context, e Event) {
 	}
 	var req replace.Request
 	switch e.Kind {
-	case KindInterruption:
+	case source.KindInterruption:
 		req = replace.Request{InstanceID: e.Instance, Reason: replace.ReasonInterruption, Deadline: e.Deadline}
-	case KindRebalance:
+	case source.KindRebalance:
 		if !g.Config.HandleRebalanceEvent {
 			log.Info("rebalance recommendation ignored: the group does not set spotmax:is_to_handle_rebalance_event")
 			return
 		}
 		req = replace.Request{InstanceID: e.Instance, Reason: replace.ReasonRebalance}
-	case KindLifetime:
+	case source.KindLifetime:
 		req = replace.Request{InstanceID: e.Instance, Reason: replace.ReasonLifetime}
-	case KindRevert:
+	case source.KindRevert:
 		req = replace.Request{InstanceID: e.Instance, Reason: replace.ReasonRevert}
-	case KindResume:
+	case source.KindResume:
 		// The workflow takes the reason from the journal; the log says it (Detail: "reason,
 		// after phase").
 		req = replace.Request{InstanceID: e.Instance}
 		log = log.With("resume", e.Detail)
-	case KindLaunchFailure:
+	case source.KindLaunchFailure:
 		if !g.Config.HandleScalingFailure {
 			log.Info("launch failure ignored: the group sets spotmax:is_to_handle_scaling_failure=false", "detail", e.Detail)
 			c.markSeen(e.ID)
@@ -306,7 +308,9 @@ func (c *Controller) markSeen(id string) {
 // group's proactive budget is spent; it reports whether the event is dealt with (started, or
 // already running). A deferred event comes again with the next reconcile.
 func (c *Controller) start(ctx context.Context, g *inventory.Group, req replace.Request, log *slog.Logger) bool {
-	proactive := req.Reason != replace.ReasonInterruption && req.Reason != ""
+	// Reason.Proactive is the one rule; a resume (no reason: the journal has it) is not
+	// counted against the group's proactive budget.
+	proactive := req.Reason != "" && req.Reason.Proactive()
 	now := c.Clock.Now()
 	c.mu.Lock()
 	if c.quiesced {
@@ -443,4 +447,14 @@ func (d *dedup) add(id string) bool {
 		d.order = d.order[1:]
 	}
 	return true
+}
+
+// RunElected runs the controller only while it leads: each term of leadership is one Run,
+// which stops gracefully (step in flight finished, journals kept) when leadership ends.
+func (c *Controller) RunElected(ctx context.Context, e leader.Elector) error {
+	return e.Run(ctx, func(ctx context.Context) {
+		if err := c.Run(ctx); err != nil {
+			c.Log.Error("controller stopped", "error", err)
+		}
+	})
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/spotmax/spotmax/pkg/replace"
 	"github.com/spotmax/spotmax/pkg/sim"
 	"github.com/spotmax/spotmax/pkg/sim/simtest"
+	"github.com/spotmax/spotmax/pkg/source"
 )
 
 type env struct {
@@ -197,7 +198,7 @@ func TestControllerActsOnRelayedInterruptionAndResumesJournals(t *testing.T) {
 		t.Fatal(err)
 	}
 	in, _ := r.Instance(ids[0])
-	notice := "terminate@" + in.Interruption.Time.UTC().Format(time.RFC3339)
+	notice := groupconfig.RelayedNotice{Action: "terminate", Time: in.Interruption.Time}.String()
 	if _, err := e.ec2.CreateTags(context.Background(), &ec2.CreateTagsInput{Resources: []string{ids[0]},
 		Tags: []ec2types.Tag{{Key: aws.String(groupconfig.StateNotice), Value: aws.String(notice)}}}); err != nil {
 		t.Fatal(err)
@@ -261,7 +262,7 @@ func TestControllerFallsBackToOnDemandAndReverts(t *testing.T) {
 	in, _ = r.Instance(ids[0])
 	rec := &recorder{}
 	c := e.controller(rec)
-	c.Sources = []controller.Source{oneEvent(controller.Event{Kind: controller.KindInterruption, Instance: ids[0],
+	c.Sources = []controller.Source{oneEvent(source.Event{Kind: source.KindInterruption, Instance: ids[0],
 		Time: in.Interruption.Notice, Deadline: in.Interruption.Time, Source: "test"})}
 	var standIn string
 	runUntil(t, c, 30*time.Second, func() bool {
@@ -318,11 +319,11 @@ func TestControllerLeavesInvalidAndIgnoredGroupsAlone(t *testing.T) {
 }
 
 // oneEvent is a source that emits one event.
-type oneEvent controller.Event
+type oneEvent source.Event
 
-func (o oneEvent) Run(ctx context.Context, out chan<- controller.Event) error {
+func (o oneEvent) Run(ctx context.Context, out chan<- source.Event) error {
 	select {
-	case out <- controller.Event(o):
+	case out <- source.Event(o):
 	case <-ctx.Done():
 	}
 	<-ctx.Done()
@@ -342,7 +343,7 @@ func TestControllerRebalancePolicy(t *testing.T) {
 		if _, err := c.Reconcile(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		c.Handle(context.Background(), controller.Event{Kind: controller.KindRebalance, Instance: ids[0], Time: time.Now(), Source: "test"})
+		c.Handle(context.Background(), source.Event{Kind: source.KindRebalance, Instance: ids[0], Time: time.Now(), Source: "test"})
 		c.Wait()
 		if got := c.Stats().Succeeded; (got == 1) != handle {
 			t.Errorf("is_to_handle_rebalance_event=%v: %d replacements", handle, got)

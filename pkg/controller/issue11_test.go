@@ -19,6 +19,8 @@ import (
 	"github.com/spotmax/spotmax/pkg/replace"
 	"github.com/spotmax/spotmax/pkg/sim"
 	"github.com/spotmax/spotmax/pkg/sim/simtest"
+	sqssource "github.com/spotmax/spotmax/pkg/source/sqs"
+	"github.com/spotmax/spotmax/pkg/source/sqs/sqstest"
 )
 
 // calls returns how often the region served action (service:Action) since the last ResetCalls.
@@ -39,7 +41,7 @@ var drastic = []string{"ec2:RunInstances", "ec2:TerminateInstances", "ec2:Detach
 // publishes it) for instance id, sent at t.
 func interruptionWarning(tb testing.TB, id string, at time.Time) string {
 	tb.Helper()
-	b, err := os.ReadFile("testdata/eventbridge/spot-interruption-terminate.json")
+	b, err := os.ReadFile("../source/sqs/testdata/eventbridge/spot-interruption-terminate.json")
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -63,7 +65,7 @@ func TestIssue11Case8UnconfirmedInterruptionWarning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := &controller.SQSSource{Client: sqsc, QueueURL: aws.ToString(q.QueueUrl), Filter: tagFilter(e.ec2),
+	src := &sqssource.Source{Client: sqsc, QueueURL: aws.ToString(q.QueueUrl), Filter: sqstest.TagFilter(e.ec2),
 		MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond}
 	rec := &recorder{}
 	c := e.controller(rec)

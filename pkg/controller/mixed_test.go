@@ -20,6 +20,7 @@ import (
 	"github.com/spotmax/spotmax/pkg/metrics"
 	"github.com/spotmax/spotmax/pkg/sim"
 	"github.com/spotmax/spotmax/pkg/sim/simtest"
+	"github.com/spotmax/spotmax/pkg/source"
 )
 
 // mixedGroup creates a mixed instances group "web" of three members through the SDK: on-demand
@@ -109,9 +110,9 @@ func steady(r *sim.Region, c *controller.Controller) bool {
 	return true
 }
 
-func interruptionOf(r *sim.Region, id string) controller.Event {
+func interruptionOf(r *sim.Region, id string) source.Event {
 	in, _ := r.Instance(id)
-	return controller.Event{Kind: controller.KindInterruption, Instance: id, Time: in.Interruption.Notice,
+	return source.Event{Kind: source.KindInterruption, Instance: id, Time: in.Interruption.Notice,
 		Deadline: in.Interruption.Time, Source: "test"}
 }
 

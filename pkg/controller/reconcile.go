@@ -171,23 +171,19 @@ func revertID(id string, now time.Time) string {
 	return "revert/" + id + "/" + now.UTC().Truncate(10*time.Minute).Format(time.RFC3339)
 }
 
-// relayedNotice parses an agent's relayed notice, "action@RFC3339".
+// relayedNotice parses an agent's relayed notice (groupconfig.RelayedNotice, the tag's codec).
 func relayedNotice(id, group, v string) (Event, bool) {
-	action, at, ok := strings.Cut(v, "@")
-	if !ok {
-		return Event{}, false
-	}
-	t, err := time.Parse(time.RFC3339, at)
+	n, err := groupconfig.ParseRelayedNotice(v)
 	if err != nil {
 		return Event{}, false
 	}
 	kind := KindInterruption
-	if action == "rebalance" {
+	if n.Rebalance() {
 		kind = KindRebalance
 	}
-	e := Event{Kind: kind, Instance: id, Group: group, Time: t, Source: "agent", Detail: action}
+	e := Event{Kind: kind, Instance: id, Group: group, Time: n.Time, Source: "agent", Detail: n.Action}
 	if kind == KindInterruption {
-		e.Deadline = t
+		e.Deadline = n.Time
 	}
 	return e, true
 }

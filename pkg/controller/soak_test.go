@@ -16,6 +16,7 @@ import (
 	"github.com/spotmax/spotmax/pkg/metrics"
 	"github.com/spotmax/spotmax/pkg/sim"
 	"github.com/spotmax/spotmax/pkg/sim/simtest"
+	sqssource "github.com/spotmax/spotmax/pkg/source/sqs"
 )
 
 var soakHours = flag.Float64("soak.hours", 3, "simulated hours of TestControllerSoak")
@@ -50,7 +51,7 @@ func TestControllerSoak(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.Sources = []controller.Source{&controller.SQSSource{Client: sqs.NewFromConfig(e.Config), QueueURL: setup.QueueURL,
+	c.Sources = []controller.Source{&sqssource.Source{Client: sqs.NewFromConfig(e.Config), QueueURL: setup.QueueURL,
 		Filter: c.ManagedInstances, MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -171,7 +172,7 @@ func TestControllerFillsScalingFailure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.Sources = []controller.Source{&controller.SQSSource{Client: sqs.NewFromConfig(e.Config), QueueURL: setup.QueueURL,
+	c.Sources = []controller.Source{&sqssource.Source{Client: sqs.NewFromConfig(e.Config), QueueURL: setup.QueueURL,
 		Filter: c.ManagedInstances, MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond}}
 	for _, az := range r.AZs() {
 		r.SetCapacity(sim.PoolKey{InstanceType: "m5.large", AZ: az.Name, Market: sim.MarketSpot}, 0)

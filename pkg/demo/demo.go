@@ -37,6 +37,7 @@ import (
 	"github.com/spotmax/spotmax/pkg/replace"
 	"github.com/spotmax/spotmax/pkg/savings"
 	"github.com/spotmax/spotmax/pkg/sim"
+	sqssource "github.com/spotmax/spotmax/pkg/source/sqs"
 )
 
 // Options configure the demo.
@@ -95,7 +96,7 @@ func Run(ctx context.Context, out io.Writer, o Options) error {
 	ag := &agents{ec2: ec2c, region: r, consul: consul, say: say, released: map[string]bool{}, mounted: map[string]time.Time{}, relayed: map[string]bool{}}
 	rec := &recorder{say: say, clock: clk}
 	to := replace.DefaultTimeouts()
-	w := &replace.Workflow{EC2: ec2c, ASG: asg, Steps: []replace.PreDetachStep{consulStep{consul}, drainStep{kube}},
+	w := &replace.Workflow{EC2: ec2c, ASG: asg, Steps: []replace.PreDetach{{Step: consulStep{consul}, Metric: metrics.ConsulDeregistered}, {Step: drainStep{kube}, Metric: metrics.NodeDrained}},
 		Clock: clk, PollMin: time.Duration(float64(time.Second) / o.Scale), PollMax: time.Duration(float64(15*time.Second) / o.Scale),
 		Timeouts: &to, Log: o.Log}
 	var joinMu sync.Mutex
@@ -126,7 +127,7 @@ func Run(ctx context.Context, out io.Writer, o Options) error {
 		return fmt.Errorf("setting up the event queue: %w", err)
 	}
 	say("EventBridge rules deliver spot interruption, rebalance, state-change and launch-failure events to %s", setup.QueueURL)
-	c.Sources = []controller.Source{&controller.SQSSource{Client: sqs.NewFromConfig(cfg), QueueURL: setup.QueueURL,
+	c.Sources = []controller.Source{&sqssource.Source{Client: sqs.NewFromConfig(cfg), QueueURL: setup.QueueURL,
 		Filter: c.ManagedInstances, Log: o.Log, MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}}
 
 	runCtx, stop := context.WithCancel(ctx)

@@ -14,7 +14,6 @@ import (
 
 	"github.com/spotmax/spotmax/pkg/groupconfig"
 	"github.com/spotmax/spotmax/pkg/inventory"
-	"github.com/spotmax/spotmax/pkg/metrics"
 	"github.com/spotmax/spotmax/pkg/replace"
 	"github.com/spotmax/spotmax/pkg/sim"
 )
@@ -54,8 +53,7 @@ func (c *consulStandIn) registered(instance string) int {
 // consulStep is the controller's Consul deregistration step, against the stand-in.
 type consulStep struct{ c *consulStandIn }
 
-func (s consulStep) Name() string         { return "consul-deregister" }
-func (s consulStep) Metric() metrics.Name { return metrics.ConsulDeregistered }
+func (s consulStep) Name() string { return "consul-deregister" }
 func (s consulStep) Enabled(g *inventory.Group) bool {
 	return g.Config != nil && g.Config.ConsulPort != 0
 }
@@ -74,8 +72,7 @@ type kubeStandIn struct {
 // drainStep is the controller's Kubernetes drain step, against the stand-in.
 type drainStep struct{ k *kubeStandIn }
 
-func (s drainStep) Name() string         { return "k8s-drain" }
-func (s drainStep) Metric() metrics.Name { return metrics.NodeDrained }
+func (s drainStep) Name() string { return "k8s-drain" }
 func (s drainStep) Enabled(g *inventory.Group) bool {
 	return g.Config != nil && g.Config.K8sConfigFilePath != ""
 }
@@ -128,8 +125,8 @@ func (a *agents) tick(ctx context.Context, in sim.Instance) {
 	defer a.mu.Unlock()
 	if in.Interruption != nil && !a.relayed[in.ID] {
 		a.relayed[in.ID] = true
-		notice := in.Interruption.Action + "@" + in.Interruption.Time.UTC().Format(time.RFC3339)
-		a.tag(ctx, in.ID, groupconfig.StateNotice, notice)
+		notice := groupconfig.RelayedNotice{Action: in.Interruption.Action, Time: in.Interruption.Time}
+		a.tag(ctx, in.ID, groupconfig.StateNotice, notice.String())
 		a.say("agent on %s: spot interruption notice (%s at %s), relayed", in.ID, in.Interruption.Action, clock(in.Interruption.Time))
 	}
 	leaving := in.Interruption != nil || in.Tags[groupconfig.StateRetiring] != ""

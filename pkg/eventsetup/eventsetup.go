@@ -22,7 +22,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/spotmax/spotmax/pkg/awsapi"
-	"github.com/spotmax/spotmax/pkg/controller"
+	sqssource "github.com/spotmax/spotmax/pkg/source/sqs"
 )
 
 // SQSAPI is what the setup needs from SQS; *sqs.Client satisfies it.
@@ -68,15 +68,15 @@ type Rule struct {
 // ruleSpecs are the event types spotmax consumes: name suffix, what, pattern.
 var ruleSpecs = []struct{ suffix, what, pattern string }{
 	{"spot-interruption", "spot interruption warnings",
-		pattern(controller.SourceEC2, controller.DetailSpotInterruption, nil)},
+		pattern(sqssource.SourceEC2, sqssource.DetailSpotInterruption, nil)},
 	{"rebalance", "rebalance recommendations",
-		pattern(controller.SourceEC2, controller.DetailRebalance, nil)},
+		pattern(sqssource.SourceEC2, sqssource.DetailRebalance, nil)},
 	// Only the states in which an instance goes away: the others would flood the queue with every
 	// launch in the account.
 	{"state-change", "instances stopping or terminating",
-		pattern(controller.SourceEC2, controller.DetailStateChange, map[string]any{"state": []string{"stopping", "stopped", "shutting-down", "terminated"}})},
+		pattern(sqssource.SourceEC2, sqssource.DetailStateChange, map[string]any{"state": []string{"stopping", "stopped", "shutting-down", "terminated"}})},
 	{"launch-unsuccessful", "Auto Scaling launch failures",
-		pattern(controller.SourceAutoScaling, controller.DetailLaunchUnsuccessful, nil)},
+		pattern(sqssource.SourceAutoScaling, sqssource.DetailLaunchUnsuccessful, nil)},
 }
 
 func pattern(source, detailType string, detail map[string]any) string {

@@ -203,7 +203,7 @@ func (c *Config) render(d Def) string {
 }
 
 // Default returns the configuration of a group without spotmax tags other
-// than spotmax:group=group: every default of SPEC.md's table.
+// than spotmax:group=group: every default of the tag table (docs/tags.md).
 func Default(group string) *Config {
 	c := &Config{Group: group}
 	for _, d := range defs {
@@ -576,10 +576,10 @@ func (c *Config) Summary() string {
 		parts = append(parts, "k8s")
 	}
 	if c.GuaranteeLiving > 0 {
-		parts = append(parts, "lifetime "+shortDuration(c.GuaranteeLiving)+" (buffer "+shortDuration(c.Buffer)+")")
+		parts = append(parts, "lifetime "+ShortDuration(c.GuaranteeLiving)+" (buffer "+ShortDuration(c.Buffer)+")")
 	}
 	if c.InstanceDuration > 0 {
-		parts = append(parts, "max life "+shortDuration(c.InstanceDuration))
+		parts = append(parts, "max life "+ShortDuration(c.InstanceDuration))
 	}
 	switch {
 	case c.OnlyOD:
@@ -646,8 +646,9 @@ func (c *Config) DataDevice(dev string) (DataDevice, bool) {
 // HasDataVolume reports whether the group keeps at least one data volume.
 func (c *Config) HasDataVolume() bool { return c != nil && len(c.PersistenceDevs) > 0 }
 
-// shortDuration renders 50m0s as 50m and 1h0m0s as 1h.
-func shortDuration(d time.Duration) string {
+// ShortDuration renders a duration without its zero tail: 50m0s as 50m, 1h0m0s as 1h; 2m30s
+// and 1.5s stay. Configuration summaries and the CLI's tables use it.
+func ShortDuration(d time.Duration) string {
 	s := d.String()
 	if strings.HasSuffix(s, "m0s") {
 		s = strings.TrimSuffix(s, "0s")

@@ -9,7 +9,7 @@ import (
 	"github.com/spotmax/spotmax/pkg/groupconfig"
 )
 
-// TestDefsMatchSpec pins every tag of SPEC.md's table: order, key, kind,
+// TestDefsMatchSpec pins every tag of the tag table (docs/tags.md): order, key, kind,
 // default and propagation.
 func TestDefsMatchSpec(t *testing.T) {
 	type row struct {

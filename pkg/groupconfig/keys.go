@@ -5,7 +5,8 @@
 // for misspelt keys.
 //
 // It is the only place in spotmax that spells a spotmax: tag key or knows a
-// default; everything else uses the Tag* constants, Defs and Config.
+// default; everything else uses the Tag* constants, Defs and Config. The progress tags under
+// spotmax:state: are in state.go, and the codec of the agent's relayed notice in notice.go.
 package groupconfig
 
 import (
@@ -18,7 +19,7 @@ import (
 // spotmax's and are ignored.
 const Prefix = "spotmax:"
 
-// Tag keys, in the order of the tag table in SPEC.md.
+// Tag keys, in the order of the tag table (docs/tags.md).
 const (
 	// TagGroup marks a managed group; its value is the group name.
 	// Propagated to instances so the agent can tell it runs in a spotmax group.
@@ -98,7 +99,7 @@ const (
 	// TagAZRebalance selects the AZ placement of new instances.
 	TagAZRebalance = "spotmax:az_rebalance"
 
-	// The original product's tags beyond SPEC.md's table (issue 12): accepted so that a group
+	// The original product's tags beyond the core tag table (issue 12): accepted so that a group
 	// migrated from it is not invalid.
 
 	// TagWarmPoolFirst is the original product's "take a warmed instance from the group's warm
@@ -268,7 +269,7 @@ func (d Def) clone() Def {
 	return d
 }
 
-// Defs returns every tag in the order of SPEC.md's table. The numbered
+// Defs returns every tag in the order of the tag table (docs/tags.md). The numbered
 // alternative types are one Def with Key TagAlt. The result is a copy.
 func Defs() []Def {
 	out := make([]Def, len(defs))

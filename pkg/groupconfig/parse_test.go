@@ -22,7 +22,7 @@ func ptag(k, v string) groupconfig.Tag {
 	return groupconfig.Tag{Key: k, Value: v, PropagateAtLaunch: true}
 }
 
-// wantDefault is SPEC.md's table written out field by field.
+// wantDefault is the tag table's defaults (docs/tags.md) written out field by field.
 func wantDefault() *groupconfig.Config {
 	return &groupconfig.Config{
 		Group:                     group,

@@ -25,6 +25,7 @@ import (
 	"github.com/spotmax/spotmax/pkg/inventory"
 	"github.com/spotmax/spotmax/pkg/metrics"
 	"github.com/spotmax/spotmax/pkg/replace"
+	"github.com/spotmax/spotmax/pkg/replace/steps/k8sdrain"
 	"github.com/spotmax/spotmax/pkg/savings"
 	"github.com/spotmax/spotmax/pkg/sim"
 	"github.com/spotmax/spotmax/pkg/sim/simtest"
@@ -194,7 +195,7 @@ func TestPoliciesAllowExactlyWhatTheRolesCall(t *testing.T) {
 
 	// Agent, on the replacement: the membership check's fallback through the EC2 API, the data
 	// volume's id lookup (Xen instances), a progress report on its own instance, and a metric.
-	// These are the calls of pkg/agent's EC2API (which TestPoliciesCoverTheDeclaredInterfaces
+	// These are the calls of pkg/agent's OwnInstanceEC2 (which TestPoliciesCoverTheDeclaredInterfaces
 	// ties to the policy); running the agent itself here would need root for its mounts.
 	tags, err := aec2.DescribeTags(ctx, &ec2.DescribeTagsInput{Filters: []ec2types.Filter{
 		{Name: aws.String("resource-id"), Values: []string{res.New}}, {Name: aws.String("key"), Values: []string{groupconfig.TagGroup}}}})
@@ -364,9 +365,10 @@ func TestPoliciesCoverTheDeclaredInterfaces(t *testing.T) {
 			{"logs", reflect.TypeFor[metrics.ActionQueryAPI]()},
 			{"ec2", reflect.TypeFor[savings.EC2SpotAPI]()},
 			{"pricing", reflect.TypeFor[savings.PricingAPI]()},
+			{"ec2", reflect.TypeFor[k8sdrain.InstanceDescriber]()},
 		},
 		iam.Agent: {
-			{"ec2", reflect.TypeFor[agent.EC2API]()},
+			{"ec2", reflect.TypeFor[agent.OwnInstanceEC2]()},
 			{"cloudwatch", reflect.TypeFor[metrics.CloudWatchAPI]()},
 		},
 	}

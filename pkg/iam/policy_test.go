@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/spotmax/spotmax/pkg/internal/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files and the generated section of docs/iam.md")
@@ -41,20 +43,7 @@ func TestPolicyJSONGolden(t *testing.T) {
 		if err := json.Unmarshal(b, &doc); err != nil {
 			t.Fatalf("%s: not JSON: %v", c.file, err)
 		}
-		path := filepath.Join("testdata", c.file)
-		if *update {
-			if err := os.WriteFile(path, b, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		want, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatalf("reading %s (go test ./pkg/iam -update): %v", path, err)
-		}
-		if string(b) != string(want) {
-			t.Errorf("%s policy differs from %s:\n%s", c.role, path, b)
-		}
+		golden.Check(t, filepath.Join("testdata", c.file), b, *update, "go test ./pkg/iam -update")
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/spotmax/spotmax/pkg/groupconfig"
 )
 
 // Kind is the kind of a notice that the instance is about to go away.
@@ -45,10 +47,11 @@ type Notice struct {
 // emulator moves the times with every request, so the same notice seen again must keep its key.
 func (n Notice) Key() string { return string(n.Kind) + ":" + n.Action }
 
-// Relay renders the notice for the groupconfig.StateNotice tag: "action@RFC3339 time" (the
-// time the agent saw it when the source gives none), the action prefixed by the kind for
-// notices other than spot interruptions (e.g. "rebalance@…", "asg-termination:Terminated@…").
-func (n Notice) Relay() string {
+// Relay renders the notice for the groupconfig.StateNotice tag with the tag's one codec
+// (groupconfig.RelayedNotice): the time the agent saw it when the source gives none; the action,
+// "rebalance" for a recommendation, or prefixed by the kind for notices other than spot
+// interruptions (e.g. "asg-termination:Terminated").
+func (n Notice) Relay() groupconfig.RelayedNotice {
 	t := n.Time
 	if t.IsZero() {
 		t = n.Seen
@@ -57,25 +60,11 @@ func (n Notice) Relay() string {
 	switch n.Kind {
 	case KindSpotInterruption:
 	case KindRebalance:
-		action = string(KindRebalance)
+		action = groupconfig.RelayRebalance
 	default:
 		action = string(n.Kind) + ":" + n.Action
 	}
-	return action + "@" + t.UTC().Format(time.RFC3339)
-}
-
-// ParseRelay parses a groupconfig.StateNotice value written by Relay: the action (with its
-// kind prefix, if any) and the time.
-func ParseRelay(v string) (action string, t time.Time, err error) {
-	action, ts, ok := strings.Cut(v, "@")
-	if !ok || action == "" {
-		return "", time.Time{}, fmt.Errorf("notice %q is not action@time", v)
-	}
-	t, err = time.Parse(time.RFC3339, ts)
-	if err != nil {
-		return "", time.Time{}, fmt.Errorf("notice %q: bad time: %w", v, err)
-	}
-	return action, t, nil
+	return groupconfig.RelayedNotice{Action: action, Time: t.UTC().Truncate(time.Second)}
 }
 
 // Spot interruption actions.

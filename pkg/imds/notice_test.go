@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spotmax/spotmax/pkg/groupconfig"
 )
 
 func TestParseInstanceAction(t *testing.T) {
@@ -64,17 +66,12 @@ func TestRelay(t *testing.T) {
 		{Notice{Kind: KindRebalance, Action: "rebalance", Time: at}, "rebalance@2026-01-02T03:04:05Z"},
 		{Notice{Kind: KindASGTermination, Action: "Terminated", Seen: at}, "asg-termination:Terminated@2026-01-02T03:04:05Z"},
 	} {
-		got := tc.n.Relay()
+		got := tc.n.Relay().String()
 		if got != tc.want {
 			t.Errorf("Relay(%+v) = %q, want %q", tc.n, got, tc.want)
 		}
-		if _, pt, err := ParseRelay(got); err != nil || !pt.Equal(at) {
-			t.Errorf("ParseRelay(%q) = %v, %v", got, pt, err)
-		}
-	}
-	for _, bad := range []string{"", "terminate", "@2026-01-02T03:04:05Z", "stop@tomorrow"} {
-		if _, _, err := ParseRelay(bad); err == nil {
-			t.Errorf("ParseRelay(%q) accepted it", bad)
+		if back, err := groupconfig.ParseRelayedNotice(got); err != nil || !back.Time.Equal(at) {
+			t.Errorf("ParseRelayedNotice(%q) = %v, %v", got, back, err)
 		}
 	}
 }
@@ -91,9 +88,9 @@ func FuzzParseNoticeDocuments(f *testing.F) {
 				t.Fatalf("ParseInstanceAction(%q) = %q, %v", doc, action, at)
 			}
 			n := Notice{Kind: KindSpotInterruption, Action: action, Time: at}
-			a, rt, err := ParseRelay(n.Relay())
-			if err != nil || a != action || !rt.Equal(at.Truncate(time.Second)) {
-				t.Fatalf("relay round trip of %+v: %q, %v, %v", n, a, rt, err)
+			back, err := groupconfig.ParseRelayedNotice(n.Relay().String())
+			if err != nil || back.Action != action || !back.Time.Equal(at.Truncate(time.Second)) {
+				t.Fatalf("relay round trip of %+v: %+v, %v", n, back, err)
 			}
 		}
 		if at, err := ParseRebalance(doc); err == nil && at.Location() != time.UTC {

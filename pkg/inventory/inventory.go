@@ -331,6 +331,21 @@ func sortMembers(g *Group) {
 }
 
 // fillInstance copies EC2's view of an instance into m.
+// Markets of an instance, as Instance.Market, plans and results show them.
+const (
+	MarketSpot     = "spot"
+	MarketOnDemand = "on-demand"
+)
+
+// MarketOf is the one derivation of an instance's market: spot when EC2 says its lifecycle is
+// spot, on-demand otherwise.
+func MarketOf(in ec2types.Instance) string {
+	if in.InstanceLifecycle == ec2types.InstanceLifecycleTypeSpot {
+		return MarketSpot
+	}
+	return MarketOnDemand
+}
+
 func fillInstance(m *Instance, in ec2types.Instance) {
 	m.Type = string(in.InstanceType)
 	if in.Placement != nil {
@@ -342,10 +357,7 @@ func fillInstance(m *Instance, in ec2types.Instance) {
 	if in.State != nil {
 		m.State = string(in.State.Name)
 	}
-	m.Market = "on-demand"
-	if in.InstanceLifecycle == ec2types.InstanceLifecycleTypeSpot {
-		m.Market = "spot"
-	}
+	m.Market = MarketOf(in)
 	m.LaunchTime = aws.ToTime(in.LaunchTime)
 	m.Tags = map[string]string{}
 	for _, t := range in.Tags {

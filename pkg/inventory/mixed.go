@@ -128,7 +128,7 @@ func (g *Group) StandIns() map[string]bool {
 	kept := 0
 	ods := make([]Instance, 0, len(slots))
 	for _, m := range slots {
-		if m.Market == "on-demand" {
+		if m.Market == MarketOnDemand {
 			ods = append(ods, m)
 		}
 	}

@@ -10,23 +10,12 @@ import (
 	"time"
 
 	"github.com/spotmax/spotmax/pkg/internal/syncbuf"
+	"github.com/spotmax/spotmax/pkg/internal/testwait"
 	"github.com/spotmax/spotmax/pkg/kube/kubetest"
 )
 
 // syncBuffer is a buffer safe for concurrent writers and the reading test.
 type syncBuffer = syncbuf.Buffer
-
-// waitFor polls cond for up to 30s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
 // node is a test node with pods: two of a ReplicaSet (one with an emptyDir), one of a DaemonSet.
 type testNode struct {
@@ -38,18 +27,8 @@ type testNode struct {
 
 func newTestNode(t *testing.T, s *kubetest.Server) testNode {
 	t.Helper()
-	n := testNode{name: kubetest.Unique("ip-10-0-1-1"), ns: s.Namespace(t, "drain"), id: kubetest.Unique("i-0d")}
-	s.Node(t, n.name, ProviderID("us-east-1a", n.id), true)
-	rs := s.ReplicaSet(t, n.ns, "web", map[string]string{"app": "web"})
-	ds := s.DaemonSet(t, n.ns, "logs", map[string]string{"app": "logs"})
-	for i, emptyDir := range []bool{false, true} {
-		name := "web-" + string(rune('a'+i))
-		s.Pod(t, n.ns, name, n.name, kubetest.PodSpec{Labels: map[string]string{"app": "web"}, Owner: &rs, EmptyDir: emptyDir})
-		n.web = append(n.web, name)
-	}
-	n.daemon = "logs-x"
-	s.Pod(t, n.ns, n.daemon, n.name, kubetest.PodSpec{Labels: map[string]string{"app": "logs"}, Owner: &ds})
-	return n
+	w := s.WorkerNode(t)
+	return testNode{name: w.Name, ns: w.Namespace, id: w.ID, web: w.Web, daemon: w.Daemon}
 }
 
 func TestDrainEvictsAndLeavesDaemonSetPods(t *testing.T) {
@@ -156,7 +135,7 @@ func TestDrainRetriesWhileABudgetBlocks(t *testing.T) {
 		_, err := c.Drain(context.Background(), node, DrainOptions{GracePeriod: 0, Timeout: time.Minute, EvictRetry: 50 * time.Millisecond})
 		done <- err
 	}()
-	waitFor(t, "an eviction refused by the budget", func() bool { return strings.Contains(logs.String(), "disruption budget") })
+	testwait.For(t, "an eviction refused by the budget", 30*time.Second, func() bool { return strings.Contains(logs.String(), "disruption budget") })
 	select {
 	case err := <-done:
 		t.Fatalf("drain ended while the budget blocks: %v", err)

@@ -13,8 +13,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/kubectl/pkg/drain"
-
-	"github.com/spotmax/spotmax/pkg/replace"
 )
 
 // InstanceRef identifies the EC2 instance behind a node.
@@ -165,12 +163,35 @@ func (c *Client) setUnschedulable(ctx context.Context, n *corev1.Node, desired b
 	return nil
 }
 
+// Clock is the time WaitReady waits in: the replacement workflow's (replace.Clock satisfies it),
+// which runs scaled against the simulated region.
+type Clock interface {
+	Now() time.Time
+	Sleep(ctx context.Context, d time.Duration) error
+}
+
+// realClock is the wall clock.
+type realClock struct{}
+
+func (realClock) Now() time.Time { return time.Now() }
+
+func (realClock) Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
 // WaitReady waits until the node of ref exists and is Ready, polling every poll of clk's time,
 // for at most timeout of clk's time. It returns the node (nil when none was found) and whether it
 // became Ready; running out of time is not an error.
-func (c *Client) WaitReady(ctx context.Context, ref InstanceRef, clk replace.Clock, poll, timeout time.Duration) (*corev1.Node, bool, error) {
+func (c *Client) WaitReady(ctx context.Context, ref InstanceRef, clk Clock, poll, timeout time.Duration) (*corev1.Node, bool, error) {
 	if clk == nil {
-		clk = replace.RealClock{}
+		clk = realClock{}
 	}
 	if poll <= 0 {
 		poll = 5 * time.Second

@@ -2,7 +2,8 @@
 // a replacement (spot on the group's type, then the alternative types, then on-demand), joins it
 // to the group, retires the old instance through pluggable pre-detach steps (Consul
 // deregistration, Kubernetes drain), detaches it, moves its EBS data volume to the replacement and
-// terminates it.
+// terminates it. The steps are one table (steps.go); the pre-detach steps are registered, with
+// their metrics, in package replace/steps, one package per step over a pure client.
 //
 // Every step is idempotent and its progress is journaled in EC2 tags (the spotmax:state:* keys
 // of package groupconfig) on the old instance, the replacement, the data volume and the group, so

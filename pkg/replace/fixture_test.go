@@ -117,6 +117,10 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 
 // workflow returns a workflow on the simulated clock with fast polls.
 func (f *fixture) workflow(steps ...replace.PreDetachStep) *replace.Workflow {
+	var regs []replace.PreDetach
+	for _, s := range steps {
+		regs = append(regs, replace.PreDetach{Step: s})
+	}
 	// At 1000× a stalled goroutine on a loaded machine is minutes of simulated time: generous
 	// timeouts keep such stalls from failing a test, while Release keeps its meaning.
 	to := replace.Timeouts{Running: 2 * time.Hour, InService: 2 * time.Hour, Detach: 2 * time.Hour, Volume: 2 * time.Hour,
@@ -125,7 +129,7 @@ func (f *fixture) workflow(steps ...replace.PreDetachStep) *replace.Workflow {
 		// zero Visible would take an instance not listed yet for one that left the group.
 		Visible: 10 * time.Minute}
 	return &replace.Workflow{
-		EC2: f.ec2, ASG: f.asg, Steps: steps,
+		EC2: f.ec2, ASG: f.asg, Steps: regs,
 		Clock:   f.env.Region().Clock(),
 		PollMin: 2 * time.Millisecond, PollMax: 20 * time.Millisecond,
 		Timeouts: &to,

@@ -284,7 +284,6 @@ type recordStep struct {
 }
 
 func (s *recordStep) Name() string                  { return s.name }
-func (s *recordStep) Metric() metrics.Name          { return "" }
 func (s *recordStep) Enabled(*inventory.Group) bool { return true }
 func (s *recordStep) Run(_ context.Context, t replace.Target) error {
 	s.mu.Lock()

@@ -142,8 +142,8 @@ func (r *run) planSteps() []string {
 		}
 		if s.name == StepRetire {
 			for _, p := range r.w.Steps {
-				if p.Enabled(r.g) {
-					out = append(out, StepRetire+"/"+p.Name())
+				if p.Step.Enabled(r.g) {
+					out = append(out, StepRetire+"/"+p.Step.Name())
 				}
 			}
 		}

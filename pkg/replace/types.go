@@ -52,10 +52,10 @@ type Request struct {
 	ForceDetach bool
 }
 
-// Markets.
+// Markets, as package inventory names them (its MarketOf derives an instance's).
 const (
-	MarketSpot     = "spot"
-	MarketOnDemand = "on-demand"
+	MarketSpot     = inventory.MarketSpot
+	MarketOnDemand = inventory.MarketOnDemand
 )
 
 // Option is one way to launch the replacement: an instance type in a market, in a subnet.
@@ -194,8 +194,14 @@ type PreDetachStep interface {
 	Enabled(g *inventory.Group) bool
 	// Run does the step. It must be idempotent: a resumed replacement runs it again.
 	Run(ctx context.Context, t Target) error
-	// Metric is the metrics event recorded when the step succeeds ("" for none).
-	Metric() metrics.Name
+}
+
+// PreDetach registers a pre-detach step with the workflow (Workflow.Steps): the step and the
+// metrics event recorded when it succeeds ("" for none). The registrations of spotmax's own
+// steps are listed in one place, package replace/steps.
+type PreDetach struct {
+	Step   PreDetachStep
+	Metric metrics.Name
 }
 
 // Clock is the workflow's time: Now for journals and deadlines, Sleep for configured delays.

@@ -48,8 +48,8 @@ func DefaultTimeouts() Timeouts {
 type Workflow struct {
 	EC2 EC2API
 	ASG ASGAPI
-	// Steps run in order before the old instance is detached.
-	Steps []PreDetachStep
+	// Steps run in order before the old instance is detached (replace/steps lists spotmax's).
+	Steps []PreDetach
 	// Clock defaults to the wall clock.
 	Clock Clock
 	// PollMin and PollMax bound the real-time backoff of status polls (default 1 s and 15 s):
@@ -142,10 +142,7 @@ func (r *run) record(ctx context.Context, name metrics.Name, d time.Duration, fi
 		}
 	}
 	fields["old_type"] = string(r.old.InstanceType)
-	fields["old_market"] = MarketOnDemand
-	if r.old.InstanceLifecycle == ec2types.InstanceLifecycleTypeSpot {
-		fields["old_market"] = MarketSpot
-	}
+	fields["old_market"] = inventory.MarketOf(r.old)
 	if r.old.Placement != nil {
 		fields["old_az"] = aws.ToString(r.old.Placement.AvailabilityZone)
 	}
@@ -485,10 +482,7 @@ func (r *run) launch(ctx context.Context) error {
 
 func (r *run) recordNew(inst ec2types.Instance) {
 	r.res.Type = string(inst.InstanceType)
-	r.res.Market = MarketOnDemand
-	if inst.InstanceLifecycle == ec2types.InstanceLifecycleTypeSpot {
-		r.res.Market = MarketSpot
-	}
+	r.res.Market = inventory.MarketOf(inst)
 	if inst.Placement != nil {
 		r.res.AZ = aws.ToString(inst.Placement.AvailabilityZone)
 	}
@@ -636,7 +630,8 @@ func (r *run) retire(ctx context.Context) error {
 	}
 	oldInv := r.oldInventory()
 	target := Target{Group: r.g, Old: oldInv, New: r.newID, Reason: r.req.Reason, Deadline: r.req.Deadline}
-	for _, step := range w.Steps {
+	for _, reg := range w.Steps {
+		step := reg.Step
 		if !step.Enabled(r.g) {
 			continue
 		}
@@ -647,7 +642,7 @@ func (r *run) retire(ctx context.Context) error {
 		cancel()
 		r.progress(step.Name(), "", true, err)
 		if err == nil {
-			if m := step.Metric(); m != "" {
+			if m := reg.Metric; m != "" {
 				r.record(ctx, m, w.clock().Now().Sub(stepStart), nil)
 			}
 			continue

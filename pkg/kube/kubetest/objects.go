@@ -308,3 +308,42 @@ func NodeProviderID(az, id string) string { return "aws:///" + az + "/" + id }
 
 // DNSName returns the private DNS name EC2 gives an address in us-east-1.
 func DNSName(ip string) string { return "ip-" + strings.ReplaceAll(ip, ".", "-") + ".ec2.internal" }
+
+// LeaseHolder reads the holderIdentity of the Lease namespace/name ("" when released).
+func LeaseHolder(t testing.TB, cs kubernetes.Interface, namespace, name string) string {
+	t.Helper()
+	l, err := cs.CoordinationV1().Leases(namespace).Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("reading Lease %s/%s: %v", namespace, name, err)
+	}
+	if l.Spec.HolderIdentity == nil {
+		return ""
+	}
+	return *l.Spec.HolderIdentity
+}
+
+// WorkerNode is a Ready node of instance ID (providerID in us-east-1a) in a namespace of its
+// own, with two pods of the ReplicaSet "web" (Web; the second with an emptyDir) and one of the
+// DaemonSet "logs" (Daemon): what a drain evicts and what it leaves.
+type WorkerNode struct {
+	Name, Namespace, ID string
+	Web                 []string
+	Daemon              string
+}
+
+// WorkerNode creates a WorkerNode; it is deleted at the test's cleanup.
+func (s *Server) WorkerNode(t testing.TB) WorkerNode {
+	t.Helper()
+	n := WorkerNode{Name: Unique("ip-10-0-1-1"), Namespace: s.Namespace(t, "drain"), ID: Unique("i-0d")}
+	s.Node(t, n.Name, NodeProviderID("us-east-1a", n.ID), true)
+	rs := s.ReplicaSet(t, n.Namespace, "web", map[string]string{"app": "web"})
+	ds := s.DaemonSet(t, n.Namespace, "logs", map[string]string{"app": "logs"})
+	for i, emptyDir := range []bool{false, true} {
+		name := "web-" + string(rune('a'+i))
+		s.Pod(t, n.Namespace, name, n.Name, PodSpec{Labels: map[string]string{"app": "web"}, Owner: &rs, EmptyDir: emptyDir})
+		n.Web = append(n.Web, name)
+	}
+	n.Daemon = "logs-x"
+	s.Pod(t, n.Namespace, n.Daemon, n.Name, PodSpec{Labels: map[string]string{"app": "logs"}, Owner: &ds})
+	return n
+}

@@ -1,4 +1,4 @@
-package controller
+package sqs
 
 import (
 	"context"
@@ -11,16 +11,17 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/spotmax/spotmax/pkg/awsapi"
+	"github.com/spotmax/spotmax/pkg/source"
 )
 
-// SQSAPI is what the SQS source needs from SQS; *sqs.Client satisfies it.
-type SQSAPI interface {
-	ReceiveMessage(ctx context.Context, params *sqs.ReceiveMessageInput, optFns ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error)
-	DeleteMessageBatch(ctx context.Context, params *sqs.DeleteMessageBatchInput, optFns ...func(*sqs.Options)) (*sqs.DeleteMessageBatchOutput, error)
+// Queue is what the source needs from SQS; *sqs.Client (aws-sdk-go-v2) satisfies it.
+type Queue interface {
+	ReceiveMessage(ctx context.Context, params *awssqs.ReceiveMessageInput, optFns ...func(*awssqs.Options)) (*awssqs.ReceiveMessageOutput, error)
+	DeleteMessageBatch(ctx context.Context, params *awssqs.DeleteMessageBatchInput, optFns ...func(*awssqs.Options)) (*awssqs.DeleteMessageBatchOutput, error)
 }
 
 // InstanceFilter maps instance ids to the spotmax group each belongs to; an instance it leaves
@@ -33,14 +34,14 @@ const (
 	sqsMaxMessages = 10
 )
 
-// SQSSource consumes the EventBridge events that rules deliver to an SQS queue (see
-// `spotmax setup events`) and emits them as Events. Delivery is at least once: a message is
+// Source consumes the EventBridge events that rules deliver to an SQS queue (see
+// `spotmax setup events`) and emits them as source.Events. Delivery is at least once: a message is
 // deleted only after out accepted its event, so a crash or shutdown in between lets the message
 // come back, and the controller drops the duplicate by its ID. Messages that cannot be parsed,
 // and messages about instances outside spotmax groups (EventBridge cannot filter by tag), are
 // deleted and counted, never retried.
-type SQSSource struct {
-	Client   SQSAPI
+type Source struct {
+	Client   Queue
 	QueueURL string
 	// Filter resolves the instances of a batch to their groups; nil treats every instance as
 	// managed, with its group left for the controller to find. Auto Scaling launch failures name
@@ -55,8 +56,8 @@ type SQSSource struct {
 	receiveErrors, filterErrors, deleteErrors               atomic.Int64
 }
 
-// SQSStats count what an SQSSource did since it started.
-type SQSStats struct {
+// Stats count what a Source did since it started.
+type Stats struct {
 	// Received counts messages received (a redelivered message counts again).
 	Received int64 `json:"received"`
 	// HandedOver counts events that out accepted.
@@ -75,8 +76,8 @@ type SQSStats struct {
 }
 
 // Stats returns the source's counters; it is safe to call while Run runs.
-func (s *SQSSource) Stats() SQSStats {
-	return SQSStats{
+func (s *Source) Stats() Stats {
+	return Stats{
 		Received: s.received.Load(), HandedOver: s.handedOver.Load(), Unmanaged: s.unmanaged.Load(),
 		Malformed: s.malformed.Load(), Unsupported: s.unsupported.Load(), ReceiveErrors: s.receiveErrors.Load(),
 		FilterErrors: s.filterErrors.Load(), DeleteErrors: s.deleteErrors.Load(),
@@ -86,7 +87,7 @@ func (s *SQSSource) Stats() SQSStats {
 // Run long-polls the queue and sends the events on out until ctx ends; it then returns nil. It
 // returns an error only when the queue does not exist. Failed receives are retried with
 // exponential backoff.
-func (s *SQSSource) Run(ctx context.Context, out chan<- Event) error {
+func (s *Source) Run(ctx context.Context, out chan<- source.Event) error {
 	if s.QueueURL == "" {
 		return errors.New("SQS source: no queue URL")
 	}
@@ -104,7 +105,7 @@ func (s *SQSSource) Run(ctx context.Context, out chan<- Event) error {
 	}
 	backoff := time.Duration(0)
 	for ctx.Err() == nil {
-		resp, err := s.Client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
+		resp, err := s.Client.ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{
 			QueueUrl:                    aws.String(s.QueueURL),
 			MaxNumberOfMessages:         sqsMaxMessages,
 			WaitTimeSeconds:             sqsWaitSeconds,
@@ -140,14 +141,14 @@ func (s *SQSSource) Run(ctx context.Context, out chan<- Event) error {
 // receivedMessage is one message of a batch and the event it became.
 type receivedMessage struct {
 	msg   sqstypes.Message
-	event Event
+	event source.Event
 	ok    bool
 }
 
 // handle parses a batch, resolves its instances with one Filter call, hands the events over and
 // deletes what is done with. An error (the filter failed) asks Run to back off; the batch's
 // valid messages then come back after their visibility timeout.
-func (s *SQSSource) handle(ctx context.Context, out chan<- Event, msgs []sqstypes.Message, log *slog.Logger) error {
+func (s *Source) handle(ctx context.Context, out chan<- source.Event, msgs []sqstypes.Message, log *slog.Logger) error {
 	if len(msgs) == 0 {
 		return nil
 	}
@@ -171,7 +172,7 @@ func (s *SQSSource) handle(ctx context.Context, out chan<- Event, msgs []sqstype
 			continue
 		}
 		batch[i].event, batch[i].ok = e, true
-		if e.Instance != "" && e.Kind != KindLaunchFailure && !seen[e.Instance] {
+		if e.Instance != "" && e.Kind != source.KindLaunchFailure && !seen[e.Instance] {
 			seen[e.Instance] = true
 			ids = append(ids, e.Instance)
 		}
@@ -192,7 +193,7 @@ func (s *SQSSource) handle(ctx context.Context, out chan<- Event, msgs []sqstype
 				continue
 			}
 			e := b.event
-			if s.Filter != nil && e.Instance != "" && e.Kind != KindLaunchFailure {
+			if s.Filter != nil && e.Instance != "" && e.Kind != source.KindLaunchFailure {
 				g, managed := groups[e.Instance]
 				if !managed {
 					s.unmanaged.Add(1)
@@ -226,7 +227,7 @@ func (s *SQSSource) handle(ctx context.Context, out chan<- Event, msgs []sqstype
 }
 
 // delete removes messages with one DeleteMessageBatch call per ten.
-func (s *SQSSource) delete(ctx context.Context, msgs []sqstypes.Message, log *slog.Logger) error {
+func (s *Source) delete(ctx context.Context, msgs []sqstypes.Message, log *slog.Logger) error {
 	var errs []error
 	for start := 0; start < len(msgs); start += sqsMaxMessages {
 		chunk := msgs[start:min(start+sqsMaxMessages, len(msgs))]
@@ -234,7 +235,7 @@ func (s *SQSSource) delete(ctx context.Context, msgs []sqstypes.Message, log *sl
 		for i, m := range chunk {
 			entries[i] = sqstypes.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: m.ReceiptHandle}
 		}
-		resp, err := s.Client.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(s.QueueURL), Entries: entries})
+		resp, err := s.Client.DeleteMessageBatch(ctx, &awssqs.DeleteMessageBatchInput{QueueUrl: aws.String(s.QueueURL), Entries: entries})
 		if err != nil {
 			s.deleteErrors.Add(int64(len(chunk)))
 			errs = append(errs, fmt.Errorf("deleting %d messages from %s: %w", len(chunk), s.QueueURL, err))

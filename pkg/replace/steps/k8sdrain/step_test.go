@@ -1,4 +1,4 @@
-package kube
+package k8sdrain
 
 import (
 	"context"
@@ -17,7 +17,9 @@ import (
 
 	"github.com/spotmax/spotmax/pkg/groupconfig"
 	"github.com/spotmax/spotmax/pkg/inventory"
+	"github.com/spotmax/spotmax/pkg/kube"
 	"github.com/spotmax/spotmax/pkg/kube/kubetest"
+	"github.com/spotmax/spotmax/pkg/metrics"
 	"github.com/spotmax/spotmax/pkg/replace"
 	"github.com/spotmax/spotmax/pkg/sim"
 	"github.com/spotmax/spotmax/pkg/sim/simtest"
@@ -66,7 +68,7 @@ func newReplacementTest(t *testing.T, tags map[string]string) *replacementTest {
 	// ReplicaSet and one of a DaemonSet.
 	inst, _ := env.Region().Instance(rt.old)
 	rt.node = kubetest.DNSName(inst.PrivateIP)
-	s.Node(t, rt.node, ProviderID(inst.AZ, rt.old), true)
+	s.Node(t, rt.node, kube.ProviderID(inst.AZ, rt.old), true)
 	rt.ns = s.Namespace(t, "workers")
 	rs := s.ReplicaSet(t, rt.ns, "web", map[string]string{"app": "web"})
 	ds := s.DaemonSet(t, rt.ns, "logs", map[string]string{"app": "logs"})
@@ -102,7 +104,7 @@ func (rt *replacementTest) registerReplacementNode(id string, readyAfter time.Du
 	}
 	name := kubetest.DNSName(inst.PrivateIP)
 	ctx := context.Background()
-	if _, err := kubetest.CreateNode(ctx, rt.s.Client, name, ProviderID(inst.AZ, id), false); err != nil {
+	if _, err := kubetest.CreateNode(ctx, rt.s.Client, name, kube.ProviderID(inst.AZ, id), false); err != nil {
 		rt.record("test: "+err.Error(), nil)
 		return
 	}
@@ -128,8 +130,8 @@ func (rt *replacementTest) replace(req replace.Request, step *Step, readyAfter t
 	step.Log = slog.New(slog.NewTextHandler(testWriter{t}, nil))
 	var wg sync.WaitGroup
 	t.Cleanup(wg.Wait)
-	w := replace.Workflow{EC2: rt.ec2, ASG: rt.asg, Steps: []replace.PreDetachStep{step}, Clock: clk,
-		PollMin: 5 * time.Millisecond, PollMax: 50 * time.Millisecond,
+	w := replace.Workflow{EC2: rt.ec2, ASG: rt.asg, Steps: []replace.PreDetach{{Step: step, Metric: metrics.NodeDrained}}, Clock: clk,
+		PollMin: 5 * time.Millisecond, PollMax: 50 * time.Millisecond, Metrics: metricsOf{rt},
 		OnProgress: func(p replace.Progress) {
 			if p.Done {
 				return
@@ -156,6 +158,13 @@ func (rt *replacementTest) replace(req replace.Request, step *Step, readyAfter t
 	return res, err
 }
 
+// metricsOf records the workflow's metrics events among the test's events ("metric: Name").
+type metricsOf struct{ rt *replacementTest }
+
+func (m metricsOf) Record(_ context.Context, e metrics.Event) {
+	m.rt.record("metric: "+string(e.Name), nil)
+}
+
 type testWriter struct{ t *testing.T }
 
 func (w testWriter) Write(p []byte) (int, error) {
@@ -178,7 +187,9 @@ func TestStepDrainsTheOldNodeOnceTheReplacementsNodeIsReady(t *testing.T) {
 	t.Logf("events: %v", ev)
 	// Cordon at once, wait for the replacement's node (registered NotReady, Ready 30 s later),
 	// drain, then detach.
-	order := []string{"step: " + StepName, EventCordoned, "test: replacement node ready", EventReplacementReady, EventDrained, "step: detach"}
+	// The registration's metric is recorded once the step succeeded.
+	order := []string{"step: " + StepName, EventCordoned, "test: replacement node ready", EventReplacementReady, EventDrained,
+		"metric: " + string(metrics.NodeDrained), "step: detach"}
 	for i := 1; i < len(order); i++ {
 		if a, b := index(ev, order[i-1]), index(ev, order[i]); a < 0 || b < 0 || a > b {
 			t.Errorf("%q (at %d) should come before %q (at %d)", order[i-1], a, order[i], b)
@@ -236,7 +247,7 @@ func TestStepFailureAbortsAProactiveReplacementAndUncordons(t *testing.T) {
 	rt.s.SetPDBAllowed(t, rt.ns, "web", 2, 2, 0)
 	_, err := rt.replace(replace.Request{Reason: replace.ReasonLifetime}, &Step{DrainMargin: 500 * time.Millisecond}, 0)
 	t.Logf("error: %v", err)
-	if !errors.Is(err, replace.ErrAborted) || !errors.Is(err, ErrDrainTimeout) {
+	if !errors.Is(err, replace.ErrAborted) || !errors.Is(err, kube.ErrDrainTimeout) {
 		t.Fatalf("got %v, want an aborted replacement because the drain timed out", err)
 	}
 	for _, want := range []string{"web-a", "needs 2 healthy pods", "was uncordoned and keeps serving"} {
@@ -314,11 +325,11 @@ func TestStepUncordonsOnlyItsOwnCordon(t *testing.T) {
 		{"cordoned by this step before a crash", "ours", false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			tn := newTestNode(t, s)
-			s.PDB(t, tn.ns, "web", map[string]string{"app": "web"}, 2)
-			s.SetPDBAllowed(t, tn.ns, "web", 2, 2, 0)
-			c := NewClient(s.Client, nil)
-			n, err := c.Node(ctx, tn.name)
+			tn := s.WorkerNode(t)
+			s.PDB(t, tn.Namespace, "web", map[string]string{"app": "web"}, 2)
+			s.SetPDBAllowed(t, tn.Namespace, "web", 2, 2, 0)
+			c := kube.NewClient(s.Client, nil)
+			n, err := c.Node(ctx, tn.Name)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -326,17 +337,17 @@ func TestStepUncordonsOnlyItsOwnCordon(t *testing.T) {
 				t.Fatal(err)
 			}
 			if tt.annotation != "" {
-				if err := c.Annotate(ctx, tn.name, AnnotationCordonedBy, &tn.id); err != nil {
+				if err := c.Annotate(ctx, tn.Name, AnnotationCordonedBy, &tn.ID); err != nil {
 					t.Fatal(err)
 				}
 			}
 			g := &inventory.Group{Name: "web", Config: &groupconfig.Config{Group: "web", K8sConfigFilePath: s.Kubeconfig}}
 			step := &Step{DrainMargin: 300 * time.Millisecond, EvictRetry: 50 * time.Millisecond}
-			err = step.Run(ctx, replace.Target{Group: g, Old: inventory.Instance{ID: tn.id}, New: "i-0new", Reason: replace.ReasonLifetime})
-			if !errors.Is(err, ErrDrainTimeout) {
+			err = step.Run(ctx, replace.Target{Group: g, Old: inventory.Instance{ID: tn.ID}, New: "i-0new", Reason: replace.ReasonLifetime})
+			if !errors.Is(err, kube.ErrDrainTimeout) {
 				t.Fatalf("got %v, want a drain timeout", err)
 			}
-			got := s.Unschedulable(t, tn.name)
+			got := s.Unschedulable(t, tn.Name)
 			if got != tt.want {
 				t.Errorf("unschedulable = %v, want %v (error: %v)", got, tt.want, err)
 			}

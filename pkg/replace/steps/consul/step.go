@@ -1,7 +1,8 @@
-// Package consulstep is the Consul step of the replacement workflow: it takes an instance
-// being replaced out of Consul through the instance's own Consul agent. It is apart from package
-// consul so that spotmax-agent, which uses consul, does not link the workflow.
-package consulstep
+// Package consul is the replacement workflow's "consul-deregister" pre-detach step: it takes an
+// instance being replaced out of Consul through the instance's own Consul agent, with the pure
+// client of package pkg/consul (which spotmax-agent uses too, without linking the workflow).
+// Its registration, with its metric, is in package replace/steps.
+package consul
 
 import (
 	"context"
@@ -11,7 +12,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/spotmax/spotmax/pkg/consul"
+	consulclient "github.com/spotmax/spotmax/pkg/consul"
 	"github.com/spotmax/spotmax/pkg/inventory"
 	"github.com/spotmax/spotmax/pkg/replace"
 )
@@ -24,13 +25,13 @@ const StepName = "consul-deregister"
 // workflow then waits spotmax:sd_delay_detach_secs before detaching. An error is returned
 // (the workflow treats it as a warning for an interrupted instance and aborts a proactive
 // replacement); an agent that already withdrew its services, through spotmax-agent, is no error.
-// Wire it into replace.Workflow.Steps; it is enabled for groups with spotmax:consul_port.
+// It is enabled for groups with spotmax:consul_port.
 type Step struct {
 	// Token is the ACL token; empty: CONSUL_HTTP_TOKEN of the controller.
 	Token string
-	// Mode defaults to consul.ModeDeregister.
-	Mode consul.Mode
-	// Timeout bounds each request (default consul.DefaultTimeout).
+	// Mode defaults to consulclient.ModeDeregister.
+	Mode consulclient.Mode
+	// Timeout bounds each request (default consulclient.DefaultTimeout).
 	Timeout time.Duration
 	Log     *slog.Logger
 }
@@ -54,7 +55,7 @@ func (s *Step) Run(ctx context.Context, t replace.Target) error {
 		return fmt.Errorf("deregistering %s from Consul: the instance has no private IP", t.Old.ID)
 	}
 	addr := net.JoinHostPort(t.Old.PrivateIP, strconv.Itoa(t.Group.Config.ConsulPort))
-	a, err := consul.NewAgent(consul.Options{Address: addr, Token: s.Token, Mode: s.Mode, Timeout: s.Timeout,
+	a, err := consulclient.NewAgent(consulclient.Options{Address: addr, Token: s.Token, Mode: s.Mode, Timeout: s.Timeout,
 		Reason: fmt.Sprintf("spotmax: %s of group %s is being replaced (%s)", t.Old.ID, t.Group.Name, t.Reason)})
 	if err != nil {
 		return err

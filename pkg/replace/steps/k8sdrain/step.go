@@ -1,4 +1,4 @@
-package kube
+package k8sdrain
 
 import (
 	"context"
@@ -13,12 +13,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/spotmax/spotmax/pkg/inventory"
+	"github.com/spotmax/spotmax/pkg/kube"
 	"github.com/spotmax/spotmax/pkg/replace"
 )
 
-// EC2API is what the drain step reads from EC2: the instances' AZs and private DNS names.
-// *ec2.Client satisfies it.
-type EC2API interface {
+// InstanceDescriber is what the drain step reads from EC2: the instances' AZs and private DNS
+// names. *ec2.Client satisfies it.
+type InstanceDescriber interface {
 	DescribeInstances(ctx context.Context, in *ec2.DescribeInstancesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error)
 }
 
@@ -51,7 +52,7 @@ type Step struct {
 	// EC2, when set, gives the instances' AZs and private DNS names (the node-name fallback).
 	// Without it the old node is found by providerID with Target.Old's AZ and the replacement's
 	// by any providerID ending in its id.
-	EC2 EC2API
+	EC2 InstanceDescriber
 	// Clock times the wait for the replacement's node; default the wall clock. Evictions and
 	// their timeout run in real time.
 	Clock replace.Clock
@@ -62,8 +63,8 @@ type Step struct {
 	DrainMargin time.Duration
 	// EvictRetry is the wait before retrying an eviction a PodDisruptionBudget refused; default 5s.
 	EvictRetry time.Duration
-	// Connect opens the cluster of a kubeconfig; default Connect with a 5s connect timeout.
-	Connect func(ctx context.Context, src Source) (*Client, error)
+	// Connect opens the cluster of a kubeconfig; default kube.Connect with a 5s connect timeout.
+	Connect func(ctx context.Context, src kube.Source) (*kube.Client, error)
 	// Event, when set, receives what the step did (the Event* names) for metrics.
 	Event func(name string, fields map[string]any)
 	Log   *slog.Logger
@@ -99,7 +100,7 @@ func (s *Step) Run(ctx context.Context, t replace.Target) (err error) {
 		return m
 	}
 
-	src := ResolveKubeconfig("", cfg, os.Getenv)
+	src := kube.ResolveKubeconfig("", cfg, os.Getenv)
 	c, err := s.connect(ctx, src)
 	if err != nil {
 		s.event(EventDrainFailed, fields("error", err.Error()))
@@ -167,9 +168,9 @@ func (s *Step) Run(ctx context.Context, t replace.Target) (err error) {
 	if margin <= 0 {
 		margin = 60 * time.Second
 	}
-	res, err := c.Drain(ctx, node, DrainOptions{
+	res, err := c.Drain(ctx, node, kube.DrainOptions{
 		GracePeriod: grace, Timeout: grace + margin, EvictRetry: s.EvictRetry, ProgressEvery: 10 * time.Second,
-		Progress: func(p DrainProgress) {
+		Progress: func(p kube.DrainProgress) {
 			log.Debug("draining node", "node", p.Node, "left", p.Left, "total", p.Total, "elapsed", p.Elapsed.Round(time.Second))
 		},
 	})
@@ -182,7 +183,7 @@ func (s *Step) Run(ctx context.Context, t replace.Target) (err error) {
 }
 
 // uncordon gives a node back after a failed proactive drain and says so in the error.
-func (s *Step) uncordon(ctx context.Context, c *Client, node *corev1.Node, cause error, fields func(...any) map[string]any) error {
+func (s *Step) uncordon(ctx context.Context, c *kube.Client, node *corev1.Node, cause error, fields func(...any) map[string]any) error {
 	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	// The node object may be stale after the failure; read it again.
@@ -197,7 +198,7 @@ func (s *Step) uncordon(ctx context.Context, c *Client, node *corev1.Node, cause
 		return fmt.Errorf("%w; uncordoning node %s failed too, it stays cordoned: %w", cause, node.Name, err)
 	}
 	s.event(EventUncordoned, fields("node", node.Name))
-	var derr *DrainError
+	var derr *kube.DrainError
 	if errors.As(cause, &derr) {
 		derr.Cordoned, derr.Uncordoned = false, true
 		return cause
@@ -207,9 +208,9 @@ func (s *Step) uncordon(ctx context.Context, c *Client, node *corev1.Node, cause
 
 // refs builds the lookups of the old and the replacement instance's nodes, asking EC2 for AZs
 // and private DNS names when the step has a client.
-func (s *Step) refs(ctx context.Context, t replace.Target) (oldRef, newRef InstanceRef, err error) {
-	oldRef = InstanceRef{ID: t.Old.ID, AZ: t.Old.AZ}
-	newRef = InstanceRef{ID: t.New}
+func (s *Step) refs(ctx context.Context, t replace.Target) (oldRef, newRef kube.InstanceRef, err error) {
+	oldRef = kube.InstanceRef{ID: t.Old.ID, AZ: t.Old.AZ}
+	newRef = kube.InstanceRef{ID: t.New}
 	if s.EC2 == nil {
 		return oldRef, newRef, nil
 	}
@@ -223,7 +224,7 @@ func (s *Step) refs(ctx context.Context, t replace.Target) (oldRef, newRef Insta
 	}
 	for _, r := range out.Reservations {
 		for _, in := range r.Instances {
-			ref := InstanceRef{ID: aws.ToString(in.InstanceId), PrivateDNSName: aws.ToString(in.PrivateDnsName)}
+			ref := kube.InstanceRef{ID: aws.ToString(in.InstanceId), PrivateDNSName: aws.ToString(in.PrivateDnsName)}
 			if in.Placement != nil {
 				ref.AZ = aws.ToString(in.Placement.AvailabilityZone)
 			}
@@ -238,11 +239,11 @@ func (s *Step) refs(ctx context.Context, t replace.Target) (oldRef, newRef Insta
 	return oldRef, newRef, nil
 }
 
-func (s *Step) connect(ctx context.Context, src Source) (*Client, error) {
+func (s *Step) connect(ctx context.Context, src kube.Source) (*kube.Client, error) {
 	if s.Connect != nil {
 		return s.Connect(ctx, src)
 	}
-	return Connect(ctx, src, ConnectOptions{Log: s.log()})
+	return kube.Connect(ctx, src, kube.ConnectOptions{Log: s.log()})
 }
 
 func (s *Step) event(name string, fields map[string]any) {

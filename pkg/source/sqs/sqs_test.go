@@ -1,4 +1,4 @@
-package controller_test
+package sqs_test
 
 import (
 	"context"
@@ -15,19 +15,22 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 
-	"github.com/spotmax/spotmax/pkg/controller"
 	"github.com/spotmax/spotmax/pkg/eventsetup"
 	"github.com/spotmax/spotmax/pkg/groupconfig"
+	"github.com/spotmax/spotmax/pkg/internal/testwait"
 	"github.com/spotmax/spotmax/pkg/sim"
 	"github.com/spotmax/spotmax/pkg/sim/simtest"
+	"github.com/spotmax/spotmax/pkg/source"
+	"github.com/spotmax/spotmax/pkg/source/sqs"
+	"github.com/spotmax/spotmax/pkg/source/sqs/sqstest"
 )
 
 // sqsEnv is a simulated region with one queue for the SQS source.
 type sqsEnv struct {
 	*simtest.Env
-	sqs   *sqs.Client
+	sqs   *awssqs.Client
 	url   string
 	queue string
 }
@@ -37,8 +40,8 @@ func newSQSEnv(t *testing.T) *sqsEnv {
 	env := simtest.Start(t, sim.Options{})
 	cfg := env.Config.Copy()
 	cfg.RetryMaxAttempts = 1 // the source's own backoff is under test, not the SDK's
-	client := sqs.NewFromConfig(cfg)
-	out, err := client.CreateQueue(context.Background(), &sqs.CreateQueueInput{QueueName: aws.String("spotmax-events")})
+	client := awssqs.NewFromConfig(cfg)
+	out, err := client.CreateQueue(context.Background(), &awssqs.CreateQueueInput{QueueName: aws.String("spotmax-events")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,14 +51,14 @@ func newSQSEnv(t *testing.T) *sqsEnv {
 func (e *sqsEnv) send(t *testing.T, bodies ...[]byte) {
 	t.Helper()
 	for _, b := range bodies {
-		if _, err := e.sqs.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: aws.String(e.url), MessageBody: aws.String(string(b))}); err != nil {
+		if _, err := e.sqs.SendMessage(context.Background(), &awssqs.SendMessageInput{QueueUrl: aws.String(e.url), MessageBody: aws.String(string(b))}); err != nil {
 			t.Fatalf("SendMessage: %v", err)
 		}
 	}
 }
 
 // sqsRun runs a source until stop is called, which waits for Run to return and gives its error.
-func sqsRun(src *controller.SQSSource, out chan controller.Event) (stop func() error) {
+func sqsRun(src *sqs.Source, out chan source.Event) (stop func() error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- src.Run(ctx, out) }()
@@ -66,9 +69,9 @@ func sqsRun(src *controller.SQSSource, out chan controller.Event) (stop func() e
 }
 
 // sqsCollect reads n events from out, failing the test after 10 s.
-func sqsCollect(t *testing.T, out chan controller.Event, n int) []controller.Event {
+func sqsCollect(t *testing.T, out chan source.Event, n int) []source.Event {
 	t.Helper()
-	var got []controller.Event
+	var got []source.Event
 	timeout := time.After(10 * time.Second)
 	for len(got) < n {
 		select {
@@ -79,18 +82,6 @@ func sqsCollect(t *testing.T, out chan controller.Event, n int) []controller.Eve
 		}
 	}
 	return got
-}
-
-// sqsWait polls cond for up to 10 s.
-func sqsWait(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited 10s for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // filterCalls is an InstanceFilter over a fixed map that records its calls.
@@ -136,11 +127,11 @@ func TestSQSSourceHandsOverDocumentedEventsAndDeletesEverything(t *testing.T) {
 	total := len(bridgeSamples) + len(bridgeMalformed) + 2
 
 	f := &filterCalls{groups: map[string]string{"i-0a1b2c3d4e5f60718": "web", "i-0bbbbbbbbbbbbbbbb": "api"}}
-	src := &controller.SQSSource{Client: e.sqs, QueueURL: e.url, Filter: f.filter}
-	out := make(chan controller.Event)
+	src := &sqs.Source{Client: e.sqs, QueueURL: e.url, Filter: f.filter}
+	out := make(chan source.Event)
 	stop := sqsRun(src, out)
 	got := sqsCollect(t, out, len(bridgeSamples))
-	sqsWait(t, "every message handled", func() bool {
+	testwait.For(t, "every message handled", 10*time.Second, func() bool {
 		s := src.Stats()
 		return s.Received == int64(total) && len(e.Region().QueueMessages(e.queue)) == 0
 	})
@@ -148,7 +139,7 @@ func TestSQSSourceHandsOverDocumentedEventsAndDeletesEverything(t *testing.T) {
 		t.Errorf("Run returned %v after its context ended, want nil", err)
 	}
 
-	byKind := map[string]controller.Event{}
+	byKind := map[string]source.Event{}
 	for _, ev := range got {
 		if ev.Source != "sqs" || ev.ID == "" {
 			t.Errorf("event without source or id: %+v", ev)
@@ -162,14 +153,14 @@ func TestSQSSourceHandsOverDocumentedEventsAndDeletesEverything(t *testing.T) {
 			continue
 		}
 		want.Source, want.Group, want.ID = "sqs", f.groups[want.Instance], ev.ID
-		if want.Kind == controller.KindLaunchFailure {
+		if want.Kind == source.KindLaunchFailure {
 			want.Group = "web"
 		}
 		if ev != want {
 			t.Errorf("%s:\n got %+v\nwant %+v", name, ev, want)
 		}
 	}
-	want := controller.SQSStats{Received: int64(total), HandedOver: int64(len(bridgeSamples)),
+	want := sqs.Stats{Received: int64(total), HandedOver: int64(len(bridgeSamples)),
 		Malformed: int64(len(bridgeMalformed)), Unsupported: 2}
 	if s := src.Stats(); s != want {
 		t.Errorf("stats %+v, want %+v", s, want)
@@ -184,11 +175,11 @@ func TestSQSSourceDeletesMessagesAboutUnmanagedInstances(t *testing.T) {
 	e := newSQSEnv(t)
 	e.send(t, readBridge(t, "spot-interruption-terminate.json"), readBridge(t, "spot-interruption-hibernate.json"))
 	f := &filterCalls{groups: map[string]string{"i-0a1b2c3d4e5f60718": "web"}}
-	src := &controller.SQSSource{Client: e.sqs, QueueURL: e.url, Filter: f.filter}
-	out := make(chan controller.Event, 10)
+	src := &sqs.Source{Client: e.sqs, QueueURL: e.url, Filter: f.filter}
+	out := make(chan source.Event, 10)
 	stop := sqsRun(src, out)
 	got := sqsCollect(t, out, 1)
-	sqsWait(t, "the queue to empty", func() bool { return len(e.Region().QueueMessages(e.queue)) == 0 })
+	testwait.For(t, "the queue to empty", 10*time.Second, func() bool { return len(e.Region().QueueMessages(e.queue)) == 0 })
 	_ = stop()
 	if got[0].Instance != "i-0a1b2c3d4e5f60718" || got[0].Group != "web" || len(out) != 0 {
 		t.Errorf("events %+v (and %d more), want only the managed instance's", got, len(out))
@@ -201,10 +192,10 @@ func TestSQSSourceDeletesMessagesAboutUnmanagedInstances(t *testing.T) {
 func TestSQSSourceKeepsMessagesItCouldNotHandOver(t *testing.T) {
 	e := newSQSEnv(t)
 	e.send(t, readBridge(t, "spot-interruption-terminate.json"))
-	src := &controller.SQSSource{Client: e.sqs, QueueURL: e.url}
-	out := make(chan controller.Event) // nobody reads: the controller is busy, then stops
+	src := &sqs.Source{Client: e.sqs, QueueURL: e.url}
+	out := make(chan source.Event) // nobody reads: the controller is busy, then stops
 	stop := sqsRun(src, out)
-	sqsWait(t, "the message to be received", func() bool { return src.Stats().Received == 1 })
+	testwait.For(t, "the message to be received", 10*time.Second, func() bool { return src.Stats().Received == 1 })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -216,13 +207,13 @@ func TestSQSSourceKeepsMessagesItCouldNotHandOver(t *testing.T) {
 	// After its visibility timeout the message comes back to the next controller, which has
 	// no filter: every instance counts as managed, the group is left to the controller.
 	e.Region().Advance(31 * time.Second)
-	next := &controller.SQSSource{Client: e.sqs, QueueURL: e.url}
-	out2 := make(chan controller.Event, 1)
+	next := &sqs.Source{Client: e.sqs, QueueURL: e.url}
+	out2 := make(chan source.Event, 1)
 	stop = sqsRun(next, out2)
 	got := sqsCollect(t, out2, 1)
-	sqsWait(t, "the queue to empty", func() bool { return len(e.Region().QueueMessages(e.queue)) == 0 })
+	testwait.For(t, "the queue to empty", 10*time.Second, func() bool { return len(e.Region().QueueMessages(e.queue)) == 0 })
 	_ = stop()
-	if got[0].Kind != controller.KindInterruption || got[0].Instance != "i-0a1b2c3d4e5f60718" || got[0].Group != "" {
+	if got[0].Kind != source.KindInterruption || got[0].Instance != "i-0a1b2c3d4e5f60718" || got[0].Group != "" {
 		t.Errorf("redelivered event %+v", got[0])
 	}
 }
@@ -233,8 +224,8 @@ func TestSQSSourceBacksOffAndRecovers(t *testing.T) {
 	f := &filterCalls{groups: map[string]string{"i-0a1b2c3d4e5f60718": "web"}, err: errors.New("inventory unavailable")}
 	e.send(t, readBridge(t, "rebalance-recommendation.json"))
 	r.SetThrottleRate("sqs:ReceiveMessage", 1)
-	src := &controller.SQSSource{Client: e.sqs, QueueURL: e.url, Filter: f.filter, MinBackoff: 20 * time.Millisecond, MaxBackoff: 40 * time.Millisecond}
-	out := make(chan controller.Event, 1)
+	src := &sqs.Source{Client: e.sqs, QueueURL: e.url, Filter: f.filter, MinBackoff: 20 * time.Millisecond, MaxBackoff: 40 * time.Millisecond}
+	out := make(chan source.Event, 1)
 	stop := sqsRun(src, out)
 	time.Sleep(300 * time.Millisecond)
 	receives := func() int {
@@ -255,7 +246,7 @@ func TestSQSSourceBacksOffAndRecovers(t *testing.T) {
 
 	// Receiving works again but the filter fails: the message stays and the source backs off.
 	r.SetThrottleRate("sqs:ReceiveMessage", 0)
-	sqsWait(t, "the filter to be asked", func() bool { return f.count() > 0 })
+	testwait.For(t, "the filter to be asked", 10*time.Second, func() bool { return f.count() > 0 })
 	if msgs := r.QueueMessages(e.queue); len(msgs) != 1 || len(out) != 0 || src.Stats().FilterErrors == 0 {
 		t.Errorf("with a failing filter: queue %+v, %d events, stats %+v; want the message kept", msgs, len(out), src.Stats())
 	}
@@ -265,7 +256,7 @@ func TestSQSSourceBacksOffAndRecovers(t *testing.T) {
 	r.Advance(31 * time.Second) // the visibility timeout
 	got := sqsCollect(t, out, 1)
 	_ = stop()
-	if got[0].Kind != controller.KindRebalance || got[0].Group != "web" {
+	if got[0].Kind != source.KindRebalance || got[0].Group != "web" {
 		t.Errorf("event after recovery %+v", got[0])
 	}
 }
@@ -273,34 +264,12 @@ func TestSQSSourceBacksOffAndRecovers(t *testing.T) {
 func TestSQSSourceFailsOnMissingQueue(t *testing.T) {
 	e := newSQSEnv(t)
 	url := strings.Replace(e.url, "spotmax-events", "nope", 1)
-	src := &controller.SQSSource{Client: e.sqs, QueueURL: url}
+	src := &sqs.Source{Client: e.sqs, QueueURL: url}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err := src.Run(ctx, make(chan controller.Event))
+	err := src.Run(ctx, make(chan source.Event))
 	if err == nil || !strings.Contains(err.Error(), url) || ctx.Err() != nil {
 		t.Errorf("Run on a missing queue: %v, want an error naming %s at once", err, url)
-	}
-}
-
-// tagFilter is an InstanceFilter as the controller could build it from EC2: the spotmax:group tag
-// of each instance, in one DescribeInstances call per batch.
-func tagFilter(client *ec2.Client) controller.InstanceFilter {
-	return func(ctx context.Context, ids []string) (map[string]string, error) {
-		out, err := client.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: ids})
-		if err != nil {
-			return nil, err
-		}
-		groups := map[string]string{}
-		for _, res := range out.Reservations {
-			for _, in := range res.Instances {
-				for _, tag := range in.Tags {
-					if aws.ToString(tag.Key) == groupconfig.TagGroup {
-						groups[aws.ToString(in.InstanceId)] = aws.ToString(tag.Value)
-					}
-				}
-			}
-		}
-		return groups, nil
 	}
 }
 
@@ -312,7 +281,7 @@ func TestSQSSourceEndToEnd(t *testing.T) {
 	// interruption's two minutes (12 s here) outlast the test.
 	env := simtest.Start(t, sim.Options{TimeScale: 10})
 	ctx := context.Background()
-	sqsc := sqs.NewFromConfig(env.Config)
+	sqsc := awssqs.NewFromConfig(env.Config)
 	setup := &eventsetup.Setup{SQS: sqsc, Events: eventbridge.NewFromConfig(env.Config)}
 	res, err := setup.Ensure(ctx, eventsetup.Options{})
 	if err != nil {
@@ -326,8 +295,8 @@ func TestSQSSourceEndToEnd(t *testing.T) {
 	}
 
 	ec2c := ec2.NewFromConfig(env.Config)
-	src := &controller.SQSSource{Client: sqsc, QueueURL: res.QueueURL, Filter: tagFilter(ec2c)}
-	out := make(chan controller.Event, 10)
+	src := &sqs.Source{Client: sqsc, QueueURL: res.QueueURL, Filter: sqstest.TagFilter(ec2c)}
+	out := make(chan source.Event, 10)
 	stop := sqsRun(src, out)
 	defer stop()
 	r := env.Region()
@@ -339,18 +308,18 @@ func TestSQSSourceEndToEnd(t *testing.T) {
 	}
 	got := sqsCollect(t, out, 1)[0]
 	in, _ := r.Instance(web[0])
-	if got.Kind != controller.KindInterruption || got.Instance != web[0] || got.Group != "web" || got.Source != "sqs" ||
+	if got.Kind != source.KindInterruption || got.Instance != web[0] || got.Group != "web" || got.Source != "sqs" ||
 		!got.Deadline.Equal(in.Interruption.Time.Truncate(time.Second)) || got.Detail != "terminate" {
 		t.Errorf("event %+v, want the interruption of %s in web with deadline %v", got, web[0], in.Interruption.Time)
 	}
 	// The agent relays the same notice (action and IMDS time): the controller sees one event.
-	relayed := controller.Event{Kind: controller.KindInterruption, Instance: web[0], Group: "web",
+	relayed := source.Event{Kind: source.KindInterruption, Instance: web[0], Group: "web",
 		Deadline: in.Interruption.Time.Truncate(time.Second), Detail: "terminate", Source: "agent"}
 	relayed.EnsureID()
 	if relayed.ID != got.ID {
 		t.Errorf("SQS event id %s, the agent's %s: duplicates would not be dropped", got.ID, relayed.ID)
 	}
-	sqsWait(t, "the unmanaged instance's message to be dropped", func() bool { return src.Stats().Unmanaged == 1 })
+	testwait.For(t, "the unmanaged instance's message to be dropped", 10*time.Second, func() bool { return src.Stats().Unmanaged == 1 })
 	if len(out) != 0 {
 		t.Errorf("unexpected events %v", <-out)
 	}
@@ -390,8 +359,8 @@ func BenchmarkSQSSourceCalls(b *testing.B) {
 			for b.Loop() {
 				b.StopTimer()
 				env := simtest.Start(b, sim.Options{})
-				client := sqs.NewFromConfig(env.Config)
-				q, err := client.CreateQueue(context.Background(), &sqs.CreateQueueInput{QueueName: aws.String("q")})
+				client := awssqs.NewFromConfig(env.Config)
+				q, err := client.CreateQueue(context.Background(), &awssqs.CreateQueueInput{QueueName: aws.String("q")})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -405,8 +374,8 @@ func BenchmarkSQSSourceCalls(b *testing.B) {
 				b.StartTimer()
 				handed := 0
 				if mode == "source" {
-					src := &controller.SQSSource{Client: client, QueueURL: aws.ToString(q.QueueUrl), Filter: f.filter}
-					out := make(chan controller.Event, n)
+					src := &sqs.Source{Client: client, QueueURL: aws.ToString(q.QueueUrl), Filter: f.filter}
+					out := make(chan source.Event, n)
 					ctx, cancel := context.WithCancel(context.Background())
 					done := make(chan error, 1)
 					go func() { done <- src.Run(ctx, out) }()
@@ -422,18 +391,18 @@ func BenchmarkSQSSourceCalls(b *testing.B) {
 				} else {
 					ctx := context.Background()
 					for len(env.Region().QueueMessages("q")) > 0 {
-						out, err := client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: q.QueueUrl, MaxNumberOfMessages: 1})
+						out, err := client.ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{QueueUrl: q.QueueUrl, MaxNumberOfMessages: 1})
 						if err != nil {
 							b.Fatal(err)
 						}
 						for _, m := range out.Messages {
-							e, err := controller.ParseEventBridge([]byte(aws.ToString(m.Body)))
+							e, err := sqs.ParseEventBridge([]byte(aws.ToString(m.Body)))
 							if err == nil {
 								if g, _ := f.filter(ctx, []string{e.Instance}); len(g) > 0 {
 									handed++
 								}
 							}
-							if _, err := client.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: q.QueueUrl, ReceiptHandle: m.ReceiptHandle}); err != nil {
+							if _, err := client.DeleteMessage(ctx, &awssqs.DeleteMessageInput{QueueUrl: q.QueueUrl, ReceiptHandle: m.ReceiptHandle}); err != nil {
 								b.Fatal(err)
 							}
 						}
@@ -458,16 +427,16 @@ func BenchmarkSQSSourceCalls(b *testing.B) {
 // on out, while the source long-polls: SQS's wake-up, parsing, the group lookup and handover.
 func BenchmarkSQSSourceLatency(b *testing.B) {
 	env := simtest.Start(b, sim.Options{})
-	client := sqs.NewFromConfig(env.Config)
-	q, err := client.CreateQueue(context.Background(), &sqs.CreateQueueInput{QueueName: aws.String("q")})
+	client := awssqs.NewFromConfig(env.Config)
+	q, err := client.CreateQueue(context.Background(), &awssqs.CreateQueueInput{QueueName: aws.String("q")})
 	if err != nil {
 		b.Fatal(err)
 	}
-	src := &controller.SQSSource{Client: client, QueueURL: aws.ToString(q.QueueUrl),
+	src := &sqs.Source{Client: client, QueueURL: aws.ToString(q.QueueUrl),
 		Filter: func(_ context.Context, ids []string) (map[string]string, error) {
 			return map[string]string{ids[0]: "web"}, nil
 		}}
-	out := make(chan controller.Event)
+	out := make(chan source.Event)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- src.Run(ctx, out) }()

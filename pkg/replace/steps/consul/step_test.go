@@ -1,4 +1,4 @@
-package consulstep_test
+package consul_test
 
 import (
 	"context"
@@ -7,12 +7,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/spotmax/spotmax/pkg/consul"
-	"github.com/spotmax/spotmax/pkg/consul/consulstep"
+	consulclient "github.com/spotmax/spotmax/pkg/consul"
 	"github.com/spotmax/spotmax/pkg/consul/consultest"
 	"github.com/spotmax/spotmax/pkg/groupconfig"
 	"github.com/spotmax/spotmax/pkg/inventory"
 	"github.com/spotmax/spotmax/pkg/replace"
+	consulstep "github.com/spotmax/spotmax/pkg/replace/steps/consul"
 )
 
 func TestStepAgainstInstanceAgent(t *testing.T) {
@@ -42,7 +42,7 @@ func TestStepAgainstInstanceAgent(t *testing.T) {
 	}
 	// No agent on the instance: reported as an error (the workflow decides what it means).
 	target.Old.PrivateIP = "127.0.0.8"
-	if err := step.Run(context.Background(), target); !errors.Is(err, consul.ErrUnreachable) || !strings.Contains(err.Error(), "i-0old") {
+	if err := step.Run(context.Background(), target); !errors.Is(err, consulclient.ErrUnreachable) || !strings.Contains(err.Error(), "i-0old") {
 		t.Errorf("Run against an instance without an agent: %v, want ErrUnreachable naming the instance", err)
 	}
 	target.Old.PrivateIP = ""

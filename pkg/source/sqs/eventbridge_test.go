@@ -1,28 +1,28 @@
-package controller_test
+package sqs_test
 
 import (
 	"errors"
+	"github.com/spotmax/spotmax/pkg/source"
+	"github.com/spotmax/spotmax/pkg/source/sqs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/spotmax/spotmax/pkg/controller"
 )
 
 // bridgeSamples are the documented event shapes in testdata/eventbridge and what they parse to.
-var bridgeSamples = map[string]controller.Event{
-	"spot-interruption-terminate.json": {Kind: controller.KindInterruption, Instance: "i-0a1b2c3d4e5f60718",
+var bridgeSamples = map[string]source.Event{
+	"spot-interruption-terminate.json": {Kind: source.KindInterruption, Instance: "i-0a1b2c3d4e5f60718",
 		Time: bridgeTime("2026-03-04T10:15:30Z"), Deadline: bridgeTime("2026-03-04T10:17:30Z"), Detail: "terminate"},
 	// Hibernation starts at once: no two minutes.
-	"spot-interruption-hibernate.json": {Kind: controller.KindInterruption, Instance: "i-0bbbbbbbbbbbbbbbb",
+	"spot-interruption-hibernate.json": {Kind: source.KindInterruption, Instance: "i-0bbbbbbbbbbbbbbbb",
 		Time: bridgeTime("2026-03-04T10:20:00Z"), Deadline: bridgeTime("2026-03-04T10:20:00Z"), Detail: "hibernate"},
-	"rebalance-recommendation.json": {Kind: controller.KindRebalance, Instance: "i-0a1b2c3d4e5f60718",
+	"rebalance-recommendation.json": {Kind: source.KindRebalance, Instance: "i-0a1b2c3d4e5f60718",
 		Time: bridgeTime("2026-03-04T10:10:05Z")},
-	"state-change-shutting-down.json": {Kind: controller.KindStateChange, Instance: "i-0a1b2c3d4e5f60718",
+	"state-change-shutting-down.json": {Kind: source.KindStateChange, Instance: "i-0a1b2c3d4e5f60718",
 		Time: bridgeTime("2026-03-04T10:17:31Z"), Detail: "shutting-down"},
-	"launch-unsuccessful.json": {Kind: controller.KindLaunchFailure, Group: "web", Time: bridgeTime("2026-03-04T10:18:02Z"),
+	"launch-unsuccessful.json": {Kind: source.KindLaunchFailure, Group: "web", Time: bridgeTime("2026-03-04T10:18:02Z"),
 		Detail: "There is no Spot capacity available that matches your request. Launching EC2 instance failed."},
 }
 
@@ -66,7 +66,7 @@ func TestParseEventBridgeSamples(t *testing.T) {
 		t.Errorf("%d samples in testdata/eventbridge, %d expected: keep the table and the files in step", len(files), len(bridgeSamples))
 	}
 	for name, want := range bridgeSamples {
-		got, err := controller.ParseEventBridge(readBridge(t, name))
+		got, err := sqs.ParseEventBridge(readBridge(t, name))
 		if err != nil {
 			t.Errorf("%s: %v", name, err)
 			continue
@@ -83,14 +83,14 @@ func TestParseEventBridgeRejectsMalformed(t *testing.T) {
 		t.Errorf("%d files in testdata/eventbridge/malformed, %d expected", len(files), len(bridgeMalformed))
 	}
 	for name, want := range bridgeMalformed {
-		_, err := controller.ParseEventBridge(readBridge(t, filepath.Join("malformed", name)))
-		if err == nil || errors.Is(err, controller.ErrUnsupportedEvent) || !strings.Contains(err.Error(), want) {
+		_, err := sqs.ParseEventBridge(readBridge(t, filepath.Join("malformed", name)))
+		if err == nil || errors.Is(err, sqs.ErrUnsupportedEvent) || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: err = %v, want a malformed-message error with %q", name, err, want)
 		}
 	}
 	for _, name := range []string{"launch-successful.json", "health-event.json"} {
-		_, err := controller.ParseEventBridge(readBridge(t, filepath.Join("unsupported", name)))
-		if !errors.Is(err, controller.ErrUnsupportedEvent) {
+		_, err := sqs.ParseEventBridge(readBridge(t, filepath.Join("unsupported", name)))
+		if !errors.Is(err, sqs.ErrUnsupportedEvent) {
 			t.Errorf("%s: err = %v, want ErrUnsupportedEvent", name, err)
 		}
 	}
@@ -108,7 +108,7 @@ func FuzzParseEventBridge(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		e, err := controller.ParseEventBridge(body)
+		e, err := sqs.ParseEventBridge(body)
 		if err != nil {
 			if err.Error() == "" {
 				t.Fatal("empty error message")
@@ -119,23 +119,23 @@ func FuzzParseEventBridge(f *testing.F) {
 			t.Fatalf("accepted event without a UTC time: %+v", e)
 		}
 		switch e.Kind {
-		case controller.KindInterruption:
-			if e.Deadline.Before(e.Time) || e.Deadline.Sub(e.Time) > controller.InterruptionNotice || e.Detail == "" {
+		case source.KindInterruption:
+			if e.Deadline.Before(e.Time) || e.Deadline.Sub(e.Time) > sqs.InterruptionNotice || e.Detail == "" {
 				t.Fatalf("interruption with deadline %v for time %v: %+v", e.Deadline, e.Time, e)
 			}
 			fallthrough
-		case controller.KindRebalance, controller.KindStateChange:
+		case source.KindRebalance, source.KindStateChange:
 			if !strings.HasPrefix(e.Instance, "i-") || e.Group != "" {
 				t.Fatalf("instance event without an instance: %+v", e)
 			}
-		case controller.KindLaunchFailure:
+		case source.KindLaunchFailure:
 			if e.Group == "" {
 				t.Fatalf("launch failure without a group: %+v", e)
 			}
 		default:
 			t.Fatalf("accepted event of kind %q", e.Kind)
 		}
-		again, err := controller.ParseEventBridge(body)
+		again, err := sqs.ParseEventBridge(body)
 		if err != nil || again != e {
 			t.Fatalf("parsing twice differs: %+v / %+v, %v", e, again, err)
 		}
@@ -151,7 +151,7 @@ func BenchmarkParseEventBridge(b *testing.B) {
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		if _, err := controller.ParseEventBridge(bodies[i%len(bodies)]); err != nil {
+		if _, err := sqs.ParseEventBridge(bodies[i%len(bodies)]); err != nil {
 			b.Fatal(err)
 		}
 		i++

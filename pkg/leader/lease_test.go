@@ -1,9 +1,8 @@
-package controller_test
+package leader_test
 
 import (
 	"context"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,88 +12,20 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/util/retry"
 
-	"github.com/spotmax/spotmax/pkg/controller"
-	"github.com/spotmax/spotmax/pkg/groupconfig"
+	"github.com/spotmax/spotmax/pkg/internal/testwait"
 	"github.com/spotmax/spotmax/pkg/kube/kubetest"
-	"github.com/spotmax/spotmax/pkg/sim/simtest"
+	"github.com/spotmax/spotmax/pkg/leader"
 )
 
 // newLease returns an elector on the Lease default/name with test durations.
-func newLease(cs kubernetes.Interface, name, identity string) *controller.KubeLease {
-	return &controller.KubeLease{Client: cs, Namespace: metav1.NamespaceDefault, Name: name, Identity: identity,
+func newLease(cs kubernetes.Interface, name, identity string) *leader.KubeLease {
+	return &leader.KubeLease{Client: cs, Namespace: metav1.NamespaceDefault, Name: name, Identity: identity,
 		LeaseDuration: 2 * time.Second, RenewDeadline: time.Second, RetryPeriod: 200 * time.Millisecond}
-}
-
-// holder reads the Lease's holderIdentity ("" when released or absent).
-func holder(t *testing.T, cs kubernetes.Interface, name string) string {
-	t.Helper()
-	l, err := cs.CoordinationV1().Leases(metav1.NamespaceDefault).Get(context.Background(), name, metav1.GetOptions{})
-	if err != nil {
-		t.Fatalf("reading Lease %s: %v", name, err)
-	}
-	if l.Spec.HolderIdentity == nil {
-		return ""
-	}
-	return *l.Spec.HolderIdentity
-}
-
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // TestKubeLease runs KubeLease electors against a real kube-apiserver (one for the subtests).
 func TestKubeLease(t *testing.T) {
 	srv := kubetest.Start(t)
-
-	// Two controllers on one region elect their leader with one Lease: only the leader
-	// reconciles and replaces; when it stops, the other takes over.
-	t.Run("TwoControllersOneLeader", func(t *testing.T) {
-		e := newEnv(t, 1000)
-		e.CreateGroup(t, simtest.GroupSpec{Name: "web", Spot: true, DataDevice: "/dev/sdf", Desired: 2, Max: 2,
-			Tags: tags("web", map[string]string{groupconfig.TagGuaranteeLivingMins: "20", groupconfig.TagBufferMins: "1"})})
-		name := kubetest.Unique("spotmax-test")
-
-		a, b := e.controller(&recorder{}), e.controller(&recorder{})
-		ctxA, stopA := context.WithCancel(context.Background())
-		ctxB, stopB := context.WithCancel(context.Background())
-		var wg sync.WaitGroup
-		defer func() {
-			stopA()
-			stopB()
-			wg.Wait()
-		}()
-		wg.Add(2)
-		go func() { defer wg.Done(); _ = a.RunElected(ctxA, newLease(srv.Client, name, "a")) }()
-		waitFor(t, "a to hold the Lease", 20*time.Second, func() bool { return a.Stats().Reconciles > 0 })
-		go func() { defer wg.Done(); _ = b.RunElected(ctxB, newLease(srv.Client, name, "b")) }()
-
-		waitFor(t, "the leader to replace both instances", 20*time.Second, func() bool { return a.Stats().Succeeded >= 2 })
-		if st := b.Stats(); st.Reconciles != 0 || st.Replacements != 0 {
-			t.Errorf("the follower acted while the leader held the Lease: %+v", st)
-		}
-		if got := holder(t, srv.Client, name); got != "a" {
-			t.Errorf("Lease holder while a leads = %q, want a", got)
-		}
-		stopA()
-		stoppedAt := time.Now()
-		waitFor(t, "b to take over", 20*time.Second, func() bool { return b.Stats().Reconciles > 0 })
-		t.Logf("b took over %s after a was told to stop (lease duration 2s)", time.Since(stoppedAt).Round(time.Millisecond))
-		if got := holder(t, srv.Client, name); got != "b" {
-			t.Errorf("Lease holder after takeover = %q, want b", got)
-		}
-		aStats := a.Stats()
-		time.Sleep(200 * time.Millisecond)
-		if st := a.Stats(); st.Reconciles != aStats.Reconciles {
-			t.Errorf("a kept reconciling after it stopped: %+v then %+v", aStats, st)
-		}
-	})
 
 	// On shutdown the leader keeps the Lease while lead finishes its step in flight, and
 	// releases it afterwards; the follower never leads before that.
@@ -114,7 +45,7 @@ func TestKubeLease(t *testing.T) {
 				aLeading.Store(false)
 			})
 		}()
-		waitFor(t, "a to lead", 20*time.Second, aLeading.Load)
+		testwait.For(t, "a to lead", 20*time.Second, aLeading.Load)
 		go func() {
 			doneB <- newLease(srv.Client, name, "b").Run(ctxB, func(ctx context.Context) {
 				bLeading.Store(true)
@@ -127,7 +58,7 @@ func TestKubeLease(t *testing.T) {
 		if bLeading.Load() {
 			t.Errorf("b leads while a is still finishing its work")
 		}
-		if got := holder(t, srv.Client, name); got != "a" {
+		if got := kubetest.LeaseHolder(t, srv.Client, metav1.NamespaceDefault, name); got != "a" {
 			t.Errorf("Lease holder while a finishes = %q, want a", got)
 		}
 		close(finishA)
@@ -139,7 +70,7 @@ func TestKubeLease(t *testing.T) {
 		case <-time.After(20 * time.Second):
 			t.Fatal("a's Run did not return after its lead did")
 		}
-		waitFor(t, "b to lead", 20*time.Second, bLeading.Load)
+		testwait.For(t, "b to lead", 20*time.Second, bLeading.Load)
 		stopB()
 		select {
 		case err := <-doneB:
@@ -149,7 +80,7 @@ func TestKubeLease(t *testing.T) {
 		case <-time.After(20 * time.Second):
 			t.Fatal("b's Run did not return")
 		}
-		if got := holder(t, srv.Client, name); got != "" {
+		if got := kubetest.LeaseHolder(t, srv.Client, metav1.NamespaceDefault, name); got != "" {
 			t.Errorf("Lease holder after b stopped = %q, want it released", got)
 		}
 	})
@@ -180,7 +111,7 @@ func TestKubeLease(t *testing.T) {
 				t.Error("Run did not return")
 			}
 		}()
-		waitFor(t, "a to lead", 20*time.Second, func() bool { return terms.Load() == 1 })
+		testwait.For(t, "a to lead", 20*time.Second, func() bool { return terms.Load() == 1 })
 
 		// Another holder takes the Lease, as an operator or a partition might cause.
 		// a renews meanwhile, so the intruder's write may conflict: it reads and writes again,
@@ -199,10 +130,10 @@ func TestKubeLease(t *testing.T) {
 		if err != nil {
 			t.Fatalf("taking the Lease: %v", err)
 		}
-		waitFor(t, "a to stop leading", 20*time.Second, func() bool { return active.Load() == 0 })
+		testwait.For(t, "a to stop leading", 20*time.Second, func() bool { return active.Load() == 0 })
 		// The intruder never renews: a takes the Lease back once it expires.
-		waitFor(t, "a to lead again", 20*time.Second, func() bool { return terms.Load() == 2 && active.Load() == 1 })
-		if got := holder(t, srv.Client, name); got != "a" {
+		testwait.For(t, "a to lead again", 20*time.Second, func() bool { return terms.Load() == 2 && active.Load() == 1 })
+		if got := kubetest.LeaseHolder(t, srv.Client, metav1.NamespaceDefault, name); got != "a" {
 			t.Errorf("Lease holder after a campaigned again = %q, want a", got)
 		}
 		if overlap.Load() {
@@ -217,14 +148,14 @@ func TestKubeLeaseConfigErrors(t *testing.T) {
 	cs := fake.NewClientset()
 	for _, tc := range []struct {
 		name string
-		l    controller.KubeLease
+		l    leader.KubeLease
 		want string
 	}{
-		{"no client", controller.KubeLease{Namespace: "default", Name: "spotmax-x"}, "no Kubernetes client"},
-		{"no name", controller.KubeLease{Client: cs, Namespace: "default"}, `name ""`},
-		{"renew deadline not below lease duration", controller.KubeLease{Client: cs, Namespace: "ops", Name: "spotmax-x",
+		{"no client", leader.KubeLease{Namespace: "default", Name: "spotmax-x"}, "no Kubernetes client"},
+		{"no name", leader.KubeLease{Client: cs, Namespace: "default"}, `name ""`},
+		{"renew deadline not below lease duration", leader.KubeLease{Client: cs, Namespace: "ops", Name: "spotmax-x",
 			LeaseDuration: 5 * time.Second, RenewDeadline: 5 * time.Second}, "Lease ops/spotmax-x (lease duration 5s, renew deadline 5s"},
-		{"retry period too long", controller.KubeLease{Client: cs, Namespace: "ops", Name: "spotmax-x",
+		{"retry period too long", leader.KubeLease{Client: cs, Namespace: "ops", Name: "spotmax-x",
 			RetryPeriod: 9 * time.Second}, "retry period 9s"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

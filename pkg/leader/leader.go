@@ -1,4 +1,4 @@
-package controller
+package leader
 
 import (
 	"context"
@@ -79,14 +79,4 @@ func (l *ConsulLock) Run(ctx context.Context, lead func(ctx context.Context)) er
 		}
 	}
 	return nil
-}
-
-// RunElected runs the controller only while it leads: each term of leadership is one Run,
-// which stops gracefully (step in flight finished, journals kept) when leadership ends.
-func (c *Controller) RunElected(ctx context.Context, e Elector) error {
-	return e.Run(ctx, func(ctx context.Context) {
-		if err := c.Run(ctx); err != nil {
-			c.Log.Error("controller stopped", "error", err)
-		}
-	})
 }

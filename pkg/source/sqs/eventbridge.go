@@ -1,4 +1,4 @@
-package controller
+package sqs
 
 import (
 	"bytes"
@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"regexp"
 	"time"
+
+	"github.com/spotmax/spotmax/pkg/source"
 )
 
 // EventBridge sources and detail types of the events spotmax consumes.
@@ -47,7 +49,7 @@ type bridgeKey struct{ version, source, detailType string }
 
 // bridgeParsers is the registry of the events spotmax consumes. Each parser reads the event's
 // detail and returns the Event without Source and ID, which the caller sets.
-var bridgeParsers = map[bridgeKey]func(BridgeEvent) (Event, error){
+var bridgeParsers = map[bridgeKey]func(BridgeEvent) (source.Event, error){
 	{"0", SourceEC2, DetailSpotInterruption}:           parseSpotInterruption,
 	{"0", SourceEC2, DetailRebalance}:                  parseRebalance,
 	{"0", SourceEC2, DetailStateChange}:                parseStateChange,
@@ -56,29 +58,29 @@ var bridgeParsers = map[bridgeKey]func(BridgeEvent) (Event, error){
 
 // ParseEventBridge parses an SQS message body holding an EventBridge event. The error names what
 // is wrong; it wraps ErrUnsupportedEvent for well-formed events that spotmax does not consume.
-func ParseEventBridge(body []byte) (Event, error) {
+func ParseEventBridge(body []byte) (source.Event, error) {
 	var env BridgeEvent
 	if err := decodeStrict(body, &env); err != nil {
-		return Event{}, fmt.Errorf("decoding EventBridge event: %w", err)
+		return source.Event{}, fmt.Errorf("decoding EventBridge event: %w", err)
 	}
 	if env.Version == "" || env.Source == "" || env.DetailType == "" {
-		return Event{}, fmt.Errorf("EventBridge event %q: version, source and detail-type are required", env.ID)
+		return source.Event{}, fmt.Errorf("EventBridge event %q: version, source and detail-type are required", env.ID)
 	}
 	parse, ok := bridgeParsers[bridgeKey{env.Version, env.Source, env.DetailType}]
 	if !ok {
-		return Event{}, fmt.Errorf("EventBridge event %q (source %s, detail-type %q, version %s): %w",
+		return source.Event{}, fmt.Errorf("EventBridge event %q (source %s, detail-type %q, version %s): %w",
 			env.ID, env.Source, env.DetailType, env.Version, ErrUnsupportedEvent)
 	}
 	if env.Time.IsZero() {
-		return Event{}, fmt.Errorf("EventBridge event %q (%s): no time", env.ID, env.DetailType)
+		return source.Event{}, fmt.Errorf("EventBridge event %q (%s): no time", env.ID, env.DetailType)
 	}
 	d := bytes.TrimSpace(env.Detail)
 	if len(d) == 0 || d[0] != '{' {
-		return Event{}, fmt.Errorf("EventBridge event %q (%s): detail is not an object", env.ID, env.DetailType)
+		return source.Event{}, fmt.Errorf("EventBridge event %q (%s): detail is not an object", env.ID, env.DetailType)
 	}
 	e, err := parse(env)
 	if err != nil {
-		return Event{}, fmt.Errorf("EventBridge event %q (%s): %w", env.ID, env.DetailType, err)
+		return source.Event{}, fmt.Errorf("EventBridge event %q (%s): %w", env.ID, env.DetailType, err)
 	}
 	e.Time = env.Time.UTC()
 	return e, nil
@@ -109,16 +111,16 @@ func checkInstanceID(id string) error {
 	return nil
 }
 
-func parseSpotInterruption(env BridgeEvent) (Event, error) {
+func parseSpotInterruption(env BridgeEvent) (source.Event, error) {
 	var d struct {
 		InstanceID string `json:"instance-id"`
 		Action     string `json:"instance-action"`
 	}
 	if err := json.Unmarshal(env.Detail, &d); err != nil {
-		return Event{}, fmt.Errorf("decoding detail: %w", err)
+		return source.Event{}, fmt.Errorf("decoding detail: %w", err)
 	}
 	if err := checkInstanceID(d.InstanceID); err != nil {
-		return Event{}, err
+		return source.Event{}, err
 	}
 	deadline := env.Time.UTC().Add(InterruptionNotice)
 	switch d.Action {
@@ -126,24 +128,24 @@ func parseSpotInterruption(env BridgeEvent) (Event, error) {
 	case "hibernate":
 		deadline = env.Time.UTC()
 	case "":
-		return Event{}, fmt.Errorf("instance %s: detail has no instance-action", d.InstanceID)
+		return source.Event{}, fmt.Errorf("instance %s: detail has no instance-action", d.InstanceID)
 	default:
-		return Event{}, fmt.Errorf("instance %s: unknown instance-action %q (want terminate, stop or hibernate)", d.InstanceID, d.Action)
+		return source.Event{}, fmt.Errorf("instance %s: unknown instance-action %q (want terminate, stop or hibernate)", d.InstanceID, d.Action)
 	}
-	return Event{Kind: KindInterruption, Instance: d.InstanceID, Deadline: deadline, Detail: d.Action}, nil
+	return source.Event{Kind: source.KindInterruption, Instance: d.InstanceID, Deadline: deadline, Detail: d.Action}, nil
 }
 
-func parseRebalance(env BridgeEvent) (Event, error) {
+func parseRebalance(env BridgeEvent) (source.Event, error) {
 	var d struct {
 		InstanceID string `json:"instance-id"`
 	}
 	if err := json.Unmarshal(env.Detail, &d); err != nil {
-		return Event{}, fmt.Errorf("decoding detail: %w", err)
+		return source.Event{}, fmt.Errorf("decoding detail: %w", err)
 	}
 	if err := checkInstanceID(d.InstanceID); err != nil {
-		return Event{}, err
+		return source.Event{}, err
 	}
-	return Event{Kind: KindRebalance, Instance: d.InstanceID}, nil
+	return source.Event{Kind: source.KindRebalance, Instance: d.InstanceID}, nil
 }
 
 // instanceStates are the states an EC2 instance can report in a state-change notification.
@@ -151,24 +153,24 @@ var instanceStates = map[string]bool{
 	"pending": true, "running": true, "stopping": true, "stopped": true, "shutting-down": true, "terminated": true,
 }
 
-func parseStateChange(env BridgeEvent) (Event, error) {
+func parseStateChange(env BridgeEvent) (source.Event, error) {
 	var d struct {
 		InstanceID string `json:"instance-id"`
 		State      string `json:"state"`
 	}
 	if err := json.Unmarshal(env.Detail, &d); err != nil {
-		return Event{}, fmt.Errorf("decoding detail: %w", err)
+		return source.Event{}, fmt.Errorf("decoding detail: %w", err)
 	}
 	if err := checkInstanceID(d.InstanceID); err != nil {
-		return Event{}, err
+		return source.Event{}, err
 	}
 	if !instanceStates[d.State] {
-		return Event{}, fmt.Errorf("instance %s: unknown state %q", d.InstanceID, d.State)
+		return source.Event{}, fmt.Errorf("instance %s: unknown state %q", d.InstanceID, d.State)
 	}
-	return Event{Kind: KindStateChange, Instance: d.InstanceID, Detail: d.State}, nil
+	return source.Event{Kind: source.KindStateChange, Instance: d.InstanceID, Detail: d.State}, nil
 }
 
-func parseLaunchUnsuccessful(env BridgeEvent) (Event, error) {
+func parseLaunchUnsuccessful(env BridgeEvent) (source.Event, error) {
 	var d struct {
 		Group         string `json:"AutoScalingGroupName"`
 		InstanceID    string `json:"EC2InstanceId"`
@@ -176,20 +178,20 @@ func parseLaunchUnsuccessful(env BridgeEvent) (Event, error) {
 		StatusMessage string `json:"StatusMessage"`
 	}
 	if err := json.Unmarshal(env.Detail, &d); err != nil {
-		return Event{}, fmt.Errorf("decoding detail: %w", err)
+		return source.Event{}, fmt.Errorf("decoding detail: %w", err)
 	}
 	if d.Group == "" || len(d.Group) > 255 {
-		return Event{}, fmt.Errorf("detail has no valid AutoScalingGroupName (%q)", d.Group)
+		return source.Event{}, fmt.Errorf("detail has no valid AutoScalingGroupName (%q)", d.Group)
 	}
 	// A launch that never produced an instance has an empty EC2InstanceId.
 	if d.InstanceID != "" {
 		if err := checkInstanceID(d.InstanceID); err != nil {
-			return Event{}, fmt.Errorf("group %s: %w", d.Group, err)
+			return source.Event{}, fmt.Errorf("group %s: %w", d.Group, err)
 		}
 	}
 	msg := d.StatusMessage
 	if msg == "" {
 		msg = d.StatusCode
 	}
-	return Event{Kind: KindLaunchFailure, Group: d.Group, Instance: d.InstanceID, Detail: msg}, nil
+	return source.Event{Kind: source.KindLaunchFailure, Group: d.Group, Instance: d.InstanceID, Detail: msg}, nil
 }

@@ -1,0 +1,14 @@
+// Package source is the one event type every source produces and the planner
+// (package controller) consumes: Event, its kinds, and its content-derived ID that makes the
+// same notice seen by two sources one event.
+//
+// Sources only produce events; they never act. Each lives in a package of its own under
+// pkg/source (sqs: EventBridge events delivered to an SQS queue) and implements the
+// controller's Source interface: Run(ctx, out chan<- source.Event) error. The reconcile's events
+// (guaranteed lifetimes, stand-ins to revert, journals to resume, notices relayed by agents) are
+// still produced inside package controller (reconcile.go); docs/architecture.md says how they
+// move here.
+//
+// Adding a source is one new package under pkg/source plus one line where `spotmax run` builds
+// the controller's Sources (pkg/cli/run.go).
+package source
