@@ -122,9 +122,8 @@ func (c *Controller) init() {
 }
 
 // Run runs the reconcile source (every Interval) and Sources, and acts on their events until ctx
-// ends. On return every
-// replacement in flight has finished its current step or stopped between steps with its journal
-// intact, so the next controller resumes it.
+// ends. On return every replacement in flight has finished its current step or stopped between
+// steps with its journal intact, so the next controller resumes it.
 func (c *Controller) Run(ctx context.Context) error {
 	c.init()
 	// Replacements stop between steps when ctx ends, and the step in flight gets ShutdownGrace to
@@ -147,8 +146,9 @@ func (c *Controller) Run(ctx context.Context) error {
 	events := make(chan source.Event, 1024)
 	srcCtx, stopSources := context.WithCancel(ctx)
 	defer stopSources()
-	// The reconcile source hands each snapshot to this loop, which does the upkeep (apply) in
-	// turn with the events it handles, as it does them for --once: one goroutine acts.
+	// The reconcile source hands each snapshot to this loop and waits for it: the upkeep (apply)
+	// and the handling of events take turns in one goroutine, and the next read starts after the
+	// upkeep of the last one (its Forget calls included).
 	snapshots := make(chan snapshotReq)
 	reconciler := c.reconciler(func(ctx context.Context, snap reconcile.Snapshot) []source.Event {
 		r := snapshotReq{snap: snap, reoffer: make(chan []source.Event, 1)}
