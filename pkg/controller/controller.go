@@ -14,6 +14,7 @@ import (
 	"github.com/spotmax/spotmax/pkg/metrics"
 	"github.com/spotmax/spotmax/pkg/replace"
 	"github.com/spotmax/spotmax/pkg/source"
+	"github.com/spotmax/spotmax/pkg/source/reconcile"
 )
 
 // Source produces events until ctx ends. Sources never act.
@@ -34,7 +35,8 @@ type Controller struct {
 	// Tracker over Lister with its default full resync.
 	Inventory *inventory.Tracker
 	Workflow  *replace.Workflow
-	// Sources run beside the controller's own reconcile (e.g. the SQS source).
+	// Sources run beside the controller's own reconcile source (package source/reconcile), e.g.
+	// the SQS source.
 	Sources []Source
 	// Interval between reconciles; default 30 s.
 	Interval time.Duration
@@ -119,9 +121,9 @@ func (c *Controller) init() {
 	}
 }
 
-// Run reconciles every Interval and acts on the sources' events until ctx ends. On return every
-// replacement in flight has finished its current step or stopped between steps with its journal
-// intact, so the next controller resumes it.
+// Run runs the reconcile source (every Interval) and Sources, and acts on their events until ctx
+// ends. On return every replacement in flight has finished its current step or stopped between
+// steps with its journal intact, so the next controller resumes it.
 func (c *Controller) Run(ctx context.Context) error {
 	c.init()
 	// Replacements stop between steps when ctx ends, and the step in flight gets ShutdownGrace to
@@ -144,8 +146,26 @@ func (c *Controller) Run(ctx context.Context) error {
 	events := make(chan source.Event, 1024)
 	srcCtx, stopSources := context.WithCancel(ctx)
 	defer stopSources()
+	// The reconcile source hands each snapshot to this loop and waits for it: the upkeep (apply)
+	// and the handling of events take turns in one goroutine, and the next read starts after the
+	// upkeep of the last one (its Forget calls included).
+	snapshots := make(chan snapshotReq)
+	reconciler := c.reconciler(func(ctx context.Context, snap reconcile.Snapshot) []source.Event {
+		r := snapshotReq{snap: snap, reoffer: make(chan []source.Event, 1)}
+		select {
+		case snapshots <- r:
+		case <-ctx.Done():
+			return nil
+		}
+		select {
+		case evs := <-r.reoffer:
+			return evs
+		case <-ctx.Done():
+			return nil
+		}
+	})
 	var srcWG sync.WaitGroup
-	for _, s := range c.Sources {
+	for _, s := range append([]Source{reconciler}, c.Sources...) {
 		srcWG.Add(1)
 		go func() {
 			defer srcWG.Done()
@@ -154,8 +174,9 @@ func (c *Controller) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	reconcile := time.NewTimer(0)
-	defer reconcile.Stop()
+	// Events wait until the first snapshot has been applied: before it no group is known, and an
+	// event would be dropped as one for an unmanaged instance.
+	var in <-chan source.Event
 	for {
 		select {
 		case <-ctx.Done():
@@ -163,19 +184,20 @@ func (c *Controller) Run(ctx context.Context) error {
 			srcWG.Wait()
 			c.wg.Wait()
 			return nil
-		case e := <-events:
+		case e := <-in:
 			c.handle(wctx, e)
-		case <-reconcile.C:
-			evs, err := c.Reconcile(ctx)
-			if err != nil && ctx.Err() == nil {
-				c.Log.Error("reconcile failed", "error", err)
-			}
-			for _, e := range evs {
-				c.handle(wctx, e)
-			}
-			reconcile.Reset(c.Interval)
+		case r := <-snapshots:
+			r.reoffer <- c.apply(ctx, r.snap)
+			in = events
 		}
 	}
+}
+
+// snapshotReq is a reconcile snapshot handed to Run's loop, and where the loop answers with the
+// events apply re-offers.
+type snapshotReq struct {
+	snap    reconcile.Snapshot
+	reoffer chan []source.Event
 }
 
 // Quiesce stops the controller from starting replacements; the ones running go on. Together
@@ -227,7 +249,7 @@ func (c *Controller) handle(ctx context.Context, e source.Event) {
 		c.markSeen(e.ID)
 		return
 	}
-	if e.Kind == source.KindInterruption && e.Source != "agent" {
+	if e.Kind == source.KindInterruption && e.Source != source.Agent {
 		// An interruption warning from a queue may be duplicated, stale or mistaken: acting on it
 		// detaches a healthy instance that holds the group's data. Only the agent's relay comes
 		// from the instance's own IMDS notice; anything else is confirmed with EC2 first.

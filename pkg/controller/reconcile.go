@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -15,40 +14,41 @@ import (
 	"github.com/spotmax/spotmax/pkg/inventory"
 	"github.com/spotmax/spotmax/pkg/metrics"
 	"github.com/spotmax/spotmax/pkg/replace"
+	"github.com/spotmax/spotmax/pkg/source"
+	"github.com/spotmax/spotmax/pkg/source/reconcile"
 )
 
-// Reconcile reads every spotmax group of the region in O(pages) API calls and returns the events
-// that are due: journaled replacements to resume, notices relayed by agents, instances past
-// their guaranteed lifetime, and stand-ins old enough to go back to spot. On the way it turns
-// DeleteOnTermination off for data volumes (and marks them as the group's), restores MaxSize
-// left raised, reports invalid configurations and orphaned data volumes, and publishes the
-// per-group gauges.
-func (c *Controller) Reconcile(ctx context.Context) ([]Event, error) {
+// Reconcile is one pass of the reconcile (package source/reconcile) with the controller's upkeep:
+// it reads every spotmax group of the region in O(pages) API calls and returns the events that
+// are due — journaled replacements to resume, notices relayed by agents, instances past their
+// guaranteed lifetime, stand-ins old enough to go back to spot — with the interruption warnings
+// still unconfirmed. On the way it does the upkeep (apply). Run does the same every Interval;
+// `spotmax run --once` calls it once.
+func (c *Controller) Reconcile(ctx context.Context) ([]source.Event, error) {
 	if c.inflight == nil {
 		c.init()
 	}
-	groups, err := c.inventory().List(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("listing spotmax groups: %w", err)
-	}
-	journals, err := c.Workflow.InFlight(ctx)
-	if err != nil {
-		return nil, err
-	}
-	now := c.Clock.Now()
-	// Instances a replacement in flight drives — the old instance and the replacement receiving
-	// its data volume — are no policy's candidates.
-	busy := map[string]bool{}
-	for _, j := range journals {
-		busy[j.Old] = true
-		if j.Replacement != "" {
-			busy[j.Replacement] = true
-		}
-	}
+	return c.reconciler(c.apply).Pass(ctx)
+}
+
+// reconciler is the reconcile source over the controller's inventory, workflow and clock, handing
+// each snapshot to apply.
+func (c *Controller) reconciler(apply func(context.Context, reconcile.Snapshot) []source.Event) *reconcile.Source {
+	return &reconcile.Source{Groups: c.inventory(), Journals: c.Workflow, Now: c.Clock.Now, Interval: c.Interval,
+		Apply: apply, Log: c.Log}
+}
+
+// apply is the controller's upkeep on each reconcile snapshot: it turns DeleteOnTermination off
+// for data volumes (and marks them as the group's), restores MaxSize left raised, tends the data
+// volume pool, reports invalid configurations, configuration warnings and journals another actor
+// holds, publishes the per-group gauges, and remembers the groups for handle and
+// ManagedInstances. It returns the interruption warnings EC2 has not confirmed yet, offered again
+// until their deadline.
+func (c *Controller) apply(ctx context.Context, snap reconcile.Snapshot) []source.Event {
+	now := snap.Time
 	byName := map[string]*inventory.Group{}
 	instGroup := map[string]string{}
-	var events []Event
-	for _, g := range groups {
+	for _, g := range snap.Groups {
 		byName[g.Name] = g
 		for _, m := range g.Members {
 			instGroup[m.ID] = g.Name
@@ -79,34 +79,29 @@ func (c *Controller) Reconcile(ctx context.Context) ([]Event, error) {
 			c.inventory().Forget(changed...) // their volumes' DeleteOnTermination changed
 			c.Log.Info("data volumes no longer deleted on termination", "group", g.Name, "instances", strings.Join(changed, ","))
 		}
-		if hasTag(g.Tags, groupconfig.StateGroupMaxSize) && !journaled(journals, g.Name) {
+		if hasTag(g.Tags, groupconfig.StateGroupMaxSize) && !journaled(snap.Journals, g.Name) {
 			if err := c.Workflow.RestoreMaxSize(ctx, g.Name); err != nil {
 				c.Log.Error("restoring MaxSize", "group", g.Name, "error", err)
 			}
 		}
 		c.Metrics.Gauge(ctx, g.Name, counts(g))
-		events = append(events, dueEvents(g, now, busy)...)
 	}
-	c.tendPool(ctx, groups, journals, now)
-	for _, j := range journals {
-		if j.Group == "" {
+	c.tendPool(ctx, snap.Groups, snap.Journals, now)
+	for _, j := range snap.Journals {
+		if !snap.Leased[j.Old] {
 			continue
 		}
-		if c.Workflow.Busy(j, now) {
-			// Another actor drives it: a `spotmax replace`, or a second controller running without
-			// leader election. Its lease keeps us off; say so once per actor.
-			c.mu.Lock()
-			first := c.seen.add("owner/" + j.Owner)
-			c.mu.Unlock()
-			if first {
-				c.Log.Warn("another spotmax actor is replacing instances in this region; its journals are left to it while its lease runs (run controllers with --leader-elect)",
-					"owner", j.Owner, "instance", j.Old, "group", j.Group)
-			}
-			continue
+		// Another actor drives it: a `spotmax replace`, or a second controller running without
+		// leader election. Its lease keeps us off; say so once per actor.
+		c.mu.Lock()
+		first := c.seen.add("owner/" + j.Owner)
+		c.mu.Unlock()
+		if first {
+			c.Log.Warn("another spotmax actor is replacing instances in this region; its journals are left to it while its lease runs (run controllers with --leader-elect)",
+				"owner", j.Owner, "instance", j.Old, "group", j.Group)
 		}
-		events = append(events, Event{ID: "resume/" + j.Old + "/" + string(j.Phase), Kind: KindResume, Instance: j.Old, Group: j.Group,
-			Time: now, Source: "reconcile", Detail: string(j.Reason) + ", after " + string(j.Phase)})
 	}
+	var reoffer []source.Event
 	c.mu.Lock()
 	for id, e := range c.unconfirmed {
 		if now.After(e.Deadline) {
@@ -114,78 +109,12 @@ func (c *Controller) Reconcile(ctx context.Context) ([]Event, error) {
 			c.Log.Warn("interruption warning never confirmed by EC2 before its deadline: not acted on", "instance", e.Instance, "group", e.Group, "source", e.Source)
 			continue
 		}
-		events = append(events, e) // confirm it again
+		reoffer = append(reoffer, e) // confirm it again
 	}
 	c.groups, c.instGroup = byName, instGroup
 	c.stats.Reconciles++
 	c.mu.Unlock()
-	// Proactive work is taken oldest first, so a long backlog rotates in a fair order.
-	slices.SortStableFunc(events, func(a, b Event) int { return a.Time.Compare(b.Time) })
-	return events, nil
-}
-
-// dueEvents returns the group's members that need a replacement now, by policy.
-func dueEvents(g *inventory.Group, now time.Time, busy map[string]bool) []Event {
-	cfg := g.Config
-	var out []Event
-	// Only on-demand capacity beyond a mixed instances policy's base and percentage stands in
-	// for spot (inventory's StandIns).
-	standIns := g.StandIns()
-	for _, m := range g.Members {
-		if m.State != "running" || m.LifecycleState != "InService" {
-			continue
-		}
-		if busy[m.ID] || busy[m.Tags[groupconfig.StateReplaces]] {
-			continue // the old instance or the replacement of a replacement in flight
-		}
-		if notice := m.Tags[groupconfig.StateNotice]; notice != "" {
-			if e, ok := relayedNotice(m.ID, g.Name, notice); ok {
-				out = append(out, e)
-				continue
-			}
-		}
-		if m.Tags[groupconfig.StatePhase] != "" {
-			continue // being replaced; the journal drives it
-		}
-		age := now.Sub(m.LaunchTime)
-		if d := cfg.ProactiveDeadline(); cfg.Preaction && d > 0 && age >= d {
-			out = append(out, Event{ID: "lifetime/" + m.ID, Kind: KindLifetime, Instance: m.ID, Group: g.Name,
-				Time: m.LaunchTime.Add(d), Source: "reconcile", Detail: fmt.Sprintf("age %s ≥ %s", age.Round(time.Second), d)})
-			continue
-		}
-		switch {
-		case standIns[m.ID] && !cfg.OnlyOD && age >= cfg.ODLeastLive:
-			out = append(out, Event{ID: revertID(m.ID, now), Kind: KindRevert, Instance: m.ID, Group: g.Name,
-				Time: m.LaunchTime.Add(cfg.ODLeastLive), Source: "reconcile", Detail: "on-demand stand-in"})
-		case slices.Contains(cfg.AltTypes, m.Type) && age >= cfg.AltLeastLive:
-			out = append(out, Event{ID: revertID(m.ID, now), Kind: KindRevert, Instance: m.ID, Group: g.Name,
-				Time: m.LaunchTime.Add(cfg.AltLeastLive), Source: "reconcile", Detail: "alternative type " + m.Type})
-		}
-	}
-	return out
-}
-
-// revertID lets a revert that could not be done (no spot capacity yet) be tried again at a later
-// reconcile, once per ten minutes.
-func revertID(id string, now time.Time) string {
-	return "revert/" + id + "/" + now.UTC().Truncate(10*time.Minute).Format(time.RFC3339)
-}
-
-// relayedNotice parses an agent's relayed notice (groupconfig.RelayedNotice, the tag's codec).
-func relayedNotice(id, group, v string) (Event, bool) {
-	n, err := groupconfig.ParseRelayedNotice(v)
-	if err != nil {
-		return Event{}, false
-	}
-	kind := KindInterruption
-	if n.Rebalance() {
-		kind = KindRebalance
-	}
-	e := Event{Kind: kind, Instance: id, Group: group, Time: n.Time, Source: "agent", Detail: n.Action}
-	if kind == KindInterruption {
-		e.Deadline = n.Time
-	}
-	return e, true
+	return reoffer
 }
 
 func counts(g *inventory.Group) metrics.Counts {

@@ -28,6 +28,20 @@ const (
 	KindResume Kind = "resume"
 )
 
+// The names of the producers, an Event's Source. The planner trusts an interruption from Agent
+// (the instance's own IMDS notice, relayed by its agent) and confirms any other with EC2 first.
+const (
+	// SQS is the EventBridge-on-SQS source (package source/sqs).
+	SQS = "sqs"
+	// Reconcile is the periodic reconcile of every spotmax group (package source/reconcile).
+	Reconcile = "reconcile"
+	// Agent is a notice an instance's agent relayed in its state tag, read by the reconcile.
+	Agent = "agent"
+	// CLI is for an event a spotmax command hands to the planner (Controller.Handle) on an
+	// operator's behalf; no command does so yet (`spotmax replace` runs the workflow directly).
+	CLI = "cli"
+)
+
 // Event is the one event type every source produces and the planner (package controller)
 // consumes.
 type Event struct {
@@ -41,7 +55,7 @@ type Event struct {
 	// Time is when the event happened; Deadline, for interruptions, when the instance stops.
 	Time     time.Time
 	Deadline time.Time
-	// Source names the producer: sqs, reconcile, agent, cli.
+	// Source names the producer: SQS, Reconcile, Agent or CLI.
 	Source string
 	// Detail is free text for logs and metrics, e.g. the state of a state change.
 	Detail string

@@ -205,7 +205,7 @@ func (s *Source) handle(ctx context.Context, out chan<- source.Event, msgs []sqs
 					e.Group = g
 				}
 			}
-			e.Source = "sqs"
+			e.Source = source.SQS
 			e.EnsureID()
 			select {
 			case out <- e:
