@@ -61,7 +61,9 @@ func TestIssue11Case1HalfWrittenJournal(t *testing.T) {
 
 	w := f.workflow()
 	w.Owner = "dead-process"
-	w.Lease = 45 * time.Second
+	// 10 simulated minutes (0.6 s of wall time at the fixture's 1000×): the lease must still run
+	// when the refused resume below comes, also on a loaded machine (45 s was 45 ms).
+	w.Lease = 10 * time.Minute
 	c := &crasher{}
 	e, a := log.wrap("dead-process", f.ec2, f.asg)
 	w.EC2 = crashEC2{EC2API: hookEC2{EC2API: e, key: groupconfig.StatePhase, after: func() error {
@@ -113,7 +115,7 @@ func TestIssue11Case1HalfWrittenJournal(t *testing.T) {
 		t.Fatalf("the refused resume changed things:\n%s", log.dump())
 	}
 
-	r.Advance(46 * time.Second)
+	r.Advance(10*time.Minute + time.Second)
 	w3 := f.workflow()
 	w3.Owner = "new-process"
 	w3.EC2, w3.ASG = log.wrap("new-process", f.ec2, f.asg)

@@ -351,7 +351,10 @@ func TestReplacePreDetachStepsOrderAndFailures(t *testing.T) {
 }
 
 func TestReplaceInterruptedInstanceWithoutAgent(t *testing.T) {
-	f := newFixture(t, fixtureOpts{})
+	// At 100× the notice is 1.2 s of wall time (120 ms at the usual 1000×, which a loaded machine
+	// can spend before the replacement gets to its detach): the test asserts that spotmax
+	// terminated the instance before EC2 did, so the notice must outlast the machine's load.
+	f := newFixture(t, fixtureOpts{scale: 100})
 	r := f.env.Region()
 	old := f.members[0]
 	if err := r.Interrupt(old, ""); err != nil {
