@@ -65,6 +65,42 @@ func runAgentCtx(t *testing.T, parent context.Context, name string, cfg agent.Co
 	return lb
 }
 
+// replaceInterrupted runs wf's replacement of the interrupted instance old (notice deadline
+// deadline) in the background and waits until the replacement is launched with its IMDS served. It
+// returns the replacement's id and a wait for the workflow's result, which fails the test on an
+// error or after 60 s (with the old instance's agent log).
+func replaceInterrupted(ctx context.Context, t *testing.T, r *sim.Region, wf *replace.Workflow, g *inventory.Group, old string,
+	deadline time.Time) (string, func(logOld *logBuffer) *replace.Result) {
+	t.Helper()
+	type outcome struct {
+		res *replace.Result
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		res, err := wf.Replace(ctx, g, replace.Request{InstanceID: old, Reason: replace.ReasonInterruption, Deadline: deadline})
+		done <- outcome{res, err}
+	}()
+	var newID string
+	eventually(t, 30*time.Second, "the replacement to be launched", func() bool {
+		newID = tagOf(r, old, groupconfig.StateReplacement)
+		return newID != "" && r.IMDSURL(newID) != ""
+	})
+	return newID, func(logOld *logBuffer) *replace.Result {
+		t.Helper()
+		var out outcome
+		select {
+		case out = <-done:
+		case <-time.After(60 * time.Second):
+			t.Fatalf("the replacement workflow did not finish within 60s; old agent:\n%s", logOld.String())
+		}
+		if out.err != nil {
+			t.Fatalf("replacement: %v (result %+v)", out.err, out.res)
+		}
+		return out.res
+	}
+}
+
 // eventually polls cond until it holds or the time is up (testwait.For), then shows the logs.
 func eventually(t *testing.T, within time.Duration, what string, cond func() bool, logs ...*logBuffer) {
 	t.Helper()
@@ -269,20 +305,7 @@ func endToEnd(t *testing.T, xen bool) {
 	in, _ := r.Instance(old.ID)
 	wf := &replace.Workflow{EC2: ec2c, ASG: asg, Steps: []replace.PreDetach{{Step: &consulstep.Step{Timeout: 2 * time.Second}}},
 		Clock: simClock{r.Clock()}, PollMin: 20 * time.Millisecond, PollMax: 200 * time.Millisecond}
-	type outcome struct {
-		res *replace.Result
-		err error
-	}
-	wfDone := make(chan outcome, 1)
-	go func() {
-		res, err := wf.Replace(ctx, g, replace.Request{InstanceID: old.ID, Reason: replace.ReasonInterruption, Deadline: in.Interruption.Time})
-		wfDone <- outcome{res, err}
-	}()
-	var newID string
-	eventually(t, 30*time.Second, "the replacement to be launched", func() bool {
-		newID = tagOf(r, old.ID, groupconfig.StateReplacement)
-		return newID != "" && r.IMDSURL(newID) != ""
-	})
+	newID, finished := replaceInterrupted(ctx, t, r, wf, g, old.ID, in.Interruption.Time)
 	dirsMu.Lock()
 	dirs[newID] = t.TempDir()
 	dirsMu.Unlock()
@@ -293,17 +316,9 @@ func endToEnd(t *testing.T, xen bool) {
 	cfgNew.StateDir = t.TempDir()
 	logNew := runAgent(t, "new", cfgNew)
 
-	var out outcome
-	select {
-	case out = <-wfDone:
-	case <-time.After(60 * time.Second):
-		t.Fatalf("the replacement workflow did not finish within 60s; old agent:\n%s", logOld.String())
-	}
-	if out.err != nil {
-		t.Fatalf("replacement: %v (result %+v)", out.err, out.res)
-	}
-	if out.res.New != newID || !slices.Equal(out.res.Volumes, []string{vol}) {
-		t.Errorf("replacement result = %+v, want %s with volume %s", out.res, newID, vol)
+	res := finished(logOld)
+	if res.New != newID || !slices.Equal(res.Volumes, []string{vol}) {
+		t.Errorf("replacement result = %+v, want %s with volume %s", res, newID, vol)
 	}
 	eventually(t, 10*time.Second, "the replacement's agent to mount the volume", func() bool {
 		src, _ := (&blockdev.Mounter{}).MountedAt(mountPath)
@@ -318,7 +333,7 @@ func endToEnd(t *testing.T, xen bool) {
 	if identified := hasLine(logNew.String(), "device identified by EC2's attachment record"); identified != xen {
 		t.Errorf("xen %v: the replacement's device identified by the attachment record: %v, want %v", xen, identified, xen)
 	}
-	for _, w := range out.res.Warnings {
+	for _, w := range res.Warnings {
 		t.Logf("workflow warning: %s", w)
 	}
 }

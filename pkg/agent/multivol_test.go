@@ -124,20 +124,7 @@ func TestEndToEndTwoDataVolumes(t *testing.T) {
 	}
 	in, _ := r.Instance(old.ID)
 	wf := &replace.Workflow{EC2: ec2c, ASG: asg, Clock: simClock{r.Clock()}, PollMin: 20 * time.Millisecond, PollMax: 200 * time.Millisecond}
-	type outcome struct {
-		res *replace.Result
-		err error
-	}
-	wfDone := make(chan outcome, 1)
-	go func() {
-		res, err := wf.Replace(ctx, g, replace.Request{InstanceID: old.ID, Reason: replace.ReasonInterruption, Deadline: in.Interruption.Time})
-		wfDone <- outcome{res, err}
-	}()
-	var newID string
-	eventually(t, 30*time.Second, "the replacement to be launched", func() bool {
-		newID = tagOf(r, old.ID, groupconfig.StateReplacement)
-		return newID != "" && r.IMDSURL(newID) != ""
-	})
+	newID, finished := replaceInterrupted(ctx, t, r, wf, g, old.ID, in.Interruption.Time)
 	dirsMu.Lock()
 	dirs[newID] = t.TempDir()
 	dirsMu.Unlock()
@@ -147,17 +134,9 @@ func TestEndToEndTwoDataVolumes(t *testing.T) {
 	cfgNew.StateDir = t.TempDir()
 	logNew := runAgent(t, "new", cfgNew)
 
-	var out outcome
-	select {
-	case out = <-wfDone:
-	case <-time.After(60 * time.Second):
-		t.Fatalf("the replacement workflow did not finish within 60s; old agent:\n%s", logOld.String())
-	}
-	if out.err != nil {
-		t.Fatalf("replacement: %v (result %+v)", out.err, out.res)
-	}
-	if out.res.New != newID || strings.Join(out.res.Volumes, ",") != strings.Join(vols, ",") {
-		t.Errorf("replacement result = %+v, want %s with volumes %v", out.res, newID, vols)
+	res := finished(logOld)
+	if res.New != newID || strings.Join(res.Volumes, ",") != strings.Join(vols, ",") {
+		t.Errorf("replacement result = %+v, want %s with volumes %v", res, newID, vols)
 	}
 	nin, _ := r.Instance(newID)
 	if got, want := nin.Tags[groupconfig.StateVolume], strings.Join(vols, ","); got != want {
