@@ -2,6 +2,7 @@ package controller_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -34,25 +35,7 @@ func TestControllerReHomesALostMembersVolume(t *testing.T) {
 			data = bd.VolumeID
 		}
 	}
-	if _, err := e.ec2.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: ids[:1]}); err != nil {
-		t.Fatal(err)
-	}
-	r.Advance(2 * time.Minute)
-	var fresh string
-	deadline := time.Now().Add(30 * time.Second)
-	for fresh == "" {
-		if time.Now().After(deadline) {
-			t.Fatal("the group launched no member in place of the lost one")
-		}
-		g, _ := r.Group("web")
-		for _, m := range g.Members {
-			if m.InstanceID != ids[1] && m.InstanceID != ids[0] && m.LifecycleState == "InService" {
-				fresh = m.InstanceID
-			}
-		}
-		r.Advance(time.Second)
-		time.Sleep(time.Millisecond)
-	}
+	fresh := loseFirstMember(ctx, t, e, "web", ids)
 	if _, err := c.Reconcile(ctx); err != nil { // no agent report yet: the volume waits
 		t.Fatal(err)
 	}
@@ -124,25 +107,7 @@ func TestControllerReHomesALostMembersTwoVolumes(t *testing.T) {
 		return out
 	}
 	lost := volsAt(ids[0])
-	if _, err := e.ec2.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: ids[:1]}); err != nil {
-		t.Fatal(err)
-	}
-	r.Advance(2 * time.Minute)
-	var fresh string
-	deadline := time.Now().Add(30 * time.Second)
-	for fresh == "" {
-		if time.Now().After(deadline) {
-			t.Fatal("the group launched no member in place of the lost one")
-		}
-		g, _ := r.Group("db")
-		for _, m := range g.Members {
-			if m.InstanceID != ids[1] && m.InstanceID != ids[0] && m.LifecycleState == "InService" {
-				fresh = m.InstanceID
-			}
-		}
-		r.Advance(time.Second)
-		time.Sleep(time.Millisecond)
-	}
+	fresh := loseFirstMember(ctx, t, e, "db", ids)
 	freshVols := volsAt(fresh)
 	if _, err := e.ec2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{fresh}, Tags: []ec2types.Tag{
 		{Key: aws.String(groupconfig.StateBlankVolume), Value: aws.String(freshVols[devs[0]] + " " + freshVols[devs[1]])}}}); err != nil {
@@ -185,5 +150,29 @@ func TestControllerReHomesALostMembersTwoVolumes(t *testing.T) {
 		if !deleted[freshVols[dev]] {
 			t.Errorf("the blank fresh volume %s at %s was not deleted", freshVols[dev], dev)
 		}
+	}
+}
+
+// loseFirstMember terminates ids[0] of group without spotmax hearing of it (an unheard
+// interruption) and returns the member the group launched in its place, once InService.
+func loseFirstMember(ctx context.Context, t *testing.T, e *env, group string, ids []string) string {
+	t.Helper()
+	r := e.Region()
+	if _, err := e.ec2.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: ids[:1]}); err != nil {
+		t.Fatal(err)
+	}
+	r.Advance(2 * time.Minute)
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if time.Now().After(deadline) {
+			t.Fatal("the group launched no member in place of the lost one")
+		}
+		g, _ := r.Group(group)
+		for _, m := range g.Members {
+			if !slices.Contains(ids, m.InstanceID) && m.LifecycleState == "InService" {
+				return m.InstanceID
+			}
+		}
+		r.Advance(time.Second)
+		time.Sleep(time.Millisecond)
 	}
 }
