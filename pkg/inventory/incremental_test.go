@@ -251,10 +251,7 @@ func TestTrackerSteadyStateCalls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	calls := map[string]int{}
-	for _, c := range env.Region().Calls() {
-		calls[c.Action] = c.Count
-	}
+	calls := callsByAction(env.Region())
 	if want := map[string]int{"autoscaling:DescribeAutoScalingGroups": 1, "ec2:DescribeInstances": 2}; !reflect.DeepEqual(calls, want) {
 		t.Errorf("steady-state calls = %v, want %v", calls, want)
 	}
@@ -308,10 +305,7 @@ func TestTrackerFreshFleetListsInFull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	calls := map[string]int{}
-	for _, c := range env.Region().Calls() {
-		calls[c.Action] = c.Count
-	}
+	calls := callsByAction(env.Region())
 	if want := map[string]int{"autoscaling:DescribeAutoScalingGroups": 1, "ec2:DescribeInstances": 1}; !reflect.DeepEqual(calls, want) {
 		t.Errorf("fresh-fleet calls = %v, want %v", calls, want)
 	}
@@ -375,4 +369,13 @@ func TestTrackerListingsShareNothing(t *testing.T) {
 	if snapshot(full, true) != snapshot(next, true) {
 		t.Errorf("listing after the caller changed the previous one:\n%s\nwant\n%s", snapshot(next, true), snapshot(full, true))
 	}
+}
+
+// callsByAction returns the region's call counts since its last ResetCalls, by "service:Action".
+func callsByAction(r *sim.Region) map[string]int {
+	calls := map[string]int{}
+	for _, c := range r.Calls() {
+		calls[c.Action] = c.Count
+	}
+	return calls
 }
