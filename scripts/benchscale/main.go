@@ -313,36 +313,29 @@ func procCPU(pid int) (float64, error) {
 	return (ut + st) / 100, nil // USER_HZ
 }
 
-// rssSplit returns RssAnon and RssFile of a process in MB: the heap and stacks, and the
-// binary's (and libraries') pages the process touched, which the kernel maps in fault-around
-// blocks and may drop and read again under memory pressure.
-func rssSplit(pid int) (anon, file float64) {
+// statusMB returns fields of /proc/PID/status given in kB, in MB: VmRSS and VmHWM (the RSS
+// and its peak), RssAnon (heap and stacks) and RssFile (the binary's and libraries' pages the
+// process touched, which the kernel maps in fault-around blocks and may drop and read again).
+func statusMB(pid int) map[string]float64 {
 	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	out := map[string]float64{}
 	for _, line := range strings.Split(string(b), "\n") {
 		k, v, _ := strings.Cut(line, ":")
-		kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-		switch k {
-		case "RssAnon":
-			anon = kb / 1024
-		case "RssFile":
-			file = kb / 1024
+		if kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64); err == nil {
+			out[k] = kb / 1024
 		}
 	}
-	return anon, file
+	return out
+}
+
+// rssSplit returns RssAnon and RssFile of a process in MB.
+func rssSplit(pid int) (anon, file float64) {
+	st := statusMB(pid)
+	return st["RssAnon"], st["RssFile"]
 }
 
 // rss returns VmRSS and VmHWM of a process in MB.
 func rss(pid int) (cur, peak float64) {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	for _, line := range strings.Split(string(b), "\n") {
-		k, v, _ := strings.Cut(line, ":")
-		kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-		switch k {
-		case "VmRSS":
-			cur = kb / 1024
-		case "VmHWM":
-			peak = kb / 1024
-		}
-	}
-	return cur, peak
+	st := statusMB(pid)
+	return st["VmRSS"], st["VmHWM"]
 }
