@@ -189,13 +189,12 @@ func (r *run) warmUnusable(ctx context.Context, tmpl *ec2types.ResponseLaunchTem
 		// group a member short while the warmed instance starts. And a revert's point is spot.
 		return "only an interrupted instance takes the warm pool's route: a proactive replacement keeps the old instance serving until its replacement is InService", nil
 	}
-	for _, dd := range r.cfg.DataDevices() {
-		if tmpl == nil {
-			break
-		}
-		for _, m := range tmpl.BlockDeviceMappings {
-			if groupconfig.SameDevice(aws.ToString(m.DeviceName), dd.Device) && m.NoDevice == nil {
-				return fmt.Sprintf("the group's launch template maps %s, so a warmed instance brings a volume of its own there (remove the mapping: the group's data volumes live in its pool)", dd.Device), nil
+	if tmpl != nil {
+		for _, dd := range r.cfg.DataDevices() {
+			for _, m := range tmpl.BlockDeviceMappings {
+				if groupconfig.SameDevice(aws.ToString(m.DeviceName), dd.Device) && m.NoDevice == nil {
+					return fmt.Sprintf("the group's launch template maps %s, so a warmed instance brings a volume of its own there (remove the mapping: the group's data volumes live in its pool)", dd.Device), nil
+				}
 			}
 		}
 	}
