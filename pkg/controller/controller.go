@@ -46,7 +46,7 @@ type Controller struct {
 	MaxParallel int
 	// ShutdownGrace is how long a step in flight may go on after Run's context ends; default 60 s.
 	ShutdownGrace time.Duration
-	// RetryAfter is how long a failed proactive replacement waits before it is tried again;
+	// RetryAfter is how long a failed proactive replacement (or resume) waits before it is tried again;
 	// default 5 minutes.
 	RetryAfter time.Duration
 	Clock      replace.Clock
@@ -78,6 +78,9 @@ type Stats struct {
 	Replacements int
 	Succeeded    int
 	Failed       int
+	// AlreadyDone counts resumes that found the journal already finished by the run that drove
+	// it (the reconcile's snapshot was read just before): nothing was done for them.
+	AlreadyDone int
 }
 
 // Stats returns the counters.
@@ -298,7 +301,7 @@ func (c *Controller) handle(ctx context.Context, e source.Event) {
 	case source.KindResume:
 		// The workflow takes the reason from the journal; the log says it (Detail: "reason,
 		// after phase").
-		req = replace.Request{InstanceID: e.Instance}
+		req = replace.Request{InstanceID: e.Instance, ResumeOnly: true}
 		log = log.With("resume", e.Detail)
 	case source.KindLaunchFailure:
 		if !g.Config.HandleScalingFailure {
@@ -315,7 +318,10 @@ func (c *Controller) handle(ctx context.Context, e source.Event) {
 		c.markSeen(e.ID)
 		return
 	}
-	if c.start(ctx, g, req, log) {
+	// A resume is not marked seen: the reconcile names the journal again at each interval until
+	// it is gone, and a resume that failed (throttled, busy) is tried again after RetryAfter
+	// rather than left half done until the controller restarts.
+	if c.start(ctx, g, req, log) && e.Kind != source.KindResume {
 		c.markSeen(e.ID)
 	}
 }
@@ -343,11 +349,13 @@ func (c *Controller) start(ctx context.Context, g *inventory.Group, req replace.
 		c.mu.Unlock()
 		return req.Reason == replace.ReasonInterruption
 	}
-	if proactive {
+	if proactive || req.ResumeOnly {
 		if at, ok := c.failedAt[req.InstanceID]; ok && now.Sub(at) < c.RetryAfter {
 			c.mu.Unlock()
 			return false
 		}
+	}
+	if proactive {
 		if c.perGroup[g.Name] >= max(g.Config.MaxTerminatedOneTime, 1) {
 			c.mu.Unlock()
 			return false
@@ -376,9 +384,15 @@ func (c *Controller) start(ctx context.Context, g *inventory.Group, req replace.
 		res, err := c.Workflow.Replace(ctx, g, req)
 		c.mu.Lock()
 		defer c.mu.Unlock()
+		if errors.Is(err, replace.ErrNothingToResume) {
+			// The snapshot that named the journal was read before the run driving it cleared it.
+			c.stats.AlreadyDone++
+			log.Debug("journal already finished; nothing to resume")
+			return
+		}
 		if err != nil {
 			c.stats.Failed++
-			if proactive {
+			if proactive || req.ResumeOnly {
 				c.failedAt[req.InstanceID] = c.Clock.Now()
 			}
 			log.Warn("replacement failed", "error", err)

@@ -26,9 +26,16 @@ const (
 	// detached, AWS's own group tag is gone.
 	StateJournalGroup = StatePrefix + "group"
 	// StateDesired on an instance being replaced is the group's desired capacity before the
-	// replacement joined, so that the extra member can be taken back if the old instance is lost
-	// (terminated while still in the group) instead of detached.
+	// replacement joined: written just before the attach, it marks that the group got an extra
+	// member, which is taken back if the old instance is lost (terminated while still in the
+	// group) instead of detached. The count is for the record only: with other replacements in
+	// the group at the same time it is no baseline (takeback.go reads the group's activities).
 	StateDesired = StatePrefix + "desired"
+	// StateTakeBack on an instance lost while still in its group names how the extra member is
+	// taken back, recorded before the call: the member the group launched in its place
+	// (terminated with the desired capacity decremented), or "desired:N" when the desired
+	// capacity is set from N to N-1 because the group could not launch.
+	StateTakeBack = StatePrefix + "take_back"
 	// StateJournalVolume on an instance being replaced names its data volume, recorded when the
 	// journal is written: once the instance is gone its block devices no longer name it.
 	StateJournalVolume = StatePrefix + "data_volume"

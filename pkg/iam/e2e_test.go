@@ -49,7 +49,7 @@ var uncalled = map[iam.Role]map[string]string{
 		"autoscaling:TerminateInstanceInAutoScalingGroup": "only when the old instance left its group before it could be detached " +
 			"(pkg/replace's lost-instance tests); not in this flow",
 		"autoscaling:DescribeWarmPool":          "only for a group tagged is_warm_pool_first (pkg/replace's warm-pool tests, TestWarm*)",
-		"autoscaling:DescribeScalingActivities": "only on the warm pool's route (pkg/replace's warm-pool tests, TestWarm*)",
+		"autoscaling:DescribeScalingActivities": "only on the warm pool's route (TestWarm*) and when an old instance left its group before it could be detached (pkg/replace's lost-instance tests)",
 	},
 	iam.Agent: {},
 }

@@ -234,7 +234,7 @@ func (b builder) controller() []Statement {
 			Why: "Inventory of groups, members and data volumes; the launch template, subnets and offered instance types of a " +
 				"replacement; the spot request status that confirms an interruption warning before it is acted on; the spot " +
 				"price history that `spotmax savings` prices spot hours with; a group's warm pool and the scaling activity that " +
-				"names the warmed instance the group brought in for a replacement (is_warm_pool_first); a cross-AZ move's snapshot. " +
+				"names the warmed instance the group brought in for a replacement (is_warm_pool_first); the scaling activities that say how an old instance left its group before it could be detached and which member the group launched in its place; a cross-AZ move's snapshot. " +
 				"Describe actions support no resource-level permissions, so their resource is \"*\"."},
 		{Sid: "LaunchReplacementInstance", Effect: "Allow", Action: []string{"ec2:RunInstances"}, Resource: []string{inst},
 			Condition: b.groupTag("aws:RequestTag/" + groupconfig.TagGroup),

@@ -48,6 +48,9 @@ type Journal struct {
 	// CrossAZ is the AZ the replacement was launched in when that is not the data volume's: the
 	// volume moves there through a snapshot (crossaz.go).
 	CrossAZ string `json:"cross_az,omitempty"`
+	// TakeBack is how the extra member is taken back when the old instance left the group
+	// without being detached (takeback.go): a member's id, or "desired:N".
+	TakeBack string `json:"take_back,omitempty"`
 }
 
 // journalKeys are every tag of a journal on the old instance, cleared together when the
@@ -58,7 +61,7 @@ var journalKeys = []string{
 	groupconfig.StatePhase, groupconfig.StateJournalGroup, groupconfig.StateReason, groupconfig.StateStarted,
 	groupconfig.StateToken, groupconfig.StateOptions, groupconfig.StateReplacement, groupconfig.StateRetiring,
 	groupconfig.StateDesired, groupconfig.StateOwner, groupconfig.StateLeaseUntil, groupconfig.StateJournalVolume,
-	groupconfig.StateCrossAZ,
+	groupconfig.StateCrossAZ, groupconfig.StateTakeBack,
 }
 
 // loadJournal reads the journal of instance old from its tags. A zero Phase means no journal.
@@ -67,7 +70,7 @@ func loadJournal(old string, tags []ec2types.Tag) Journal {
 	j := Journal{Old: old, Group: t[groupconfig.StateJournalGroup], Replacement: t[groupconfig.StateReplacement], Volumes: parseJournalVolumes(t[groupconfig.StateJournalVolume]),
 		Phase: Phase(t[groupconfig.StatePhase]), Reason: Reason(t[groupconfig.StateReason]), Token: t[groupconfig.StateToken],
 		Options: strings.Fields(t[groupconfig.StateOptions]), Retiring: t[groupconfig.StateRetiring],
-		Owner: t[groupconfig.StateOwner], Desired: -1, CrossAZ: t[groupconfig.StateCrossAZ]}
+		Owner: t[groupconfig.StateOwner], Desired: -1, CrossAZ: t[groupconfig.StateCrossAZ], TakeBack: t[groupconfig.StateTakeBack]}
 	j.Started, _ = time.Parse(time.RFC3339, t[groupconfig.StateStarted])
 	j.LeaseUntil, _ = time.Parse(time.RFC3339Nano, t[groupconfig.StateLeaseUntil])
 	if d, err := strconv.Atoi(t[groupconfig.StateDesired]); err == nil && d >= 0 {
@@ -100,6 +103,7 @@ func (j Journal) tags() map[string]string {
 	}
 	put(groupconfig.StateOwner, j.Owner)
 	put(groupconfig.StateCrossAZ, j.CrossAZ)
+	put(groupconfig.StateTakeBack, j.TakeBack)
 	if !j.LeaseUntil.IsZero() {
 		out[groupconfig.StateLeaseUntil] = j.LeaseUntil.UTC().Format(time.RFC3339Nano)
 	}

@@ -50,6 +50,11 @@ type Request struct {
 	// ForceDetach allows a forced detach of the data volume when the old instance does not
 	// release it in time. Forcing can corrupt the file system; only an operator asks for it.
 	ForceDetach bool
+	// ResumeOnly asks only to resume the instance's journaled replacement: with no journal on the
+	// instance (another run finished or rolled it back since the journal was seen) nothing is
+	// done and Replace returns ErrNothingToResume. The reconcile's resume events set it, so a
+	// stale one never starts a new replacement of an instance that keeps serving.
+	ResumeOnly bool
 }
 
 // Markets, as package inventory names them (its MarketOf derives an instance's).
@@ -247,6 +252,9 @@ var (
 	// ErrUntrusted means a journal names something that is not what the journal says (a
 	// replacement not launched by spotmax for this instance, another group); nothing was done.
 	ErrUntrusted = errors.New("untrusted journal")
+	// ErrNothingToResume means a ResumeOnly request found no journal on the instance: the
+	// replacement it was meant to resume has finished or rolled back; nothing was done.
+	ErrNothingToResume = errors.New("nothing to resume")
 )
 
 // RefusedError explains a refusal.

@@ -13,8 +13,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
-	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/spotmax/spotmax/pkg/awsapi"
@@ -82,6 +80,7 @@ type Workflow struct {
 	LeaseSettle time.Duration
 
 	sizeLocks sync.Map // group name → *sync.Mutex, see lockGroupSize
+	takeBacks sync.Map // member taken back → the lost instance it makes up for (takeback.go)
 	ownerOnce sync.Once
 	ownerID   string
 }
@@ -223,6 +222,9 @@ func (w *Workflow) prepare(ctx context.Context, g *inventory.Group, req Request)
 		r.newID = r.journal.Replacement
 		r.res.Started = r.journal.Started
 	} else {
+		if req.ResumeOnly {
+			return nil, fmt.Errorf("instance %s of group %s has no journal: %w", req.InstanceID, g.Name, ErrNothingToResume)
+		}
 		if !isMember(g, req.InstanceID) {
 			return nil, &RefusedError{Instance: req.InstanceID, Group: g.Name, Why: "not a member of the group"}
 		}
@@ -736,77 +738,6 @@ func (r *run) detach(ctx context.Context) error {
 	return w.RestoreMaxSize(ctx, r.g.Name)
 }
 
-// takeBackExtraMember handles an old instance that left the group without being detached (a spot
-// instance terminated at the end of its notice while still a member): the group kept the desired
-// capacity that the replacement's attach raised and launches a member of its own to fill it.
-// Once that member is there, it is terminated with the desired capacity decremented, so the
-// group is back to its size and the replacement, which holds the data volume, stays.
-func (r *run) takeBackExtraMember(ctx context.Context) error {
-	w := r.w
-	before := r.journal.Desired
-	if before < 0 {
-		return nil // not journaled: the replacement never joined
-	}
-	giveUpAt := w.clock().Now().Add(min(w.timeouts().InService, extraMemberWait))
-	return w.poll(ctx, "group "+r.g.Name+" to launch for the lost "+r.req.InstanceID, w.timeouts().InService, func(ctx context.Context) (bool, error) {
-		g, err := w.describeGroup(ctx, r.g.Name)
-		if err != nil {
-			return false, err
-		}
-		desired := int(aws.ToInt32(g.DesiredCapacity))
-		if desired <= before {
-			return true, nil
-		}
-		if w.clock().Now().After(giveUpAt) && !hasPendingMember(g, r.newID) {
-			// The group cannot launch its own member (its template asks for spot and spot is
-			// gone everywhere — the usual reason for an interruption): set the desired capacity
-			// back instead, with the replacement, which holds the group's data, protected from
-			// the scale-in that could follow.
-			return true, w.setDesiredProtecting(ctx, r.g.Name, before, r.newID)
-		}
-		var ids []string
-		for _, m := range g.Instances {
-			switch m.LifecycleState {
-			case astypes.LifecycleStatePending, astypes.LifecycleStateInService:
-				if id := aws.ToString(m.InstanceId); id != r.newID {
-					ids = append(ids, id)
-				}
-			}
-		}
-		if len(ids)+1 < desired {
-			return false, nil // the group has not launched its own member yet
-		}
-		extra, err := w.newest(ctx, ids)
-		if err != nil || extra == "" {
-			return false, err
-		}
-		r.res.Warnings = append(r.res.Warnings, fmt.Sprintf("%s left group %s before it could be detached; terminating %s, which the group launched in its place",
-			r.req.InstanceID, r.g.Name, extra))
-		err = w.call(ctx, func(ctx context.Context) error {
-			_, err := w.ASG.TerminateInstanceInAutoScalingGroup(ctx, &autoscaling.TerminateInstanceInAutoScalingGroupInput{
-				InstanceId: aws.String(extra), ShouldDecrementDesiredCapacity: aws.Bool(true)})
-			return err
-		})
-		if err != nil {
-			return false, fmt.Errorf("terminating %s in group %s: %w", extra, r.g.Name, err)
-		}
-		return true, nil
-	})
-}
-
-// extraMemberWait is how long the detach step waits for the group to launch a member in place of
-// an instance it lost before setting the desired capacity back itself.
-const extraMemberWait = 2 * time.Minute
-
-func hasPendingMember(g astypes.AutoScalingGroup, except string) bool {
-	for _, m := range g.Instances {
-		if aws.ToString(m.InstanceId) != except && strings.HasPrefix(string(m.LifecycleState), "Pending") {
-			return true
-		}
-	}
-	return false
-}
-
 // setDesiredProtecting sets a group's desired capacity with keep protected from scale-in for the
 // moment, so that the instance Auto Scaling picks to match a lower count is never keep.
 func (w *Workflow) setDesiredProtecting(ctx context.Context, group string, desired int, keep string) error {
@@ -832,32 +763,6 @@ func (w *Workflow) setDesiredProtecting(ctx context.Context, group string, desir
 		return fmt.Errorf("setting the desired capacity of group %s back to %d: %w", group, desired, err)
 	}
 	return nil
-}
-
-// newest returns the most recently launched of ids: the member the group launched in place of
-// a lost one (or, if the group also scaled out meanwhile, one as new; either way the group gets
-// back to its size).
-func (w *Workflow) newest(ctx context.Context, ids []string) (string, error) {
-	if len(ids) == 0 {
-		return "", nil
-	}
-	var out *ec2.DescribeInstancesOutput
-	err := w.call(ctx, func(ctx context.Context) (err error) {
-		out, err = w.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: ids})
-		return err
-	})
-	if err != nil {
-		return "", fmt.Errorf("describing %d members: %w", len(ids), err)
-	}
-	best, bestAt := "", time.Time{}
-	for _, res := range out.Reservations {
-		for _, in := range res.Instances {
-			if at := aws.ToTime(in.LaunchTime); best == "" || at.After(bestAt) {
-				best, bestAt = aws.ToString(in.InstanceId), at
-			}
-		}
-	}
-	return best, nil
 }
 
 // finish terminates the old instance and clears the journal.
