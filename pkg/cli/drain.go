@@ -13,7 +13,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/spf13/cobra"
-	corev1 "k8s.io/api/core/v1"
 
 	"github.com/spotmax/spotmax/pkg/awsapi"
 	"github.com/spotmax/spotmax/pkg/groupconfig"
@@ -308,7 +307,7 @@ type nodeNotFound struct {
 func (e *nodeNotFound) Error() string   { return e.err.Error() }
 func (e *nodeNotFound) Unwrap() []error { return []error{e.err, e.nf} }
 
-func lookupNode(ctx context.Context, c *kube.Client, target string, tgt *drainTarget) (n *corev1.Node, err error) {
+func lookupNode(ctx context.Context, c *kube.Client, target string, tgt *drainTarget) (n *kube.Node, err error) {
 	if tgt.ref != nil {
 		n, err = c.NodeFor(ctx, *tgt.ref)
 	} else {
