@@ -167,7 +167,7 @@ func TestDrainLeavesMirrorPodsAndTakesFinishedPods(t *testing.T) {
 	// As a kubelet creates it: the annotation can only be set at creation.
 	if _, err := s.Client.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "kube-proxy", Namespace: ns, Annotations: map[string]string{mirrorAnnotation: "abc"}},
-		Spec: corev1.PodSpec{NodeName: name, Containers: []corev1.Container{{Name: "app", Image: "registry.invalid/app:1"}}},
+		Spec:       corev1.PodSpec{NodeName: name, Containers: []corev1.Container{{Name: "app", Image: "registry.invalid/app:1"}}},
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}

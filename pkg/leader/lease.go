@@ -334,4 +334,3 @@ func sleep(ctx context.Context, d time.Duration) error {
 		return nil
 	}
 }
-
