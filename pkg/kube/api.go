@@ -98,15 +98,8 @@ type Pod struct {
 
 // PodSpec is the part of a pod's spec a drain uses.
 type PodSpec struct {
-	NodeName                      string   `json:"nodeName,omitempty"`
-	Volumes                       []Volume `json:"volumes,omitempty"`
-	TerminationGracePeriodSeconds *int64   `json:"terminationGracePeriodSeconds,omitempty"`
-}
-
-// Volume is a pod volume; EmptyDir is non-nil for an emptyDir (local data).
-type Volume struct {
-	Name     string    `json:"name"`
-	EmptyDir *struct{} `json:"emptyDir,omitempty"`
+	NodeName                      string `json:"nodeName,omitempty"`
+	TerminationGracePeriodSeconds *int64 `json:"terminationGracePeriodSeconds,omitempty"`
 }
 
 // PodStatus holds the pod's phase: Pending, Running, Succeeded, Failed, Unknown.

@@ -126,7 +126,6 @@ const maxExplained = 20
 // operators recognise them.
 const (
 	daemonSetWarning    = "ignoring DaemonSet-managed Pods"
-	localStorageWarning = "deleting Pods with local storage"
 	unmanagedFatal      = "Pods that declare no controller (use --force to override)"
 	unmanagedWarning    = "deleting Pods that declare no controller"
 	// mirrorAnnotation marks the API's copy of a static pod, which the kubelet owns: evicting
@@ -220,13 +219,10 @@ func (c *Client) judge(ctx context.Context, node string, force bool, ds dsCache)
 		case p.Annotations[mirrorAnnotation] != "":
 			v.evict = false
 		}
+		// Pods with emptyDir volumes go (kubectl's --delete-emptydir-data); kubectl's own
+		// warning about them is overwritten by its next filter and never shown, so neither is
+		// it here: the output stays what operators know.
 		if v.evict && v.fatal == "" && !p.Finished() {
-			for _, vol := range p.Spec.Volumes {
-				if vol.EmptyDir != nil {
-					v.warnings = append(v.warnings, localStorageWarning)
-					break
-				}
-			}
 			if ctrl == nil {
 				if force {
 					v.warnings = append(v.warnings, unmanagedWarning)
