@@ -125,9 +125,9 @@ const maxExplained = 20
 // What a drain says about pods it leaves or evicts despite a concern; kubectl's words, so that
 // operators recognise them.
 const (
-	daemonSetWarning    = "ignoring DaemonSet-managed Pods"
-	unmanagedFatal      = "Pods that declare no controller (use --force to override)"
-	unmanagedWarning    = "deleting Pods that declare no controller"
+	daemonSetWarning = "ignoring DaemonSet-managed Pods"
+	unmanagedFatal   = "Pods that declare no controller (use --force to override)"
+	unmanagedWarning = "deleting Pods that declare no controller"
 	// mirrorAnnotation marks the API's copy of a static pod, which the kubelet owns: evicting
 	// it does nothing.
 	mirrorAnnotation = "kubernetes.io/config.mirror"
