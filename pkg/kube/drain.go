@@ -359,7 +359,7 @@ func (c *Client) Drain(ctx context.Context, n *Node, opts DrainOptions) (*DrainR
 	switch {
 	case ctx.Err() != nil:
 		err = fmt.Errorf("%w (after %s)", context.Cause(ctx), time.Since(start).Round(time.Second))
-	case dctx.Err() != nil:
+	case dctx.Err() != nil || timedOut(errs):
 		err = fmt.Errorf("%w after %s", ErrDrainTimeout, opts.Timeout)
 	default:
 		err = summarize(errs)
@@ -455,6 +455,9 @@ func (c *Client) evictAndWait(ctx context.Context, p *Pod, grace int64, retry ti
 				return fmt.Errorf("evicting pod %s: %w", ref, ErrDrainTimeout)
 			}
 			continue
+		case errors.Is(err, context.DeadlineExceeded):
+			// The request (or the client's rate limit) ran into the drain's timeout.
+			return fmt.Errorf("evicting pod %s: %w: %w", ref, ErrDrainTimeout, err)
 		default:
 			// e.g. 500 "This pod has more than one PodDisruptionBudget, which the eviction
 			// subresource does not support.": retrying does not help.
@@ -472,7 +475,7 @@ func (c *Client) waitGone(ctx context.Context, p *Pod) error {
 		switch {
 		case IsNotFound(err), err == nil && cur.UID != p.UID:
 			return nil
-		case ctx.Err() != nil:
+		case ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded):
 			return fmt.Errorf("waiting for pod %s/%s to terminate: %w", p.Namespace, p.Name, ErrDrainTimeout)
 		case err != nil:
 			return fmt.Errorf("waiting for pod %s/%s to terminate: %w", p.Namespace, p.Name, err)
@@ -490,6 +493,17 @@ func podRefs(pods []Pod) []PodRef {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
 	return out
+}
+
+// timedOut reports whether a pod's eviction or wait ran into the drain's timeout (a request
+// the rate limiter would not start before the deadline fails before the deadline has passed).
+func timedOut(errs []error) bool {
+	for _, err := range errs {
+		if errors.Is(err, ErrDrainTimeout) {
+			return true
+		}
+	}
+	return false
 }
 
 // summarize joins the errors of the pods that did not go, the first three in full.

@@ -127,7 +127,7 @@ func (l *limiter) wait(ctx context.Context) error {
 	}
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
 		l.give()
-		return fmt.Errorf("client rate limiter: waiting %s would exceed context deadline", d.Round(time.Millisecond))
+		return fmt.Errorf("client rate limiter: waiting %s would exceed the deadline: %w", d.Round(time.Millisecond), context.DeadlineExceeded)
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
