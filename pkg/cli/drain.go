@@ -82,7 +82,7 @@ func newDrainCmdWith(f *Factory, runF func(context.Context, *DrainOptions) error
 	cmd := &cobra.Command{
 		Use:   "drain NODE|INSTANCE-ID",
 		Short: "Cordon a Kubernetes node and evict its pods, respecting PodDisruptionBudgets",
-		Long: `Cordon a Kubernetes node and evict its pods with kubectl's drain: PodDisruptionBudgets are
+		Long: `Cordon a Kubernetes node and evict its pods by kubectl drain's rules: PodDisruptionBudgets are
 respected (a refused eviction is retried until --timeout), DaemonSet pods stay, pods with emptyDir
 volumes are evicted, pods that no controller recreates only with --force.
 

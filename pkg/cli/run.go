@@ -63,8 +63,8 @@ so the next 'spotmax run' resumes them.
 High availability: run 'spotmax run' on two hosts with --leader-elect and only the leader
 acts; a follower takes over when the leader stops or loses its lock, and resumes its journals.
   --leader-elect consul      a Consul lock on the KV key --leader-key
-  --leader-elect kubernetes  a Lease --lease-namespace/--lease-name (client-go leader
-                             election); the identity needs get, create and update on
+  --leader-elect kubernetes  a Lease --lease-namespace/--lease-name (client-go's Lease
+                             protocol); the identity needs get, create and update on
                              leases.coordination.k8s.io in that namespace. The kubeconfig is
                              --kubeconfig, else KUBECONFIG, else the in-cluster service account
                              when running in a pod, else ~/.kube/config.
