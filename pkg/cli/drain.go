@@ -13,7 +13,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/spf13/cobra"
-	corev1 "k8s.io/api/core/v1"
 
 	"github.com/spotmax/spotmax/pkg/awsapi"
 	"github.com/spotmax/spotmax/pkg/groupconfig"
@@ -83,7 +82,7 @@ func newDrainCmdWith(f *Factory, runF func(context.Context, *DrainOptions) error
 	cmd := &cobra.Command{
 		Use:   "drain NODE|INSTANCE-ID",
 		Short: "Cordon a Kubernetes node and evict its pods, respecting PodDisruptionBudgets",
-		Long: `Cordon a Kubernetes node and evict its pods with kubectl's drain: PodDisruptionBudgets are
+		Long: `Cordon a Kubernetes node and evict its pods by kubectl drain's rules: PodDisruptionBudgets are
 respected (a refused eviction is retried until --timeout), DaemonSet pods stay, pods with emptyDir
 volumes are evicted, pods that no controller recreates only with --force.
 
@@ -308,7 +307,7 @@ type nodeNotFound struct {
 func (e *nodeNotFound) Error() string   { return e.err.Error() }
 func (e *nodeNotFound) Unwrap() []error { return []error{e.err, e.nf} }
 
-func lookupNode(ctx context.Context, c *kube.Client, target string, tgt *drainTarget) (n *corev1.Node, err error) {
+func lookupNode(ctx context.Context, c *kube.Client, target string, tgt *drainTarget) (n *kube.Node, err error) {
 	if tgt.ref != nil {
 		n, err = c.NodeFor(ctx, *tgt.ref)
 	} else {

@@ -14,10 +14,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	consul "github.com/hashicorp/consul/api"
 	"github.com/spf13/cobra"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/validation"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 
 	"github.com/spotmax/spotmax/pkg/controller"
 	"github.com/spotmax/spotmax/pkg/inventory"
@@ -67,8 +63,8 @@ so the next 'spotmax run' resumes them.
 High availability: run 'spotmax run' on two hosts with --leader-elect and only the leader
 acts; a follower takes over when the leader stops or loses its lock, and resumes its journals.
   --leader-elect consul      a Consul lock on the KV key --leader-key
-  --leader-elect kubernetes  a Lease --lease-namespace/--lease-name (client-go leader
-                             election); the identity needs get, create and update on
+  --leader-elect kubernetes  a Lease --lease-namespace/--lease-name (client-go's Lease
+                             protocol); the identity needs get, create and update on
                              leases.coordination.k8s.io in that namespace. The kubeconfig is
                              --kubeconfig, else KUBECONFIG, else the in-cluster service account
                              when running in a pod, else ~/.kube/config.
@@ -105,7 +101,7 @@ at the end; stopped before it leads (SIGTERM, Ctrl-C) it has done nothing and ex
 	fl.StringVar(&opts.ConsulAddr, "consul-addr", "", "Consul HTTP address for --leader-elect consul (default CONSUL_HTTP_ADDR or 127.0.0.1:8500; CONSUL_HTTP_TOKEN is used)")
 	fl.StringVar(&opts.LeaderKey, "leader-key", "", "Consul KV key of the lock for --leader-elect consul (default spotmax/leader/<region>)")
 	fl.StringVar(&opts.Kubeconfig, "kubeconfig", "", "kubeconfig for --leader-elect kubernetes (default KUBECONFIG, the in-cluster service account, ~/.kube/config)")
-	fl.StringVar(&opts.LeaseNamespace, "lease-namespace", metav1.NamespaceDefault, "namespace of the Lease for --leader-elect kubernetes")
+	fl.StringVar(&opts.LeaseNamespace, "lease-namespace", "default", "namespace of the Lease for --leader-elect kubernetes")
 	fl.StringVar(&opts.LeaseName, "lease-name", "", "name of the Lease for --leader-elect kubernetes (default spotmax-<region>)")
 	return cmd
 }
@@ -335,11 +331,11 @@ func validateLeaderFlags(cmd *cobra.Command, o *RunOptions) error {
 	if o.LeaderElect != "kubernetes" {
 		return nil
 	}
-	if errs := validation.IsDNS1123Label(o.LeaseNamespace); len(errs) > 0 {
+	if errs := kube.ValidNamespace(o.LeaseNamespace); len(errs) > 0 {
 		return flagErrorf("invalid --lease-namespace %q: %s", o.LeaseNamespace, strings.Join(errs, "; "))
 	}
 	if o.LeaseName != "" {
-		if errs := validation.IsDNS1123Subdomain(o.LeaseName); len(errs) > 0 {
+		if errs := kube.ValidName(o.LeaseName); len(errs) > 0 {
 			return flagErrorf("invalid --lease-name %q: %s", o.LeaseName, strings.Join(errs, "; "))
 		}
 	}
@@ -348,35 +344,23 @@ func validateLeaderFlags(cmd *cobra.Command, o *RunOptions) error {
 
 // leaseClient connects to the cluster that holds the Lease: --kubeconfig, else KUBECONFIG, else
 // the in-cluster service account when running in a pod, else ~/.kube/config. It returns the
-// clientset and where the configuration came from, for the log.
-func leaseClient(ctx context.Context, f *Factory, o *RunOptions) (kubernetes.Interface, string, error) {
-	var rcfg *rest.Config
-	var where string
+// client and where the configuration came from, for the log.
+func leaseClient(ctx context.Context, f *Factory, o *RunOptions) (*kube.Client, string, error) {
+	// Like client-go's resourcelock.NewFromKubeconfig: one hung request must not use up the
+	// whole renew deadline (10 s) and cost the leadership.
+	opts := kube.ConnectOptions{Log: f.Logger(), RequestTimeout: 5 * time.Second}
 	if o.Kubeconfig == "" && f.Getenv("KUBECONFIG") == "" && f.Getenv("KUBERNETES_SERVICE_HOST") != "" {
-		c, err := rest.InClusterConfig()
+		cfg, err := kube.InClusterConfig(f.Getenv, opts)
 		if err != nil {
 			return nil, "", fmt.Errorf("loading the in-cluster Kubernetes configuration for --leader-elect kubernetes: %w", err)
 		}
-		rcfg, where = c, "in-cluster service account, API server "+c.Host
-	} else {
-		src := kube.ResolveKubeconfig(o.Kubeconfig, nil, f.Getenv)
-		// Connect checks that the server answers, with errors that name the kubeconfig.
-		kc, err := kube.Connect(ctx, src, kube.ConnectOptions{Log: f.Logger()})
-		if err != nil {
-			return nil, "", fmt.Errorf("connecting for --leader-elect kubernetes: %w", err)
-		}
-		if rcfg, err = kube.RESTConfig(src, kube.ConnectOptions{}); err != nil {
-			return nil, "", fmt.Errorf("connecting for --leader-elect kubernetes: %w", err)
-		}
-		where = src.String() + ", API server " + kc.Server
+		return kube.NewClient(cfg, f.Logger()), "in-cluster service account, API server " + cfg.Host, nil
 	}
-	// Like client-go's resourcelock.NewFromKubeconfig: one hung request must not use up the
-	// whole renew deadline (10 s) and cost the leadership.
-	rcfg = rest.CopyConfig(rcfg)
-	rcfg.Timeout = 5 * time.Second
-	cs, err := kubernetes.NewForConfig(rcfg)
+	src := kube.ResolveKubeconfig(o.Kubeconfig, nil, f.Getenv)
+	// Connect checks that the server answers, with errors that name the kubeconfig.
+	kc, err := kube.Connect(ctx, src, opts)
 	if err != nil {
-		return nil, "", fmt.Errorf("creating the Kubernetes client for --leader-elect kubernetes (%s): %w", where, err)
+		return nil, "", fmt.Errorf("connecting for --leader-elect kubernetes: %w", err)
 	}
-	return cs, where, nil
+	return kc, src.String() + ", API server " + kc.Server, nil
 }

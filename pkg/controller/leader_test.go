@@ -8,11 +8,11 @@ import (
 
 	consul "github.com/hashicorp/consul/api"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/spotmax/spotmax/pkg/consul/consultest"
 	"github.com/spotmax/spotmax/pkg/groupconfig"
 	"github.com/spotmax/spotmax/pkg/internal/testwait"
+	"github.com/spotmax/spotmax/pkg/kube"
 	"github.com/spotmax/spotmax/pkg/kube/kubetest"
 	"github.com/spotmax/spotmax/pkg/leader"
 	"github.com/spotmax/spotmax/pkg/sim/simtest"
@@ -92,9 +92,9 @@ func TestKubeLeaseTwoControllersOneLeader(t *testing.T) {
 		wg.Wait()
 	}()
 	wg.Add(2)
-	go func() { defer wg.Done(); _ = a.RunElected(ctxA, newLease(srv.Client, name, "a")) }()
+	go func() { defer wg.Done(); _ = a.RunElected(ctxA, newLease(t, srv, name, "a")) }()
 	testwait.For(t, "a to hold the Lease", 20*time.Second, func() bool { return a.Stats().Reconciles > 0 })
-	go func() { defer wg.Done(); _ = b.RunElected(ctxB, newLease(srv.Client, name, "b")) }()
+	go func() { defer wg.Done(); _ = b.RunElected(ctxB, newLease(t, srv, name, "b")) }()
 
 	testwait.For(t, "the leader to replace both instances", 20*time.Second, func() bool { return a.Stats().Succeeded >= 2 })
 	if st := b.Stats(); st.Reconciles != 0 || st.Replacements != 0 {
@@ -118,7 +118,12 @@ func TestKubeLeaseTwoControllersOneLeader(t *testing.T) {
 }
 
 // newLease returns an elector on the Lease default/name with test durations.
-func newLease(cs kubernetes.Interface, name, identity string) *leader.KubeLease {
-	return &leader.KubeLease{Client: cs, Namespace: metav1.NamespaceDefault, Name: name, Identity: identity,
+func newLease(t *testing.T, srv *kubetest.Server, name, identity string) *leader.KubeLease {
+	t.Helper()
+	c, err := kube.Connect(context.Background(), kube.Source{Path: srv.Kubeconfig, From: "test"}, kube.ConnectOptions{RequestTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &leader.KubeLease{Client: c, Namespace: metav1.NamespaceDefault, Name: name, Identity: identity,
 		LeaseDuration: 2 * time.Second, RenewDeadline: time.Second, RetryPeriod: 200 * time.Millisecond}
 }

@@ -1,22 +1,15 @@
 package kube
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
+	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 	"sync"
 	"time"
-
-	corev1 "k8s.io/api/core/v1"
-	policyv1 "k8s.io/api/policy/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	utilerrors "k8s.io/apimachinery/pkg/util/errors"
-	"k8s.io/kubectl/pkg/drain"
 )
 
 // DrainOptions tune a drain. The zero value drains with the pods' own grace periods, no timeout
@@ -61,8 +54,8 @@ type DrainPlan struct {
 	Node string `json:"node"`
 	// Evict are the pods that would be evicted.
 	Evict []PodRef `json:"evict"`
-	// Warnings are kubectl's notes on pods left alone or evicted despite a concern, e.g.
-	// "ignoring DaemonSet-managed Pods: kube-system/aws-node-x".
+	// Warnings are notes on pods left alone or evicted despite a concern, in kubectl's words,
+	// e.g. "ignoring DaemonSet-managed Pods: kube-system/aws-node-x".
 	Warnings string `json:"warnings,omitempty"`
 	// Refused lists why the drain cannot go ahead, e.g. bare pods without Force; empty when it
 	// can.
@@ -129,56 +122,200 @@ func (e *DrainError) Unwrap() error { return e.Err }
 // maxExplained bounds the dry-run evictions made to explain a failed drain.
 const maxExplained = 20
 
-func (c *Client) helper(ctx context.Context, opts DrainOptions) *drain.Helper {
-	grace := -1
-	if opts.GracePeriod >= 0 {
-		grace = int(opts.GracePeriod / time.Second)
+// What a drain says about pods it leaves or evicts despite a concern; kubectl's words, so that
+// operators recognise them.
+const (
+	daemonSetWarning = "ignoring DaemonSet-managed Pods"
+	unmanagedFatal   = "Pods that declare no controller (use --force to override)"
+	unmanagedWarning = "deleting Pods that declare no controller"
+	// mirrorAnnotation marks the API's copy of a static pod, which the kubelet owns: evicting
+	// it does nothing.
+	mirrorAnnotation = "kubernetes.io/config.mirror"
+)
+
+// podVerdict is what a drain does with one pod of the node.
+type podVerdict struct {
+	pod      Pod
+	evict    bool
+	warnings []string
+	fatal    string
+}
+
+// verdicts holds the pods of a node and what a drain does with each.
+type verdicts []podVerdict
+
+func (vs verdicts) evict() []Pod {
+	var out []Pod
+	for _, v := range vs {
+		if v.evict && v.fatal == "" {
+			out = append(out, v.pod)
+		}
 	}
-	retry := opts.EvictRetry
-	if retry <= 0 {
-		retry = 5 * time.Second
+	return out
+}
+
+// group joins the pods by message: "msg: ns/a, ns/b", sorted.
+func group(vs verdicts, msgs func(podVerdict) []string) []string {
+	byMsg := map[string][]string{}
+	for _, v := range vs {
+		for _, m := range msgs(v) {
+			byMsg[m] = append(byMsg[m], v.pod.Namespace+"/"+v.pod.Name)
+		}
 	}
-	return &drain.Helper{
-		Ctx:                  ctx,
-		Client:               c.Kube,
-		Force:                opts.Force,
-		GracePeriodSeconds:   grace,
-		IgnoreAllDaemonSets:  true,
-		DeleteEmptyDirData:   true,
-		ChunkSize:            500,
-		EvictErrorRetryDelay: retry,
-		Out:                  &logWriter{log: c.Log, level: slog.LevelDebug},
-		ErrOut:               &logWriter{log: c.Log, level: slog.LevelInfo},
+	out := make([]string, 0, len(byMsg))
+	for m, pods := range byMsg {
+		out = append(out, m+": "+strings.Join(pods, ", "))
 	}
+	sort.Strings(out)
+	return out
+}
+
+func (vs verdicts) warnings() string {
+	return strings.Join(group(vs, func(v podVerdict) []string { return v.warnings }), "; ")
+}
+
+// refused lists why the drain cannot go ahead: "cannot delete <why>: ns/a, ns/b".
+func (vs verdicts) refused() []string {
+	out := group(vs, func(v podVerdict) []string {
+		if v.fatal == "" {
+			return nil
+		}
+		return []string{v.fatal}
+	})
+	for i := range out {
+		out[i] = "cannot delete " + out[i]
+	}
+	return out
+}
+
+// dsCache remembers, within one drain, whether the DaemonSets of the node's pods exist.
+type dsCache map[string]error
+
+// judge lists the pods of node and decides, like kubectl drain with --ignore-daemonsets and
+// --delete-emptydir-data: DaemonSet pods stay (unless their DaemonSet is gone and Force is
+// set), mirror pods stay, pods with emptyDir volumes go, pods without a controller go only with
+// Force; finished pods always go.
+func (c *Client) judge(ctx context.Context, node string, force bool, ds dsCache) (verdicts, error) {
+	pods, err := c.podsOn(ctx, node)
+	if err != nil {
+		return nil, fmt.Errorf("listing the pods of node %s: %w", node, err)
+	}
+	out := make(verdicts, 0, len(pods))
+	for _, p := range pods {
+		v := podVerdict{pod: p, evict: true}
+		ctrl := p.ControllerOf()
+		switch {
+		case ctrl != nil && ctrl.Kind == "DaemonSet" && !p.Finished():
+			err := c.daemonSetExists(ctx, p.Namespace, ctrl.Name, ds)
+			switch {
+			case err == nil:
+				v.evict, v.warnings = false, []string{daemonSetWarning}
+			case IsNotFound(err) && force:
+				// An orphan of a deleted DaemonSet: nothing recreates it.
+				v.warnings = []string{err.Error()}
+			default:
+				v.fatal = err.Error()
+			}
+		case p.Annotations[mirrorAnnotation] != "":
+			v.evict = false
+		}
+		// Pods with emptyDir volumes go (kubectl's --delete-emptydir-data); kubectl's own
+		// warning about them is overwritten by its next filter and never shown, so neither is
+		// it here: the output stays what operators know.
+		if v.evict && v.fatal == "" && !p.Finished() {
+			if ctrl == nil {
+				if force {
+					v.warnings = append(v.warnings, unmanagedWarning)
+				} else {
+					v.fatal = unmanagedFatal
+				}
+			}
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func (c *Client) daemonSetExists(ctx context.Context, ns, name string, cache dsCache) error {
+	key := ns + "/" + name
+	if err, ok := cache[key]; ok {
+		return err
+	}
+	err := c.t.do(ctx, http.MethodGet, "/apis/apps/v1/namespaces/"+url.PathEscape(ns)+"/daemonsets/"+url.PathEscape(name), nil, nil, "", nil)
+	if err != nil && !IsNotFound(err) {
+		// Not cached: a passing failure should not decide the next listing.
+		return err
+	}
+	cache[key] = err
+	return err
+}
+
+// podsOn lists the pods bound to node, 500 a page.
+func (c *Client) podsOn(ctx context.Context, node string) ([]Pod, error) {
+	q := url.Values{"fieldSelector": {"spec.nodeName=" + node}, "limit": {"500"}}
+	var pods []Pod
+	for {
+		var list podList
+		if err := c.t.do(ctx, http.MethodGet, "/api/v1/pods", q, nil, "", &list); err != nil {
+			return nil, err
+		}
+		pods = append(pods, list.Items...)
+		if list.Metadata.Continue == "" {
+			return pods, nil
+		}
+		q.Set("continue", list.Metadata.Continue)
+	}
+}
+
+// getPod reads a pod.
+func (c *Client) getPod(ctx context.Context, ns, name string) (*Pod, error) {
+	var p Pod
+	if err := c.t.do(ctx, http.MethodGet, "/api/v1/namespaces/"+url.PathEscape(ns)+"/pods/"+url.PathEscape(name), nil, nil, "", &p); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// evict asks the API to evict the pod with that UID (a pod re-created under the same name is
+// not evicted: the API answers 409). grace < 0 = the pod's own grace period.
+func (c *Client) evict(ctx context.Context, p *Pod, grace int64, dryRun bool) error {
+	opts := map[string]any{"preconditions": map[string]string{"uid": p.UID}}
+	if grace >= 0 {
+		opts["gracePeriodSeconds"] = grace
+	}
+	if dryRun {
+		opts["dryRun"] = []string{"All"}
+	}
+	body := map[string]any{"apiVersion": "policy/v1", "kind": "Eviction",
+		"metadata": map[string]string{"name": p.Name, "namespace": p.Namespace}, "deleteOptions": opts}
+	return c.t.do(ctx, http.MethodPost, "/api/v1/namespaces/"+url.PathEscape(p.Namespace)+"/pods/"+url.PathEscape(p.Name)+"/eviction",
+		nil, body, jsonBody, nil)
 }
 
 // PlanDrain lists what a drain of node would evict, changing nothing.
 func (c *Client) PlanDrain(ctx context.Context, node string, opts DrainOptions) (*DrainPlan, error) {
-	ctx = withLog(ctx, c.Log)
-	list, errs := c.helper(ctx, opts).GetPodsForDeletion(node)
-	if list == nil {
-		return nil, fmt.Errorf("listing the pods of node %s: %w", node, errors.Join(errs...))
-	}
-	p := &DrainPlan{Node: node, Evict: []PodRef{}, Warnings: list.Warnings()}
-	for _, pod := range list.Pods() {
-		p.Evict = append(p.Evict, PodRef{Namespace: pod.Namespace, Name: pod.Name})
-	}
-	for _, err := range errs {
-		p.Refused = append(p.Refused, err.Error())
-	}
-	sort.Strings(p.Refused)
-	return p, nil
+	return c.plan(ctx, node, opts, dsCache{})
 }
 
-// Drain cordons the node and evicts its pods with kubectl's drain: DaemonSet pods stay, pods with
-// emptyDir volumes go, bare pods only with opts.Force, PodDisruptionBudgets are honoured (a
-// refused eviction is retried until opts.Timeout). When the pods cannot all be evicted the error
-// is a *DrainError listing the pods left and why, and the node stays cordoned; a drain refused
-// before cordoning (bare pods without Force) changes nothing.
-func (c *Client) Drain(ctx context.Context, n *corev1.Node, opts DrainOptions) (*DrainResult, error) {
+func (c *Client) plan(ctx context.Context, node string, opts DrainOptions, ds dsCache) (*DrainPlan, error) {
+	vs, err := c.judge(ctx, node, opts.Force, ds)
+	if err != nil {
+		return nil, err
+	}
+	return &DrainPlan{Node: node, Evict: podRefs(vs.evict()), Warnings: vs.warnings(), Refused: vs.refused()}, nil
+}
+
+// Drain cordons the node and evicts its pods the way kubectl drain does: DaemonSet and mirror
+// pods stay, pods with emptyDir volumes go, bare pods only with opts.Force,
+// PodDisruptionBudgets are honoured (an eviction refused with 429 is retried every
+// opts.EvictRetry until opts.Timeout), and each evicted pod is waited for until it is gone (by
+// UID: a pod re-created under the same name is not the one evicted). When the pods cannot all
+// be evicted the error is a *DrainError listing the pods left and why, and the node stays
+// cordoned; a drain refused before cordoning (bare pods without Force) changes nothing.
+func (c *Client) Drain(ctx context.Context, n *Node, opts DrainOptions) (*DrainResult, error) {
 	start := time.Now()
-	ctx = withLog(ctx, c.Log)
-	plan, err := c.PlanDrain(ctx, n.Name, opts)
+	ds := dsCache{}
+	plan, err := c.plan(ctx, n.Name, opts, ds)
 	if err != nil {
 		return nil, err
 	}
@@ -189,52 +326,47 @@ func (c *Client) Drain(ctx context.Context, n *corev1.Node, opts DrainOptions) (
 	if err := c.Cordon(ctx, n); err != nil {
 		return nil, err
 	}
-	// Pods may have landed between the plan and the cordon: list again now that none can.
 	dctx, cancel := ctx, context.CancelFunc(func() {})
 	if opts.Timeout > 0 {
 		dctx, cancel = context.WithTimeout(ctx, opts.Timeout)
 	}
 	defer cancel()
-	h := c.helper(dctx, opts)
-	list, errs := h.GetPodsForDeletion(n.Name)
-	if len(errs) > 0 {
-		return nil, &DrainError{Node: n.Name, Cordoned: true, Err: errors.Join(errs...)}
+	// Pods may have landed between the plan and the cordon: list again now that none can.
+	vs, err := c.judge(dctx, n.Name, opts.Force, ds)
+	if err != nil {
+		return nil, &DrainError{Node: n.Name, Cordoned: true, Err: err}
 	}
-	pods := list.Pods()
-	res := &DrainResult{Node: n.Name, Evicted: []PodRef{}, Warnings: list.Warnings()}
+	if refused := vs.refused(); len(refused) > 0 {
+		return nil, &DrainError{Node: n.Name, Cordoned: true, Err: errors.New(strings.Join(refused, "; "))}
+	}
+	pods := vs.evict()
+	res := &DrainResult{Node: n.Name, Evicted: []PodRef{}, Warnings: vs.warnings()}
 	if res.Warnings != "" {
 		c.Log.Info("draining node: "+res.Warnings, "node", n.Name)
 	}
 	prog := &progress{fn: opts.Progress, p: DrainProgress{Node: n.Name, Total: len(pods), Left: len(pods)}, start: start}
-	h.OnPodDeletionOrEvictionFinished = func(pod *corev1.Pod, _ bool, err error) {
-		if err == nil {
-			prog.gone(PodRef{Namespace: pod.Namespace, Name: pod.Name})
-		}
-	}
 	prog.report()
 	stop := prog.heartbeat(opts.ProgressEvery)
 	c.Log.Info("draining node", "node", n.Name, "pods", len(pods), "grace", opts.GracePeriod, "timeout", opts.Timeout)
-	err = h.DeleteOrEvictPods(pods)
+	errs := c.evictAll(dctx, pods, opts, prog)
 	stop()
 	res.Evicted = prog.evicted()
 	res.Elapsed = time.Since(start)
-	if err == nil && dctx.Err() == nil {
+	if len(errs) == 0 && dctx.Err() == nil {
 		prog.report()
 		return res, nil
 	}
 	switch {
 	case ctx.Err() != nil:
 		err = fmt.Errorf("%w (after %s)", context.Cause(ctx), time.Since(start).Round(time.Second))
-	// client-go's rate limiter gives up early when a request could not start before the
-	// deadline.
-	case dctx.Err() != nil || strings.Contains(err.Error(), "would exceed context deadline"):
+	case dctx.Err() != nil || timedOut(errs):
 		err = fmt.Errorf("%w after %s", ErrDrainTimeout, opts.Timeout)
 	default:
-		err = summarize(err)
+		err = summarize(errs)
 	}
 	derr := &DrainError{Node: n.Name, Err: err, Cordoned: true}
 	var listed bool
-	derr.Blocked, derr.More, listed = c.explain(context.WithoutCancel(ctx), n.Name, opts)
+	derr.Blocked, derr.More, listed = c.explain(context.WithoutCancel(ctx), n.Name, opts, ds)
 	if listed && len(derr.Blocked) == 0 && ctx.Err() == nil {
 		// Every pod went; what failed was only the wait for it (e.g. the client's rate limit
 		// ran into the deadline). The node is drained.
@@ -245,7 +377,116 @@ func (c *Client) Drain(ctx context.Context, n *corev1.Node, opts DrainOptions) (
 	return res, derr
 }
 
-func podRefs(pods []corev1.Pod) []PodRef {
+// evictAll evicts every pod at once (one goroutine each, bounded by the client's rate limit,
+// as kubectl does) and waits until each is gone; it returns the errors of the pods that did not
+// go.
+func (c *Client) evictAll(ctx context.Context, pods []Pod, opts DrainOptions, prog *progress) []error {
+	grace := int64(-1)
+	if opts.GracePeriod >= 0 {
+		grace = int64(opts.GracePeriod / time.Second)
+	}
+	retry := opts.EvictRetry
+	if retry <= 0 {
+		retry = 5 * time.Second
+	}
+	errc := make(chan error, len(pods))
+	for i := range pods {
+		go func(p *Pod) {
+			err := c.evictAndWait(ctx, p, grace, retry)
+			if err == nil {
+				prog.gone(PodRef{Namespace: p.Namespace, Name: p.Name})
+			}
+			errc <- err
+		}(&pods[i])
+	}
+	var errs []error
+	for range pods {
+		if err := <-errc; err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
+}
+
+// evictPoll is how often an evicted pod is checked until it is gone (kubectl's interval).
+const evictPoll = time.Second
+
+// NamespaceTerminatingCause is the cause of a 403 to an eviction in a namespace being deleted.
+const namespaceTerminatingCause = "NamespaceTerminating"
+
+func (c *Client) evictAndWait(ctx context.Context, p *Pod, grace int64, retry time.Duration) error {
+	ref := p.Namespace + "/" + p.Name
+	for {
+		if ctx.Err() != nil {
+			return fmt.Errorf("evicting pod %s: %w", ref, ErrDrainTimeout)
+		}
+		err := c.evict(ctx, p, grace, false)
+		var apiErr *APIError
+		errors.As(err, &apiErr)
+		switch {
+		case err == nil:
+		case IsNotFound(err) || IsConflict(err):
+			// Gone already, or the name is another pod's now (the UID precondition failed).
+			return nil
+		case IsTooManyRequests(err):
+			// A PodDisruptionBudget allows no disruption now (or the server is busy): retry
+			// until the drain's timeout, as kubectl does.
+			why := err.Error()
+			if causes := apiErr.Causes(); len(causes) > 0 {
+				why += " (" + strings.Join(causes, "; ") + ")"
+			}
+			c.Log.Info("eviction refused, retrying", "pod", ref, "retry", retry, "error", why)
+			if sleep(ctx, retry) != nil {
+				return fmt.Errorf("evicting pod %s: %w: %s", ref, ErrDrainTimeout, why)
+			}
+			continue
+		case IsForbidden(err) && apiErr.HasCause(namespaceTerminatingCause):
+			// Its namespace is being deleted: evictions are refused until the pod is marked
+			// deleted, then the pod goes with the namespace.
+			fresh, gerr := c.getPod(ctx, p.Namespace, p.Name)
+			if IsNotFound(gerr) || (gerr == nil && fresh.UID != p.UID) {
+				return nil
+			}
+			if gerr == nil && fresh.DeletionTimestamp != nil {
+				break
+			}
+			c.Log.Info("eviction refused in a terminating namespace, retrying", "pod", ref, "retry", retry)
+			if sleep(ctx, retry) != nil {
+				return fmt.Errorf("evicting pod %s: %w", ref, ErrDrainTimeout)
+			}
+			continue
+		case errors.Is(err, context.DeadlineExceeded):
+			// The request (or the client's rate limit) ran into the drain's timeout.
+			return fmt.Errorf("evicting pod %s: %w: %w", ref, ErrDrainTimeout, err)
+		default:
+			// e.g. 500 "This pod has more than one PodDisruptionBudget, which the eviction
+			// subresource does not support.": retrying does not help.
+			return fmt.Errorf("evicting pod %s: %w", ref, err)
+		}
+		c.Log.Debug("evicted pod", "pod", ref)
+		return c.waitGone(ctx, p)
+	}
+}
+
+// waitGone polls until the pod of that UID no longer exists.
+func (c *Client) waitGone(ctx context.Context, p *Pod) error {
+	for {
+		cur, err := c.getPod(ctx, p.Namespace, p.Name)
+		switch {
+		case IsNotFound(err), err == nil && cur.UID != p.UID:
+			return nil
+		case ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded):
+			return fmt.Errorf("waiting for pod %s/%s to terminate: %w", p.Namespace, p.Name, ErrDrainTimeout)
+		case err != nil:
+			return fmt.Errorf("waiting for pod %s/%s to terminate: %w", p.Namespace, p.Name, err)
+		}
+		if sleep(ctx, evictPoll) != nil {
+			return fmt.Errorf("waiting for pod %s/%s to terminate: %w", p.Namespace, p.Name, ErrDrainTimeout)
+		}
+	}
+}
+
+func podRefs(pods []Pod) []PodRef {
 	out := make([]PodRef, 0, len(pods))
 	for _, p := range pods {
 		out = append(out, PodRef{Namespace: p.Namespace, Name: p.Name})
@@ -254,37 +495,46 @@ func podRefs(pods []corev1.Pod) []PodRef {
 	return out
 }
 
-// summarize shortens kubectl's aggregate of one error per pod to the first few.
-func summarize(err error) error {
-	var agg utilerrors.Aggregate
-	if !errors.As(err, &agg) || len(agg.Errors()) <= 3 {
-		return err
+// timedOut reports whether a pod's eviction or wait ran into the drain's timeout (a request
+// the rate limiter would not start before the deadline fails before the deadline has passed).
+func timedOut(errs []error) bool {
+	for _, err := range errs {
+		if errors.Is(err, ErrDrainTimeout) {
+			return true
+		}
 	}
-	errs := agg.Errors()
+	return false
+}
+
+// summarize joins the errors of the pods that did not go, the first three in full.
+func summarize(errs []error) error {
+	if len(errs) <= 3 {
+		return errors.Join(errs...)
+	}
 	return fmt.Errorf("%w; %w; %w; and %d more errors", errs[0], errs[1], errs[2], len(errs)-3)
 }
 
 // explain lists the pods still on the node and why each is there: terminating, or what a
 // dry-run eviction answers (the PodDisruptionBudget that refuses it).
-func (c *Client) explain(ctx context.Context, node string, opts DrainOptions) (blocked []BlockedPod, more int, listed bool) {
+func (c *Client) explain(ctx context.Context, node string, opts DrainOptions, ds dsCache) (blocked []BlockedPod, more int, listed bool) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	list, errs := c.helper(ctx, opts).GetPodsForDeletion(node)
-	if list == nil {
-		c.Log.Warn("listing the pods left on the node", "node", node, "error", errors.Join(errs...))
+	vs, err := c.judge(ctx, node, opts.Force, ds)
+	if err != nil {
+		c.Log.Warn("listing the pods left on the node", "node", node, "error", err)
 		return nil, 0, false
 	}
-	pods := list.Pods()
-	for i, pod := range pods {
+	pods := vs.evict()
+	for i := range pods {
 		if i == maxExplained {
 			return blocked, len(pods) - maxExplained, true
 		}
-		blocked = append(blocked, BlockedPod{Pod: PodRef{Namespace: pod.Namespace, Name: pod.Name}, Why: c.why(ctx, &pod)})
+		blocked = append(blocked, BlockedPod{Pod: PodRef{Namespace: pods[i].Namespace, Name: pods[i].Name}, Why: c.why(ctx, &pods[i])})
 	}
 	return blocked, 0, true
 }
 
-func (c *Client) why(ctx context.Context, pod *corev1.Pod) string {
+func (c *Client) why(ctx context.Context, pod *Pod) string {
 	if ts := pod.DeletionTimestamp; ts != nil {
 		grace := int64(0)
 		if pod.DeletionGracePeriodSeconds != nil {
@@ -292,29 +542,18 @@ func (c *Client) why(ctx context.Context, pod *corev1.Pod) string {
 		}
 		return fmt.Sprintf("terminating since %s with a grace period of %ds", ts.UTC().Format(time.RFC3339), grace)
 	}
-	ev := &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace},
-		DeleteOptions: &metav1.DeleteOptions{DryRun: []string{metav1.DryRunAll}}}
-	err := c.Kube.PolicyV1().Evictions(pod.Namespace).Evict(ctx, ev)
+	err := c.evict(ctx, pod, -1, true)
 	if err == nil {
 		return "evictable now, the drain ran out of time"
 	}
-	var status apierrors.APIStatus
-	if errors.As(err, &status) {
+	var apiErr *APIError
+	if errors.As(err, &apiErr) {
 		// The causes name the budget ("The disruption budget web needs 2 healthy pods and has 2
 		// currently"); the message only says that one refused.
-		s := status.Status()
-		var causes []string
-		if s.Details != nil {
-			for _, cause := range s.Details.Causes {
-				if cause.Message != "" {
-					causes = append(causes, strings.TrimSuffix(cause.Message, "."))
-				}
-			}
+		if causes := apiErr.Causes(); len(causes) > 0 {
+			return strings.Join(causes, "; ")
 		}
-		if len(causes) == 0 {
-			return strings.TrimSuffix(s.Message, ".")
-		}
-		return strings.Join(causes, "; ")
+		return strings.TrimSuffix(apiErr.Error(), ".")
 	}
 	return err.Error()
 }
@@ -380,29 +619,4 @@ func (p *progress) heartbeat(d time.Duration) (stop func()) {
 		}
 	}()
 	return func() { close(done); wg.Wait() }
-}
-
-// logWriter turns kubectl's progress lines ("evicting pod ns/x", "error when evicting ... (will
-// retry after 5s)") into log records.
-type logWriter struct {
-	mu    sync.Mutex
-	log   *slog.Logger
-	level slog.Level
-	buf   []byte
-}
-
-func (w *logWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf = append(w.buf, p...)
-	for {
-		i := bytes.IndexByte(w.buf, '\n')
-		if i < 0 {
-			return len(p), nil
-		}
-		if line := strings.TrimSpace(string(w.buf[:i])); line != "" {
-			w.log.Log(context.Background(), w.level, "kubectl drain: "+line)
-		}
-		w.buf = w.buf[i+1:]
-	}
 }

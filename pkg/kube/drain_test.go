@@ -33,7 +33,7 @@ func newTestNode(t *testing.T, s *kubetest.Server) testNode {
 
 func TestDrainEvictsAndLeavesDaemonSetPods(t *testing.T) {
 	s := kubetest.Shared(t)
-	c := NewClient(s.Client, nil)
+	c := testClient(t, s, nil)
 	ctx := context.Background()
 	tn := newTestNode(t, s)
 	other := s.Node(t, kubetest.Unique("ip-10-0-1-2"), "", true)
@@ -93,13 +93,18 @@ func TestDrainEvictsAndLeavesDaemonSetPods(t *testing.T) {
 
 func TestDrainRefusesBarePodsUnlessForced(t *testing.T) {
 	s := kubetest.Shared(t)
-	c := NewClient(s.Client, nil)
+	c := testClient(t, s, nil)
 	ctx := context.Background()
 	ns := s.Namespace(t, "bare")
-	node := s.Node(t, kubetest.Unique("ip-10-0-2-1"), "", true)
-	s.Pod(t, ns, "bare", node.Name, kubetest.PodSpec{})
+	name := kubetest.Unique("ip-10-0-2-1")
+	s.Node(t, name, "", true)
+	s.Pod(t, ns, "bare", name, kubetest.PodSpec{})
+	node, err := c.Node(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
 
-	_, err := c.Drain(ctx, node, DrainOptions{GracePeriod: 0})
+	_, err = c.Drain(ctx, node, DrainOptions{GracePeriod: 0})
 	var derr *DrainError
 	if !errors.As(err, &derr) || !strings.Contains(err.Error(), "Pods that declare no controller") || !strings.Contains(err.Error(), ns+"/bare") {
 		t.Fatalf("got %v, want a refusal naming the bare pod", err)
@@ -119,7 +124,7 @@ func TestDrainRefusesBarePodsUnlessForced(t *testing.T) {
 func TestDrainRetriesWhileABudgetBlocks(t *testing.T) {
 	s := kubetest.Shared(t)
 	logs := &syncBuffer{}
-	c := NewClient(s.Client, slog.New(slog.NewTextHandler(logs, nil)))
+	c := testClient(t, s, slog.New(slog.NewTextHandler(logs, nil)))
 	tn := newTestNode(t, s)
 	s.PDB(t, tn.ns, "web", map[string]string{"app": "web"}, 2)
 	// Processed by the (absent) disruption controller: no disruption allowed. An unprocessed
@@ -156,7 +161,7 @@ func TestDrainRetriesWhileABudgetBlocks(t *testing.T) {
 
 func TestDrainTimeoutListsTheBlockedPodsAndKeepsTheNodeCordoned(t *testing.T) {
 	s := kubetest.Shared(t)
-	c := NewClient(s.Client, nil)
+	c := testClient(t, s, nil)
 	tn := newTestNode(t, s)
 	s.PDB(t, tn.ns, "web", map[string]string{"app": "web"}, 2)
 	s.SetPDBAllowed(t, tn.ns, "web", 2, 2, 0)
@@ -192,7 +197,7 @@ func TestDrainTimeoutListsTheBlockedPodsAndKeepsTheNodeCordoned(t *testing.T) {
 // them as a kubelet would after the containers stop.
 func TestDrainWaitsForTerminatingPods(t *testing.T) {
 	s := kubetest.Shared(t)
-	c := NewClient(s.Client, nil)
+	c := testClient(t, s, nil)
 	tn := newTestNode(t, s)
 	node, err := c.Node(context.Background(), tn.name)
 	if err != nil {
@@ -210,7 +215,7 @@ func TestDrainWaitsForTerminatingPods(t *testing.T) {
 
 func TestDrainTimeoutExplainsTerminatingPods(t *testing.T) {
 	s := kubetest.Shared(t)
-	c := NewClient(s.Client, nil)
+	c := testClient(t, s, nil)
 	tn := newTestNode(t, s)
 	node, err := c.Node(context.Background(), tn.name)
 	if err != nil {

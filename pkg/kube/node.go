@@ -2,17 +2,12 @@ package kube
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/url"
 	"strings"
 	"time"
-
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/kubectl/pkg/drain"
 )
 
 // InstanceRef identifies the EC2 instance behind a node.
@@ -53,9 +48,9 @@ func (e *NodeNotFoundError) Error() string {
 func (e *NodeNotFoundError) Is(target error) bool { return target == ErrNodeNotFound }
 
 // Node returns the node named name.
-func (c *Client) Node(ctx context.Context, name string) (*corev1.Node, error) {
-	n, err := c.Kube.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
+func (c *Client) Node(ctx context.Context, name string) (*Node, error) {
+	n, err := c.getNode(ctx, name)
+	if IsNotFound(err) {
 		return nil, &NodeNotFoundError{Name: name}
 	}
 	if err != nil {
@@ -64,17 +59,24 @@ func (c *Client) Node(ctx context.Context, name string) (*corev1.Node, error) {
 	return n, nil
 }
 
+func (c *Client) getNode(ctx context.Context, name string) (*Node, error) {
+	var n Node
+	if err := c.t.do(ctx, http.MethodGet, "/api/v1/nodes/"+url.PathEscape(name), nil, nil, "", &n); err != nil {
+		return nil, err
+	}
+	return &n, nil
+}
+
 // NodeFor finds the node of an instance: the node whose spec.providerID names the instance, else
 // the node named after its private DNS name. When the private DNS name is known, the node of that
 // name is read first and taken if its providerID agrees (one request: EKS names nodes so);
 // otherwise the nodes are listed in pages.
-func (c *Client) NodeFor(ctx context.Context, ref InstanceRef) (*corev1.Node, error) {
-	ctx = withLog(ctx, c.Log)
-	var byName *corev1.Node
+func (c *Client) NodeFor(ctx context.Context, ref InstanceRef) (*Node, error) {
+	var byName *Node
 	if ref.PrivateDNSName != "" {
-		n, err := c.Kube.CoreV1().Nodes().Get(ctx, ref.PrivateDNSName, metav1.GetOptions{})
+		n, err := c.getNode(ctx, ref.PrivateDNSName)
 		switch {
-		case apierrors.IsNotFound(err):
+		case IsNotFound(err):
 		case err != nil:
 			return nil, fmt.Errorf("getting node %s of %s: %w", ref.PrivateDNSName, ref.ID, err)
 		case ref.matches(n.Spec.ProviderID):
@@ -83,10 +85,10 @@ func (c *Client) NodeFor(ctx context.Context, ref InstanceRef) (*corev1.Node, er
 			byName = n
 		}
 	}
-	opts := metav1.ListOptions{Limit: 500}
+	q := url.Values{"limit": {"500"}}
 	for {
-		list, err := c.Kube.CoreV1().Nodes().List(ctx, opts)
-		if err != nil {
+		var list nodeList
+		if err := c.t.do(ctx, http.MethodGet, "/api/v1/nodes", q, nil, "", &list); err != nil {
 			return nil, fmt.Errorf("listing nodes to find %s: %w", ref.ID, err)
 		}
 		for i := range list.Items {
@@ -94,10 +96,10 @@ func (c *Client) NodeFor(ctx context.Context, ref InstanceRef) (*corev1.Node, er
 				return &list.Items[i], nil
 			}
 		}
-		if list.Continue == "" {
+		if list.Metadata.Continue == "" {
 			break
 		}
-		opts.Continue = list.Continue
+		q.Set("continue", list.Metadata.Continue)
 	}
 	// A node named after the instance's DNS name but registered without a providerID (or with
 	// another cloud's) is the instance's node; one that names another instance is not.
@@ -123,42 +125,43 @@ func (ref InstanceRef) notFound() *NodeNotFoundError {
 }
 
 // NodeReady reports whether the node's Ready condition is True.
-func NodeReady(n *corev1.Node) bool {
+func NodeReady(n *Node) bool {
 	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
+		if c.Type == "Ready" {
+			return c.Status == "True"
 		}
 	}
 	return false
 }
 
 // Cordon marks the node unschedulable (no-op when it is already) and updates n.
-func (c *Client) Cordon(ctx context.Context, n *corev1.Node) error {
+func (c *Client) Cordon(ctx context.Context, n *Node) error {
 	return c.setUnschedulable(ctx, n, true)
 }
 
 // Uncordon marks the node schedulable again (no-op when it is already) and updates n.
-func (c *Client) Uncordon(ctx context.Context, n *corev1.Node) error {
+func (c *Client) Uncordon(ctx context.Context, n *Node) error {
 	return c.setUnschedulable(ctx, n, false)
 }
 
-func (c *Client) setUnschedulable(ctx context.Context, n *corev1.Node, desired bool) error {
-	h := drain.NewCordonHelper(n)
-	if !h.UpdateIfRequired(desired) {
+// setUnschedulable patches spec.unschedulable with a JSON merge patch: only that field
+// changes, whoever else writes the node meanwhile (kubectl's cordon does the same with a
+// strategic merge patch). Uncordoning removes the field, as kubectl leaves it.
+func (c *Client) setUnschedulable(ctx context.Context, n *Node, desired bool) error {
+	if n.Spec.Unschedulable == desired {
 		return nil
 	}
 	verb := "cordoning"
+	var value any = true
 	if !desired {
-		verb = "uncordoning"
+		verb, value = "uncordoning", nil
 	}
-	err, patchErr := h.PatchOrReplaceWithContext(ctx, c.Kube, false)
-	if err != nil {
-		if patchErr != nil {
-			err = errors.Join(err, patchErr)
-		}
+	var out Node
+	patch := map[string]any{"spec": map[string]any{"unschedulable": value}}
+	if err := c.t.do(ctx, http.MethodPatch, "/api/v1/nodes/"+url.PathEscape(n.Name), nil, patch, mergePatch, &out); err != nil {
 		return fmt.Errorf("%s node %s: %w", verb, n.Name, err)
 	}
-	n.Spec.Unschedulable = desired
+	*n = out
 	c.Log.Info(verb+" node", "node", n.Name)
 	return nil
 }
@@ -189,7 +192,7 @@ func (realClock) Sleep(ctx context.Context, d time.Duration) error {
 // WaitReady waits until the node of ref exists and is Ready, polling every poll of clk's time,
 // for at most timeout of clk's time. It returns the node (nil when none was found) and whether it
 // became Ready; running out of time is not an error.
-func (c *Client) WaitReady(ctx context.Context, ref InstanceRef, clk Clock, poll, timeout time.Duration) (*corev1.Node, bool, error) {
+func (c *Client) WaitReady(ctx context.Context, ref InstanceRef, clk Clock, poll, timeout time.Duration) (*Node, bool, error) {
 	if clk == nil {
 		clk = realClock{}
 	}
@@ -197,7 +200,7 @@ func (c *Client) WaitReady(ctx context.Context, ref InstanceRef, clk Clock, poll
 		poll = 5 * time.Second
 	}
 	deadline := clk.Now().Add(timeout)
-	var n *corev1.Node
+	var n *Node
 	for {
 		var err error
 		if n == nil {
@@ -224,11 +227,8 @@ func (c *Client) WaitReady(ctx context.Context, ref InstanceRef, clk Clock, poll
 
 // Annotate sets (value non-nil) or removes (nil) an annotation of a node.
 func (c *Client) Annotate(ctx context.Context, node, key string, value *string) error {
-	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]*string{key: value}}})
-	if err != nil {
-		return err
-	}
-	if _, err := c.Kube.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+	patch := map[string]any{"metadata": map[string]any{"annotations": map[string]*string{key: value}}}
+	if err := c.t.do(ctx, http.MethodPatch, "/api/v1/nodes/"+url.PathEscape(node), nil, patch, mergePatch, nil); err != nil {
 		return fmt.Errorf("annotating node %s with %s: %w", node, key, err)
 	}
 	return nil

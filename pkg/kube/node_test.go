@@ -3,20 +3,16 @@ package kube
 import (
 	"context"
 	"errors"
-	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
-
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/spotmax/spotmax/pkg/kube/kubetest"
 )
 
 func TestNodeForFindsByProviderIDThenDNSName(t *testing.T) {
 	s := kubetest.Shared(t)
-	c := NewClient(s.Client, nil)
+	c := testClient(t, s, nil)
 	ctx := context.Background()
 	byPID := kubetest.Unique("i-0a")
 	s.Node(t, kubetest.Unique("karpenter-node"), ProviderID("us-east-1a", byPID), true)
@@ -70,35 +66,37 @@ func TestNodeForFindsByProviderIDThenDNSName(t *testing.T) {
 
 // EKS names nodes after the private DNS name: one GET finds them, however large the cluster.
 func TestNodeForReadsOneNodeWhenTheNameMatches(t *testing.T) {
-	cs := fake.NewClientset()
-	for i := range 51 {
-		n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("other-%d", i)}}
-		if i == 50 {
-			n = &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "ip-10-0-0-1.ec2.internal"},
-				Spec: corev1.NodeSpec{ProviderID: "aws:///us-east-1a/i-0123"}}
-		}
-		if _, err := cs.CoreV1().Nodes().Create(context.Background(), n, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
+	s := kubetest.Shared(t)
+	for range 5 {
+		s.Node(t, kubetest.Unique("other"), ProviderID("us-east-1a", kubetest.Unique("i-0other")), true)
 	}
-	cs.ClearActions()
-	n, err := NewClient(cs, nil).NodeFor(context.Background(), InstanceRef{ID: "i-0123", AZ: "us-east-1a", PrivateDNSName: "ip-10-0-0-1.ec2.internal"})
+	id, name := kubetest.Unique("i-0123"), kubetest.Unique("ip-10-0-0-1")+".ec2.internal"
+	s.Node(t, name, ProviderID("us-east-1a", id), true)
+	var requests atomic.Int64
+	c := connectTest(t, s, ConnectOptions{WrapTransport: counting(&requests)})
+	requests.Store(0)
+	n, err := c.NodeFor(context.Background(), InstanceRef{ID: id, AZ: "us-east-1a", PrivateDNSName: name})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n.Name != "ip-10-0-0-1.ec2.internal" {
+	if n.Name != name {
 		t.Errorf("got %s", n.Name)
 	}
-	if got := len(cs.Actions()); got != 1 {
-		t.Errorf("%d API calls, want 1: %v", got, cs.Actions())
+	if got := requests.Load(); got != 1 {
+		t.Errorf("%d API requests, want 1", got)
 	}
 }
 
 func TestCordonAndUncordon(t *testing.T) {
 	s := kubetest.Shared(t)
-	c := NewClient(s.Client, nil)
+	c := testClient(t, s, nil)
 	ctx := context.Background()
-	n := s.Node(t, kubetest.Unique("cordon"), "", true)
+	name := kubetest.Unique("cordon")
+	s.Node(t, name, "", true)
+	n, err := c.Node(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := c.Cordon(ctx, n); err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +116,7 @@ func TestCordonAndUncordon(t *testing.T) {
 
 func TestWaitReady(t *testing.T) {
 	s := kubetest.Shared(t)
-	c := NewClient(s.Client, nil)
+	c := testClient(t, s, nil)
 	ctx := context.Background()
 	id := kubetest.Unique("i-0wait")
 

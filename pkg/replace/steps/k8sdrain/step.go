@@ -10,7 +10,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	corev1 "k8s.io/api/core/v1"
 
 	"github.com/spotmax/spotmax/pkg/inventory"
 	"github.com/spotmax/spotmax/pkg/kube"
@@ -183,7 +182,7 @@ func (s *Step) Run(ctx context.Context, t replace.Target) (err error) {
 }
 
 // uncordon gives a node back after a failed proactive drain and says so in the error.
-func (s *Step) uncordon(ctx context.Context, c *kube.Client, node *corev1.Node, cause error, fields func(...any) map[string]any) error {
+func (s *Step) uncordon(ctx context.Context, c *kube.Client, node *kube.Node, cause error, fields func(...any) map[string]any) error {
 	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	// The node object may be stale after the failure; read it again.

@@ -328,7 +328,10 @@ func TestStepUncordonsOnlyItsOwnCordon(t *testing.T) {
 			tn := s.WorkerNode(t)
 			s.PDB(t, tn.Namespace, "web", map[string]string{"app": "web"}, 2)
 			s.SetPDBAllowed(t, tn.Namespace, "web", 2, 2, 0)
-			c := kube.NewClient(s.Client, nil)
+			c, err := kube.Connect(ctx, kube.Source{Path: s.Kubeconfig, From: "test"}, kube.ConnectOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
 			n, err := c.Node(ctx, tn.Name)
 			if err != nil {
 				t.Fatal(err)
