@@ -3,13 +3,11 @@ package replace
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
 
-	"github.com/spotmax/spotmax/pkg/awsapi"
 	"github.com/spotmax/spotmax/pkg/groupconfig"
 	"github.com/spotmax/spotmax/pkg/inventory"
 	"github.com/spotmax/spotmax/pkg/metrics"
@@ -39,8 +37,9 @@ func (w *Workflow) Fill(ctx context.Context, g *inventory.Group) (*Result, error
 			live++
 		}
 	}
-	res := &Result{Group: g.Name, Reason: "fill", Started: w.clock().Now(), Attempts: []Attempt{}, Warnings: []string{}}
-	id, err := w.findLaunched(ctx, groupconfig.StateFill, g.Name)
+	s := &standIn{w: w, g: g, launcher: w.launcher(g),
+		res: &Result{Group: g.Name, Reason: "fill", Started: w.clock().Now(), Attempts: []Attempt{}, Warnings: []string{}}}
+	id, err := s.launcher.adopt(ctx, s.spec(nil))
 	if err != nil {
 		return nil, err
 	}
@@ -48,20 +47,62 @@ func (w *Workflow) Fill(ctx context.Context, g *inventory.Group) (*Result, error
 		if int(desired) <= live {
 			return nil, nil // not short (any more)
 		}
-		id, err = w.launchFill(ctx, g, res)
+		id, err = s.launch(ctx)
 		if err != nil {
-			return res, err
+			return s.res, err
 		}
 	}
+	return s.join(ctx, id)
+}
+
+// standIn is one stand-in in progress (Workflow.Fill): an instance launched into a group in place
+// of a member the group could not launch. Unlike a replacement it has no old instance, no journal
+// and no data volume: the spotmax:state:fill tag written at launch is its whole record.
+type standIn struct {
+	w        *Workflow
+	g        *inventory.Group
+	launcher *launcher
+	res      *Result
+}
+
+// spec is the stand-in's launch (launch.go): client tokens from the group's name and the minute
+// (a fill retried within it gets the same instance), and the spotmax:state:fill tag that a
+// resumed fill adopts it by.
+func (s *standIn) spec(opts []Option) launchSpec {
+	return launchSpec{options: opts, token: fmt.Sprintf("fill-%s-%d", s.g.Name, s.w.clock().Now().Unix()/60),
+		linkKey: groupconfig.StateFill, linkValue: s.g.Name, what: "a stand-in"}
+}
+
+// launch tries the alternative types on spot, then on-demand, in the group's AZs with the fewest
+// members first.
+func (s *standIn) launch(ctx context.Context) (string, error) {
+	subnets, err := s.w.subnets(ctx, s.g.Subnets, s.g.AZs)
+	if err != nil {
+		return "", err
+	}
+	azs := azOrder(s.g.Members, subnets, "", "", "")
+	data, err := s.launcher.template(ctx)
+	if err != nil {
+		return "", err
+	}
+	// The group's own type on spot is what just failed; the rest of the order is a replacement's.
+	markets := s.launcher.markets(string(data.InstanceType), false, s.launcher.needsOnDemand(""))[1:]
+	id, _, err := s.launcher.first(ctx, s.spec(s.launcher.options(markets, azs, subnets, nil)), s.res)
+	return id, err
+}
+
+// join waits until the stand-in runs, joins it to the group keeping the desired capacity and
+// removes its fill tag.
+func (s *standIn) join(ctx context.Context, id string) (*Result, error) {
+	w, res := s.w, s.res
 	res.New = id
 	inst, err := w.waitRunning(ctx, id, "stand-in")
 	if err != nil {
 		_ = w.terminate(context.WithoutCancel(ctx), id)
 		return res, fmt.Errorf("waiting for stand-in %s to run: %w", id, err)
 	}
-	r := &run{w: w, g: g, cfg: g.Config, res: res}
-	r.recordNew(inst)
-	if err := w.joinKeepingDesired(ctx, g.Name, id); err != nil {
+	res.recordInstance(inst)
+	if err := w.joinKeepingDesired(ctx, s.g.Name, id); err != nil {
 		return res, err
 	}
 	if err := w.untagResource(ctx, id, groupconfig.StateFill); err != nil {
@@ -69,48 +110,10 @@ func (w *Workflow) Fill(ctx context.Context, g *inventory.Group) (*Result, error
 	}
 	res.Finished = w.clock().Now()
 	if w.Metrics != nil && res.Market == MarketOnDemand {
-		w.Metrics.Record(ctx, metrics.Event{Name: metrics.OnDemandFallback, Group: g.Name, Instance: id, Time: res.Finished,
+		w.Metrics.Record(ctx, metrics.Event{Name: metrics.OnDemandFallback, Group: s.g.Name, Instance: id, Time: res.Finished,
 			Fields: map[string]string{"reason": "scaling-failure", "type": res.Type}})
 	}
 	return res, nil
-}
-
-// launchFill tries the alternative types on spot, then on-demand, in the group's AZs with the
-// fewest members first.
-func (w *Workflow) launchFill(ctx context.Context, g *inventory.Group, res *Result) (string, error) {
-	subnets, err := w.subnets(ctx, g.Subnets, g.AZs)
-	if err != nil {
-		return "", err
-	}
-	r := &run{w: w, g: g, cfg: g.Config, req: Request{Reason: ReasonManual}, plan: &Plan{}, journal: Journal{Desired: -1}}
-	azs := r.azOrder(subnets, "")
-	data, err := r.template(ctx)
-	if err != nil {
-		return "", err
-	}
-	ownType := string(data.InstanceType)
-	// The group's own type on spot is what just failed; the rest of the order is a replacement's.
-	markets := r.markets(ownType)[1:]
-	token := fmt.Sprintf("fill-%s-%d", g.Name, w.clock().Now().Unix()/60)
-	var tried []string
-	i := 0
-	for _, tm := range markets {
-		for _, az := range azs {
-			opt := Option{InstanceType: tm.Type, Market: tm.Market, SubnetID: subnets[az], AZ: az}
-			id, err := w.runInstanceTagged(ctx, r, opt, fmt.Sprintf("%s-%d", token, i), groupconfig.StateFill, g.Name)
-			i++
-			if err == nil {
-				res.Attempts = append(res.Attempts, Attempt{Option: opt})
-				return id, nil
-			}
-			res.Attempts = append(res.Attempts, Attempt{Option: opt, Error: err.Error()})
-			if !awsapi.IsCapacity(err) {
-				return "", fmt.Errorf("launching a stand-in %s for group %s: %w", opt, g.Name, err)
-			}
-			tried = append(tried, fmt.Sprintf("%s (%s)", opt, awsapi.Code(err)))
-		}
-	}
-	return "", fmt.Errorf("%w for a stand-in in group %s: tried %s", ErrNoCapacity, g.Name, strings.Join(tried, ", "))
 }
 
 // joinKeepingDesired attaches the stand-in and sets the desired capacity back to what it was, so
