@@ -27,7 +27,9 @@ const (
 	StateJournalGroup = StatePrefix + "group"
 	// StateDesired on an instance being replaced is the group's desired capacity before the
 	// replacement joined, so that the extra member can be taken back if the old instance is lost
-	// (terminated while still in the group) instead of detached.
+	// (terminated while still in the group) instead of detached. On a stand-in (StateFill) it is
+	// the desired capacity its attach raises and the fill sets back, written before the attach so
+	// that a fill resumed after a crash sets back only that increment; removed with StateFill.
 	StateDesired = StatePrefix + "desired"
 	// StateJournalVolume on an instance being replaced names its data volume, recorded when the
 	// journal is written: once the instance is gone its block devices no longer name it.
@@ -48,7 +50,8 @@ const (
 	// StateReplaces on a replacement names the instance it replaces; set at launch.
 	StateReplaces = StatePrefix + "replaces"
 	// StateFill on an instance names the group it was launched to fill when the group's own launch
-	// failed (spotmax:is_to_handle_scaling_failure); it is removed once the instance is a member.
+	// failed (spotmax:is_to_handle_scaling_failure); it is removed once the instance is a member
+	// and the group's desired capacity and MaxSize are set back.
 	StateFill = StatePrefix + "fill"
 	// StateOwner on an instance being replaced names the actor driving its journal (a process of
 	// `spotmax replace` or `spotmax run`); StateLeaseUntil is when that actor's lease ends unless

@@ -3,6 +3,7 @@ package replace
 import (
 	"context"
 	"fmt"
+	"strconv"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
@@ -102,10 +103,10 @@ func (s *standIn) join(ctx context.Context, id string) (*Result, error) {
 		return res, fmt.Errorf("waiting for stand-in %s to run: %w", id, err)
 	}
 	res.recordInstance(inst)
-	if err := w.joinKeepingDesired(ctx, s.g.Name, id); err != nil {
+	if err := s.joinKeepingDesired(ctx, id, stateTags(inst.Tags)); err != nil {
 		return res, err
 	}
-	if err := w.untagResource(ctx, id, groupconfig.StateFill); err != nil {
+	if err := w.untagResource(ctx, id, groupconfig.StateFill, groupconfig.StateDesired); err != nil {
 		return res, err
 	}
 	res.Finished = w.clock().Now()
@@ -117,29 +118,60 @@ func (s *standIn) join(ctx context.Context, id string) (*Result, error) {
 }
 
 // joinKeepingDesired attaches the stand-in and sets the desired capacity back to what it was, so
-// that the group stops retrying the launch the stand-in replaces.
-func (w *Workflow) joinKeepingDesired(ctx context.Context, group, id string) error {
+// that the group stops retrying the launch the stand-in replaces, and restores MaxSize. The
+// desired capacity to set back is journaled on the stand-in (spotmax:state:desired, tags are its
+// state tags) before the attach raises it: a fill resumed after a crash that cut this short sets
+// back only the attach's own increment and restores MaxSize, as the first fill would have.
+func (s *standIn) joinKeepingDesired(ctx context.Context, id string, tags map[string]string) error {
+	w, group := s.w, s.g.Name
 	g, err := w.describeGroup(ctx, group)
 	if err != nil {
 		return err
 	}
-	if _, member := memberState(g, id); member {
-		return nil
+	before := -1
+	if v, ok := tags[groupconfig.StateDesired]; ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return fmt.Errorf("stand-in %s of group %s: its journaled desired capacity %q is not a number", id, group, v)
+		}
+		before = n
 	}
-	before := aws.ToInt32(g.DesiredCapacity)
-	if err := w.attachToGroup(ctx, group, id); err != nil {
-		return err
-	}
-	err = w.call(ctx, func(ctx context.Context) error {
-		_, err := w.ASG.SetDesiredCapacity(ctx, &autoscaling.SetDesiredCapacityInput{AutoScalingGroupName: aws.String(group),
-			DesiredCapacity: aws.Int32(before), HonorCooldown: aws.Bool(false)})
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("setting the desired capacity of group %s back to %d: %w", group, before, err)
+	_, member := memberState(g, id)
+	switch desired := int(aws.ToInt32(g.DesiredCapacity)); {
+	case !member:
+		if before < 0 {
+			before = desired
+			if err := w.tagResource(ctx, id, map[string]string{groupconfig.StateDesired: strconv.Itoa(before)}); err != nil {
+				return fmt.Errorf("journaling the desired capacity %d of group %s on stand-in %s: %w", before, group, id, err)
+			}
+		}
+		if err := w.attachToGroup(ctx, group, id); err != nil {
+			return err
+		}
+		if err := s.setDesired(ctx, before); err != nil {
+			return err
+		}
+	case before >= 0 && desired == before+1:
+		// Attached before a crash that came before the desired capacity was set back.
+		if err := s.setDesired(ctx, before); err != nil {
+			return err
+		}
 	}
 	if err := w.waitInService(ctx, group, id, "stand-in"); err != nil {
 		return err
 	}
 	return w.RestoreMaxSize(ctx, group)
+}
+
+// setDesired sets the group's desired capacity to n without waiting out its cooldown.
+func (s *standIn) setDesired(ctx context.Context, n int) error {
+	err := s.w.call(ctx, func(ctx context.Context) error {
+		_, err := s.w.ASG.SetDesiredCapacity(ctx, &autoscaling.SetDesiredCapacityInput{AutoScalingGroupName: aws.String(s.g.Name),
+			DesiredCapacity: aws.Int32(int32(n)), HonorCooldown: aws.Bool(false)})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("setting the desired capacity of group %s back to %d: %w", s.g.Name, n, err)
+	}
+	return nil
 }
