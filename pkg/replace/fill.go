@@ -3,6 +3,7 @@ package replace
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -86,8 +87,12 @@ func (s *standIn) launch(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	// The group's own type on spot is what just failed; the rest of the order is a replacement's.
-	markets := s.launcher.markets(string(data.InstanceType), false, s.launcher.needsOnDemand(""))[1:]
+	// The group's own type on spot is what just failed; the rest of the order is a replacement's
+	// (with is_only_od_rep, or a mixed group short of its on-demand base, on-demand first).
+	own := string(data.InstanceType)
+	markets := slices.DeleteFunc(s.launcher.markets(own, false, s.launcher.needsOnDemand("")), func(m typeMarket) bool {
+		return m.Type == own && m.Market == MarketSpot
+	})
 	id, _, err := s.launcher.first(ctx, s.spec(s.launcher.options(markets, azs, subnets, nil)), s.res)
 	return id, err
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/spotmax/spotmax/pkg/groupconfig"
+	"github.com/spotmax/spotmax/pkg/replace"
 	"github.com/spotmax/spotmax/pkg/sim"
 )
 
@@ -77,4 +78,27 @@ func TestFillCrashAtEveryCall(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestFillOnlyOnDemand: with is_only_od_rep the stand-in is on-demand of the group's own type
+// (only spot of that type is what the group failed to launch).
+func TestFillOnlyOnDemand(t *testing.T) {
+	f := newFixture(t, fixtureOpts{desired: 1, max: 2, noVolume: true, tags: map[string]string{groupconfig.TagOnlyODRep: "true"}})
+	r := f.env.Region()
+	for _, az := range r.AZs() {
+		r.SetCapacity(sim.PoolKey{InstanceType: "m5.large", AZ: az.Name, Market: sim.MarketSpot}, 0)
+	}
+	if err := r.SetGroupDesired("web", 2); err != nil {
+		t.Fatal(err)
+	}
+	f.desired = 2
+	res, err := f.workflow().Fill(context.Background(), f.inventory(t))
+	if err != nil || res == nil {
+		t.Fatalf("Fill: %+v, %v", res, err)
+	}
+	if res.Market != replace.MarketOnDemand || res.Type != "m5.large" {
+		t.Errorf("stand-in %s %s, want on-demand m5.large", res.Market, res.Type)
+	}
+	r.Advance(time.Minute)
+	f.checkInvariants(t)
 }
