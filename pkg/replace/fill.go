@@ -59,7 +59,8 @@ func (w *Workflow) Fill(ctx context.Context, g *inventory.Group) (*Result, error
 
 // standIn is one stand-in in progress (Workflow.Fill): an instance launched into a group in place
 // of a member the group could not launch. Unlike a replacement it has no old instance, no journal
-// and no data volume: the spotmax:state:fill tag written at launch is its whole record.
+// and no data volume: its record is on the stand-in itself, spotmax:state:fill written at launch
+// and spotmax:state:desired written before its attach (joinKeepingDesired).
 type standIn struct {
 	w        *Workflow
 	g        *inventory.Group
@@ -98,7 +99,7 @@ func (s *standIn) launch(ctx context.Context) (string, error) {
 }
 
 // join waits until the stand-in runs, joins it to the group keeping the desired capacity and
-// removes its fill tag.
+// removes its state tags.
 func (s *standIn) join(ctx context.Context, id string) (*Result, error) {
 	w, res := s.w, s.res
 	res.New = id
