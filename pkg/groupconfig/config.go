@@ -9,9 +9,11 @@ import (
 	"time"
 )
 
-// Config is the typed configuration of one group: one field per tag.
-// Fields of tags without a default are zero when the tag is absent, which
-// means the feature is off. Durations are whole numbers of their tag's unit.
+// Config is the typed configuration of one group: one field per tag, which
+// the tag's row in the tag table (defs, keys.go) names, so that Parse, Default
+// and Tags need no code of their own per tag. Fields of tags without a
+// default are zero when the tag is absent, which means the feature is off.
+// Durations are whole numbers of their tag's unit.
 type Config struct {
 	// Group is the value of spotmax:group; the name given to Parse or
 	// Default when the tag is absent.
@@ -92,77 +94,17 @@ type Config struct {
 	Warnings []string
 }
 
-// field returns a pointer to the field of the tag with canonical key key, or
-// nil (AltTypes is handled by the callers).
-func (c *Config) field(key string) any {
-	switch key {
-	case TagGroup:
-		return &c.Group
-	case TagIgnore:
-		return &c.Ignore
-	case TagPersistenceDev:
-		return &c.PersistenceDevs
-	case TagPersistenceMountPath:
-		return &c.PersistenceMountPaths
-	case TagDetachingDelaySeconds:
-		return &c.DetachingDelay
-	case TagConsulPort:
-		return &c.ConsulPort
-	case TagSDDelayDetachSecs:
-		return &c.SDDelayDetach
-	case TagK8sConfigFilePath:
-		return &c.K8sConfigFilePath
-	case TagK8sNodeDrainGraceSecond:
-		return &c.K8sNodeDrainGrace
-	case TagK8sDelayDrainingSecs:
-		return &c.K8sDelayDraining
-	case TagPreactionK8sDelayDrainingSecs:
-		return &c.PreactionK8sDelayDraining
-	case TagInstanceDurationHours:
-		return &c.InstanceDuration
-	case TagGuaranteeLivingMins:
-		return &c.GuaranteeLiving
-	case TagBufferMins:
-		return &c.Buffer
-	case TagEnableODFallback:
-		return &c.ODFallback
-	case TagOnlyODRep:
-		return &c.OnlyOD
-	case TagODLeastLiveMins:
-		return &c.ODLeastLive
-	case TagPreferMultipleTypes:
-		return &c.PreferMultipleTypes
-	case TagAltLeastLiveMins:
-		return &c.AltLeastLive
-	case TagMaxNumOfTerminatedOneTime:
-		return &c.MaxTerminatedOneTime
-	case TagEnablePreaction:
-		return &c.Preaction
-	case TagPreactionDetachDelaySeconds:
-		return &c.PreactionDetachDelay
-	case TagPreactionTerminationDelaySeconds:
-		return &c.PreactionTerminationDelay
-	case TagHandleRebalanceEvent:
-		return &c.HandleRebalanceEvent
-	case TagHandleScalingFailure:
-		return &c.HandleScalingFailure
-	case TagAZRebalance:
-		return &c.AZRebalance
-	case TagWarmPoolFirst:
-		return &c.WarmPoolFirst
-	case TagPodDelayDetachingSecs:
-		return &c.PodDelayDetaching
-	case TagVolumeRetentionHours:
-		return &c.VolumeRetention
-	case TagCrossAZMove:
-		return &c.CrossAZMove
+// field returns a pointer to the Config field of d (Def.field), or nil when d sets none.
+func (c *Config) field(d Def) any {
+	if d.field == nil {
+		return nil
 	}
-	return nil
+	return d.field(c)
 }
 
 // set stores v, which passed d.check, in the field of d.
 func (c *Config) set(d Def, v string) {
-	switch p := c.field(d.Key).(type) {
+	switch p := c.field(d).(type) {
 	case *string:
 		*p = v
 	case *[]string:
@@ -181,7 +123,7 @@ func (c *Config) set(d Def, v string) {
 // render returns the tag value of the field of d; "" when a tag without a
 // default is off.
 func (c *Config) render(d Def) string {
-	switch p := c.field(d.Key).(type) {
+	switch p := c.field(d).(type) {
 	case *string:
 		return *p
 	case *[]string:

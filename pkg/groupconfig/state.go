@@ -30,6 +30,9 @@ const (
 	// member, which is taken back if the old instance is lost (terminated while still in the
 	// group) instead of detached. The count is for the record only: with other replacements in
 	// the group at the same time it is no baseline (takeback.go reads the group's activities).
+	// On a stand-in (StateFill) it is the desired capacity its attach raises and the fill sets
+	// back, written before the attach so that a fill resumed after a crash sets back only that
+	// increment; removed with StateFill.
 	StateDesired = StatePrefix + "desired"
 	// StateTakeBack on an instance lost while still in its group names how the extra member is
 	// taken back, recorded before the call: the member the group launched in its place
@@ -55,7 +58,8 @@ const (
 	// StateReplaces on a replacement names the instance it replaces; set at launch.
 	StateReplaces = StatePrefix + "replaces"
 	// StateFill on an instance names the group it was launched to fill when the group's own launch
-	// failed (spotmax:is_to_handle_scaling_failure); it is removed once the instance is a member.
+	// failed (spotmax:is_to_handle_scaling_failure); it is removed once the instance is a member
+	// and the group's desired capacity and MaxSize are set back.
 	StateFill = StatePrefix + "fill"
 	// StateOwner on an instance being replaced names the actor driving its journal (a process of
 	// `spotmax replace` or `spotmax run`); StateLeaseUntil is when that actor's lease ends unless

@@ -134,40 +134,9 @@ func (r *run) crossAZOptions(ownType string, subnets map[string]string, volAZ st
 	if !r.cfg.CrossAZMove || volAZ == "" {
 		return nil
 	}
-	var out []Option
-	azs := r.azOrder(subnets, "")
-	for _, m := range r.markets(ownType) {
-		for _, az := range azs {
-			if az == volAZ || !slices.Contains(offered[m.Type], az) {
-				continue
-			}
-			out = append(out, Option{InstanceType: m.Type, Market: m.Market, SubnetID: subnets[az], AZ: az, Template: m.Template})
-		}
-	}
-	return out
-}
-
-// launchAcrossAZ tries the plan's cross-AZ options once every option in the volume's AZ failed
-// for capacity (tried lists those), and journals the AZ the replacement went to.
-func (r *run) launchAcrossAZ(ctx context.Context, tried []string) (string, error) {
-	for i, opt := range r.plan.CrossAZOptions {
-		id, err := r.w.runInstance(ctx, r, opt, fmt.Sprintf("%s-%d", r.journal.Token, len(r.plan.Options)+i))
-		if err == nil {
-			r.res.Attempts = append(r.res.Attempts, Attempt{Option: opt})
-			r.progress(StepLaunch, opt.String()+": "+id+" (the data volume moves there through a snapshot)", false, nil)
-			if err := r.set(ctx, "the cross-AZ move to "+opt.AZ, func(j *Journal) { j.CrossAZ = opt.AZ }); err != nil {
-				return "", err
-			}
-			return id, nil
-		}
-		r.res.Attempts = append(r.res.Attempts, Attempt{Option: opt, Error: err.Error()})
-		if !awsapi.IsCapacity(err) {
-			return "", fmt.Errorf("launching %s: %w", opt, err)
-		}
-		tried = append(tried, fmt.Sprintf("%s (%s)", opt, awsapi.Code(err)))
-		r.progress(StepLaunch, opt.String()+": "+awsapi.Code(err), false, nil)
-	}
-	return "", fmt.Errorf("%w: tried %s", ErrNoCapacity, strings.Join(tried, ", "))
+	return r.launcher.options(r.markets(ownType), r.azOrder(subnets, ""), subnets, func(t, az string) bool {
+		return az != volAZ && slices.Contains(offered[t], az)
+	})
 }
 
 // crossAZTarget returns the AZ the data volume must move to: the journaled one, or — for a

@@ -3,7 +3,9 @@
 // to the group, retires the old instance through pluggable pre-detach steps (Consul
 // deregistration, Kubernetes drain), detaches it, moves its EBS data volume to the replacement and
 // terminates it. The steps are one table (steps.go); the pre-detach steps are registered, with
-// their metrics, in package replace/steps, one package per step over a pure client.
+// their metrics, in package replace/steps, one package per step over a pure client. A stand-in
+// for a member a group failed to launch (Workflow.Fill, fill.go) is launched by the same launcher
+// as a replacement (launch.go), which owns the options, tokens and the state tag at launch.
 //
 // Every step is idempotent and its progress is journaled in EC2 tags (the spotmax:state:* keys
 // of package groupconfig) on the old instance, the replacement, the data volume and the group, so

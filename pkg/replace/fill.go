@@ -3,13 +3,13 @@ package replace
 import (
 	"context"
 	"fmt"
-	"strings"
+	"slices"
+	"strconv"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
 
-	"github.com/spotmax/spotmax/pkg/awsapi"
 	"github.com/spotmax/spotmax/pkg/groupconfig"
 	"github.com/spotmax/spotmax/pkg/inventory"
 	"github.com/spotmax/spotmax/pkg/metrics"
@@ -39,8 +39,9 @@ func (w *Workflow) Fill(ctx context.Context, g *inventory.Group) (*Result, error
 			live++
 		}
 	}
-	res := &Result{Group: g.Name, Reason: "fill", Started: w.clock().Now(), Attempts: []Attempt{}, Warnings: []string{}}
-	id, err := w.findLaunched(ctx, groupconfig.StateFill, g.Name)
+	s := &standIn{w: w, g: g, launcher: w.launcher(g),
+		res: &Result{Group: g.Name, Reason: "fill", Started: w.clock().Now(), Attempts: []Attempt{}, Warnings: []string{}}}
+	id, err := s.launcher.adopt(ctx, s.spec(nil))
 	if err != nil {
 		return nil, err
 	}
@@ -48,95 +49,135 @@ func (w *Workflow) Fill(ctx context.Context, g *inventory.Group) (*Result, error
 		if int(desired) <= live {
 			return nil, nil // not short (any more)
 		}
-		id, err = w.launchFill(ctx, g, res)
+		id, err = s.launch(ctx)
 		if err != nil {
-			return res, err
+			return s.res, err
 		}
 	}
+	return s.join(ctx, id)
+}
+
+// standIn is one stand-in in progress (Workflow.Fill): an instance launched into a group in place
+// of a member the group could not launch. Unlike a replacement it has no old instance, no journal
+// and no data volume: its record is on the stand-in itself, spotmax:state:fill written at launch
+// and spotmax:state:desired written before its attach (joinKeepingDesired).
+type standIn struct {
+	w        *Workflow
+	g        *inventory.Group
+	launcher *launcher
+	res      *Result
+}
+
+// spec is the stand-in's launch (launch.go): client tokens from the group's name and the minute
+// (a fill retried within it gets the same instance), and the spotmax:state:fill tag that a
+// resumed fill adopts it by.
+func (s *standIn) spec(opts []Option) launchSpec {
+	return launchSpec{options: opts, token: fmt.Sprintf("fill-%s-%d", s.g.Name, s.w.clock().Now().Unix()/60),
+		linkKey: groupconfig.StateFill, linkValue: s.g.Name, what: "a stand-in"}
+}
+
+// launch tries the alternative types on spot, then on-demand, in the group's AZs with the fewest
+// members first.
+func (s *standIn) launch(ctx context.Context) (string, error) {
+	subnets, err := s.w.subnets(ctx, s.g.Subnets, s.g.AZs)
+	if err != nil {
+		return "", err
+	}
+	azs := azOrder(s.g.Members, subnets, "", "", "")
+	data, err := s.launcher.template(ctx)
+	if err != nil {
+		return "", err
+	}
+	// The group's own type on spot is what just failed; the rest of the order is a replacement's
+	// (with is_only_od_rep, or a mixed group short of its on-demand base, on-demand first).
+	own := string(data.InstanceType)
+	markets := slices.DeleteFunc(s.launcher.markets(own, false, s.launcher.needsOnDemand("")), func(m typeMarket) bool {
+		return m.Type == own && m.Market == MarketSpot
+	})
+	id, _, err := s.launcher.first(ctx, s.spec(s.launcher.options(markets, azs, subnets, nil)), s.res)
+	return id, err
+}
+
+// join waits until the stand-in runs, joins it to the group keeping the desired capacity and
+// removes its state tags.
+func (s *standIn) join(ctx context.Context, id string) (*Result, error) {
+	w, res := s.w, s.res
 	res.New = id
 	inst, err := w.waitRunning(ctx, id, "stand-in")
 	if err != nil {
 		_ = w.terminate(context.WithoutCancel(ctx), id)
 		return res, fmt.Errorf("waiting for stand-in %s to run: %w", id, err)
 	}
-	r := &run{w: w, g: g, cfg: g.Config, res: res}
-	r.recordNew(inst)
-	if err := w.joinKeepingDesired(ctx, g.Name, id); err != nil {
+	res.recordInstance(inst)
+	if err := s.joinKeepingDesired(ctx, id, stateTags(inst.Tags)); err != nil {
 		return res, err
 	}
-	if err := w.untagResource(ctx, id, groupconfig.StateFill); err != nil {
+	if err := w.untagResource(ctx, id, groupconfig.StateFill, groupconfig.StateDesired); err != nil {
 		return res, err
 	}
 	res.Finished = w.clock().Now()
 	if w.Metrics != nil && res.Market == MarketOnDemand {
-		w.Metrics.Record(ctx, metrics.Event{Name: metrics.OnDemandFallback, Group: g.Name, Instance: id, Time: res.Finished,
+		w.Metrics.Record(ctx, metrics.Event{Name: metrics.OnDemandFallback, Group: s.g.Name, Instance: id, Time: res.Finished,
 			Fields: map[string]string{"reason": "scaling-failure", "type": res.Type}})
 	}
 	return res, nil
 }
 
-// launchFill tries the alternative types on spot, then on-demand, in the group's AZs with the
-// fewest members first.
-func (w *Workflow) launchFill(ctx context.Context, g *inventory.Group, res *Result) (string, error) {
-	subnets, err := w.subnets(ctx, g.Subnets, g.AZs)
-	if err != nil {
-		return "", err
-	}
-	r := &run{w: w, g: g, cfg: g.Config, req: Request{Reason: ReasonManual}, plan: &Plan{}, journal: Journal{Desired: -1}}
-	azs := r.azOrder(subnets, "")
-	data, err := r.template(ctx)
-	if err != nil {
-		return "", err
-	}
-	ownType := string(data.InstanceType)
-	// The group's own type on spot is what just failed; the rest of the order is a replacement's.
-	markets := r.markets(ownType)[1:]
-	token := fmt.Sprintf("fill-%s-%d", g.Name, w.clock().Now().Unix()/60)
-	var tried []string
-	i := 0
-	for _, tm := range markets {
-		for _, az := range azs {
-			opt := Option{InstanceType: tm.Type, Market: tm.Market, SubnetID: subnets[az], AZ: az}
-			id, err := w.runInstanceTagged(ctx, r, opt, fmt.Sprintf("%s-%d", token, i), groupconfig.StateFill, g.Name)
-			i++
-			if err == nil {
-				res.Attempts = append(res.Attempts, Attempt{Option: opt})
-				return id, nil
-			}
-			res.Attempts = append(res.Attempts, Attempt{Option: opt, Error: err.Error()})
-			if !awsapi.IsCapacity(err) {
-				return "", fmt.Errorf("launching a stand-in %s for group %s: %w", opt, g.Name, err)
-			}
-			tried = append(tried, fmt.Sprintf("%s (%s)", opt, awsapi.Code(err)))
-		}
-	}
-	return "", fmt.Errorf("%w for a stand-in in group %s: tried %s", ErrNoCapacity, g.Name, strings.Join(tried, ", "))
-}
-
 // joinKeepingDesired attaches the stand-in and sets the desired capacity back to what it was, so
-// that the group stops retrying the launch the stand-in replaces.
-func (w *Workflow) joinKeepingDesired(ctx context.Context, group, id string) error {
+// that the group stops retrying the launch the stand-in replaces, and restores MaxSize. The
+// desired capacity to set back is journaled on the stand-in (spotmax:state:desired, tags are its
+// state tags) before the attach raises it: a fill resumed after a crash that cut this short sets
+// back only the attach's own increment and restores MaxSize, as the first fill would have.
+func (s *standIn) joinKeepingDesired(ctx context.Context, id string, tags map[string]string) error {
+	w, group := s.w, s.g.Name
 	g, err := w.describeGroup(ctx, group)
 	if err != nil {
 		return err
 	}
-	if _, member := memberState(g, id); member {
-		return nil
+	before := -1
+	if v, ok := tags[groupconfig.StateDesired]; ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return fmt.Errorf("stand-in %s of group %s: its journaled desired capacity %q is not a number", id, group, v)
+		}
+		before = n
 	}
-	before := aws.ToInt32(g.DesiredCapacity)
-	if err := w.attachToGroup(ctx, group, id); err != nil {
-		return err
-	}
-	err = w.call(ctx, func(ctx context.Context) error {
-		_, err := w.ASG.SetDesiredCapacity(ctx, &autoscaling.SetDesiredCapacityInput{AutoScalingGroupName: aws.String(group),
-			DesiredCapacity: aws.Int32(before), HonorCooldown: aws.Bool(false)})
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("setting the desired capacity of group %s back to %d: %w", group, before, err)
+	_, member := memberState(g, id)
+	switch desired := int(aws.ToInt32(g.DesiredCapacity)); {
+	case !member:
+		if before < 0 {
+			before = desired
+			if err := w.tagResource(ctx, id, map[string]string{groupconfig.StateDesired: strconv.Itoa(before)}); err != nil {
+				return fmt.Errorf("journaling the desired capacity %d of group %s on stand-in %s: %w", before, group, id, err)
+			}
+		}
+		if err := w.attachToGroup(ctx, group, id); err != nil {
+			return err
+		}
+		if err := s.setDesired(ctx, before); err != nil {
+			return err
+		}
+	case before >= 0 && desired == before+1:
+		// Attached before a crash that came before the desired capacity was set back.
+		if err := s.setDesired(ctx, before); err != nil {
+			return err
+		}
 	}
 	if err := w.waitInService(ctx, group, id, "stand-in"); err != nil {
 		return err
 	}
 	return w.RestoreMaxSize(ctx, group)
+}
+
+// setDesired sets the group's desired capacity to n without waiting out its cooldown.
+func (s *standIn) setDesired(ctx context.Context, n int) error {
+	err := s.w.call(ctx, func(ctx context.Context) error {
+		_, err := s.w.ASG.SetDesiredCapacity(ctx, &autoscaling.SetDesiredCapacityInput{AutoScalingGroupName: aws.String(s.g.Name),
+			DesiredCapacity: aws.Int32(int32(n)), HonorCooldown: aws.Bool(false)})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("setting the desired capacity of group %s back to %d: %w", s.g.Name, n, err)
+	}
+	return nil
 }

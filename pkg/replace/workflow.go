@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -165,8 +166,7 @@ type run struct {
 	// ownershipChecked is set when the claim was just read back (confirmClaim), so the next step
 	// boundary need not read it again.
 	ownershipChecked bool
-	tmpl             *ec2types.ResponseLaunchTemplateData            // read once, see template
-	overrideTmpl     map[string]*ec2types.ResponseLaunchTemplateData // mixed instances overrides' own templates
+	launcher         *launcher // launches into the group (launch.go); reads its template once
 	newID            string
 	res              *Result
 }
@@ -209,7 +209,7 @@ func (w *Workflow) prepare(ctx context.Context, g *inventory.Group, req Request)
 	if err != nil {
 		return nil, err
 	}
-	r := &run{w: w, g: g, cfg: g.Config, req: req, old: old, journal: loadJournal(req.InstanceID, old.Tags)}
+	r := &run{w: w, g: g, cfg: g.Config, req: req, old: old, journal: loadJournal(req.InstanceID, old.Tags), launcher: w.launcher(g)}
 	r.res = &Result{Group: g.Name, Old: req.InstanceID, Reason: req.Reason, Attempts: []Attempt{}, Warnings: []string{}}
 	if r.journal.Phase != "" {
 		if err := r.checkJournal(); err != nil {
@@ -438,7 +438,7 @@ func (r *run) launch(ctx context.Context) error {
 	if err := r.secure(ctx); err != nil {
 		return err
 	}
-	id, err := w.findReplacement(ctx, r.req.InstanceID)
+	id, err := r.launcher.adopt(ctx, r.launchSpec())
 	if err != nil {
 		return err
 	}
@@ -467,7 +467,7 @@ func (r *run) launch(ctx context.Context) error {
 	if err != nil {
 		return r.abort(ctx, fmt.Errorf("waiting for replacement %s to run: %w", id, err))
 	}
-	r.recordNew(inst)
+	r.res.recordInstance(inst)
 	if r.req.Reason == ReasonInterruption && len(r.plan.Volumes) > 0 && !r.journal.has(optVolumeFirst) {
 		released, err := r.volumeReleased(ctx)
 		if err != nil {
@@ -482,34 +482,38 @@ func (r *run) launch(ctx context.Context) error {
 	return nil
 }
 
-func (r *run) recordNew(inst ec2types.Instance) {
-	r.res.Type = string(inst.InstanceType)
-	r.res.Market = inventory.MarketOf(inst)
-	if inst.Placement != nil {
-		r.res.AZ = aws.ToString(inst.Placement.AvailabilityZone)
-	}
+// launchSpec is the replacement's launch (launch.go): the plan's options, then its cross-AZ
+// options (spotmax:cross_az_move, crossaz.go), with client tokens from the journal's token and
+// the spotmax:state:replaces tag that a resume adopts the replacement by.
+func (r *run) launchSpec() launchSpec {
+	opts := append(slices.Clip(r.plan.Options), r.plan.CrossAZOptions...)
+	return launchSpec{options: opts, token: r.journal.Token, linkKey: groupconfig.StateReplaces, linkValue: r.req.InstanceID,
+		volumes: r.plan.Volumes, progress: func(i int, opt Option, id string, err error) {
+			detail := id
+			switch {
+			case err != nil:
+				detail = awsapi.Code(err)
+			case i >= len(r.plan.Options):
+				detail += " (the data volume moves there through a snapshot)"
+			}
+			r.progress(StepLaunch, opt.String()+": "+detail, false, nil)
+		}}
 }
 
+// launchFirstFitting launches the first of the plan's options that has capacity; when that is a
+// cross-AZ option, it journals the AZ the data volume moves to.
 func (r *run) launchFirstFitting(ctx context.Context) (string, error) {
-	var tried []string
-	for i, opt := range r.plan.Options {
-		id, err := r.w.runInstance(ctx, r, opt, fmt.Sprintf("%s-%d", r.journal.Token, i))
-		if err == nil {
-			r.res.Attempts = append(r.res.Attempts, Attempt{Option: opt})
-			r.progress("launch", opt.String()+": "+id, false, nil)
-			return id, nil
-		}
-		r.res.Attempts = append(r.res.Attempts, Attempt{Option: opt, Error: err.Error()})
-		if !awsapi.IsCapacity(err) {
-			return "", fmt.Errorf("launching %s: %w", opt, err)
-		}
-		tried = append(tried, fmt.Sprintf("%s (%s)", opt, awsapi.Code(err)))
-		r.progress("launch", opt.String()+": "+awsapi.Code(err), false, nil)
+	id, i, err := r.launcher.first(ctx, r.launchSpec(), r.res)
+	if err != nil {
+		return "", err
 	}
-	if len(r.plan.CrossAZOptions) > 0 {
-		return r.launchAcrossAZ(ctx, tried) // spotmax:cross_az_move (crossaz.go)
+	if i >= len(r.plan.Options) {
+		az := r.plan.CrossAZOptions[i-len(r.plan.Options)].AZ
+		if err := r.set(ctx, "the cross-AZ move to "+az, func(j *Journal) { j.CrossAZ = az }); err != nil {
+			return "", err
+		}
 	}
-	return "", fmt.Errorf("%w: tried %s", ErrNoCapacity, strings.Join(tried, ", "))
+	return id, nil
 }
 
 // abort rolls back a replacement whose old instance has not been detached: the replacement (if
@@ -778,7 +782,7 @@ func (r *run) finish(ctx context.Context) error {
 	}
 	if r.newID != "" && r.res.Type == "" {
 		if inst, err := w.describeLaunched(ctx, r.newID); err == nil {
-			r.recordNew(inst)
+			r.res.recordInstance(inst)
 		}
 	}
 	r.res.New = r.newID
