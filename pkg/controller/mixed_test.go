@@ -92,7 +92,7 @@ func markets(r *sim.Region) (od, spot []sim.Instance) {
 func steady(r *sim.Region, c *controller.Controller) bool {
 	ms := members(r, "web")
 	st := c.Stats()
-	if len(ms) != 3 || st.Replacements != st.Succeeded+st.Failed {
+	if len(ms) != 3 || st.Replacements != st.Succeeded+st.Failed+st.AlreadyDone {
 		return false
 	}
 	for _, m := range ms {
@@ -187,10 +187,13 @@ func TestMixedGroupKeepsOnDemandBase(t *testing.T) {
 	}
 	c = e.controller(rec)
 	c.Sources = []controller.Source{oneEvent(interruptionOf(r, victim.ID))}
+	fallbacks := rec.count(metrics.OnDemandFallback)
 	runUntil(t, c, 60*time.Second, func() bool {
-		od, _ := markets(r)
+		// The stand-in may go back to spot within this run already: the victim's own pool has
+		// room again once it is gone, and od_least_live_mins is 60 ms of real time. So the
+		// fallback is read from its metric, not from two on-demand members seen at once.
 		_, gone := members(r, "web")[victim.ID]
-		return !gone && len(od) == 2 && steady(r, c)
+		return !gone && rec.count(metrics.OnDemandFallback) == fallbacks+1 && steady(r, c)
 	})
 	c.Wait()
 	for _, p := range pools {
@@ -210,11 +213,14 @@ func TestMixedGroupKeepsOnDemandBase(t *testing.T) {
 	// on-demand, the others by spot; exactly one on-demand member remains.
 	before := members(r, "web")
 	if _, err := e.asg.CreateOrUpdateTags(context.Background(), &autoscaling.CreateOrUpdateTagsInput{Tags: []astypes.Tag{
-		{Key: aws.String(groupconfig.TagGuaranteeLivingMins), Value: aws.String("30"), ResourceId: aws.String("web"), ResourceType: aws.String("auto-scaling-group")},
+		{Key: aws.String(groupconfig.TagGuaranteeLivingMins), Value: aws.String("60"), ResourceId: aws.String("web"), ResourceType: aws.String("auto-scaling-group")},
 	}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Clock().Sleep(context.Background(), 30*time.Minute); err != nil { // every member is past its lifetime
+	// Every member is past its lifetime (60 minutes, the most the tag allows); their replacements
+	// are due again only 3.6 s of real time later, so one generation of rotations ends before the
+	// next starts on a loaded machine.
+	if err := r.Clock().Sleep(context.Background(), 60*time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	c = e.controller(rec)
@@ -234,12 +240,31 @@ func TestMixedGroupKeepsOnDemandBase(t *testing.T) {
 	if len(od) != 1 || len(spot) != 2 {
 		t.Errorf("after the rotations: %d on-demand (%v), %d spot; want 1 and 2", len(od), ids(od), len(spot))
 	}
-	if len(od) == 1 && od[0].Tags[groupconfig.StateReplaces] != base {
-		t.Errorf("the on-demand member %s replaces %q; want the base %s", od[0].ID, od[0].Tags[groupconfig.StateReplaces], base)
+	if len(od) == 1 && !descendsFrom(r, od[0].ID, base) {
+		t.Errorf("the on-demand member %s replaces %q; want the base %s (or its replacement's line)", od[0].ID, od[0].Tags[groupconfig.StateReplaces], base)
 	}
 	if maxOD > 2 {
 		t.Errorf("%d on-demand members at once during the rotations; at most the base and its replacement", maxOD)
 	}
+}
+
+// descendsFrom reports whether instance id replaced base, directly or through replacements of
+// its replacements (spotmax:state:replaces).
+func descendsFrom(r *sim.Region, id, base string) bool {
+	for range 100 {
+		in, ok := r.Instance(id)
+		if !ok {
+			return false
+		}
+		id = in.Tags[groupconfig.StateReplaces]
+		if id == base {
+			return true
+		}
+		if id == "" {
+			return false
+		}
+	}
+	return false
 }
 
 func ids(l []sim.Instance) []string {
