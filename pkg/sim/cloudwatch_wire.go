@@ -183,7 +183,7 @@ func docToJSON(v any) any {
 // cwDoc; "member" lists become []any and "entry" maps (entry.N.key / entry.N.value) become trees.
 func queryToDoc(p params) cwDoc {
 	root := cwDoc{}
-	for k, vs := range p.v {
+	for k, vs := range p.Values() {
 		if k == "Action" || k == "Version" || len(vs) == 0 {
 			continue
 		}

@@ -314,7 +314,7 @@ func (r *Region) clbModifyAttributes(c *call) *APIError {
 		return err
 	}
 	p := c.Form.Sub("LoadBalancerAttributes")
-	if len(p.v) == 0 {
+	if len(p.Values()) == 0 {
 		return nullMember(CodeValidationError, "loadBalancerAttributes")
 	}
 	drain := p.Sub("ConnectionDraining")
@@ -322,7 +322,7 @@ func (r *Region) clbModifyAttributes(c *call) *APIError {
 	if berr != nil {
 		return berr
 	}
-	if len(drain.v) > 0 && !hasEnabled {
+	if len(drain.Values()) > 0 && !hasEnabled {
 		return nullMember(CodeValidationError, "loadBalancerAttributes.connectionDraining.enabled")
 	}
 	timeout, hasTimeout, err := asInt32(drain, "Timeout")

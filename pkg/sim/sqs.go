@@ -484,7 +484,7 @@ func (r *Region) queueByURL(u string) (*sqsQueue, *APIError) {
 }
 
 func (r *Region) queueURL(c *call, name string) string {
-	host := c.req.Host
+	host := c.Request().Host
 	if host == "" {
 		host = "localhost"
 	}
@@ -1143,7 +1143,7 @@ func (r *Region) sqsReceiveMessage(c *call) {
 		select {
 		case <-notify:
 		case <-t.C:
-		case <-c.req.Context().Done():
+		case <-c.Request().Context().Done():
 			t.Stop()
 			sqsWrite(c, struct{}{})
 			return

@@ -29,7 +29,7 @@ var sqsQueryLists = map[string]string{"AttributeName": "AttributeNames", "Messag
 // sqsQueryToJSON turns a query request's form into the JSON request of its action.
 func sqsQueryToJSON(action string, form params) ([]byte, *APIError) {
 	v := map[string]string{}
-	for k, vs := range form.v {
+	for k, vs := range form.Values() {
 		if k == "Action" || k == "Version" || len(vs) == 0 {
 			continue
 		}
@@ -158,14 +158,14 @@ func sqsWriteQuery(c *call, out any) {
 	}
 	var b bytes.Buffer
 	b.WriteString(xml.Header)
-	fmt.Fprintf(&b, `<%sResponse xmlns=%q>`, c.Action, c.xmlns)
+	fmt.Fprintf(&b, `<%sResponse xmlns=%q>`, c.Action, c.XMLNS)
 	if m, ok := v.(map[string]any); ok && len(m) > 0 {
 		fmt.Fprintf(&b, "<%sResult>", c.Action)
 		sqsXMLFields(&b, c.Action, m)
 		fmt.Fprintf(&b, "</%sResult>", c.Action)
 	}
 	fmt.Fprintf(&b, `<ResponseMetadata><RequestId>%s</RequestId></ResponseMetadata></%sResponse>`, c.RequestID, c.Action)
-	c.writeRaw("text/xml", b.Bytes())
+	c.WriteRaw("text/xml", b.Bytes())
 }
 
 func sqsXMLFields(b *bytes.Buffer, action string, m map[string]any) {

@@ -1,4 +1,4 @@
-package sim
+package awsproto
 
 import (
 	"net/url"
@@ -8,18 +8,21 @@ import (
 	"time"
 )
 
-// params gives structured access to query-protocol parameters, where lists are flattened as
+// Params gives structured access to query-protocol parameters, where lists are flattened as
 // Name.1, Name.2 (EC2) or Name.member.1 (other query services) and structures as Name.1.Field.
-type params struct{ v url.Values }
+type Params struct{ v url.Values }
+
+// NewParams wraps a parsed form.
+func NewParams(v url.Values) Params { return Params{v} }
 
 // Get returns a parameter's value or "".
-func (p params) Get(k string) string { return p.v.Get(k) }
+func (p Params) Get(k string) string { return p.v.Get(k) }
 
 // Has reports whether a parameter is present.
-func (p params) Has(k string) bool { _, ok := p.v[k]; return ok }
+func (p Params) Has(k string) bool { _, ok := p.v[k]; return ok }
 
 // List returns the values of prefix.1, prefix.2, ... in index order.
-func (p params) List(prefix string) []string {
+func (p Params) List(prefix string) []string {
 	type kv struct {
 		n int
 		v string
@@ -46,7 +49,7 @@ func (p params) List(prefix string) []string {
 
 // Structs returns the structures prefix.1.*, prefix.2.*, ... in index order, each with its keys
 // relative to the structure (prefix.1.Name → Name).
-func (p params) Structs(prefix string) []params {
+func (p Params) Structs(prefix string) []Params {
 	byN := map[int]url.Values{}
 	pre := prefix + "."
 	for k, vs := range p.v {
@@ -72,15 +75,15 @@ func (p params) Structs(prefix string) []params {
 		ns = append(ns, n)
 	}
 	sort.Ints(ns)
-	out := make([]params, len(ns))
+	out := make([]Params, len(ns))
 	for i, n := range ns {
-		out[i] = params{byN[n]}
+		out[i] = Params{byN[n]}
 	}
 	return out
 }
 
 // Sub returns the parameters under prefix. (prefix.Field → Field).
-func (p params) Sub(prefix string) params {
+func (p Params) Sub(prefix string) Params {
 	out := url.Values{}
 	pre := prefix + "."
 	for k, vs := range p.v {
@@ -88,38 +91,38 @@ func (p params) Sub(prefix string) params {
 			out[k[len(pre):]] = vs
 		}
 	}
-	return params{out}
+	return Params{out}
 }
 
 // Int returns an integer parameter; ok is false when it is absent. A malformed value is an
 // InvalidParameterValue error.
-func (p params) Int(k string) (n int64, ok bool, err *APIError) {
+func (p Params) Int(k string) (n int64, ok bool, err *APIError) {
 	s := p.v.Get(k)
 	if s == "" {
 		return 0, false, nil
 	}
 	n, e := strconv.ParseInt(s, 10, 64)
 	if e != nil {
-		return 0, false, errf(CodeInvalidParameter, "Invalid value '%s' for %s", s, k)
+		return 0, false, Errorf(CodeInvalidParameter, "Invalid value '%s' for %s", s, k)
 	}
 	return n, true, nil
 }
 
 // Bool returns a boolean parameter; ok is false when it is absent.
-func (p params) Bool(k string) (b bool, ok bool, err *APIError) {
+func (p Params) Bool(k string) (b bool, ok bool, err *APIError) {
 	s := p.v.Get(k)
 	if s == "" {
 		return false, false, nil
 	}
 	b, e := strconv.ParseBool(s)
 	if e != nil {
-		return false, false, errf(CodeInvalidParameter, "Invalid value '%s' for %s", s, k)
+		return false, false, Errorf(CodeInvalidParameter, "Invalid value '%s' for %s", s, k)
 	}
 	return b, true, nil
 }
 
 // Time returns an ISO 8601 time parameter; ok is false when it is absent.
-func (p params) Time(k string) (t time.Time, ok bool, err *APIError) {
+func (p Params) Time(k string) (t time.Time, ok bool, err *APIError) {
 	s := p.v.Get(k)
 	if s == "" {
 		return time.Time{}, false, nil
@@ -129,23 +132,26 @@ func (p params) Time(k string) (t time.Time, ok bool, err *APIError) {
 			return t, true, nil
 		}
 	}
-	return time.Time{}, false, errf(CodeInvalidParameter, "Invalid value '%s' for %s: not an ISO 8601 time", s, k)
+	return time.Time{}, false, Errorf(CodeInvalidParameter, "Invalid value '%s' for %s: not an ISO 8601 time", s, k)
 }
 
-// isoTime formats a time as AWS query responses do.
-func isoTime(t time.Time) string {
+// ISOTime formats a time as AWS query responses do.
+func ISOTime(t time.Time) string {
 	return t.UTC().Format("2006-01-02T15:04:05.000Z")
 }
 
 // RequiredBool returns a boolean parameter that must be present; field is its name in AWS's
 // validation message (e.g. shouldDecrementDesiredCapacity).
-func (p params) RequiredBool(k, field string) (bool, *APIError) {
+func (p Params) RequiredBool(k, field string) (bool, *APIError) {
 	b, ok, err := p.Bool(k)
 	if err != nil {
 		return false, err
 	}
 	if !ok {
-		return false, nullMember(CodeValidationError, field)
+		return false, NullMember(CodeValidationError, field)
 	}
 	return b, nil
 }
+
+// Values returns the parameters as a form (for hashing a request or walking every key).
+func (p Params) Values() url.Values { return p.v }

@@ -1,4 +1,4 @@
-package sim
+package awsproto
 
 import (
 	"fmt"
@@ -6,7 +6,7 @@ import (
 )
 
 // APIError is an error as AWS returns it: an HTTP status, an error code and a message. Every
-// protocol renders it in its own error format.
+// protocol renders it in its own error format (Call.Fail).
 type APIError struct {
 	Status  int
 	Code    string
@@ -19,8 +19,8 @@ func (e *APIError) Error() string { return e.Code + ": " + e.Message }
 // Sender reports whether the client is at fault (HTTP 4xx), for the query protocol's Type field.
 func (e *APIError) Sender() bool { return e.Status < 500 }
 
-// errf returns a client error (HTTP 400) with an AWS error code.
-func errf(code, format string, args ...any) *APIError {
+// Errorf returns a client error (HTTP 400) with an AWS error code.
+func Errorf(code, format string, args ...any) *APIError {
 	return &APIError{Status: http.StatusBadRequest, Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
@@ -35,8 +35,8 @@ const (
 	CodeInvalidAction        = "InvalidAction"
 )
 
-// nullMember is AWS's validation error for a required parameter that is missing, in the shape
+// NullMember is AWS's validation error for a required parameter that is missing, in the shape
 // the query services and EventBridge use.
-func nullMember(code, field string) *APIError {
-	return errf(code, "1 validation error detected: Value null at '%s' failed to satisfy constraint: Member must not be null", field)
+func NullMember(code, field string) *APIError {
+	return Errorf(code, "1 validation error detected: Value null at '%s' failed to satisfy constraint: Member must not be null", field)
 }
