@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spotmax/spotmax/pkg/sim/awsproto"
+	"github.com/spotmax/spotmax/pkg/sim/pricing"
 )
 
 // service is one AWS service of this package (EC2, Auto Scaling, load balancing, and the services
@@ -40,10 +41,9 @@ var serviceRoutes = map[string]awsproto.Service{
 	"elasticloadbalancing": {QueryVersions: []string{elbv2Version, elbv1Version}},
 	"monitoring": {QueryVersions: []string{"2010-08-01"}, JSONTargets: []string{"GraniteServiceVersion20100801"},
 		CBORServices: []string{"GraniteServiceVersion20100801"}, JSONNamespace: "com.amazonaws.cloudwatch#", CBORNamespace: "com.amazonaws.cloudwatch#"},
-	"sqs":     {QueryVersions: []string{sqsQueryVersion}, JSONTargets: []string{"AmazonSQS"}, JSONNamespace: "com.amazonaws.sqs#"},
-	"events":  {JSONTargets: []string{"AWSEvents"}, JSONNamespace: "com.amazonaws.eventbridge#"},
-	"logs":    {JSONTargets: []string{"Logs_20140328"}},
-	"pricing": {JSONTargets: []string{"AWSPriceListService"}},
+	"sqs":    {QueryVersions: []string{sqsQueryVersion}, JSONTargets: []string{"AmazonSQS"}, JSONNamespace: "com.amazonaws.sqs#"},
+	"events": {JSONTargets: []string{"AWSEvents"}, JSONNamespace: "com.amazonaws.eventbridge#"},
+	"logs":   {JSONTargets: []string{"Logs_20140328"}},
 }
 
 // setupServices runs each service's setup and registers it with the region's mux, in name order.
@@ -63,6 +63,7 @@ func (r *Region) setupServices() {
 		spec.Handle = func(c *awsproto.Call) { s.handle(r, &call{c}) }
 		r.mux.Register(&spec)
 	}
+	r.mux.Register(pricing.New(r.opts.Region, priceCatalog()).Spec())
 }
 
 // Server serves a Region over HTTP on a loopback port.

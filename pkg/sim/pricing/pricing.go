@@ -1,4 +1,4 @@
-package sim
+package pricing
 
 import (
 	"encoding/json"
@@ -7,37 +7,53 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/spotmax/spotmax/pkg/sim/awsproto"
 )
 
-// The simulated AWS Price List Query API (service "pricing", AWS JSON 1.1, X-Amz-Target:
-// AWSPriceListService.*): GetProducts for ServiceCode AmazonEC2 answers with the region's
-// instance types as Price List products in the aws_v1 format — each item a JSON document in a
-// string, with product attributes (instanceType, regionCode, location, operatingSystem,
-// tenancy, preInstalledSw, capacitystatus, ...) and OnDemand terms whose price dimension holds
-// the hourly USD price. Like AWS it lists several products per type (Linux and Windows,
-// capacity used and reserved-unused), so a client must filter as it would on AWS.
+// Service is the Price List API of one region. Its catalog is fixed when it is made, so it
+// needs no lock.
+type Service struct {
+	region  string
+	catalog []InstanceType
+}
 
-func init() {
-	registerService(&service{
-		name:   "pricing",
-		handle: servePricing,
-		errorShapes: map[string]string{
-			CodeThrottling:           "ThrottlingException",
-			CodeMissingParameter:     pricingInvalidParameter,
-			CodeInvalidParameter:     pricingInvalidParameter,
-			CodeValidationError:      pricingInvalidParameter,
-			"SerializationException": pricingInvalidParameter,
-			"InvalidNextToken":       "InvalidNextTokenException",
-			"InternalError":          "InternalErrorException",
-			CodeInvalidAction:        "UnknownOperationException",
+// InstanceType is one instance type the region offers, as the Price List describes it.
+type InstanceType struct {
+	Name        string
+	OnDemandUSD float64 // the hourly Linux on-demand price
+	VCPUs       int
+	MemoryMiB   int
+}
+
+// New returns the Price List API of region, listing catalog.
+func New(region string, catalog []InstanceType) *Service {
+	return &Service{region: region, catalog: catalog}
+}
+
+// Spec is how the region's mux reaches the service: signing name pricing, AWS JSON 1.1.
+func (s *Service) Spec() *awsproto.Service {
+	return &awsproto.Service{
+		Name:        "pricing",
+		JSONTargets: []string{"AWSPriceListService"},
+		ErrorShapes: map[string]string{
+			awsproto.CodeThrottling:       "ThrottlingException",
+			awsproto.CodeMissingParameter: invalidParameter,
+			awsproto.CodeInvalidParameter: invalidParameter,
+			awsproto.CodeValidationError:  invalidParameter,
+			"SerializationException":      invalidParameter,
+			"InvalidNextToken":            "InvalidNextTokenException",
+			"InternalError":               "InternalErrorException",
+			awsproto.CodeInvalidAction:    "UnknownOperationException",
 		},
-	})
+		Handle: s.serve,
+	}
 }
 
 const (
-	pricingInvalidParameter = "InvalidParameterException"
-	pricingNotFound         = "NotFoundException"
-	pricingMaxResults       = 100
+	invalidParameter = "InvalidParameterException"
+	notFound         = "NotFoundException"
+	maxResults       = 100
 )
 
 // regionLocations are the Price List "location" names of regions.
@@ -53,10 +69,19 @@ var regionLocations = map[string]string{
 	"ap-southeast-1": "Asia Pacific (Singapore)",
 }
 
-var pricingActions = jsonActions{"GetProducts": (*Region).pricingGetProducts}
+var actions = awsproto.JSONActions[*Service]{"GetProducts": (*Service).getProducts}
 
-func servePricing(r *Region, c *call) {
-	serveJSON(r, c, "the Price List API", "AWSPriceListService", pricingActions)
+func (s *Service) serve(c *awsproto.Call) {
+	if err := awsproto.RequireJSON(c, "the Price List API", "AWSPriceListService"); err != nil {
+		c.Fail(err)
+		return
+	}
+	out, err := actions.Run(s, c, func(fn func()) { fn() })
+	if err != nil {
+		c.Fail(err)
+		return
+	}
+	c.WriteJSON(out)
 }
 
 type priceFilter struct {
@@ -92,7 +117,7 @@ func (f priceFilter) match(attrs map[string]string) bool {
 	return false
 }
 
-func (r *Region) pricingGetProducts(c *call) (any, *APIError) {
+func (s *Service) getProducts(c *awsproto.Call) (any, *awsproto.APIError) {
 	var in struct {
 		ServiceCode   string        `json:"ServiceCode"`
 		Filters       []priceFilter `json:"Filters"`
@@ -100,19 +125,19 @@ func (r *Region) pricingGetProducts(c *call) (any, *APIError) {
 		NextToken     string        `json:"NextToken"`
 		MaxResults    *int64        `json:"MaxResults"`
 	}
-	if err := c.decodeJSON(&in, "SerializationException"); err != nil {
+	if err := c.DecodeJSON(&in, "SerializationException"); err != nil {
 		return nil, err
 	}
 	if in.ServiceCode == "" {
-		return nil, nullMember(pricingInvalidParameter, "serviceCode")
+		return nil, awsproto.NullMember(invalidParameter, "serviceCode")
 	}
 	if in.FormatVersion != "" && in.FormatVersion != "aws_v1" {
-		return nil, errf(pricingInvalidParameter, "Input validation failed: FormatVersion %s is not supported, valid values: aws_v1", in.FormatVersion)
+		return nil, awsproto.Errorf(invalidParameter, "Input validation failed: FormatVersion %s is not supported, valid values: aws_v1", in.FormatVersion)
 	}
-	max := int64(pricingMaxResults)
+	max := int64(maxResults)
 	if in.MaxResults != nil {
-		if *in.MaxResults < 1 || *in.MaxResults > pricingMaxResults {
-			return nil, errf(pricingInvalidParameter, "1 validation error detected: Value '%d' at 'maxResults' failed to satisfy constraint: Member must have value between 1 and 100", *in.MaxResults)
+		if *in.MaxResults < 1 || *in.MaxResults > maxResults {
+			return nil, awsproto.Errorf(invalidParameter, "1 validation error detected: Value '%d' at 'maxResults' failed to satisfy constraint: Member must have value between 1 and 100", *in.MaxResults)
 		}
 		max = *in.MaxResults
 	}
@@ -120,17 +145,17 @@ func (r *Region) pricingGetProducts(c *call) (any, *APIError) {
 		switch f.Type {
 		case "TERM_MATCH", "EQUALS", "CONTAINS", "ANY_OF", "NONE_OF":
 		default:
-			return nil, errf(pricingInvalidParameter, "1 validation error detected: Value '%s' at 'filters.%d.member.type' failed to satisfy constraint: Member must satisfy enum value set: [TERM_MATCH, EQUALS, CONTAINS, ANY_OF, NONE_OF]", f.Type, i+1)
+			return nil, awsproto.Errorf(invalidParameter, "1 validation error detected: Value '%s' at 'filters.%d.member.type' failed to satisfy constraint: Member must satisfy enum value set: [TERM_MATCH, EQUALS, CONTAINS, ANY_OF, NONE_OF]", f.Type, i+1)
 		}
 		if f.Field == "" {
-			return nil, nullMember(pricingInvalidParameter, fmt.Sprintf("filters.%d.member.field", i+1))
+			return nil, awsproto.NullMember(invalidParameter, fmt.Sprintf("filters.%d.member.field", i+1))
 		}
 	}
 	if in.ServiceCode != "AmazonEC2" {
-		return nil, errf(pricingNotFound, "The requested service code %s does not exist or is not served by the simulated region (AmazonEC2 only)", in.ServiceCode)
+		return nil, awsproto.Errorf(notFound, "The requested service code %s does not exist or is not served by the simulated region (AmazonEC2 only)", in.ServiceCode)
 	}
 	var items []string
-	for _, p := range r.ec2Products() {
+	for _, p := range s.ec2Products() {
 		ok := true
 		for _, f := range in.Filters {
 			if !f.match(p.attrs) {
@@ -142,7 +167,7 @@ func (r *Region) pricingGetProducts(c *call) (any, *APIError) {
 			items = append(items, p.document())
 		}
 	}
-	start, end, next, err := page(len(items), max, in.NextToken, pricingMaxResults, pricingMaxResults)
+	start, end, next, err := awsproto.Page(len(items), max, in.NextToken, maxResults, maxResults)
 	if err != nil {
 		return nil, err
 	}
@@ -162,36 +187,36 @@ type priceProduct struct {
 
 // ec2Products lists the region's EC2 compute products: per instance type, Linux and Windows on
 // shared tenancy, with capacity used and unused-reserved, in a stable order.
-func (r *Region) ec2Products() []priceProduct {
-	location := regionLocations[r.opts.Region]
+func (s *Service) ec2Products() []priceProduct {
+	location := regionLocations[s.region]
 	if location == "" {
-		location = r.opts.Region
+		location = s.region
 	}
 	var out []priceProduct
-	for _, t := range InstanceTypes() {
-		spec := instanceTypes[t]
+	for _, spec := range s.catalog {
+		t := spec.Name
 		for _, os := range []string{"Linux", "Windows"} {
 			for _, cap := range []string{"Used", "UnusedCapacityReservation"} {
-				usd := spec.onDemand
+				usd := spec.OnDemandUSD
 				op, usage := "RunInstances", "BoxUsage:"+t
 				if os == "Windows" {
 					// Windows adds a license fee per vCPU-hour.
-					usd += 0.046 * float64(spec.vcpus)
+					usd += 0.046 * float64(spec.VCPUs)
 					op = "RunInstances:0002"
 				}
 				if cap != "Used" {
 					usage = "UnusedBox:" + t
 				}
 				h := fnv.New64a()
-				_, _ = fmt.Fprintf(h, "%s/%s/%s/%s", r.opts.Region, t, os, cap)
+				_, _ = fmt.Fprintf(h, "%s/%s/%s/%s", s.region, t, os, cap)
 				sku := strings.ToUpper(strconv.FormatUint(h.Sum64(), 36))
 				out = append(out, priceProduct{sku: sku, usd: usd,
 					desc: fmt.Sprintf("$%s per On Demand %s %s Instance Hour", strconv.FormatFloat(usd, 'f', -1, 64), os, t),
 					attrs: map[string]string{
 						"servicecode": "AmazonEC2", "servicename": "Amazon Elastic Compute Cloud",
-						"instanceType": t, "instanceFamily": "General purpose", "vcpu": strconv.Itoa(spec.vcpus),
-						"memory":   strconv.FormatFloat(float64(spec.memMiB)/1024, 'f', -1, 64) + " GiB",
-						"location": location, "locationType": "AWS Region", "regionCode": r.opts.Region,
+						"instanceType": t, "instanceFamily": "General purpose", "vcpu": strconv.Itoa(spec.VCPUs),
+						"memory":   strconv.FormatFloat(float64(spec.MemoryMiB)/1024, 'f', -1, 64) + " GiB",
+						"location": location, "locationType": "AWS Region", "regionCode": s.region,
 						"operatingSystem": os, "tenancy": "Shared", "preInstalledSw": "NA", "licenseModel": "No License required",
 						"capacitystatus": cap, "usagetype": usage, "operation": op,
 					}})
