@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"github.com/spotmax/spotmax/pkg/sim/awsproto"
+	"github.com/spotmax/spotmax/pkg/sim/logs"
 	"math/rand"
 	"net/netip"
 	"sort"
@@ -124,8 +125,10 @@ type Region struct {
 	// hooks run after an instance changes state, with the lock held (IMDS, ASG bookkeeping).
 	stateHooks []func(*Instance)
 
-	mux *awsproto.Mux  // routes API requests to the services
-	svc map[string]any // per-service state owned by the service files (CloudWatch, SQS, ...)
+	mux *awsproto.Mux // routes API requests to the services
+	// The services in packages of their own (pkg/sim/<service>), each owning its state.
+	logs *logs.Service
+	svc  map[string]any // per-service state owned by the service files (CloudWatch, SQS, ...)
 	// closers stop endpoints that the region opened (IMDS listeners) when the server closes.
 	closers []func()
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spotmax/spotmax/pkg/sim/awsproto"
+	"github.com/spotmax/spotmax/pkg/sim/logs"
 	"github.com/spotmax/spotmax/pkg/sim/pricing"
 )
 
@@ -63,6 +64,9 @@ func (r *Region) setupServices() {
 		spec.Handle = func(c *awsproto.Call) { s.handle(r, &call{c}) }
 		r.mux.Register(&spec)
 	}
+	host := serviceRegion{r}
+	r.logs = logs.New(host)
+	r.mux.Register(r.logs.Spec())
 	r.mux.Register(pricing.New(r.opts.Region, priceCatalog()).Spec())
 }
 

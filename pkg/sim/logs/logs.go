@@ -1,45 +1,78 @@
-package sim
+package logs
 
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/spotmax/spotmax/pkg/sim/awsproto"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
 
-// The simulated CloudWatch Logs: log groups, log streams, PutLogEvents with AWS's batch rules
+// Package logs is the simulated CloudWatch Logs: log groups, log streams, PutLogEvents with AWS's batch rules
 // (chronological order, 24-hour span, 10,000 events, 1,048,576 bytes, events more than 14 days
 // old or 2 hours ahead rejected but reported), and FilterLogEvents with a subset of the filter
 // pattern syntax (terms, and JSON equality such as { $.group = "web" && $.result = "succeeded" }).
 // It speaks AWS JSON 1.1 (X-Amz-Target: Logs_20140328.*), as the SDK does.
 
-func init() {
-	registerService(&service{
-		name:   "logs",
-		setup:  func(r *Region) { r.svc["logs"] = &logsState{groups: map[string]*logGroup{}} },
-		handle: serveLogs,
-		errorShapes: map[string]string{
-			CodeThrottling:           "ThrottlingException",
-			CodeMissingParameter:     logsInvalidParameter,
-			CodeInvalidParameter:     logsInvalidParameter,
-			CodeValidationError:      logsInvalidParameter,
-			"SerializationException": logsInvalidParameter,
-			"InvalidNextToken":       logsInvalidParameter,
-			"InternalError":          "ServiceUnavailableException",
-			CodeInvalidAction:        "UnknownOperationException",
+// Region is what CloudWatch Logs needs of the simulated region: its lock (which guards the
+// service's state as well), the due state changes every call runs first, the simulated time and
+// the names in ARNs.
+type Region interface {
+	sync.Locker
+	RunDue()
+	Now() time.Time
+	Name() string
+	AccountID() string
+}
+
+// Service is the CloudWatch Logs of one simulated region.
+type Service struct {
+	region Region
+	groups map[string]*logGroup
+}
+
+// New returns the CloudWatch Logs of region, without log groups.
+func New(region Region) *Service {
+	return &Service{region: region, groups: map[string]*logGroup{}}
+}
+
+// Spec is how the region's mux reaches the service: signing name logs, AWS JSON 1.1.
+func (s *Service) Spec() *awsproto.Service {
+	return &awsproto.Service{
+		Name:        "logs",
+		JSONTargets: []string{"Logs_20140328"},
+		ErrorShapes: map[string]string{
+			awsproto.CodeThrottling:       "ThrottlingException",
+			awsproto.CodeMissingParameter: invalidParameter,
+			awsproto.CodeInvalidParameter: invalidParameter,
+			awsproto.CodeValidationError:  invalidParameter,
+			"SerializationException":      invalidParameter,
+			"InvalidNextToken":            invalidParameter,
+			"InternalError":               "ServiceUnavailableException",
+			awsproto.CodeInvalidAction:    "UnknownOperationException",
 		},
-	})
+		Handle: s.serve,
+	}
+}
+
+// do runs fn with the region locked after its due state changes.
+func (s *Service) do(fn func()) {
+	s.region.Lock()
+	defer s.region.Unlock()
+	s.region.RunDue()
+	fn()
 }
 
 // CloudWatch Logs error codes (the names of the SDK's error structures).
 const (
-	logsNotFound         = "ResourceNotFoundException"
-	logsAlreadyExists    = "ResourceAlreadyExistsException"
-	logsInvalidParameter = "InvalidParameterException"
+	notFound         = "ResourceNotFoundException"
+	alreadyExists    = "ResourceAlreadyExistsException"
+	invalidParameter = "InvalidParameterException"
 )
 
 // CloudWatch Logs limits
@@ -60,10 +93,6 @@ var (
 	logStreamPattern = regexp.MustCompile(`^[^:*]{1,512}$`)
 )
 
-type logsState struct {
-	groups map[string]*logGroup
-}
-
 type logGroup struct {
 	name    string
 	created time.Time
@@ -73,11 +102,11 @@ type logGroup struct {
 type logStream struct {
 	name    string
 	created time.Time
-	events  []LogEvent
+	events  []Event
 }
 
-// LogEvent is one event of a simulated log stream.
-type LogEvent struct {
+// Event is one event of a simulated log stream.
+type Event struct {
 	Stream    string
 	Timestamp time.Time
 	Ingested  time.Time
@@ -85,74 +114,83 @@ type LogEvent struct {
 	ID        string
 }
 
-func (r *Region) logs() *logsState { return r.svc["logs"].(*logsState) }
-
-// LogEvents returns the events of a log group, oldest first, for tests.
-func (r *Region) LogEvents(group string) []LogEvent {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	g := r.logs().groups[group]
+// Events returns the events of a log group, oldest first, for tests.
+func (s *Service) Events(group string) []Event {
+	s.region.Lock()
+	defer s.region.Unlock()
+	g := s.groups[group]
 	if g == nil {
 		return nil
 	}
-	var out []LogEvent
-	for _, s := range g.streams {
-		out = append(out, s.events...)
+	var out []Event
+	for _, ls := range g.streams {
+		out = append(out, ls.events...)
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Timestamp.Before(out[j].Timestamp) })
 	return out
 }
 
-var logsActions = jsonActions{
-	"CreateLogGroup":    (*Region).logsCreateLogGroup,
-	"CreateLogStream":   (*Region).logsCreateLogStream,
-	"DescribeLogGroups": (*Region).logsDescribeLogGroups,
-	"PutLogEvents":      (*Region).logsPutLogEvents,
-	"FilterLogEvents":   (*Region).logsFilterLogEvents,
+var actions = awsproto.JSONActions[*Service]{
+	"CreateLogGroup":    (*Service).logsCreateLogGroup,
+	"CreateLogStream":   (*Service).logsCreateLogStream,
+	"DescribeLogGroups": (*Service).logsDescribeLogGroups,
+	"PutLogEvents":      (*Service).logsPutLogEvents,
+	"FilterLogEvents":   (*Service).logsFilterLogEvents,
 }
 
-func serveLogs(r *Region, c *call) {
-	serveJSON(r, c, "CloudWatch Logs", "Logs_20140328", logsActions)
+func (s *Service) serve(c *awsproto.Call) {
+	if err := awsproto.RequireJSON(c, "CloudWatch Logs", "Logs_20140328"); err != nil {
+		c.Fail(err)
+		return
+	}
+	out, err := actions.Run(s, c, s.do)
+	if err != nil {
+		c.Fail(err)
+		return
+	}
+	c.WriteJSON(out)
 }
 
-func logsDecode(c *call, v any) *APIError { return c.decodeJSON(v, "SerializationException") }
+func logsDecode(c *awsproto.Call, v any) *awsproto.APIError {
+	return c.DecodeJSON(v, "SerializationException")
+}
 
 // logsCheckName checks a log group or stream name against the member's pattern, with AWS's
 // messages (the pattern as AWS words it).
-func logsCheckName(member, name string, re *regexp.Regexp, pattern string) *APIError {
+func logsCheckName(member, name string, re *regexp.Regexp, pattern string) *awsproto.APIError {
 	if name == "" {
-		return nullMember(logsInvalidParameter, member)
+		return awsproto.NullMember(invalidParameter, member)
 	}
 	if !re.MatchString(name) {
-		return errf(logsInvalidParameter, "1 validation error detected: Value '%s' at '%s' failed to satisfy constraint: Member must satisfy regular expression pattern: %s", name, member, pattern)
+		return awsproto.Errorf(invalidParameter, "1 validation error detected: Value '%s' at '%s' failed to satisfy constraint: Member must satisfy regular expression pattern: %s", name, member, pattern)
 	}
 	return nil
 }
 
-func logsCheckGroupName(name string) *APIError {
+func logsCheckGroupName(name string) *awsproto.APIError {
 	return logsCheckName("logGroupName", name, logGroupPattern, `[\.\-_/#A-Za-z0-9]+`)
 }
 
-func logsCheckStreamName(name string) *APIError {
+func logsCheckStreamName(name string) *awsproto.APIError {
 	return logsCheckName("logStreamName", name, logStreamPattern, "[^:*]*")
 }
 
-func (r *Region) logGroup(name string) (*logGroup, *APIError) {
+func (s *Service) logGroup(name string) (*logGroup, *awsproto.APIError) {
 	if err := logsCheckGroupName(name); err != nil {
 		return nil, err
 	}
-	g := r.logs().groups[name]
+	g := s.groups[name]
 	if g == nil {
-		return nil, errf(logsNotFound, "The specified log group does not exist.")
+		return nil, awsproto.Errorf(notFound, "The specified log group does not exist.")
 	}
 	return g, nil
 }
 
-func (r *Region) logGroupARN(name string) string {
-	return fmt.Sprintf("arn:aws:logs:%s:%s:log-group:%s:*", r.opts.Region, r.opts.AccountID, name)
+func (s *Service) logGroupARN(name string) string {
+	return fmt.Sprintf("arn:aws:logs:%s:%s:log-group:%s:*", s.region.Name(), s.region.AccountID(), name)
 }
 
-func (r *Region) logsCreateLogGroup(c *call) (any, *APIError) {
+func (s *Service) logsCreateLogGroup(c *awsproto.Call) (any, *awsproto.APIError) {
 	var in struct {
 		LogGroupName string `json:"logGroupName"`
 	}
@@ -162,15 +200,15 @@ func (r *Region) logsCreateLogGroup(c *call) (any, *APIError) {
 	if err := logsCheckGroupName(in.LogGroupName); err != nil {
 		return nil, err
 	}
-	st := r.logs()
+	st := s
 	if st.groups[in.LogGroupName] != nil {
-		return nil, errf(logsAlreadyExists, "The specified log group already exists")
+		return nil, awsproto.Errorf(alreadyExists, "The specified log group already exists")
 	}
-	st.groups[in.LogGroupName] = &logGroup{name: in.LogGroupName, created: r.now(), streams: map[string]*logStream{}}
+	st.groups[in.LogGroupName] = &logGroup{name: in.LogGroupName, created: s.region.Now(), streams: map[string]*logStream{}}
 	return nil, nil
 }
 
-func (r *Region) logsCreateLogStream(c *call) (any, *APIError) {
+func (s *Service) logsCreateLogStream(c *awsproto.Call) (any, *awsproto.APIError) {
 	var in struct {
 		LogGroupName  string `json:"logGroupName"`
 		LogStreamName string `json:"logStreamName"`
@@ -178,7 +216,7 @@ func (r *Region) logsCreateLogStream(c *call) (any, *APIError) {
 	if err := logsDecode(c, &in); err != nil {
 		return nil, err
 	}
-	g, err := r.logGroup(in.LogGroupName)
+	g, err := s.logGroup(in.LogGroupName)
 	if err != nil {
 		return nil, err
 	}
@@ -186,9 +224,9 @@ func (r *Region) logsCreateLogStream(c *call) (any, *APIError) {
 		return nil, err
 	}
 	if g.streams[in.LogStreamName] != nil {
-		return nil, errf(logsAlreadyExists, "The specified log stream already exists")
+		return nil, awsproto.Errorf(alreadyExists, "The specified log stream already exists")
 	}
-	g.streams[in.LogStreamName] = &logStream{name: in.LogStreamName, created: r.now()}
+	g.streams[in.LogStreamName] = &logStream{name: in.LogStreamName, created: s.region.Now()}
 	return nil, nil
 }
 
@@ -202,7 +240,7 @@ type logGroupOut struct {
 	LogGroupClass     string `json:"logGroupClass"`
 }
 
-func (r *Region) logsDescribeLogGroups(c *call) (any, *APIError) {
+func (s *Service) logsDescribeLogGroups(c *awsproto.Call) (any, *awsproto.APIError) {
 	var in struct {
 		LogGroupNamePrefix string `json:"logGroupNamePrefix"`
 		Limit              *int   `json:"limit"`
@@ -214,18 +252,18 @@ func (r *Region) logsDescribeLogGroups(c *call) (any, *APIError) {
 	limit := 50
 	if in.Limit != nil {
 		if *in.Limit < 1 || *in.Limit > 50 {
-			return nil, errf(logsInvalidParameter, "1 validation error detected: Value '%d' at 'limit' failed to satisfy constraint: Member must have value less than or equal to 50", *in.Limit)
+			return nil, awsproto.Errorf(invalidParameter, "1 validation error detected: Value '%d' at 'limit' failed to satisfy constraint: Member must have value less than or equal to 50", *in.Limit)
 		}
 		limit = *in.Limit
 	}
 	var names []string
-	for n := range r.logs().groups {
+	for n := range s.groups {
 		if strings.HasPrefix(n, in.LogGroupNamePrefix) {
 			names = append(names, n)
 		}
 	}
 	sort.Strings(names)
-	start, end, next, err := page(len(names), int64(limit), in.NextToken, 50, 50)
+	start, end, next, err := awsproto.Page(len(names), int64(limit), in.NextToken, 50, 50)
 	if err != nil {
 		return nil, err
 	}
@@ -234,20 +272,20 @@ func (r *Region) logsDescribeLogGroups(c *call) (any, *APIError) {
 		NextToken string        `json:"nextToken,omitempty"`
 	}{LogGroups: []logGroupOut{}, NextToken: next}
 	for _, n := range names[start:end] {
-		g := r.logs().groups[n]
+		g := s.groups[n]
 		var bytes int64
-		for _, s := range g.streams {
-			for _, e := range s.events {
+		for _, ls := range g.streams {
+			for _, e := range ls.events {
 				bytes += int64(len(e.Message))
 			}
 		}
 		out.LogGroups = append(out.LogGroups, logGroupOut{LogGroupName: n, CreationTime: g.created.UnixMilli(),
-			Arn: r.logGroupARN(n), LogGroupArn: strings.TrimSuffix(r.logGroupARN(n), ":*"), StoredBytes: bytes, LogGroupClass: "STANDARD"})
+			Arn: s.logGroupARN(n), LogGroupArn: strings.TrimSuffix(s.logGroupARN(n), ":*"), StoredBytes: bytes, LogGroupClass: "STANDARD"})
 	}
 	return out, nil
 }
 
-func (r *Region) logsPutLogEvents(c *call) (any, *APIError) {
+func (s *Service) logsPutLogEvents(c *awsproto.Call) (any, *awsproto.APIError) {
 	var in struct {
 		LogGroupName  string `json:"logGroupName"`
 		LogStreamName string `json:"logStreamName"`
@@ -259,51 +297,51 @@ func (r *Region) logsPutLogEvents(c *call) (any, *APIError) {
 	if err := logsDecode(c, &in); err != nil {
 		return nil, err
 	}
-	g, err := r.logGroup(in.LogGroupName)
+	g, err := s.logGroup(in.LogGroupName)
 	if err != nil {
 		return nil, err
 	}
 	if err := logsCheckStreamName(in.LogStreamName); err != nil {
 		return nil, err
 	}
-	s := g.streams[in.LogStreamName]
-	if s == nil {
-		return nil, errf(logsNotFound, "The specified log stream does not exist.")
+	ls := g.streams[in.LogStreamName]
+	if ls == nil {
+		return nil, awsproto.Errorf(notFound, "The specified log stream does not exist.")
 	}
 	n := len(in.LogEvents)
 	switch {
 	case n == 0:
-		return nil, errf(logsInvalidParameter, "1 validation error detected: Value '[]' at 'logEvents' failed to satisfy constraint: Member must have length greater than or equal to 1")
+		return nil, awsproto.Errorf(invalidParameter, "1 validation error detected: Value '[]' at 'logEvents' failed to satisfy constraint: Member must have length greater than or equal to 1")
 	case n > logsMaxBatchEvents:
-		return nil, errf(logsInvalidParameter, "1 validation error detected: Value at 'logEvents' failed to satisfy constraint: Member must have length less than or equal to %d", logsMaxBatchEvents)
+		return nil, awsproto.Errorf(invalidParameter, "1 validation error detected: Value at 'logEvents' failed to satisfy constraint: Member must have length less than or equal to %d", logsMaxBatchEvents)
 	}
 	size := 0
 	for i, e := range in.LogEvents {
 		if e.Timestamp == nil {
-			return nil, nullMember(logsInvalidParameter, fmt.Sprintf("logEvents.%d.member.timestamp", i+1))
+			return nil, awsproto.NullMember(invalidParameter, fmt.Sprintf("logEvents.%d.member.timestamp", i+1))
 		}
 		if e.Message == nil || *e.Message == "" {
-			return nil, errf(logsInvalidParameter, "1 validation error detected: Value '' at 'logEvents.%d.member.message' failed to satisfy constraint: Member must have length greater than or equal to 1", i+1)
+			return nil, awsproto.Errorf(invalidParameter, "1 validation error detected: Value '' at 'logEvents.%d.member.message' failed to satisfy constraint: Member must have length greater than or equal to 1", i+1)
 		}
 		if !utf8.ValidString(*e.Message) {
-			return nil, errf(logsInvalidParameter, "Log event %d is not valid UTF-8.", i)
+			return nil, awsproto.Errorf(invalidParameter, "Log event %d is not valid UTF-8.", i)
 		}
 		if len(*e.Message) > logsMaxEventBytes {
-			return nil, errf(logsInvalidParameter, "Log event too large: %d bytes exceeds limit of %d", len(*e.Message), logsMaxEventBytes)
+			return nil, awsproto.Errorf(invalidParameter, "Log event too large: %d bytes exceeds limit of %d", len(*e.Message), logsMaxEventBytes)
 		}
 		size += len(*e.Message) + logsEventOverhead
 		if i > 0 && *e.Timestamp < *in.LogEvents[i-1].Timestamp {
-			return nil, errf(logsInvalidParameter, "Log events in a single PutLogEvents request must be in chronological order.")
+			return nil, awsproto.Errorf(invalidParameter, "Log events in a single PutLogEvents request must be in chronological order.")
 		}
 	}
 	if size > logsMaxBatchBytes {
-		return nil, errf(logsInvalidParameter, "Upload too large: %d bytes exceeds limit of %d", size, logsMaxBatchBytes)
+		return nil, awsproto.Errorf(invalidParameter, "Upload too large: %d bytes exceeds limit of %d", size, logsMaxBatchBytes)
 	}
 	first, last := time.UnixMilli(*in.LogEvents[0].Timestamp), time.UnixMilli(*in.LogEvents[n-1].Timestamp)
 	if last.Sub(first) > logsMaxBatchSpan {
-		return nil, errf(logsInvalidParameter, "The batch of log events in a single PutLogEvents request cannot span more than 24 hours.")
+		return nil, awsproto.Errorf(invalidParameter, "The batch of log events in a single PutLogEvents request cannot span more than 24 hours.")
 	}
-	now := r.now()
+	now := s.region.Now()
 	type rejected struct {
 		TooNewLogEventStartIndex *int `json:"tooNewLogEventStartIndex,omitempty"`
 		TooOldLogEventEndIndex   *int `json:"tooOldLogEventEndIndex,omitempty"`
@@ -321,19 +359,19 @@ func (r *Region) logsPutLogEvents(c *call) (any, *APIError) {
 			}
 			continue
 		}
-		s.events = append(s.events, LogEvent{Stream: s.name, Timestamp: t, Ingested: now, Message: *e.Message,
-			ID: fmt.Sprintf("%056d", len(s.events)+1)})
+		ls.events = append(ls.events, Event{Stream: ls.name, Timestamp: t, Ingested: now, Message: *e.Message,
+			ID: fmt.Sprintf("%056d", len(ls.events)+1)})
 	}
 	// Events are kept in time order, as FilterLogEvents returns them.
-	sort.SliceStable(s.events, func(i, j int) bool { return s.events[i].Timestamp.Before(s.events[j].Timestamp) })
-	out := map[string]any{"nextSequenceToken": strconv.Itoa(len(s.events))}
+	sort.SliceStable(ls.events, func(i, j int) bool { return ls.events[i].Timestamp.Before(ls.events[j].Timestamp) })
+	out := map[string]any{"nextSequenceToken": strconv.Itoa(len(ls.events))}
 	if rej.TooNewLogEventStartIndex != nil || rej.TooOldLogEventEndIndex != nil {
 		out["rejectedLogEventsInfo"] = rej
 	}
 	return out, nil
 }
 
-func (r *Region) logsFilterLogEvents(c *call) (any, *APIError) {
+func (s *Service) logsFilterLogEvents(c *awsproto.Call) (any, *awsproto.APIError) {
 	var in struct {
 		LogGroupName        string   `json:"logGroupName"`
 		LogGroupIdentifier  string   `json:"logGroupIdentifier"`
@@ -351,26 +389,26 @@ func (r *Region) logsFilterLogEvents(c *call) (any, *APIError) {
 	name := in.LogGroupName
 	switch {
 	case name != "" && in.LogGroupIdentifier != "":
-		return nil, errf(logsInvalidParameter, "LogGroup name and LogGroup ARN are mutually exclusive parameters.")
+		return nil, awsproto.Errorf(invalidParameter, "LogGroup name and LogGroup ARN are mutually exclusive parameters.")
 	case name == "" && in.LogGroupIdentifier != "":
 		name = in.LogGroupIdentifier
 		if strings.HasPrefix(name, "arn:") {
 			parts := strings.Split(name, ":")
 			if len(parts) < 7 || parts[5] != "log-group" {
-				return nil, errf(logsInvalidParameter, "Invalid log group identifier %s", in.LogGroupIdentifier)
+				return nil, awsproto.Errorf(invalidParameter, "Invalid log group identifier %s", in.LogGroupIdentifier)
 			}
 			name = parts[6]
 		}
 	case name == "":
-		return nil, errf(logsInvalidParameter, "Should provide either a LogGroup name or LogGroup ARN")
+		return nil, awsproto.Errorf(invalidParameter, "Should provide either a LogGroup name or LogGroup ARN")
 	}
 	if len(in.LogStreamNames) > 0 && in.LogStreamNamePrefix != "" {
-		return nil, errf(logsInvalidParameter, "Cannot specify both LogStreamNames and LogStreamNamePrefix")
+		return nil, awsproto.Errorf(invalidParameter, "Cannot specify both LogStreamNames and LogStreamNamePrefix")
 	}
 	limit := logsMaxFilterLimit
 	if in.Limit != nil {
 		if *in.Limit < 1 || *in.Limit > logsMaxFilterLimit {
-			return nil, errf(logsInvalidParameter, "1 validation error detected: Value '%d' at 'limit' failed to satisfy constraint: Member must have value between 1 and %d", *in.Limit, logsMaxFilterLimit)
+			return nil, awsproto.Errorf(invalidParameter, "1 validation error detected: Value '%d' at 'limit' failed to satisfy constraint: Member must have value between 1 and %d", *in.Limit, logsMaxFilterLimit)
 		}
 		limit = *in.Limit
 	}
@@ -378,23 +416,23 @@ func (r *Region) logsFilterLogEvents(c *call) (any, *APIError) {
 	if perr != nil {
 		return nil, perr
 	}
-	g, err := r.logGroup(name)
+	g, err := s.logGroup(name)
 	if err != nil {
 		return nil, err
 	}
 	want := map[string]bool{}
 	for _, s := range in.LogStreamNames {
 		if g.streams[s] == nil {
-			return nil, errf(logsNotFound, "The specified log stream does not exist.")
+			return nil, awsproto.Errorf(notFound, "The specified log stream does not exist.")
 		}
 		want[s] = true
 	}
-	var all []LogEvent
-	for _, s := range g.streams {
-		if len(want) > 0 && !want[s.name] || !strings.HasPrefix(s.name, in.LogStreamNamePrefix) {
+	var all []Event
+	for _, ls := range g.streams {
+		if len(want) > 0 && !want[ls.name] || !strings.HasPrefix(ls.name, in.LogStreamNamePrefix) {
 			continue
 		}
-		for _, e := range s.events {
+		for _, e := range ls.events {
 			ms := e.Timestamp.UnixMilli()
 			if in.StartTime != nil && ms < *in.StartTime || in.EndTime != nil && ms > *in.EndTime {
 				continue
@@ -410,7 +448,7 @@ func (r *Region) logsFilterLogEvents(c *call) (any, *APIError) {
 		}
 		return all[i].Stream+all[i].ID < all[j].Stream+all[j].ID
 	})
-	start, end, next, err := page(len(all), int64(limit), in.NextToken, logsMaxFilterLimit, logsMaxFilterLimit)
+	start, end, next, err := awsproto.Page(len(all), int64(limit), in.NextToken, logsMaxFilterLimit, logsMaxFilterLimit)
 	if err != nil {
 		return nil, err
 	}
@@ -432,15 +470,15 @@ func (r *Region) logsFilterLogEvents(c *call) (any, *APIError) {
 	return out, nil
 }
 
-var jsonTermPattern = lazyRegexp(`^\$\.([A-Za-z0-9_.]+)\s*(=|!=)\s*("(?:[^"\\]|\\.)*"|[^\s"&|]+)$`)
+var jsonTermPattern = awsproto.LazyRegexp(`^\$\.([A-Za-z0-9_.]+)\s*(=|!=)\s*("(?:[^"\\]|\\.)*"|[^\s"&|]+)$`)
 
 // parseFilterPattern compiles the subset of CloudWatch Logs filter patterns the simulated region
 // supports: "" (everything), terms that must all appear ("ERROR timeout", "\"exact phrase\""),
 // and JSON patterns of equalities joined by && ({ $.group = "web" && $.result != "failed" }).
 // Anything else is refused as AWS refuses a pattern it cannot parse.
-func parseFilterPattern(p string) (func(string) bool, *APIError) {
+func parseFilterPattern(p string) (func(string) bool, *awsproto.APIError) {
 	p = strings.TrimSpace(p)
-	bad := func() *APIError { return errf(logsInvalidParameter, "Invalid filter pattern: %s", p) }
+	bad := func() *awsproto.APIError { return awsproto.Errorf(invalidParameter, "Invalid filter pattern: %s", p) }
 	if p == "" {
 		return func(string) bool { return true }, nil
 	}
