@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"github.com/spotmax/spotmax/pkg/sim/awsproto"
+	"github.com/spotmax/spotmax/pkg/sim/cloudwatch"
 	"github.com/spotmax/spotmax/pkg/sim/logs"
 	"math/rand"
 	"net/netip"
@@ -127,8 +128,9 @@ type Region struct {
 
 	mux *awsproto.Mux // routes API requests to the services
 	// The services in packages of their own (pkg/sim/<service>), each owning its state.
-	logs *logs.Service
-	svc  map[string]any // per-service state owned by the service files (CloudWatch, SQS, ...)
+	logs       *logs.Service
+	cloudwatch *cloudwatch.Service
+	svc        map[string]any // per-service state owned by the service files (CloudWatch, SQS, ...)
 	// closers stop endpoints that the region opened (IMDS listeners) when the server closes.
 	closers []func()
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spotmax/spotmax/pkg/sim/awsproto"
+	"github.com/spotmax/spotmax/pkg/sim/cloudwatch"
 	"github.com/spotmax/spotmax/pkg/sim/logs"
 	"github.com/spotmax/spotmax/pkg/sim/pricing"
 )
@@ -40,11 +41,9 @@ var serviceRoutes = map[string]awsproto.Service{
 	"ec2":                  {QueryProtocol: protoEC2, QueryVersions: []string{"2016-11-15"}},
 	"autoscaling":          {QueryVersions: []string{"2011-01-01"}},
 	"elasticloadbalancing": {QueryVersions: []string{elbv2Version, elbv1Version}},
-	"monitoring": {QueryVersions: []string{"2010-08-01"}, JSONTargets: []string{"GraniteServiceVersion20100801"},
-		CBORServices: []string{"GraniteServiceVersion20100801"}, JSONNamespace: "com.amazonaws.cloudwatch#", CBORNamespace: "com.amazonaws.cloudwatch#"},
-	"sqs":    {QueryVersions: []string{sqsQueryVersion}, JSONTargets: []string{"AmazonSQS"}, JSONNamespace: "com.amazonaws.sqs#"},
-	"events": {JSONTargets: []string{"AWSEvents"}, JSONNamespace: "com.amazonaws.eventbridge#"},
-	"logs":   {JSONTargets: []string{"Logs_20140328"}},
+	"sqs":                  {QueryVersions: []string{sqsQueryVersion}, JSONTargets: []string{"AmazonSQS"}, JSONNamespace: "com.amazonaws.sqs#"},
+	"events":               {JSONTargets: []string{"AWSEvents"}, JSONNamespace: "com.amazonaws.eventbridge#"},
+	"logs":                 {JSONTargets: []string{"Logs_20140328"}},
 }
 
 // setupServices runs each service's setup and registers it with the region's mux, in name order.
@@ -66,6 +65,8 @@ func (r *Region) setupServices() {
 	}
 	host := serviceRegion{r}
 	r.logs = logs.New(host)
+	r.cloudwatch = cloudwatch.New(host)
+	r.mux.Register(r.cloudwatch.Spec())
 	r.mux.Register(r.logs.Spec())
 	r.mux.Register(pricing.New(r.opts.Region, priceCatalog()).Spec())
 }

@@ -3,7 +3,6 @@ package logs
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/spotmax/spotmax/pkg/sim/awsproto"
 	"regexp"
 	"sort"
 	"strconv"
@@ -11,6 +10,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/spotmax/spotmax/pkg/sim/awsproto"
 )
 
 // Package logs is the simulated CloudWatch Logs: log groups, log streams, PutLogEvents with AWS's batch rules

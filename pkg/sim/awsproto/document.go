@@ -1,4 +1,4 @@
-package sim
+package awsproto
 
 import (
 	"bytes"
@@ -14,39 +14,40 @@ import (
 	"github.com/aws/smithy-go/encoding/cbor"
 )
 
-// CloudWatch speaks three protocols: Smithy RPC v2 CBOR (current SDKs), AWS JSON 1.0 and the AWS
-// query protocol (older clients). Each request is decoded into one generic document (cwDoc) and each
-// response is built as one, so the actions are written once for all three.
+// The document codec, for a service spoken over several protocols (CloudWatch: Smithy RPC v2
+// CBOR for current SDKs, AWS JSON 1.0 and the AWS query protocol for older clients): each request
+// is decoded into one generic Document and each response is built as one, so the service's
+// actions are written once for every protocol.
 
-// cwDoc is a decoded request or a response being built: map[string]any nodes holding strings,
+// Document is a decoded request or a response being built: map[string]any nodes holding strings,
 // numbers (float64, int64, json.Number), bools, time.Time, []byte, []any and nested trees.
-type cwDoc = map[string]any
+type Document = map[string]any
 
-// decodeCWRequest returns the request's parameters as a cwDoc.
-func decodeCWRequest(c *call) (cwDoc, *APIError) {
+// DecodeDocument returns the request's parameters as a Document.
+func DecodeDocument(c *Call) (Document, *APIError) {
 	switch c.Protocol {
-	case protoCBOR:
+	case ProtoCBOR:
 		if len(bytes.TrimSpace(c.Body)) == 0 {
-			return cwDoc{}, nil
+			return Document{}, nil
 		}
 		v, err := cbor.Decode(c.Body)
 		if err != nil {
-			return nil, errf("SerializationException", "decoding CBOR request: %v", err)
+			return nil, Errorf("SerializationException", "decoding CBOR request: %v", err)
 		}
-		t, ok := cborToDoc(v).(cwDoc)
+		t, ok := cborToDoc(v).(Document)
 		if !ok {
-			return nil, errf("SerializationException", "the CBOR request body is not a map")
+			return nil, Errorf("SerializationException", "the CBOR request body is not a map")
 		}
 		return t, nil
-	case protoJSON:
+	case ProtoJSON:
 		if len(bytes.TrimSpace(c.Body)) == 0 {
-			return cwDoc{}, nil
+			return Document{}, nil
 		}
 		dec := json.NewDecoder(bytes.NewReader(c.Body))
 		dec.UseNumber()
-		var t cwDoc
+		var t Document
 		if err := dec.Decode(&t); err != nil {
-			return nil, errf("SerializationException", "decoding JSON request: %v", err)
+			return nil, Errorf("SerializationException", "decoding JSON request: %v", err)
 		}
 		return t, nil
 	default:
@@ -54,19 +55,19 @@ func decodeCWRequest(c *call) (cwDoc, *APIError) {
 	}
 }
 
-// writeCWResponse writes a response cwDoc in the call's protocol.
-func writeCWResponse(c *call, out cwDoc) {
+// WriteDocument writes a response Document in the call's protocol.
+func (c *Call) WriteDocument(out Document) {
 	switch c.Protocol {
-	case protoCBOR:
-		c.writeCBOR(docToCBOR(out))
-	case protoJSON:
-		c.writeJSON(docToJSON(out))
+	case ProtoCBOR:
+		c.WriteCBOR(docToCBOR(out))
+	case ProtoJSON:
+		c.WriteJSON(docToJSON(out))
 	default:
 		if len(out) == 0 {
-			c.writeQuery(nil)
+			c.WriteQuery(nil)
 			return
 		}
-		c.writeQuery(xmlDoc{out})
+		c.WriteQuery(xmlDoc{out})
 	}
 }
 
@@ -99,7 +100,7 @@ func cborToDoc(v cbor.Value) any {
 		}
 		return out
 	case cbor.Map:
-		out := make(cwDoc, len(v))
+		out := make(Document, len(v))
 		for k, e := range v {
 			if x := cborToDoc(e); x != nil {
 				out[k] = x
@@ -137,7 +138,7 @@ func docToCBOR(v any) cbor.Value {
 			out[i] = docToCBOR(e)
 		}
 		return out
-	case cwDoc:
+	case Document:
 		out := make(cbor.Map, len(v))
 		for k, e := range v {
 			if e != nil {
@@ -167,8 +168,8 @@ func docToJSON(v any) any {
 			out[i] = docToJSON(e)
 		}
 		return out
-	case cwDoc:
-		out := make(cwDoc, len(v))
+	case Document:
+		out := make(Document, len(v))
 		for k, e := range v {
 			if e != nil {
 				out[k] = docToJSON(e)
@@ -180,9 +181,9 @@ func docToJSON(v any) any {
 }
 
 // queryToDoc turns flattened query parameters (MetricData.member.1.Dimensions.member.2.Name) into a
-// cwDoc; "member" lists become []any and "entry" maps (entry.N.key / entry.N.value) become trees.
-func queryToDoc(p params) cwDoc {
-	root := cwDoc{}
+// Document; "member" lists become []any and "entry" maps (entry.N.key / entry.N.value) become trees.
+func queryToDoc(p Params) Document {
+	root := Document{}
 	for k, vs := range p.Values() {
 		if k == "Action" || k == "Version" || len(vs) == 0 {
 			continue
@@ -191,24 +192,24 @@ func queryToDoc(p params) cwDoc {
 		cur := root
 		for i, s := range segs {
 			if i == len(segs)-1 {
-				if _, isNode := cur[s].(cwDoc); !isNode {
+				if _, isNode := cur[s].(Document); !isNode {
 					cur[s] = vs[0]
 				}
 				break
 			}
-			next, ok := cur[s].(cwDoc)
+			next, ok := cur[s].(Document)
 			if !ok {
-				next = cwDoc{}
+				next = Document{}
 				cur[s] = next
 			}
 			cur = next
 		}
 	}
-	return foldQueryDoc(root).(cwDoc)
+	return foldQueryDoc(root).(Document)
 }
 
 func foldQueryDoc(v any) any {
-	t, ok := v.(cwDoc)
+	t, ok := v.(Document)
 	if !ok {
 		return v
 	}
@@ -218,13 +219,13 @@ func foldQueryDoc(v any) any {
 	if len(t) != 1 {
 		return t
 	}
-	if m, ok := t["member"].(cwDoc); ok {
+	if m, ok := t["member"].(Document); ok {
 		return queryIndexed(m)
 	}
-	if m, ok := t["entry"].(cwDoc); ok {
-		out := cwDoc{}
+	if m, ok := t["entry"].(Document); ok {
+		out := Document{}
 		for _, e := range queryIndexed(m) {
-			if kv, ok := e.(cwDoc); ok {
+			if kv, ok := e.(Document); ok {
 				if key, ok := kv["key"].(string); ok {
 					out[key] = kv["value"]
 				}
@@ -236,7 +237,7 @@ func foldQueryDoc(v any) any {
 }
 
 // queryIndexed orders the children of a query list by their 1-based index.
-func queryIndexed(m cwDoc) []any {
+func queryIndexed(m Document) []any {
 	type item struct {
 		n int
 		v any
@@ -257,14 +258,14 @@ func queryIndexed(m cwDoc) []any {
 	return out
 }
 
-// xmlDoc marshals a cwDoc as query-protocol XML: lists as <member> children, timestamps in
+// xmlDoc marshals a Document as query-protocol XML: lists as <member> children, timestamps in
 // ISO 8601. Children are written in name order.
 type xmlDoc struct{ v any }
 
 // MarshalXML implements xml.Marshaler.
 func (x xmlDoc) MarshalXML(e *xml.Encoder, start xml.StartElement) error {
 	switch v := x.v.(type) {
-	case cwDoc:
+	case Document:
 		if err := e.EncodeToken(start); err != nil {
 			return err
 		}
@@ -292,7 +293,7 @@ func (x xmlDoc) MarshalXML(e *xml.Encoder, start xml.StartElement) error {
 		}
 		return e.EncodeToken(start.End())
 	case time.Time:
-		return e.EncodeElement(isoTime(v), start)
+		return e.EncodeElement(ISOTime(v), start)
 	case float64:
 		return e.EncodeElement(strconv.FormatFloat(v, 'g', -1, 64), start)
 	default:
@@ -300,10 +301,10 @@ func (x xmlDoc) MarshalXML(e *xml.Encoder, start xml.StartElement) error {
 	}
 }
 
-// Accessors that read a cwDoc whatever protocol it came from. A malformed value is an
+// Accessors that read a Document whatever protocol it came from. A malformed value is an
 // InvalidParameterValue error naming the parameter.
 
-func docStr(t cwDoc, k string) string {
+func DocStr(t Document, k string) string {
 	switch v := t[k].(type) {
 	case string:
 		return v
@@ -313,9 +314,9 @@ func docStr(t cwDoc, k string) string {
 	return ""
 }
 
-func docHas(t cwDoc, k string) bool { return t[k] != nil }
+func DocHas(t Document, k string) bool { return t[k] != nil }
 
-func docFloat(t cwDoc, k, name string) (float64, bool, *APIError) {
+func DocFloat(t Document, k, name string) (float64, bool, *APIError) {
 	switch v := t[k].(type) {
 	case nil:
 		return 0, false, nil
@@ -326,31 +327,31 @@ func docFloat(t cwDoc, k, name string) (float64, bool, *APIError) {
 	case json.Number:
 		f, err := v.Float64()
 		if err != nil {
-			return 0, false, errf(CodeInvalidParameter, "The value %s for parameter %s is invalid.", v, name)
+			return 0, false, Errorf(CodeInvalidParameter, "The value %s for parameter %s is invalid.", v, name)
 		}
 		return f, true, nil
 	case string:
 		f, err := strconv.ParseFloat(v, 64)
 		if err != nil {
-			return 0, false, errf(CodeInvalidParameter, "The value %s for parameter %s is invalid.", v, name)
+			return 0, false, Errorf(CodeInvalidParameter, "The value %s for parameter %s is invalid.", v, name)
 		}
 		return f, true, nil
 	}
-	return 0, false, errf(CodeInvalidParameter, "The value for parameter %s is not a number.", name)
+	return 0, false, Errorf(CodeInvalidParameter, "The value for parameter %s is not a number.", name)
 }
 
-func docInt(t cwDoc, k, name string) (int64, bool, *APIError) {
-	f, ok, err := docFloat(t, k, name)
+func DocInt(t Document, k, name string) (int64, bool, *APIError) {
+	f, ok, err := DocFloat(t, k, name)
 	if err != nil || !ok {
 		return 0, ok, err
 	}
 	if f != math.Trunc(f) {
-		return 0, false, errf(CodeInvalidParameter, "The value %v for parameter %s is not an integer.", f, name)
+		return 0, false, Errorf(CodeInvalidParameter, "The value %v for parameter %s is not an integer.", f, name)
 	}
 	return int64(f), true, nil
 }
 
-func docBool(t cwDoc, k, name string) (bool, bool, *APIError) {
+func DocBool(t Document, k, name string) (bool, bool, *APIError) {
 	switch v := t[k].(type) {
 	case nil:
 		return false, false, nil
@@ -359,14 +360,14 @@ func docBool(t cwDoc, k, name string) (bool, bool, *APIError) {
 	case string:
 		b, err := strconv.ParseBool(v)
 		if err != nil {
-			return false, false, errf(CodeInvalidParameter, "The value %s for parameter %s is invalid.", v, name)
+			return false, false, Errorf(CodeInvalidParameter, "The value %s for parameter %s is invalid.", v, name)
 		}
 		return b, true, nil
 	}
-	return false, false, errf(CodeInvalidParameter, "The value for parameter %s is not a boolean.", name)
+	return false, false, Errorf(CodeInvalidParameter, "The value for parameter %s is not a boolean.", name)
 }
 
-func docTime(t cwDoc, k, name string) (time.Time, bool, *APIError) {
+func DocTime(t Document, k, name string) (time.Time, bool, *APIError) {
 	switch v := t[k].(type) {
 	case nil:
 		return time.Time{}, false, nil
@@ -379,30 +380,30 @@ func docTime(t cwDoc, k, name string) (time.Time, bool, *APIError) {
 			}
 		}
 		if f, err := strconv.ParseFloat(v, 64); err == nil {
-			return cwEpoch(f), true, nil
+			return epoch(f), true, nil
 		}
-		return time.Time{}, false, errf(CodeInvalidParameter, "The value %s for parameter %s is not a valid timestamp.", v, name)
+		return time.Time{}, false, Errorf(CodeInvalidParameter, "The value %s for parameter %s is not a valid timestamp.", v, name)
 	}
-	f, ok, err := docFloat(t, k, name)
+	f, ok, err := DocFloat(t, k, name)
 	if err != nil || !ok {
 		return time.Time{}, ok, err
 	}
-	return cwEpoch(f), true, nil
+	return epoch(f), true, nil
 }
 
-func cwEpoch(secs float64) time.Time {
+func epoch(secs float64) time.Time {
 	return time.UnixMilli(int64(math.Round(secs * 1e3))).UTC()
 }
 
-func docList(t cwDoc, k string) []any {
+func DocList(t Document, k string) []any {
 	l, _ := t[k].([]any)
 	return l
 }
 
-func docMap(v any) cwDoc {
-	t, _ := v.(cwDoc)
+func DocMap(v any) Document {
+	t, _ := v.(Document)
 	if t == nil {
-		return cwDoc{}
+		return Document{}
 	}
 	return t
 }

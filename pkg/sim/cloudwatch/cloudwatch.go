@@ -1,22 +1,53 @@
-package sim
+package cloudwatch
 
 import (
 	"fmt"
 	"math"
 	"sort"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/spotmax/spotmax/pkg/sim/awsproto"
 )
 
-func init() {
-	registerService(&service{
-		name:   "monitoring",
-		xmlns:  "http://monitoring.amazonaws.com/doc/2010-08-01/",
-		setup:  func(r *Region) { r.svc["monitoring"] = &cwState{metrics: map[string]*cwMetric{}} },
-		handle: serveCloudWatch,
+// Region is what CloudWatch needs of the simulated region: its lock (which guards the service's
+// state as well), the due state changes every call runs first, the simulated time and the
+// account in ARNs.
+type Region interface {
+	sync.Locker
+	RunDue()
+	Now() time.Time
+	AccountID() string
+}
+
+// Service is the CloudWatch of one simulated region: metrics with their datapoints, and
+// dashboards.
+type Service struct {
+	region     Region
+	metrics    map[string]*cwMetric // by cwKey
+	dashboards map[string]string    // dashboard bodies by name
+}
+
+// New returns the CloudWatch of region, without metrics or dashboards.
+func New(region Region) *Service {
+	return &Service{region: region, metrics: map[string]*cwMetric{}, dashboards: map[string]string{}}
+}
+
+// Spec is how the region's mux reaches the service: signing name monitoring, over rpc-v2-cbor,
+// AWS JSON 1.0 and the query protocol.
+func (svc *Service) Spec() *awsproto.Service {
+	return &awsproto.Service{
+		Name:          "monitoring",
+		XMLNS:         "http://monitoring.amazonaws.com/doc/2010-08-01/",
+		QueryVersions: []string{"2010-08-01"},
+		JSONTargets:   []string{"GraniteServiceVersion20100801"},
+		CBORServices:  []string{"GraniteServiceVersion20100801"},
+		JSONNamespace: "com.amazonaws.cloudwatch#",
+		CBORNamespace: "com.amazonaws.cloudwatch#",
 		// The structures that rpc-v2-cbor and JSON errors name; the query codes travel in the
 		// x-amzn-query-error header and in query-protocol responses.
-		errorShapes: map[string]string{
+		ErrorShapes: map[string]string{
 			"InvalidParameterValue":       "InvalidParameterValueException",
 			"InvalidParameterCombination": "InvalidParameterCombinationException",
 			"MissingParameter":            "MissingRequiredParameterException",
@@ -26,8 +57,10 @@ func init() {
 			"LimitExceeded":               "LimitExceededFault",
 			"ResourceNotFound":            "ResourceNotFound",
 			"ValidationError":             "ValidationException",
+			"InvalidParameterInput":       "DashboardInvalidInputError",
 		},
-	})
+		Handle: svc.serve,
+	}
 }
 
 // CloudWatch limits (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/cloudwatch_limits.html).
@@ -54,11 +87,6 @@ func init() {
 		Gigabits/Second Terabits/Second Count/Second None`) {
 		cwUnits[u] = true
 	}
-}
-
-// cwState is the CloudWatch state of a region: every metric with its datapoints.
-type cwState struct {
-	metrics map[string]*cwMetric // by cwKey
 }
 
 // cwMetric is one metric: a namespace, a name and a set of dimensions.
@@ -101,10 +129,8 @@ func (m *cwMetric) sortPoints() {
 	}
 }
 
-func (r *Region) cw() *cwState { return r.svc["monitoring"].(*cwState) }
-
-// MetricDatum is one datapoint that PutMetricData stored, as a statistic set.
-type MetricDatum struct {
+// Datum is one datapoint that PutMetricData stored, as a statistic set.
+type Datum struct {
 	Namespace   string
 	MetricName  string
 	Dimensions  map[string]string
@@ -116,12 +142,12 @@ type MetricDatum struct {
 	Maximum     float64
 }
 
-// MetricData returns copies of the datapoints stored in a namespace ("" for every namespace),
+// Data returns copies of the datapoints stored in a namespace ("" for every namespace),
 // ordered by namespace, metric name, dimensions and timestamp.
-func (r *Region) MetricData(namespace string) []MetricDatum {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	st := r.cw()
+func (svc *Service) Data(namespace string) []Datum {
+	svc.region.Lock()
+	defer svc.region.Unlock()
+	st := svc
 	keys := make([]string, 0, len(st.metrics))
 	for k, m := range st.metrics {
 		if namespace == "" || m.namespace == namespace {
@@ -129,12 +155,12 @@ func (r *Region) MetricData(namespace string) []MetricDatum {
 		}
 	}
 	sort.Strings(keys)
-	var out []MetricDatum
+	var out []Datum
 	for _, k := range keys {
 		m := st.metrics[k]
 		m.sortPoints()
 		for _, p := range m.points {
-			d := MetricDatum{Namespace: m.namespace, MetricName: m.name, Dimensions: map[string]string{},
+			d := Datum{Namespace: m.namespace, MetricName: m.name, Dimensions: map[string]string{},
 				Timestamp: p.t, Unit: p.unit, SampleCount: p.count, Sum: p.sum, Minimum: p.minimum, Maximum: p.max}
 			for _, dim := range m.dims {
 				d.Dimensions[dim.Name] = dim.Value
@@ -145,47 +171,52 @@ func (r *Region) MetricData(namespace string) []MetricDatum {
 	return out
 }
 
-var cwActions = map[string]func(r *Region, in cwDoc) (cwDoc, *APIError){
-	"PutMetricData":       (*Region).cwPutMetricData,
-	"GetMetricData":       (*Region).cwGetMetricData,
-	"GetMetricStatistics": (*Region).cwGetMetricStatistics,
-	"ListMetrics":         (*Region).cwListMetrics,
+var cwActions = map[string]func(svc *Service, in awsproto.Document) (awsproto.Document, *awsproto.APIError){
+	"PutMetricData":       (*Service).cwPutMetricData,
+	"GetMetricData":       (*Service).cwGetMetricData,
+	"GetMetricStatistics": (*Service).cwGetMetricStatistics,
+	"ListMetrics":         (*Service).cwListMetrics,
+	"PutDashboard":        (*Service).cwPutDashboard,
+	"GetDashboard":        (*Service).cwGetDashboard,
 }
 
-func serveCloudWatch(r *Region, c *call) {
+func (svc *Service) serve(c *awsproto.Call) {
 	h, ok := cwActions[c.Action]
 	if !ok {
-		c.fail(notServed(c))
+		c.Fail(awsproto.NotServed(c))
 		return
 	}
-	in, err := decodeCWRequest(c)
+	in, err := awsproto.DecodeDocument(c)
 	if err != nil {
-		c.fail(err)
+		c.Fail(err)
 		return
 	}
-	var out cwDoc
-	r.Do(func() { out, err = h(r, in) })
+	var out awsproto.Document
+	svc.region.Lock()
+	svc.region.RunDue()
+	out, err = h(svc, in)
+	svc.region.Unlock()
 	if err != nil {
-		c.fail(err)
+		c.Fail(err)
 		return
 	}
-	writeCWResponse(c, out)
+	c.WriteDocument(out)
 }
 
-func cwMissing(name string) *APIError {
-	return errf(CodeMissingParameter, "The parameter %s is required.", name)
+func cwMissing(name string) *awsproto.APIError {
+	return awsproto.Errorf(awsproto.CodeMissingParameter, "The parameter %s is required.", name)
 }
 
 // cwDims reads a list of Dimension structures.
-func cwDims(items []any, prefix string, max int) ([]cwDim, *APIError) {
+func cwDims(items []any, prefix string, max int) ([]cwDim, *awsproto.APIError) {
 	if len(items) > max {
-		return nil, errf(CodeInvalidParameter, "The collection %s must not have a size greater than %d.", prefix, max)
+		return nil, awsproto.Errorf(awsproto.CodeInvalidParameter, "The collection %s must not have a size greater than %d.", prefix, max)
 	}
 	dims := make([]cwDim, 0, len(items))
 	seen := map[string]bool{}
 	for i, it := range items {
-		t := docMap(it)
-		name, value := docStr(t, "Name"), docStr(t, "Value")
+		t := awsproto.DocMap(it)
+		name, value := awsproto.DocStr(t, "Name"), awsproto.DocStr(t, "Value")
 		p := fmt.Sprintf("%s.member.%d", prefix, i+1)
 		switch {
 		case name == "":
@@ -193,11 +224,11 @@ func cwDims(items []any, prefix string, max int) ([]cwDim, *APIError) {
 		case value == "":
 			return nil, cwMissing(p + ".Value")
 		case len(name) > 255:
-			return nil, errf(CodeInvalidParameter, "The parameter %s.Name must be shorter than 256 characters.", p)
+			return nil, awsproto.Errorf(awsproto.CodeInvalidParameter, "The parameter %s.Name must be shorter than 256 characters.", p)
 		case len(value) > 1024:
-			return nil, errf(CodeInvalidParameter, "The parameter %s.Value must be shorter than 1025 characters.", p)
+			return nil, awsproto.Errorf(awsproto.CodeInvalidParameter, "The parameter %s.Value must be shorter than 1025 characters.", p)
 		case seen[name]:
-			return nil, errf(CodeInvalidParameter, "No metric may have duplicate dimension names: %s is given twice in %s.", name, prefix)
+			return nil, awsproto.Errorf(awsproto.CodeInvalidParameter, "No metric may have duplicate dimension names: %s is given twice in %s.", name, prefix)
 		}
 		seen[name] = true
 		dims = append(dims, cwDim{name, value})
@@ -206,35 +237,35 @@ func cwDims(items []any, prefix string, max int) ([]cwDim, *APIError) {
 	return dims, nil
 }
 
-func cwCheckValue(v float64, name string) *APIError {
+func cwCheckValue(v float64, name string) *awsproto.APIError {
 	if math.IsNaN(v) || math.IsInf(v, 0) || math.Abs(v) > math.Pow(2, 360) || (v != 0 && math.Abs(v) < math.Pow(2, -360)) {
-		return errf(CodeInvalidParameter, "The value %v for parameter %s is invalid.", v, name)
+		return awsproto.Errorf(awsproto.CodeInvalidParameter, "The value %v for parameter %s is invalid.", v, name)
 	}
 	return nil
 }
 
-func (r *Region) cwPutMetricData(in cwDoc) (cwDoc, *APIError) {
-	ns := docStr(in, "Namespace")
+func (svc *Service) cwPutMetricData(in awsproto.Document) (awsproto.Document, *awsproto.APIError) {
+	ns := awsproto.DocStr(in, "Namespace")
 	if ns == "" {
 		return nil, cwMissing("Namespace")
 	}
 	if strings.HasPrefix(ns, "AWS/") {
-		return nil, errf(CodeInvalidParameter, "The value %s for parameter Namespace is invalid.", ns)
+		return nil, awsproto.Errorf(awsproto.CodeInvalidParameter, "The value %s for parameter Namespace is invalid.", ns)
 	}
 	if len(ns) > 255 || strings.ContainsFunc(ns, func(c rune) bool { return c < 0x20 || c > 0x7e }) {
-		return nil, errf(CodeInvalidParameter, "The value %s for parameter Namespace is invalid.", ns)
+		return nil, awsproto.Errorf(awsproto.CodeInvalidParameter, "The value %s for parameter Namespace is invalid.", ns)
 	}
-	if docHas(in, "EntityMetricData") && len(docList(in, "EntityMetricData")) > 0 {
-		return nil, errf(CodeInvalidParameter, "The simulated region does not support EntityMetricData.")
+	if awsproto.DocHas(in, "EntityMetricData") && len(awsproto.DocList(in, "EntityMetricData")) > 0 {
+		return nil, awsproto.Errorf(awsproto.CodeInvalidParameter, "The simulated region does not support EntityMetricData.")
 	}
-	data := docList(in, "MetricData")
+	data := awsproto.DocList(in, "MetricData")
 	if len(data) == 0 {
 		return nil, cwMissing("MetricData")
 	}
 	if len(data) > cwMaxMetricData {
-		return nil, errf(CodeInvalidParameter, "The collection MetricData must not have a size greater than %d.", cwMaxMetricData)
+		return nil, awsproto.Errorf(awsproto.CodeInvalidParameter, "The collection MetricData must not have a size greater than %d.", cwMaxMetricData)
 	}
-	now := r.now()
+	now := svc.region.Now()
 	type put struct {
 		key  string
 		p    cwPoint
@@ -244,20 +275,20 @@ func (r *Region) cwPutMetricData(in cwDoc) (cwDoc, *APIError) {
 	puts := make([]put, 0, len(data))
 	// Validate everything first: AWS stores nothing from a request it rejects.
 	for i, it := range data {
-		d := docMap(it)
+		d := awsproto.DocMap(it)
 		pre := fmt.Sprintf("MetricData.member.%d", i+1)
-		name := docStr(d, "MetricName")
+		name := awsproto.DocStr(d, "MetricName")
 		if name == "" {
 			return nil, cwMissing(pre + ".MetricName")
 		}
 		if len(name) > 255 {
-			return nil, errf(CodeInvalidParameter, "The parameter %s.MetricName must be shorter than 256 characters.", pre)
+			return nil, awsproto.Errorf(awsproto.CodeInvalidParameter, "The parameter %s.MetricName must be shorter than 256 characters.", pre)
 		}
-		dims, err := cwDims(docList(d, "Dimensions"), pre+".Dimensions", cwMaxDimensions)
+		dims, err := cwDims(awsproto.DocList(d, "Dimensions"), pre+".Dimensions", cwMaxDimensions)
 		if err != nil {
 			return nil, err
 		}
-		ts, hasTS, err := docTime(d, "Timestamp", pre+".Timestamp")
+		ts, hasTS, err := awsproto.DocTime(d, "Timestamp", pre+".Timestamp")
 		if err != nil {
 			return nil, err
 		}
@@ -265,37 +296,37 @@ func (r *Region) cwPutMetricData(in cwDoc) (cwDoc, *APIError) {
 			ts = now
 		}
 		if ts.After(now.Add(cwFutureLimit)) {
-			return nil, errf(CodeInvalidParameter, "The parameter %s.Timestamp must specify a time no more than two hours in the future.", pre)
+			return nil, awsproto.Errorf(awsproto.CodeInvalidParameter, "The parameter %s.Timestamp must specify a time no more than two hours in the future.", pre)
 		}
 		if ts.Before(now.Add(-cwPastLimit)) {
-			return nil, errf(CodeInvalidParameter, "The parameter %s.Timestamp must specify a time within the past two weeks.", pre)
+			return nil, awsproto.Errorf(awsproto.CodeInvalidParameter, "The parameter %s.Timestamp must specify a time within the past two weeks.", pre)
 		}
-		unit := docStr(d, "Unit")
+		unit := awsproto.DocStr(d, "Unit")
 		if unit == "" {
 			unit = "None"
 		}
 		if !cwUnits[unit] {
-			return nil, errf(CodeInvalidParameter, "The value %s for parameter %s.Unit is invalid.", unit, pre)
+			return nil, awsproto.Errorf(awsproto.CodeInvalidParameter, "The value %s for parameter %s.Unit is invalid.", unit, pre)
 		}
-		if sr, ok, err := docInt(d, "StorageResolution", pre+".StorageResolution"); err != nil {
+		if sr, ok, err := awsproto.DocInt(d, "StorageResolution", pre+".StorageResolution"); err != nil {
 			return nil, err
 		} else if ok && sr != 1 && sr != 60 {
-			return nil, errf(CodeInvalidParameter, "The value %d for parameter %s.StorageResolution is invalid. Valid values are 1 and 60.", sr, pre)
+			return nil, awsproto.Errorf(awsproto.CodeInvalidParameter, "The value %d for parameter %s.StorageResolution is invalid. Valid values are 1 and 60.", sr, pre)
 		}
 		p := cwPoint{t: ts.UTC(), unit: unit}
-		value, hasValue, err := docFloat(d, "Value", pre+".Value")
+		value, hasValue, err := awsproto.DocFloat(d, "Value", pre+".Value")
 		if err != nil {
 			return nil, err
 		}
-		values, counts := docList(d, "Values"), docList(d, "Counts")
-		stats, hasStats := d["StatisticValues"].(cwDoc)
+		values, counts := awsproto.DocList(d, "Values"), awsproto.DocList(d, "Counts")
+		stats, hasStats := d["StatisticValues"].(awsproto.Document)
 		switch {
 		case hasValue && hasStats:
-			return nil, errf("InvalidParameterCombination", "The parameters %[1]s.Value and %[1]s.StatisticValues are mutually exclusive and you have specified both.", pre)
+			return nil, awsproto.Errorf("InvalidParameterCombination", "The parameters %[1]s.Value and %[1]s.StatisticValues are mutually exclusive and you have specified both.", pre)
 		case hasValue && len(values) > 0:
-			return nil, errf("InvalidParameterCombination", "The parameters %[1]s.Value and %[1]s.Values are mutually exclusive and you have specified both.", pre)
+			return nil, awsproto.Errorf("InvalidParameterCombination", "The parameters %[1]s.Value and %[1]s.Values are mutually exclusive and you have specified both.", pre)
 		case hasStats && len(values) > 0:
-			return nil, errf("InvalidParameterCombination", "The parameters %[1]s.StatisticValues and %[1]s.Values are mutually exclusive and you have specified both.", pre)
+			return nil, awsproto.Errorf("InvalidParameterCombination", "The parameters %[1]s.StatisticValues and %[1]s.Values are mutually exclusive and you have specified both.", pre)
 		case hasValue:
 			if err := cwCheckValue(value, pre+".Value"); err != nil {
 				return nil, err
@@ -304,7 +335,7 @@ func (r *Region) cwPutMetricData(in cwDoc) (cwDoc, *APIError) {
 		case hasStats:
 			var f [4]float64
 			for j, k := range []string{"SampleCount", "Sum", "Minimum", "Maximum"} {
-				v, ok, err := docFloat(stats, k, pre+".StatisticValues."+k)
+				v, ok, err := awsproto.DocFloat(stats, k, pre+".StatisticValues."+k)
 				if err != nil {
 					return nil, err
 				}
@@ -317,19 +348,19 @@ func (r *Region) cwPutMetricData(in cwDoc) (cwDoc, *APIError) {
 				f[j] = v
 			}
 			if f[0] <= 0 || f[2] > f[3] {
-				return nil, errf(CodeInvalidParameter, "The parameter %s.StatisticValues is invalid: SampleCount must be positive and Minimum not greater than Maximum.", pre)
+				return nil, awsproto.Errorf(awsproto.CodeInvalidParameter, "The parameter %s.StatisticValues is invalid: SampleCount must be positive and Minimum not greater than Maximum.", pre)
 			}
 			p.count, p.sum, p.minimum, p.max = f[0], f[1], f[2], f[3]
 		case len(values) > 0:
 			if len(values) > cwMaxValues {
-				return nil, errf(CodeInvalidParameter, "The collection %s.Values must not have a size greater than %d.", pre, cwMaxValues)
+				return nil, awsproto.Errorf(awsproto.CodeInvalidParameter, "The collection %s.Values must not have a size greater than %d.", pre, cwMaxValues)
 			}
 			if len(counts) > 0 && len(counts) != len(values) {
-				return nil, errf(CodeInvalidParameter, "The parameters %[1]s.Values and %[1]s.Counts must be of the same size.", pre)
+				return nil, awsproto.Errorf(awsproto.CodeInvalidParameter, "The parameters %[1]s.Values and %[1]s.Counts must be of the same size.", pre)
 			}
 			p.minimum, p.max = math.Inf(1), math.Inf(-1)
 			for j := range values {
-				v, _, err := docFloat(cwDoc{"v": values[j]}, "v", fmt.Sprintf("%s.Values.member.%d", pre, j+1))
+				v, _, err := awsproto.DocFloat(awsproto.Document{"v": values[j]}, "v", fmt.Sprintf("%s.Values.member.%d", pre, j+1))
 				if err != nil {
 					return nil, err
 				}
@@ -338,11 +369,11 @@ func (r *Region) cwPutMetricData(in cwDoc) (cwDoc, *APIError) {
 				}
 				n := 1.0
 				if len(counts) > 0 {
-					if n, _, err = docFloat(cwDoc{"v": counts[j]}, "v", fmt.Sprintf("%s.Counts.member.%d", pre, j+1)); err != nil {
+					if n, _, err = awsproto.DocFloat(awsproto.Document{"v": counts[j]}, "v", fmt.Sprintf("%s.Counts.member.%d", pre, j+1)); err != nil {
 						return nil, err
 					}
 					if n < 0 || math.IsNaN(n) {
-						return nil, errf(CodeInvalidParameter, "The value %v for parameter %s.Counts.member.%d is invalid.", n, pre, j+1)
+						return nil, awsproto.Errorf(awsproto.CodeInvalidParameter, "The value %v for parameter %s.Counts.member.%d is invalid.", n, pre, j+1)
 					}
 				}
 				p.count += n
@@ -354,11 +385,11 @@ func (r *Region) cwPutMetricData(in cwDoc) (cwDoc, *APIError) {
 				continue
 			}
 		default:
-			return nil, errf("InvalidParameterCombination", "The parameter %[1]s.Value, %[1]s.Values or %[1]s.StatisticValues must be specified.", pre)
+			return nil, awsproto.Errorf("InvalidParameterCombination", "The parameter %[1]s.Value, %[1]s.Values or %[1]s.StatisticValues must be specified.", pre)
 		}
 		puts = append(puts, put{key: cwKey(ns, name, dims), p: p, dims: dims, name: name})
 	}
-	st := r.cw()
+	st := svc
 	for _, pt := range puts {
 		m := st.metrics[pt.key]
 		if m == nil {
@@ -371,7 +402,7 @@ func (r *Region) cwPutMetricData(in cwDoc) (cwDoc, *APIError) {
 		m.points = append(m.points, pt.p)
 		m.lastPut = now
 	}
-	return cwDoc{}, nil
+	return awsproto.Document{}, nil
 }
 
 // cwStat is one statistic of a bucket of datapoints.
@@ -392,16 +423,16 @@ func cwStat(stat string, b cwPoint) float64 {
 
 var cwStats = map[string]bool{"Sum": true, "Average": true, "Minimum": true, "Maximum": true, "SampleCount": true}
 
-func cwCheckPeriod(period int64, name string) *APIError {
+func cwCheckPeriod(period int64, name string) *awsproto.APIError {
 	if period <= 0 {
-		return errf(CodeInvalidParameter, "The parameter %s must be greater than 0.", name)
+		return awsproto.Errorf(awsproto.CodeInvalidParameter, "The parameter %s must be greater than 0.", name)
 	}
 	switch period {
 	case 1, 5, 10, 20, 30:
 		return nil
 	}
 	if period%60 != 0 {
-		return errf(CodeInvalidParameter, "The parameter %s must be 1, 5, 10, 20, 30, or any multiple of 60.", name)
+		return awsproto.Errorf(awsproto.CodeInvalidParameter, "The parameter %s must be 1, 5, 10, 20, 30, or any multiple of 60.", name)
 	}
 	return nil
 }
@@ -436,8 +467,8 @@ func (m *cwMetric) buckets(start, end time.Time, period time.Duration, unit stri
 }
 
 // findMetric returns the metric identified by namespace, name and exactly these dimensions.
-func (st *cwState) findMetric(ns, name string, dims []cwDim) *cwMetric {
-	return st.metrics[cwKey(ns, name, dims)]
+func (svc *Service) findMetric(ns, name string, dims []cwDim) *cwMetric {
+	return svc.metrics[cwKey(ns, name, dims)]
 }
 
 // cwSeries is one time series of a GetMetricData result, oldest first.
@@ -446,21 +477,21 @@ type cwSeries struct {
 	vals []float64
 }
 
-var cwIDPattern = lazyRegexp(`^[a-z][a-zA-Z0-9_]*$`)
+var cwIDPattern = awsproto.LazyRegexp(`^[a-z][a-zA-Z0-9_]*$`)
 
 // cwExpr matches the metric math the simulated region evaluates: SUM, AVG, MIN or MAX of a list
 // of query ids or of METRICS().
-var cwExpr = lazyRegexp(`^\s*(SUM|AVG|MIN|MAX)\s*\(\s*(?:\[([a-zA-Z0-9_,\s]*)\]|METRICS\(\s*\))\s*\)\s*$`)
+var cwExpr = awsproto.LazyRegexp(`^\s*(SUM|AVG|MIN|MAX)\s*\(\s*(?:\[([a-zA-Z0-9_,\s]*)\]|METRICS\(\s*\))\s*\)\s*$`)
 
-func (r *Region) cwGetMetricData(in cwDoc) (cwDoc, *APIError) {
-	start, ok, err := docTime(in, "StartTime", "StartTime")
+func (svc *Service) cwGetMetricData(in awsproto.Document) (awsproto.Document, *awsproto.APIError) {
+	start, ok, err := awsproto.DocTime(in, "StartTime", "StartTime")
 	if err != nil {
 		return nil, err
 	}
 	if !ok {
 		return nil, cwMissing("StartTime")
 	}
-	end, ok, err := docTime(in, "EndTime", "EndTime")
+	end, ok, err := awsproto.DocTime(in, "EndTime", "EndTime")
 	if err != nil {
 		return nil, err
 	}
@@ -468,28 +499,28 @@ func (r *Region) cwGetMetricData(in cwDoc) (cwDoc, *APIError) {
 		return nil, cwMissing("EndTime")
 	}
 	if !start.Before(end) {
-		return nil, errf(CodeInvalidParameter, "The parameter StartTime must be less than the parameter EndTime.")
+		return nil, awsproto.Errorf(awsproto.CodeInvalidParameter, "The parameter StartTime must be less than the parameter EndTime.")
 	}
-	scanBy := docStr(in, "ScanBy")
+	scanBy := awsproto.DocStr(in, "ScanBy")
 	if scanBy == "" {
 		scanBy = "TimestampDescending"
 	}
 	if scanBy != "TimestampDescending" && scanBy != "TimestampAscending" {
-		return nil, errf(CodeInvalidParameter, "The value %s for parameter ScanBy is invalid.", scanBy)
+		return nil, awsproto.Errorf(awsproto.CodeInvalidParameter, "The value %s for parameter ScanBy is invalid.", scanBy)
 	}
-	maxPoints, ok, err := docInt(in, "MaxDatapoints", "MaxDatapoints")
+	maxPoints, ok, err := awsproto.DocInt(in, "MaxDatapoints", "MaxDatapoints")
 	if err != nil {
 		return nil, err
 	}
 	if !ok || maxPoints <= 0 {
 		maxPoints = cwMaxDatapoints
 	}
-	queries := docList(in, "MetricDataQueries")
+	queries := awsproto.DocList(in, "MetricDataQueries")
 	if len(queries) == 0 {
 		return nil, cwMissing("MetricDataQueries")
 	}
 	if len(queries) > cwMaxQueries {
-		return nil, errf(CodeInvalidParameter, "The collection MetricDataQueries must not have a size greater than %d.", cwMaxQueries)
+		return nil, awsproto.Errorf(awsproto.CodeInvalidParameter, "The collection MetricDataQueries must not have a size greater than %d.", cwMaxQueries)
 	}
 	type query struct {
 		id, label, expr string
@@ -498,48 +529,48 @@ func (r *Region) cwGetMetricData(in cwDoc) (cwDoc, *APIError) {
 	}
 	qs := make([]*query, len(queries))
 	byID := map[string]*query{}
-	st := r.cw()
+	st := svc
 	// Metric queries first, then expressions, which refer to them.
 	for i, it := range queries {
-		t := docMap(it)
+		t := awsproto.DocMap(it)
 		pre := fmt.Sprintf("MetricDataQueries.member.%d", i+1)
-		q := &query{id: docStr(t, "Id"), label: docStr(t, "Label"), expr: docStr(t, "Expression"), ret: true}
+		q := &query{id: awsproto.DocStr(t, "Id"), label: awsproto.DocStr(t, "Label"), expr: awsproto.DocStr(t, "Expression"), ret: true}
 		qs[i] = q
 		if q.id == "" {
 			return nil, cwMissing(pre + ".Id")
 		}
 		if !cwIDPattern().MatchString(q.id) || len(q.id) > 255 {
-			return nil, errf(CodeInvalidParameter, "The value %s for parameter %s.Id is invalid: it must start with a lowercase letter and contain only letters, digits and underscores.", q.id, pre)
+			return nil, awsproto.Errorf(awsproto.CodeInvalidParameter, "The value %s for parameter %s.Id is invalid: it must start with a lowercase letter and contain only letters, digits and underscores.", q.id, pre)
 		}
 		if byID[q.id] != nil {
-			return nil, errf(CodeInvalidParameter, "The value %s for parameter %s.Id is not unique.", q.id, pre)
+			return nil, awsproto.Errorf(awsproto.CodeInvalidParameter, "The value %s for parameter %s.Id is not unique.", q.id, pre)
 		}
 		byID[q.id] = q
-		if b, ok, err := docBool(t, "ReturnData", pre+".ReturnData"); err != nil {
+		if b, ok, err := awsproto.DocBool(t, "ReturnData", pre+".ReturnData"); err != nil {
 			return nil, err
 		} else if ok {
 			q.ret = b
 		}
-		ms, hasStat := t["MetricStat"].(cwDoc)
+		ms, hasStat := t["MetricStat"].(awsproto.Document)
 		if hasStat == (q.expr != "") {
-			return nil, errf(CodeInvalidParameter, "Exactly one element of the %[1]s.MetricStat and %[1]s.Expression parameters must be specified.", pre)
+			return nil, awsproto.Errorf(awsproto.CodeInvalidParameter, "Exactly one element of the %[1]s.MetricStat and %[1]s.Expression parameters must be specified.", pre)
 		}
 		if !hasStat {
 			continue
 		}
-		metric := docMap(ms["Metric"])
-		ns, name := docStr(metric, "Namespace"), docStr(metric, "MetricName")
+		metric := awsproto.DocMap(ms["Metric"])
+		ns, name := awsproto.DocStr(metric, "Namespace"), awsproto.DocStr(metric, "MetricName")
 		if ns == "" {
 			return nil, cwMissing(pre + ".MetricStat.Metric.Namespace")
 		}
 		if name == "" {
 			return nil, cwMissing(pre + ".MetricStat.Metric.MetricName")
 		}
-		dims, err := cwDims(docList(metric, "Dimensions"), pre+".MetricStat.Metric.Dimensions", cwMaxDimensions)
+		dims, err := cwDims(awsproto.DocList(metric, "Dimensions"), pre+".MetricStat.Metric.Dimensions", cwMaxDimensions)
 		if err != nil {
 			return nil, err
 		}
-		period, ok, err := docInt(ms, "Period", pre+".MetricStat.Period")
+		period, ok, err := awsproto.DocInt(ms, "Period", pre+".MetricStat.Period")
 		if err != nil {
 			return nil, err
 		}
@@ -549,16 +580,16 @@ func (r *Region) cwGetMetricData(in cwDoc) (cwDoc, *APIError) {
 		if err := cwCheckPeriod(period, pre+".MetricStat.Period"); err != nil {
 			return nil, err
 		}
-		stat := docStr(ms, "Stat")
+		stat := awsproto.DocStr(ms, "Stat")
 		if stat == "" {
 			return nil, cwMissing(pre + ".MetricStat.Stat")
 		}
 		if !cwStats[stat] {
-			return nil, errf(CodeInvalidParameter, "The value %s for parameter %s.MetricStat.Stat is invalid: the simulated region computes Sum, Average, Minimum, Maximum and SampleCount.", stat, pre)
+			return nil, awsproto.Errorf(awsproto.CodeInvalidParameter, "The value %s for parameter %s.MetricStat.Stat is invalid: the simulated region computes Sum, Average, Minimum, Maximum and SampleCount.", stat, pre)
 		}
-		unit := docStr(ms, "Unit")
+		unit := awsproto.DocStr(ms, "Unit")
 		if unit != "" && !cwUnits[unit] {
-			return nil, errf(CodeInvalidParameter, "The value %s for parameter %s.MetricStat.Unit is invalid.", unit, pre)
+			return nil, awsproto.Errorf(awsproto.CodeInvalidParameter, "The value %s for parameter %s.MetricStat.Unit is invalid.", unit, pre)
 		}
 		if q.label == "" {
 			q.label = name
@@ -578,7 +609,7 @@ func (r *Region) cwGetMetricData(in cwDoc) (cwDoc, *APIError) {
 		pre := fmt.Sprintf("MetricDataQueries.member.%d", i+1)
 		mt := cwExpr().FindStringSubmatch(q.expr)
 		if mt == nil {
-			return nil, errf(CodeInvalidParameter, "The value %s for parameter %s.Expression is not supported: the simulated region evaluates only SUM, AVG, MIN and MAX of [ids] or of METRICS().", q.expr, pre)
+			return nil, awsproto.Errorf(awsproto.CodeInvalidParameter, "The value %s for parameter %s.Expression is not supported: the simulated region evaluates only SUM, AVG, MIN and MAX of [ids] or of METRICS().", q.expr, pre)
 		}
 		var refs []*cwSeries
 		if strings.Contains(mt[0], "METRICS") {
@@ -592,7 +623,7 @@ func (r *Region) cwGetMetricData(in cwDoc) (cwDoc, *APIError) {
 				id = strings.TrimSpace(id)
 				o := byID[id]
 				if o == nil || o.series == nil {
-					return nil, errf(CodeInvalidParameter, "The value %s for parameter %s.Expression refers to %q, which is not the id of a MetricStat query.", q.expr, pre, id)
+					return nil, awsproto.Errorf(awsproto.CodeInvalidParameter, "The value %s for parameter %s.Expression refers to %q, which is not the id of a MetricStat query.", q.expr, pre, id)
 				}
 				refs = append(refs, o.series)
 			}
@@ -603,7 +634,7 @@ func (r *Region) cwGetMetricData(in cwDoc) (cwDoc, *APIError) {
 		}
 	}
 	if !cwAny(qs, func(q *query) bool { return q.ret }) {
-		return nil, errf(CodeInvalidParameter, "At least one MetricDataQueries element must have ReturnData set to true.")
+		return nil, awsproto.Errorf(awsproto.CodeInvalidParameter, "At least one MetricDataQueries element must have ReturnData set to true.")
 	}
 	// One page holds up to maxPoints datapoints of the returned series, in query order; the
 	// token is the offset into that sequence.
@@ -613,7 +644,7 @@ func (r *Region) cwGetMetricData(in cwDoc) (cwDoc, *APIError) {
 			total += len(q.series.ts)
 		}
 	}
-	from, to, next, perr := page(total, maxPoints, docStr(in, "NextToken"), cwMaxDatapoints, 0)
+	from, to, next, perr := awsproto.Page(total, maxPoints, awsproto.DocStr(in, "NextToken"), cwMaxDatapoints, 0)
 	if perr != nil {
 		return nil, perr
 	}
@@ -640,10 +671,10 @@ func (r *Region) cwGetMetricData(in cwDoc) (cwDoc, *APIError) {
 		if hi < n {
 			status = "PartialData"
 		}
-		results = append(results, cwDoc{"Id": q.id, "Label": q.label, "Timestamps": ts, "Values": vals,
+		results = append(results, awsproto.Document{"Id": q.id, "Label": q.label, "Timestamps": ts, "Values": vals,
 			"StatusCode": status, "Messages": []any{}})
 	}
-	out := cwDoc{"MetricDataResults": results, "Messages": []any{}}
+	out := awsproto.Document{"MetricDataResults": results, "Messages": []any{}}
 	if next != "" {
 		out["NextToken"] = next
 	}
@@ -707,26 +738,26 @@ func cwCombine(fn string, series []*cwSeries) *cwSeries {
 	return out
 }
 
-func (r *Region) cwGetMetricStatistics(in cwDoc) (cwDoc, *APIError) {
-	ns, name := docStr(in, "Namespace"), docStr(in, "MetricName")
+func (svc *Service) cwGetMetricStatistics(in awsproto.Document) (awsproto.Document, *awsproto.APIError) {
+	ns, name := awsproto.DocStr(in, "Namespace"), awsproto.DocStr(in, "MetricName")
 	if ns == "" {
 		return nil, cwMissing("Namespace")
 	}
 	if name == "" {
 		return nil, cwMissing("MetricName")
 	}
-	dims, err := cwDims(docList(in, "Dimensions"), "Dimensions", cwMaxDimensions)
+	dims, err := cwDims(awsproto.DocList(in, "Dimensions"), "Dimensions", cwMaxDimensions)
 	if err != nil {
 		return nil, err
 	}
-	start, ok, err := docTime(in, "StartTime", "StartTime")
+	start, ok, err := awsproto.DocTime(in, "StartTime", "StartTime")
 	if err != nil {
 		return nil, err
 	}
 	if !ok {
 		return nil, cwMissing("StartTime")
 	}
-	end, ok, err := docTime(in, "EndTime", "EndTime")
+	end, ok, err := awsproto.DocTime(in, "EndTime", "EndTime")
 	if err != nil {
 		return nil, err
 	}
@@ -734,9 +765,9 @@ func (r *Region) cwGetMetricStatistics(in cwDoc) (cwDoc, *APIError) {
 		return nil, cwMissing("EndTime")
 	}
 	if !start.Before(end) {
-		return nil, errf(CodeInvalidParameter, "The parameter StartTime must be less than the parameter EndTime.")
+		return nil, awsproto.Errorf(awsproto.CodeInvalidParameter, "The parameter StartTime must be less than the parameter EndTime.")
 	}
-	period, ok, err := docInt(in, "Period", "Period")
+	period, ok, err := awsproto.DocInt(in, "Period", "Period")
 	if err != nil {
 		return nil, err
 	}
@@ -747,67 +778,67 @@ func (r *Region) cwGetMetricStatistics(in cwDoc) (cwDoc, *APIError) {
 		return nil, err
 	}
 	var stats []string
-	for _, s := range docList(in, "Statistics") {
+	for _, s := range awsproto.DocList(in, "Statistics") {
 		stats = append(stats, fmt.Sprint(s))
 	}
-	if len(docList(in, "ExtendedStatistics")) > 0 {
+	if len(awsproto.DocList(in, "ExtendedStatistics")) > 0 {
 		if len(stats) > 0 {
-			return nil, errf("InvalidParameterCombination", "Must specify either Statistics or ExtendedStatistics, but not both.")
+			return nil, awsproto.Errorf("InvalidParameterCombination", "Must specify either Statistics or ExtendedStatistics, but not both.")
 		}
-		return nil, errf(CodeInvalidParameter, "The simulated region does not compute ExtendedStatistics.")
+		return nil, awsproto.Errorf(awsproto.CodeInvalidParameter, "The simulated region does not compute ExtendedStatistics.")
 	}
 	if len(stats) == 0 {
-		return nil, errf("InvalidParameterCombination", "Must specify either Statistics or ExtendedStatistics, but not both.")
+		return nil, awsproto.Errorf("InvalidParameterCombination", "Must specify either Statistics or ExtendedStatistics, but not both.")
 	}
 	if len(stats) > 5 {
-		return nil, errf(CodeInvalidParameter, "The collection Statistics must not have a size greater than 5.")
+		return nil, awsproto.Errorf(awsproto.CodeInvalidParameter, "The collection Statistics must not have a size greater than 5.")
 	}
 	for i, s := range stats {
 		if !cwStats[s] {
-			return nil, errf(CodeInvalidParameter, "The value %s for parameter Statistics.member.%d is invalid.", s, i+1)
+			return nil, awsproto.Errorf(awsproto.CodeInvalidParameter, "The value %s for parameter Statistics.member.%d is invalid.", s, i+1)
 		}
 	}
-	unit := docStr(in, "Unit")
+	unit := awsproto.DocStr(in, "Unit")
 	if unit != "" && !cwUnits[unit] {
-		return nil, errf(CodeInvalidParameter, "The value %s for parameter Unit is invalid.", unit)
+		return nil, awsproto.Errorf(awsproto.CodeInvalidParameter, "The value %s for parameter Unit is invalid.", unit)
 	}
 	if n := int64(end.Sub(start)/time.Second+time.Duration(period)-1) / period; n > cwMaxStatsDatapoints {
-		return nil, errf("InvalidParameterCombination", "You have requested up to %d datapoints, which exceeds the limit of %d. You may reduce the datapoints requested by increasing Period, or decreasing the time range.", n, cwMaxStatsDatapoints)
+		return nil, awsproto.Errorf("InvalidParameterCombination", "You have requested up to %d datapoints, which exceeds the limit of %d. You may reduce the datapoints requested by increasing Period, or decreasing the time range.", n, cwMaxStatsDatapoints)
 	}
 	points := []any{}
-	if m := r.cw().findMetric(ns, name, dims); m != nil {
+	if m := svc.findMetric(ns, name, dims); m != nil {
 		for _, b := range m.buckets(start, end, time.Duration(period)*time.Second, unit) {
-			dp := cwDoc{"Timestamp": b.start, "Unit": b.agg.unit}
+			dp := awsproto.Document{"Timestamp": b.start, "Unit": b.agg.unit}
 			for _, s := range stats {
 				dp[s] = cwStat(s, b.agg)
 			}
 			points = append(points, dp)
 		}
 	}
-	return cwDoc{"Label": name, "Datapoints": points}, nil
+	return awsproto.Document{"Label": name, "Datapoints": points}, nil
 }
 
-func (r *Region) cwListMetrics(in cwDoc) (cwDoc, *APIError) {
-	ns, name := docStr(in, "Namespace"), docStr(in, "MetricName")
-	filters := docList(in, "Dimensions")
+func (svc *Service) cwListMetrics(in awsproto.Document) (awsproto.Document, *awsproto.APIError) {
+	ns, name := awsproto.DocStr(in, "Namespace"), awsproto.DocStr(in, "MetricName")
+	filters := awsproto.DocList(in, "Dimensions")
 	if len(filters) > 10 {
-		return nil, errf(CodeInvalidParameter, "The collection Dimensions must not have a size greater than 10.")
+		return nil, awsproto.Errorf(awsproto.CodeInvalidParameter, "The collection Dimensions must not have a size greater than 10.")
 	}
 	type filter struct{ name, value string }
 	var fs []filter
 	for i, f := range filters {
-		t := docMap(f)
-		if docStr(t, "Name") == "" {
+		t := awsproto.DocMap(f)
+		if awsproto.DocStr(t, "Name") == "" {
 			return nil, cwMissing(fmt.Sprintf("Dimensions.member.%d.Name", i+1))
 		}
-		fs = append(fs, filter{docStr(t, "Name"), docStr(t, "Value")})
+		fs = append(fs, filter{awsproto.DocStr(t, "Name"), awsproto.DocStr(t, "Value")})
 	}
-	recent := docStr(in, "RecentlyActive")
+	recent := awsproto.DocStr(in, "RecentlyActive")
 	if recent != "" && recent != "PT3H" {
-		return nil, errf(CodeInvalidParameter, "The value %s for parameter RecentlyActive is invalid.", recent)
+		return nil, awsproto.Errorf(awsproto.CodeInvalidParameter, "The value %s for parameter RecentlyActive is invalid.", recent)
 	}
-	now := r.now()
-	st := r.cw()
+	now := svc.region.Now()
+	st := svc
 	keys := make([]string, 0, len(st.metrics))
 next:
 	for k, m := range st.metrics {
@@ -829,7 +860,7 @@ next:
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	from, to, nextToken, err := page(len(keys), cwListMetricsPage, docStr(in, "NextToken"), cwListMetricsPage, cwListMetricsPage)
+	from, to, nextToken, err := awsproto.Page(len(keys), cwListMetricsPage, awsproto.DocStr(in, "NextToken"), cwListMetricsPage, cwListMetricsPage)
 	if err != nil {
 		return nil, err
 	}
@@ -838,11 +869,11 @@ next:
 		m := st.metrics[k]
 		dims := make([]any, 0, len(m.dims))
 		for _, d := range m.dims {
-			dims = append(dims, cwDoc{"Name": d.Name, "Value": d.Value})
+			dims = append(dims, awsproto.Document{"Name": d.Name, "Value": d.Value})
 		}
-		metrics = append(metrics, cwDoc{"Namespace": m.namespace, "MetricName": m.name, "Dimensions": dims})
+		metrics = append(metrics, awsproto.Document{"Namespace": m.namespace, "MetricName": m.name, "Dimensions": dims})
 	}
-	out := cwDoc{"Metrics": metrics}
+	out := awsproto.Document{"Metrics": metrics}
 	if nextToken != "" {
 		out["NextToken"] = nextToken
 	}
