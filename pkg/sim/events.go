@@ -539,12 +539,12 @@ func (r *Region) ebDeliver(rule *ebRule, t *ebTarget, body []byte, envelope map[
 	if len(parts) != 6 || parts[2] != "sqs" {
 		return fmt.Errorf("target %s of rule %s: the simulated region delivers to SQS queues only", t.Arn, rule.name)
 	}
-	q := r.sqs().queues[parts[5]]
-	if q == nil || parts[4] != r.opts.AccountID || parts[3] != r.opts.Region {
+	exists, refused := r.sqs.Access(t.Arn, ebSQSPrincipal, r.ruleARN(rule.name))
+	if !exists {
 		return fmt.Errorf("target %s of rule %s: the queue does not exist", t.Arn, rule.name)
 	}
-	if reason := sqsPolicyAllows(q.attrs["Policy"], r.sqsARN(q.name), r.ruleARN(rule.name), r.opts.AccountID); reason != "" {
-		return fmt.Errorf("target %s of rule %s: the queue's policy does not allow events.amazonaws.com to send from the rule: %s", t.Arn, rule.name, reason)
+	if refused != "" {
+		return fmt.Errorf("target %s of rule %s: the queue's policy does not allow events.amazonaws.com to send from the rule: %s", t.Arn, rule.name, refused)
 	}
 	msg := string(body)
 	switch {
@@ -566,7 +566,7 @@ func (r *Region) ebDeliver(rule *ebRule, t *ebTarget, body []byte, envelope map[
 		b, _ := json.Marshal(v)
 		msg = string(b)
 	}
-	_, err := r.sqsDeliver(t.Arn, msg)
+	_, err := r.sqs.Deliver(t.Arn, msg)
 	return err
 }
 

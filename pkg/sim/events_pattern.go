@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/spotmax/spotmax/pkg/sim/awsproto"
 )
 
 // eventPattern is a compiled EventBridge event pattern. The simulated subset: exact values
@@ -266,7 +268,7 @@ func (m valueMatcher) matchValue(v any) bool {
 		return ok && strings.EqualFold(s, m.s)
 	case "wildcard":
 		s, ok := v.(string)
-		return ok && glob(m.s, s, false)
+		return ok && awsproto.Glob(m.s, s, false)
 	case "anything-but":
 		for _, b := range m.but {
 			if b.matchValue(v) {
@@ -300,32 +302,4 @@ func (m valueMatcher) matchValue(v any) bool {
 		return true
 	}
 	return false
-}
-
-// glob matches s against a pattern where * matches any run of characters (EventBridge's
-// wildcard filter and IAM's ARN patterns); with question, ? matches one character too (IAM).
-func glob(pattern, s string, question bool) bool {
-	// Iterative matching with backtracking to the last star.
-	p, i := 0, 0
-	star, mark := -1, 0
-	for i < len(s) {
-		switch {
-		case p < len(pattern) && (pattern[p] == s[i] || (question && pattern[p] == '?')):
-			p++
-			i++
-		case p < len(pattern) && pattern[p] == '*':
-			star, mark = p, i
-			p++
-		case star >= 0:
-			p = star + 1
-			mark++
-			i = mark
-		default:
-			return false
-		}
-	}
-	for p < len(pattern) && pattern[p] == '*' {
-		p++
-	}
-	return p == len(pattern)
 }

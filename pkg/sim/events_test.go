@@ -39,8 +39,8 @@ func startEvents(t *testing.T) *eventsEnv {
 // the ARN.
 func (e *eventsEnv) queue(t *testing.T, name, policy string) (string, string) {
 	t.Helper()
-	url := createQueue(t, e.sqs, name, nil)
-	arn := queueAttrs(t, e.sqs, url)["QueueArn"]
+	url := simtest.CreateQueue(t, e.sqs, name, nil)
+	arn := simtest.QueueAttributes(t, e.sqs, url)["QueueArn"]
 	if policy != "" {
 		_, err := e.sqs.SetQueueAttributes(context.Background(), &sqs.SetQueueAttributesInput{QueueUrl: aws.String(url),
 			Attributes: map[string]string{"Policy": policy}})

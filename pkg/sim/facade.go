@@ -3,6 +3,7 @@ package sim
 import (
 	"github.com/spotmax/spotmax/pkg/sim/cloudwatch"
 	"github.com/spotmax/spotmax/pkg/sim/logs"
+	"github.com/spotmax/spotmax/pkg/sim/sqs"
 )
 
 // The region's view of the services in packages of their own: what tests and the control API
@@ -23,3 +24,17 @@ func (r *Region) MetricData(namespace string) []MetricDatum { return r.cloudwatc
 
 // Dashboard returns the body of a CloudWatch dashboard that PutDashboard stored.
 func (r *Region) Dashboard(name string) (string, bool) { return r.cloudwatch.Dashboard(name) }
+
+// QueueMessage is a message in a simulated SQS queue.
+type QueueMessage = sqs.Message
+
+// QueueMessages returns copies of the messages in an SQS queue, in send order; nil if there is no
+// such queue.
+func (r *Region) QueueMessages(queueName string) []QueueMessage { return r.sqs.Messages(queueName) }
+
+// SendQueueMessage sends a message to an SQS queue, as SendMessage does.
+func (r *Region) SendQueueMessage(queueName, body string) error { return r.sqs.Send(queueName, body) }
+
+// sqsDeliver sends a message to a queue given by name or ARN, with the lock held (lifecycle hook
+// notifications).
+func (r *Region) sqsDeliver(queue, body string) (string, error) { return r.sqs.Deliver(queue, body) }

@@ -6,6 +6,7 @@ import (
 	"github.com/spotmax/spotmax/pkg/sim/awsproto"
 	"github.com/spotmax/spotmax/pkg/sim/cloudwatch"
 	"github.com/spotmax/spotmax/pkg/sim/logs"
+	"github.com/spotmax/spotmax/pkg/sim/sqs"
 	"math/rand"
 	"net/netip"
 	"sort"
@@ -130,6 +131,7 @@ type Region struct {
 	// The services in packages of their own (pkg/sim/<service>), each owning its state.
 	logs       *logs.Service
 	cloudwatch *cloudwatch.Service
+	sqs        *sqs.Service
 	svc        map[string]any // per-service state owned by the service files (CloudWatch, SQS, ...)
 	// closers stop endpoints that the region opened (IMDS listeners) when the server closes.
 	closers []func()

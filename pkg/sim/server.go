@@ -12,6 +12,7 @@ import (
 	"github.com/spotmax/spotmax/pkg/sim/cloudwatch"
 	"github.com/spotmax/spotmax/pkg/sim/logs"
 	"github.com/spotmax/spotmax/pkg/sim/pricing"
+	"github.com/spotmax/spotmax/pkg/sim/sqs"
 )
 
 // service is one AWS service of this package (EC2, Auto Scaling, load balancing, and the services
@@ -41,7 +42,6 @@ var serviceRoutes = map[string]awsproto.Service{
 	"ec2":                  {QueryProtocol: protoEC2, QueryVersions: []string{"2016-11-15"}},
 	"autoscaling":          {QueryVersions: []string{"2011-01-01"}},
 	"elasticloadbalancing": {QueryVersions: []string{elbv2Version, elbv1Version}},
-	"sqs":                  {QueryVersions: []string{sqsQueryVersion}, JSONTargets: []string{"AmazonSQS"}, JSONNamespace: "com.amazonaws.sqs#"},
 	"events":               {JSONTargets: []string{"AWSEvents"}, JSONNamespace: "com.amazonaws.eventbridge#"},
 	"logs":                 {JSONTargets: []string{"Logs_20140328"}},
 }
@@ -66,6 +66,8 @@ func (r *Region) setupServices() {
 	host := serviceRegion{r}
 	r.logs = logs.New(host)
 	r.cloudwatch = cloudwatch.New(host)
+	r.sqs = sqs.New(host)
+	r.mux.Register(r.sqs.Spec())
 	r.mux.Register(r.cloudwatch.Spec())
 	r.mux.Register(r.logs.Spec())
 	r.mux.Register(pricing.New(r.opts.Region, priceCatalog()).Spec())

@@ -1,18 +1,21 @@
-package sim
+package sqs
 
 import (
 	"encoding/json"
 	"fmt"
 	"strings"
+
+	"github.com/spotmax/spotmax/pkg/sim/awsproto"
 )
 
-// sqsPolicyAllows evaluates a queue's access policy for EventBridge delivering from a rule:
-// principal events.amazonaws.com, action sqs:SendMessage on the queue, with aws:SourceArn the
-// rule's ARN and aws:SourceAccount the account. It returns "" when the policy allows it, and
+// PolicyAllows evaluates a queue's access policy for an AWS service principal sending to it on
+// behalf of a resource (EventBridge delivering from a rule: principal events.amazonaws.com, action
+// sqs:SendMessage on the queue, with aws:SourceArn the rule's ARN and aws:SourceAccount the
+// account). It returns "" when the policy allows it, and
 // otherwise why not. The simulated subset of conditions: String/Arn Equals/Like and their Not
 // forms on aws:SourceArn and aws:SourceAccount; a statement with any other condition does not
 // apply.
-func sqsPolicyAllows(policy, queueARN, sourceARN, account string) string {
+func PolicyAllows(policy, principal, queueARN, sourceARN, account string) string {
 	if policy == "" {
 		return "the queue has no access policy"
 	}
@@ -34,7 +37,7 @@ func sqsPolicyAllows(policy, queueARN, sourceARN, account string) string {
 	allowed := false
 	var why []string
 	for i, st := range stmts {
-		reason := st.applies(queueARN, ctx)
+		reason := st.applies(principal, queueARN, ctx)
 		if reason != "" {
 			why = append(why, fmt.Sprintf("statement %s: %s", st.name(i), reason))
 			continue
@@ -88,11 +91,11 @@ func (l *stringList) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// applies returns "" when the statement covers EventBridge sending to the queue, and otherwise
+// applies returns "" when the statement covers principal sending to the queue, and otherwise
 // the first reason it does not.
-func (st policyStatement) applies(queueARN string, ctx map[string]string) string {
-	if !principalIs(st.Principal, ebSQSPrincipal) {
-		return "the principal is not " + ebSQSPrincipal
+func (st policyStatement) applies(principal, queueARN string, ctx map[string]string) string {
+	if !principalIs(st.Principal, principal) {
+		return "the principal is not " + principal
 	}
 	if !anyGlob(st.Action, "sqs:SendMessage", true) {
 		return "the actions do not include sqs:SendMessage"
@@ -168,7 +171,7 @@ func anyGlob(patterns []string, s string, fold bool) bool {
 		if fold {
 			p = strings.ToLower(p)
 		}
-		if glob(p, s, true) {
+		if awsproto.Glob(p, s, true) {
 			return true
 		}
 	}

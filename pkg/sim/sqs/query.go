@@ -1,4 +1,4 @@
-package sim
+package sqs
 
 import (
 	"bytes"
@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/spotmax/spotmax/pkg/sim/awsproto"
 )
 
 // SQS over the AWS query protocol (Action=...&Version=2012-11-05 form posts, XML answers), which
@@ -15,8 +17,8 @@ import (
 // the form is turned into the JSON request and the JSON result into the query protocol's XML, with
 // its flattened lists (Attribute, QueueUrl, Message, ...), as the SQS query API reference shows.
 
-// sqsQueryVersion is the API version of SQS's query protocol.
-const sqsQueryVersion = "2012-11-05"
+// queryVersion is the API version of SQS's query protocol.
+const queryVersion = "2012-11-05"
 
 // sqsQueryInts are the integer parameters of SQS's requests.
 var sqsQueryInts = map[string]bool{"DelaySeconds": true, "MaxNumberOfMessages": true, "VisibilityTimeout": true,
@@ -27,7 +29,7 @@ var sqsQueryLists = map[string]string{"AttributeName": "AttributeNames", "Messag
 	"MessageSystemAttributeName": "MessageSystemAttributeNames", "TagKey": "TagKeys"}
 
 // sqsQueryToJSON turns a query request's form into the JSON request of its action.
-func sqsQueryToJSON(action string, form params) ([]byte, *APIError) {
+func sqsQueryToJSON(action string, form awsproto.Params) ([]byte, *awsproto.APIError) {
 	v := map[string]string{}
 	for k, vs := range form.Values() {
 		if k == "Action" || k == "Version" || len(vs) == 0 {
@@ -41,13 +43,13 @@ func sqsQueryToJSON(action string, form params) ([]byte, *APIError) {
 	}
 	b, e := json.Marshal(obj)
 	if e != nil {
-		return nil, errf(CodeInvalidParameter, "encoding the request: %v", e)
+		return nil, awsproto.Errorf(awsproto.CodeInvalidParameter, "encoding the request: %v", e)
 	}
 	return b, nil
 }
 
 // sqsQueryObject builds one JSON object from flattened query keys (relative to the object).
-func sqsQueryObject(v map[string]string, action string) (map[string]any, *APIError) {
+func sqsQueryObject(v map[string]string, action string) (map[string]any, *awsproto.APIError) {
 	out := map[string]any{}
 	groups := map[string]map[string]map[string]string{} // prefix → index → rest → value
 	for k, val := range v {
@@ -56,7 +58,7 @@ func sqsQueryObject(v map[string]string, action string) (map[string]any, *APIErr
 			if sqsQueryInts[k] {
 				n, e := strconv.ParseInt(val, 10, 64)
 				if e != nil {
-					return nil, errf(CodeInvalidParameter, "Value %s for parameter %s is invalid. Reason: it is not an integer.", val, k)
+					return nil, awsproto.Errorf(awsproto.CodeInvalidParameter, "Value %s for parameter %s is invalid. Reason: it is not an integer.", val, k)
 				}
 				out[k] = n
 			} else {
@@ -130,7 +132,7 @@ func sqsQueryObject(v map[string]string, action string) (map[string]any, *APIErr
 			}
 			out["Entries"] = list
 		default:
-			return nil, errf(CodeInvalidParameter, "The parameter %s.%s is not a parameter of %s.", head, idxs[0], action)
+			return nil, awsproto.Errorf(awsproto.CodeInvalidParameter, "The parameter %s.%s is not a parameter of %s.", head, idxs[0], action)
 		}
 	}
 	return out, nil
@@ -141,18 +143,18 @@ var sqsQueryElements = map[string]string{"QueueUrls": "QueueUrl", "queueUrls": "
 	"Tags": "Tag", "Messages": "Message", "Failed": "BatchResultErrorEntry", "MessageAttributes": "MessageAttribute"}
 
 // sqsWriteQuery writes a JSON handler's result as the query protocol's XML.
-func sqsWriteQuery(c *call, out any) {
+func sqsWriteQuery(c *awsproto.Call, out any) {
 	var v any
 	if out != nil {
 		b, err := json.Marshal(out)
 		if err != nil {
-			c.fail(&APIError{Status: 500, Code: "InternalError", Message: err.Error()})
+			c.Fail(&awsproto.APIError{Status: 500, Code: "InternalError", Message: err.Error()})
 			return
 		}
 		d := json.NewDecoder(bytes.NewReader(b))
 		d.UseNumber()
 		if err := d.Decode(&v); err != nil {
-			c.fail(&APIError{Status: 500, Code: "InternalError", Message: err.Error()})
+			c.Fail(&awsproto.APIError{Status: 500, Code: "InternalError", Message: err.Error()})
 			return
 		}
 	}
@@ -229,9 +231,9 @@ func sqsXMLValue(b *bytes.Buffer, action, name string, v any) {
 }
 
 // sqsWrite writes an SQS result in the call's protocol.
-func sqsWrite(c *call, out any) {
-	if c.Protocol == protoJSON {
-		c.writeJSON(out)
+func sqsWrite(c *awsproto.Call, out any) {
+	if c.Protocol == awsproto.ProtoJSON {
+		c.WriteJSON(out)
 		return
 	}
 	sqsWriteQuery(c, out)
@@ -239,11 +241,11 @@ func sqsWrite(c *call, out any) {
 
 // sqsFail writes an SQS error. The query protocol words a missing queue as the SQS query API
 // always has ("… for this wsdl version."); the JSON protocol does not.
-func sqsFail(c *call, err *APIError) {
-	if c.Protocol == protoQuery && err.Code == sqsNonExistentQueue {
+func sqsFail(c *awsproto.Call, err *awsproto.APIError) {
+	if c.Protocol == awsproto.ProtoQuery && err.Code == sqsNonExistentQueue {
 		e := *err
 		e.Message = strings.TrimSuffix(e.Message, ".") + " for this wsdl version."
 		err = &e
 	}
-	c.fail(err)
+	c.Fail(err)
 }

@@ -1,4 +1,4 @@
-package sim_test
+package sqs_test
 
 import (
 	"context"
@@ -23,34 +23,15 @@ func startSQS(t *testing.T) (*simtest.Env, *sqs.Client) {
 	return env, sqs.NewFromConfig(env.Config)
 }
 
-func createQueue(t *testing.T, client *sqs.Client, name string, attrs map[string]string) string {
-	t.Helper()
-	out, err := client.CreateQueue(context.Background(), &sqs.CreateQueueInput{QueueName: aws.String(name), Attributes: attrs})
-	if err != nil {
-		t.Fatalf("CreateQueue %s: %v", name, err)
-	}
-	return *out.QueueUrl
-}
-
-func queueAttrs(t *testing.T, client *sqs.Client, queueURL string) map[string]string {
-	t.Helper()
-	out, err := client.GetQueueAttributes(context.Background(), &sqs.GetQueueAttributesInput{QueueUrl: aws.String(queueURL),
-		AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameAll}})
-	if err != nil {
-		t.Fatalf("GetQueueAttributes: %v", err)
-	}
-	return out.Attributes
-}
-
 func TestSQSQueueLifecycle(t *testing.T) {
 	env, client := startSQS(t)
 	ctx := context.Background()
-	qurl := createQueue(t, client, "events", map[string]string{"VisibilityTimeout": "60"})
+	qurl := simtest.CreateQueue(t, client, "events", map[string]string{"VisibilityTimeout": "60"})
 	u, err := url.Parse(qurl)
 	if err != nil || u.Host != strings.TrimPrefix(env.URL(), "http://") || u.Path != "/123456789012/events" {
 		t.Fatalf("QueueUrl = %s, want one on %s", qurl, env.URL())
 	}
-	if again := createQueue(t, client, "events", map[string]string{"VisibilityTimeout": "60"}); again != qurl {
+	if again := simtest.CreateQueue(t, client, "events", map[string]string{"VisibilityTimeout": "60"}); again != qurl {
 		t.Errorf("second CreateQueue = %s, want %s", again, qurl)
 	}
 	_, err = client.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("events"), Attributes: map[string]string{"VisibilityTimeout": "10"}})
@@ -58,8 +39,8 @@ func TestSQSQueueLifecycle(t *testing.T) {
 	if !errors.As(err, &exists) || exists.ErrorCode() != "QueueAlreadyExists" {
 		t.Errorf("CreateQueue with other attributes: err = %v, want QueueNameExists", err)
 	}
-	createQueue(t, client, "events-dlq", nil)
-	createQueue(t, client, "other", nil)
+	simtest.CreateQueue(t, client, "events-dlq", nil)
+	simtest.CreateQueue(t, client, "other", nil)
 
 	got, err := client.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String("events")})
 	if err != nil || *got.QueueUrl != qurl {
@@ -78,7 +59,7 @@ func TestSQSQueueLifecycle(t *testing.T) {
 		t.Errorf("ListQueues pages = %v", pages)
 	}
 
-	attrs := queueAttrs(t, client, qurl)
+	attrs := simtest.QueueAttributes(t, client, qurl)
 	if attrs["QueueArn"] != "arn:aws:sqs:us-east-1:123456789012:events" || attrs["VisibilityTimeout"] != "60" ||
 		attrs["ApproximateNumberOfMessages"] != "0" || attrs["MessageRetentionPeriod"] != "345600" {
 		t.Errorf("attributes = %v", attrs)
@@ -88,7 +69,7 @@ func TestSQSQueueLifecycle(t *testing.T) {
 		Attributes: map[string]string{"Policy": policy, "VisibilityTimeout": "5"}}); err != nil {
 		t.Fatal(err)
 	}
-	if attrs := queueAttrs(t, client, qurl); attrs["Policy"] != policy || attrs["VisibilityTimeout"] != "5" {
+	if attrs := simtest.QueueAttributes(t, client, qurl); attrs["Policy"] != policy || attrs["VisibilityTimeout"] != "5" {
 		t.Errorf("after SetQueueAttributes: %v", attrs)
 	}
 	_, err = client.SetQueueAttributes(ctx, &sqs.SetQueueAttributesInput{QueueUrl: aws.String(qurl), Attributes: map[string]string{"VisibilityTimeout": "50000"}})
@@ -127,13 +108,13 @@ func TestSQSQueueLifecycle(t *testing.T) {
 		t.Errorf("recreating at once: err = %v, want QueueDeletedRecently", err)
 	}
 	env.Region().Advance(61 * time.Second)
-	createQueue(t, client, "events", nil)
+	simtest.CreateQueue(t, client, "events", nil)
 }
 
 func TestSQSSendReceiveDelete(t *testing.T) {
 	env, client := startSQS(t)
 	ctx := context.Background()
-	qurl := createQueue(t, client, "work", nil)
+	qurl := simtest.CreateQueue(t, client, "work", nil)
 
 	// The SDK's checksum middleware verifies MD5OfMessageBody here and MD5OfBody on receive.
 	sent, err := client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(qurl), MessageBody: aws.String(`{"detail-type":"EC2 Spot Instance Interruption Warning"}`),
@@ -164,7 +145,7 @@ func TestSQSSendReceiveDelete(t *testing.T) {
 		*first[0].MessageAttributes["ordinal"].StringValue != "1" || *first[0].MD5OfMessageAttributes != *sent.MD5OfMessageAttributes {
 		t.Fatalf("first receive = %+v", first)
 	}
-	attrs := queueAttrs(t, client, qurl)
+	attrs := simtest.QueueAttributes(t, client, qurl)
 	if attrs["ApproximateNumberOfMessages"] != "0" || attrs["ApproximateNumberOfMessagesNotVisible"] != "1" {
 		t.Errorf("in flight: attributes = %v", attrs)
 	}
@@ -210,7 +191,7 @@ func TestSQSSendReceiveDelete(t *testing.T) {
 func TestSQSLongPoll(t *testing.T) {
 	env, client := startSQS(t)
 	ctx := context.Background()
-	qurl := createQueue(t, client, "poll", nil)
+	qurl := simtest.CreateQueue(t, client, "poll", nil)
 
 	type result struct {
 		msgs []types.Message
@@ -293,8 +274,8 @@ func TestSQSLongPoll(t *testing.T) {
 func TestSQSDelayBatchPurgeAndRedrive(t *testing.T) {
 	env, client := startSQS(t)
 	ctx := context.Background()
-	dlq := createQueue(t, client, "dlq", nil)
-	qurl := createQueue(t, client, "jobs", map[string]string{
+	dlq := simtest.CreateQueue(t, client, "dlq", nil)
+	qurl := simtest.CreateQueue(t, client, "jobs", map[string]string{
 		"RedrivePolicy": `{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:123456789012:dlq","maxReceiveCount":"1"}`,
 	})
 
@@ -309,7 +290,7 @@ func TestSQSDelayBatchPurgeAndRedrive(t *testing.T) {
 	if len(batch.Successful) != 2 || len(batch.Failed) != 1 || *batch.Failed[0].Id != "c" || *batch.Failed[0].Code != "MissingParameter" {
 		t.Fatalf("SendMessageBatch = %+v", batch)
 	}
-	if attrs := queueAttrs(t, client, qurl); attrs["ApproximateNumberOfMessages"] != "1" || attrs["ApproximateNumberOfMessagesDelayed"] != "1" {
+	if attrs := simtest.QueueAttributes(t, client, qurl); attrs["ApproximateNumberOfMessages"] != "1" || attrs["ApproximateNumberOfMessagesDelayed"] != "1" {
 		t.Errorf("attributes = %v", attrs)
 	}
 	_, err = client.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(qurl), Entries: []types.SendMessageBatchRequestEntry{
@@ -377,7 +358,7 @@ func TestSQSDelayBatchPurgeAndRedrive(t *testing.T) {
 // TestSQSMessageAttributesMD5 checks the digest against LocalStack's test vector.
 func TestSQSMessageAttributesMD5(t *testing.T) {
 	_, client := startSQS(t)
-	qurl := createQueue(t, client, "md5", nil)
+	qurl := simtest.CreateQueue(t, client, "md5", nil)
 	out, err := client.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: aws.String(qurl), MessageBody: aws.String("b"),
 		MessageAttributes: map[string]types.MessageAttributeValue{"timestamp": {DataType: aws.String("Number"), StringValue: aws.String("1493147359900")}}})
 	if err != nil {

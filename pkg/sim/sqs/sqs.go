@@ -1,4 +1,4 @@
-package sim
+package sqs
 
 import (
 	"bytes"
@@ -12,21 +12,51 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/spotmax/spotmax/pkg/sim/awsproto"
 )
 
-func init() {
-	registerService(&service{
-		name:  "sqs",
-		xmlns: "http://queue.amazonaws.com/doc/2012-11-05/",
-		setup: func(r *Region) {
-			r.svc["sqs"] = &sqsState{queues: map[string]*sqsQueue{}, deleted: map[string]time.Time{}}
-		},
-		handle: serveSQS,
+// Region is what SQS needs of the simulated region: its lock (which guards the queues as well, so
+// that EventBridge and Auto Scaling deliver in the step that caused the message), the due state
+// changes every call runs first, simulated time and timers, the seeded random source, and the
+// names in queue URLs and ARNs.
+type Region interface {
+	sync.Locker
+	RunDue()
+	Now() time.Time
+	After(d time.Duration, fn func())
+	Rand(b []byte)
+	Name() string
+	AccountID() string
+}
+
+// Service is the SQS of one simulated region.
+type Service struct {
+	region  Region
+	queues  map[string]*sqsQueue // by name
+	deleted map[string]time.Time // when a queue name was last deleted
+}
+
+// New returns the SQS of region, without queues.
+func New(region Region) *Service {
+	return &Service{region: region, queues: map[string]*sqsQueue{}, deleted: map[string]time.Time{}}
+}
+
+// Spec is how the region's mux reaches the service: signing name sqs, AWS JSON 1.0 and the
+// query protocol.
+func (svc *Service) Spec() *awsproto.Service {
+	return &awsproto.Service{
+		Name:          "sqs",
+		XMLNS:         "http://queue.amazonaws.com/doc/2012-11-05/",
+		QueryVersions: []string{queryVersion},
+		JSONTargets:   []string{"AmazonSQS"},
+		JSONNamespace: "com.amazonaws.sqs#",
 		// SQS's JSON errors name the error structure in __type and keep the legacy query code in
 		// x-amzn-query-error, which the SDKs report as the error code.
-		errorShapes: map[string]string{
+		ErrorShapes: map[string]string{
 			sqsNonExistentQueue:                                   "QueueDoesNotExist",
 			"QueueAlreadyExists":                                  "QueueNameExists",
 			"AWS.SimpleQueueService.MessageNotInflight":           "MessageNotInflight",
@@ -39,7 +69,16 @@ func init() {
 			"AWS.SimpleQueueService.BatchRequestTooLong":          "BatchRequestTooLong",
 			"AWS.SimpleQueueService.UnsupportedOperation":         "UnsupportedOperation",
 		},
-	})
+		Handle: svc.serve,
+	}
+}
+
+// do runs fn with the region locked after its due state changes.
+func (svc *Service) do(fn func()) {
+	svc.region.Lock()
+	defer svc.region.Unlock()
+	svc.region.RunDue()
+	fn()
 }
 
 const (
@@ -79,11 +118,6 @@ var sqsOtherAttrs = map[string]bool{
 	"SqsManagedSseEnabled": true,
 }
 
-type sqsState struct {
-	queues  map[string]*sqsQueue // by name
-	deleted map[string]time.Time // when a queue name was last deleted
-}
-
 type sqsQueue struct {
 	name      string
 	attrs     map[string]string
@@ -121,8 +155,6 @@ type sqsAttrValue struct {
 	BinaryListValues [][]byte `json:"BinaryListValues,omitempty"`
 }
 
-func (r *Region) sqs() *sqsState { return r.svc["sqs"].(*sqsState) }
-
 func (q *sqsQueue) signal() {
 	close(q.notify)
 	q.notify = make(chan struct{})
@@ -133,12 +165,12 @@ func (q *sqsQueue) intAttr(name string) int64 {
 	return n
 }
 
-func (r *Region) sqsARN(name string) string {
-	return fmt.Sprintf("arn:aws:sqs:%s:%s:%s", r.opts.Region, r.opts.AccountID, name)
+func (svc *Service) sqsARN(name string) string {
+	return fmt.Sprintf("arn:aws:sqs:%s:%s:%s", svc.region.Name(), svc.region.AccountID(), name)
 }
 
-func sqsQueueMissing() *APIError {
-	return errf(sqsNonExistentQueue, "The specified queue does not exist.")
+func sqsQueueMissing() *awsproto.APIError {
+	return awsproto.Errorf(sqsNonExistentQueue, "The specified queue does not exist.")
 }
 
 // expire drops messages older than the retention period.
@@ -154,8 +186,8 @@ func (q *sqsQueue) expire(now time.Time) {
 	q.msgs = out
 }
 
-// QueueMessage is a message in a simulated SQS queue.
-type QueueMessage struct {
+// Message is a message in a simulated SQS queue.
+type Message struct {
 	ID           string
 	Body         string
 	Attributes   map[string]string // message attributes with a string value
@@ -165,20 +197,20 @@ type QueueMessage struct {
 	Visible bool
 }
 
-// QueueMessages returns copies of the messages in a queue, in send order; nil if there is no
-// such queue.
-func (r *Region) QueueMessages(queueName string) []QueueMessage {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	q := r.sqs().queues[queueName]
+// Messages returns copies of the messages in a queue, in send order; nil if there is no such
+// queue.
+func (svc *Service) Messages(queueName string) []Message {
+	svc.region.Lock()
+	defer svc.region.Unlock()
+	q := svc.queues[queueName]
 	if q == nil {
 		return nil
 	}
-	now := r.now()
+	now := svc.region.Now()
 	q.expire(now)
-	out := make([]QueueMessage, 0, len(q.msgs))
+	out := make([]Message, 0, len(q.msgs))
 	for _, m := range q.msgs {
-		qm := QueueMessage{ID: m.id, Body: m.body, SentTime: m.sent, ReceiveCount: m.receives,
+		qm := Message{ID: m.id, Body: m.body, SentTime: m.sent, ReceiveCount: m.receives,
 			Visible: !m.visibleAt.After(now), Attributes: map[string]string{}}
 		for k, v := range m.attrs {
 			if v.StringValue != nil {
@@ -190,56 +222,56 @@ func (r *Region) QueueMessages(queueName string) []QueueMessage {
 	return out
 }
 
-// SendQueueMessage sends a message to a queue, as SendMessage does. Region features that deliver
-// to SQS (EventBridge rules) use it.
-func (r *Region) SendQueueMessage(queueName, body string) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.sched.runDue(r.now())
-	_, err := r.sqsDeliver(queueName, body)
+// Send sends a message to a queue, as SendMessage does, after the region's due state changes.
+func (svc *Service) Send(queueName, body string) error {
+	svc.region.Lock()
+	defer svc.region.Unlock()
+	svc.region.RunDue()
+	_, err := svc.Deliver(queueName, body)
 	return err
 }
 
-// sqsDeliver sends a message to a queue given by name or ARN, with the lock held, and returns its
-// id. It is what region features that deliver to queues call.
-func (r *Region) sqsDeliver(queue, body string) (string, error) {
+// Deliver sends a message to a queue given by name or ARN, with the region's lock held, and
+// returns its id. It is what region features that deliver to queues call (EventBridge rules,
+// lifecycle hook notifications).
+func (svc *Service) Deliver(queue, body string) (string, error) {
 	name := queue
 	if strings.HasPrefix(queue, "arn:") {
 		parts := strings.Split(queue, ":")
-		if len(parts) != 6 || parts[2] != "sqs" || parts[4] != r.opts.AccountID {
+		if len(parts) != 6 || parts[2] != "sqs" || parts[4] != svc.region.AccountID() {
 			return "", fmt.Errorf("sending to %s: %w", queue, sqsQueueMissing())
 		}
 		name = parts[5]
 	}
-	q := r.sqs().queues[name]
+	q := svc.queues[name]
 	if q == nil {
 		return "", fmt.Errorf("sending to queue %s: %w", queue, sqsQueueMissing())
 	}
 	if err := sqsCheckBody(body, q.intAttr("MaximumMessageSize"), 0); err != nil {
 		return "", fmt.Errorf("sending to queue %s: %w", queue, err)
 	}
-	m := r.sqsSend(q, body, nil, q.intAttr("DelaySeconds"), r.opts.AccountID)
+	m := svc.sqsSend(q, body, nil, q.intAttr("DelaySeconds"), svc.region.AccountID())
 	return m.id, nil
 }
 
 // sqsSend appends a message to a queue and wakes long polls; the message is valid.
-func (r *Region) sqsSend(q *sqsQueue, body string, attrs map[string]sqsAttrValue, delay int64, sender string) *sqsMessage {
-	now := r.now()
+func (svc *Service) sqsSend(q *sqsQueue, body string, attrs map[string]sqsAttrValue, delay int64, sender string) *sqsMessage {
+	now := svc.region.Now()
 	sum := md5.Sum([]byte(body))
-	m := &sqsMessage{id: r.sqsUUID(), body: body, attrs: attrs, md5Body: hex.EncodeToString(sum[:]),
+	m := &sqsMessage{id: svc.sqsUUID(), body: body, attrs: attrs, md5Body: hex.EncodeToString(sum[:]),
 		md5Attrs: sqsAttrsMD5(attrs), sender: sender, sent: now, visibleAt: now.Add(time.Duration(delay) * time.Second)}
 	q.msgs = append(q.msgs, m)
 	if delay > 0 {
-		r.after(time.Duration(delay)*time.Second, q.signal)
+		svc.region.After(time.Duration(delay)*time.Second, q.signal)
 	} else {
 		q.signal()
 	}
 	return m
 }
 
-func (r *Region) sqsUUID() string {
+func (svc *Service) sqsUUID() string {
 	b := make([]byte, 16)
-	r.rng.Read(b)
+	svc.region.Rand(b)
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
@@ -279,53 +311,53 @@ func sqsAttrsMD5(attrs map[string]sqsAttrValue) string {
 
 // sqsCheckBody applies SQS's rules on message bodies: not empty, within the queue's maximum size
 // (together with the attributes), only XML-safe characters.
-func sqsCheckBody(body string, maxSize, attrSize int64) *APIError {
+func sqsCheckBody(body string, maxSize, attrSize int64) *awsproto.APIError {
 	if body == "" {
-		return errf(CodeMissingParameter, "The request must contain the parameter MessageBody.")
+		return awsproto.Errorf(awsproto.CodeMissingParameter, "The request must contain the parameter MessageBody.")
 	}
 	if int64(len(body))+attrSize > maxSize {
-		return errf(CodeInvalidParameter, "One or more parameters are invalid. Reason: Message must be shorter than %d bytes.", maxSize)
+		return awsproto.Errorf(awsproto.CodeInvalidParameter, "One or more parameters are invalid. Reason: Message must be shorter than %d bytes.", maxSize)
 	}
 	for i, c := range body {
 		if c == utf8.RuneError && !strings.HasPrefix(body[i:], "\uFFFD") {
-			return errf("InvalidMessageContents", "Invalid binary character was found in the message body: the body is not UTF-8.")
+			return awsproto.Errorf("InvalidMessageContents", "Invalid binary character was found in the message body: the body is not UTF-8.")
 		}
 		if !(c == 0x9 || c == 0xA || c == 0xD || (c >= 0x20 && c <= 0xD7FF) || (c >= 0xE000 && c <= 0xFFFD) || (c >= 0x10000 && c <= 0x10FFFF)) {
-			return errf("InvalidMessageContents", "Invalid binary character '#x%X' was found in the message body, the set of allowed characters is #x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF", c)
+			return awsproto.Errorf("InvalidMessageContents", "Invalid binary character '#x%X' was found in the message body, the set of allowed characters is #x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF", c)
 		}
 	}
 	return nil
 }
 
-var sqsAttrName = lazyRegexp(`^[A-Za-z0-9_.-]{1,256}$`)
+var sqsAttrName = awsproto.LazyRegexp(`^[A-Za-z0-9_.-]{1,256}$`)
 
 // sqsCheckMessageAttrs validates message attributes and returns their size in bytes.
-func sqsCheckMessageAttrs(attrs map[string]sqsAttrValue) (int64, *APIError) {
+func sqsCheckMessageAttrs(attrs map[string]sqsAttrValue) (int64, *awsproto.APIError) {
 	if len(attrs) > sqsMaxAttributes {
-		return 0, errf(CodeInvalidParameter, "Number of message attributes [%d] exceeds the allowed maximum [%d].", len(attrs), sqsMaxAttributes)
+		return 0, awsproto.Errorf(awsproto.CodeInvalidParameter, "Number of message attributes [%d] exceeds the allowed maximum [%d].", len(attrs), sqsMaxAttributes)
 	}
 	var size int64
 	for name, v := range attrs {
 		lower := strings.ToLower(name)
 		if !sqsAttrName().MatchString(name) || strings.HasPrefix(lower, "aws.") || strings.HasPrefix(lower, "amazon.") ||
 			strings.HasPrefix(name, ".") || strings.HasSuffix(name, ".") || strings.Contains(name, "..") {
-			return 0, errf(CodeInvalidParameter, "Message attribute name '%s' is invalid.", name)
+			return 0, awsproto.Errorf(awsproto.CodeInvalidParameter, "Message attribute name '%s' is invalid.", name)
 		}
 		base, _, _ := strings.Cut(v.DataType, ".")
 		switch {
 		case v.DataType == "":
-			return 0, errf(CodeInvalidParameter, "The message attribute '%s' must contain a non-empty message attribute type.", name)
+			return 0, awsproto.Errorf(awsproto.CodeInvalidParameter, "The message attribute '%s' must contain a non-empty message attribute type.", name)
 		case base != "String" && base != "Number" && base != "Binary":
-			return 0, errf(CodeInvalidParameter, "The type of message (user) attribute '%s' is invalid. You must use only the following supported type prefixes: Binary, Number, String.", name)
+			return 0, awsproto.Errorf(awsproto.CodeInvalidParameter, "The type of message (user) attribute '%s' is invalid. You must use only the following supported type prefixes: Binary, Number, String.", name)
 		case len(v.StringListValues) > 0 || len(v.BinaryListValues) > 0:
-			return 0, errf(CodeInvalidParameter, "Message attribute list values in SendMessage operation are not supported.")
+			return 0, awsproto.Errorf(awsproto.CodeInvalidParameter, "Message attribute list values in SendMessage operation are not supported.")
 		case base == "Binary" && v.BinaryValue == nil:
-			return 0, errf(CodeInvalidParameter, "The message attribute '%s' with type 'Binary' must use field 'Binary'.", name)
+			return 0, awsproto.Errorf(awsproto.CodeInvalidParameter, "The message attribute '%s' with type 'Binary' must use field 'Binary'.", name)
 		case base != "Binary" && (v.StringValue == nil || *v.StringValue == ""):
-			return 0, errf(CodeInvalidParameter, "The message attribute '%s' must contain a non-empty message attribute value for message attribute type '%s'.", name, v.DataType)
+			return 0, awsproto.Errorf(awsproto.CodeInvalidParameter, "The message attribute '%s' must contain a non-empty message attribute value for message attribute type '%s'.", name, v.DataType)
 		case base == "Number":
 			if _, err := strconv.ParseFloat(*v.StringValue, 64); err != nil {
-				return 0, errf(CodeInvalidParameter, "Can't cast the value of message (user) attribute '%s' to a number.", name)
+				return 0, awsproto.Errorf(awsproto.CodeInvalidParameter, "Can't cast the value of message (user) attribute '%s' to a number.", name)
 			}
 		}
 		size += int64(len(name) + len(v.DataType) + len(v.BinaryValue))
@@ -337,12 +369,12 @@ func sqsCheckMessageAttrs(attrs map[string]sqsAttrValue) (int64, *APIError) {
 }
 
 // sqsCheckAttrs validates queue attributes given to CreateQueue or SetQueueAttributes.
-func (r *Region) sqsCheckAttrs(name string, attrs map[string]string) *APIError {
+func (svc *Service) sqsCheckAttrs(name string, attrs map[string]string) *awsproto.APIError {
 	for k, v := range attrs {
 		if rng, ok := sqsIntAttrs[k]; ok {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil || n < rng[0] || n > rng[1] {
-				return errf("InvalidAttributeValue", "Invalid value for the parameter %s.", k)
+				return awsproto.Errorf("InvalidAttributeValue", "Invalid value for the parameter %s.", k)
 			}
 			continue
 		}
@@ -351,10 +383,10 @@ func (r *Region) sqsCheckAttrs(name string, attrs map[string]string) *APIError {
 			if k == "FifoQueue" && v == "false" {
 				continue
 			}
-			return errf("AWS.SimpleQueueService.UnsupportedOperation", "The simulated region does not simulate FIFO queues (attribute %s).", k)
+			return awsproto.Errorf("AWS.SimpleQueueService.UnsupportedOperation", "The simulated region does not simulate FIFO queues (attribute %s).", k)
 		case "Policy", "RedriveAllowPolicy":
 			if !json.Valid([]byte(v)) {
-				return errf("InvalidAttributeValue", "Invalid value for the parameter %s.", k)
+				return awsproto.Errorf("InvalidAttributeValue", "Invalid value for the parameter %s.", k)
 			}
 		case "RedrivePolicy":
 			if v == "" {
@@ -365,29 +397,29 @@ func (r *Region) sqsCheckAttrs(name string, attrs map[string]string) *APIError {
 				Max    json.RawMessage `json:"maxReceiveCount"`
 			}
 			if err := json.Unmarshal([]byte(v), &p); err != nil {
-				return errf("InvalidAttributeValue", "Invalid value for the parameter RedrivePolicy. Reason: Redrive policy is not a valid JSON map.")
+				return awsproto.Errorf("InvalidAttributeValue", "Invalid value for the parameter RedrivePolicy. Reason: Redrive policy is not a valid JSON map.")
 			}
 			n, err := strconv.Atoi(strings.Trim(string(p.Max), `"`))
 			if err != nil || n < 1 || n > 1000 {
-				return errf("InvalidAttributeValue", "Value %s for parameter RedrivePolicy is invalid. Reason: Invalid value for maxReceiveCount: %s, valid values are from 1 to 1000 both inclusive.", v, p.Max)
+				return awsproto.Errorf("InvalidAttributeValue", "Value %s for parameter RedrivePolicy is invalid. Reason: Invalid value for maxReceiveCount: %s, valid values are from 1 to 1000 both inclusive.", v, p.Max)
 			}
-			if p.Target == r.sqsARN(name) {
-				return errf("InvalidAttributeValue", "Value %s for parameter RedrivePolicy is invalid. Reason: Dead-letter target ARN cannot be the queue itself.", v)
+			if p.Target == svc.sqsARN(name) {
+				return awsproto.Errorf("InvalidAttributeValue", "Value %s for parameter RedrivePolicy is invalid. Reason: Dead-letter target ARN cannot be the queue itself.", v)
 			}
 		case "SqsManagedSseEnabled":
 			if v != "true" && v != "false" {
-				return errf("InvalidAttributeValue", "Invalid value for the parameter %s.", k)
+				return awsproto.Errorf("InvalidAttributeValue", "Invalid value for the parameter %s.", k)
 			}
 		case "KmsMasterKeyId":
 		default:
-			return errf("InvalidAttributeName", "Unknown Attribute %s.", k)
+			return awsproto.Errorf("InvalidAttributeName", "Unknown Attribute %s.", k)
 		}
 	}
 	return nil
 }
 
 // redrive returns the dead-letter queue and maximum receive count of a queue's RedrivePolicy.
-func (r *Region) redrive(q *sqsQueue) (*sqsQueue, int) {
+func (svc *Service) redrive(q *sqsQueue) (*sqsQueue, int) {
 	v := q.attrs["RedrivePolicy"]
 	if v == "" {
 		return nil, 0
@@ -400,53 +432,53 @@ func (r *Region) redrive(q *sqsQueue) (*sqsQueue, int) {
 		return nil, 0
 	}
 	n, _ := strconv.Atoi(strings.Trim(string(p.Max), `"`))
-	prefix := r.sqsARN("")
+	prefix := svc.sqsARN("")
 	if !strings.HasPrefix(p.Target, prefix) {
 		return nil, 0
 	}
-	return r.sqs().queues[strings.TrimPrefix(p.Target, prefix)], n
+	return svc.queues[strings.TrimPrefix(p.Target, prefix)], n
 }
 
-var sqsActions = jsonActions{
-	"CreateQueue":                  (*Region).sqsCreateQueue,
-	"GetQueueUrl":                  (*Region).sqsGetQueueURL,
-	"DeleteQueue":                  (*Region).sqsDeleteQueue,
-	"ListQueues":                   (*Region).sqsListQueues,
-	"GetQueueAttributes":           (*Region).sqsGetQueueAttributes,
-	"SetQueueAttributes":           (*Region).sqsSetQueueAttributes,
-	"PurgeQueue":                   (*Region).sqsPurgeQueue,
-	"SendMessage":                  (*Region).sqsSendMessage,
-	"SendMessageBatch":             (*Region).sqsSendMessageBatch,
-	"DeleteMessage":                (*Region).sqsDeleteMessage,
-	"DeleteMessageBatch":           (*Region).sqsDeleteMessageBatch,
-	"ChangeMessageVisibility":      (*Region).sqsChangeMessageVisibility,
-	"ChangeMessageVisibilityBatch": (*Region).sqsChangeMessageVisibilityBatch,
-	"TagQueue":                     (*Region).sqsTagQueue,
-	"UntagQueue":                   (*Region).sqsUntagQueue,
-	"ListQueueTags":                (*Region).sqsListQueueTags,
+var sqsActions = awsproto.JSONActions[*Service]{
+	"CreateQueue":                  (*Service).sqsCreateQueue,
+	"GetQueueUrl":                  (*Service).sqsGetQueueURL,
+	"DeleteQueue":                  (*Service).sqsDeleteQueue,
+	"ListQueues":                   (*Service).sqsListQueues,
+	"GetQueueAttributes":           (*Service).sqsGetQueueAttributes,
+	"SetQueueAttributes":           (*Service).sqsSetQueueAttributes,
+	"PurgeQueue":                   (*Service).sqsPurgeQueue,
+	"SendMessage":                  (*Service).sqsSendMessage,
+	"SendMessageBatch":             (*Service).sqsSendMessageBatch,
+	"DeleteMessage":                (*Service).sqsDeleteMessage,
+	"DeleteMessageBatch":           (*Service).sqsDeleteMessageBatch,
+	"ChangeMessageVisibility":      (*Service).sqsChangeMessageVisibility,
+	"ChangeMessageVisibilityBatch": (*Service).sqsChangeMessageVisibilityBatch,
+	"TagQueue":                     (*Service).sqsTagQueue,
+	"UntagQueue":                   (*Service).sqsUntagQueue,
+	"ListQueueTags":                (*Service).sqsListQueueTags,
 }
 
-func serveSQS(r *Region, c *call) {
+func (svc *Service) serve(c *awsproto.Call) {
 	switch c.Protocol {
-	case protoJSON:
-	case protoQuery:
-		// The query protocol's form becomes the JSON request (sqs_query.go).
+	case awsproto.ProtoJSON:
+	case awsproto.ProtoQuery:
+		// The query protocol's form becomes the JSON request (query.go).
 		body, err := sqsQueryToJSON(c.Action, c.Form)
 		if err != nil {
-			c.fail(err)
+			c.Fail(err)
 			return
 		}
 		c.Body = body
 	default:
-		c.fail(&APIError{Status: http.StatusBadRequest, Code: CodeInvalidAction,
+		c.Fail(&awsproto.APIError{Status: http.StatusBadRequest, Code: awsproto.CodeInvalidAction,
 			Message: "The simulated region serves SQS over the AWS JSON and query protocols only."})
 		return
 	}
 	if c.Action == "ReceiveMessage" {
-		r.sqsReceiveMessage(c)
+		svc.sqsReceiveMessage(c)
 		return
 	}
-	out, err := runJSON(r, c, sqsActions)
+	out, err := sqsActions.Run(svc, c, svc.do)
 	if err != nil {
 		sqsFail(c, err)
 		return
@@ -454,13 +486,15 @@ func serveSQS(r *Region, c *call) {
 	sqsWrite(c, out)
 }
 
-func sqsDecode(c *call, v any) *APIError { return c.decodeJSON(v, "SerializationException") }
+func sqsDecode(c *awsproto.Call, v any) *awsproto.APIError {
+	return c.DecodeJSON(v, "SerializationException")
+}
 
 // queueByURL finds the queue a QueueUrl names: http://host/account/name. Only the path counts,
 // so URLs with AWS's host name work too.
-func (r *Region) queueByURL(u string) (*sqsQueue, *APIError) {
+func (svc *Service) queueByURL(u string) (*sqsQueue, *awsproto.APIError) {
 	if u == "" {
-		return nil, errf(CodeMissingParameter, "The request must contain the parameter QueueUrl.")
+		return nil, awsproto.Errorf(awsproto.CodeMissingParameter, "The request must contain the parameter QueueUrl.")
 	}
 	path := u
 	if i := strings.Index(u, "://"); i >= 0 {
@@ -472,28 +506,28 @@ func (r *Region) queueByURL(u string) (*sqsQueue, *APIError) {
 		}
 	}
 	parts := strings.Split(strings.Trim(path, "/"), "/")
-	if len(parts) != 2 || parts[0] != r.opts.AccountID {
+	if len(parts) != 2 || parts[0] != svc.region.AccountID() {
 		return nil, sqsQueueMissing()
 	}
-	q := r.sqs().queues[parts[1]]
+	q := svc.queues[parts[1]]
 	if q == nil {
 		return nil, sqsQueueMissing()
 	}
-	q.expire(r.now())
+	q.expire(svc.region.Now())
 	return q, nil
 }
 
-func (r *Region) queueURL(c *call, name string) string {
+func (svc *Service) queueURL(c *awsproto.Call, name string) string {
 	host := c.Request().Host
 	if host == "" {
 		host = "localhost"
 	}
-	return fmt.Sprintf("http://%s/%s/%s", host, r.opts.AccountID, name)
+	return fmt.Sprintf("http://%s/%s/%s", host, svc.region.AccountID(), name)
 }
 
-var sqsQueueName = lazyRegexp(`^[A-Za-z0-9_-]{1,80}$`)
+var sqsQueueName = awsproto.LazyRegexp(`^[A-Za-z0-9_-]{1,80}$`)
 
-func (r *Region) sqsCreateQueue(c *call) (any, *APIError) {
+func (svc *Service) sqsCreateQueue(c *awsproto.Call) (any, *awsproto.APIError) {
 	var in struct {
 		QueueName  string
 		Attributes map[string]string
@@ -503,19 +537,19 @@ func (r *Region) sqsCreateQueue(c *call) (any, *APIError) {
 		return nil, err
 	}
 	if in.QueueName == "" {
-		return nil, errf(CodeMissingParameter, "The request must contain the parameter QueueName.")
+		return nil, awsproto.Errorf(awsproto.CodeMissingParameter, "The request must contain the parameter QueueName.")
 	}
 	if strings.HasSuffix(in.QueueName, ".fifo") {
-		return nil, errf("AWS.SimpleQueueService.UnsupportedOperation", "The simulated region does not simulate FIFO queues.")
+		return nil, awsproto.Errorf("AWS.SimpleQueueService.UnsupportedOperation", "The simulated region does not simulate FIFO queues.")
 	}
 	if !sqsQueueName().MatchString(in.QueueName) {
-		return nil, errf(CodeInvalidParameter, "Can only include alphanumeric characters, hyphens, or underscores. 1 to 80 in length")
+		return nil, awsproto.Errorf(awsproto.CodeInvalidParameter, "Can only include alphanumeric characters, hyphens, or underscores. 1 to 80 in length")
 	}
-	if err := r.sqsCheckAttrs(in.QueueName, in.Attributes); err != nil {
+	if err := svc.sqsCheckAttrs(in.QueueName, in.Attributes); err != nil {
 		return nil, err
 	}
-	st := r.sqs()
-	now := r.now()
+	st := svc
+	now := svc.region.Now()
 	if q := st.queues[in.QueueName]; q != nil {
 		for k, v := range in.Attributes {
 			cur, ok := q.attrs[k]
@@ -523,13 +557,13 @@ func (r *Region) sqsCreateQueue(c *call) (any, *APIError) {
 				cur = sqsDefaults[k]
 			}
 			if cur != v {
-				return nil, errf("QueueAlreadyExists", "A queue already exists with the same name and a different value for attribute %s", k)
+				return nil, awsproto.Errorf("QueueAlreadyExists", "A queue already exists with the same name and a different value for attribute %s", k)
 			}
 		}
-		return map[string]string{"QueueUrl": r.queueURL(c, q.name)}, nil
+		return map[string]string{"QueueUrl": svc.queueURL(c, q.name)}, nil
 	}
 	if t, ok := st.deleted[in.QueueName]; ok && now.Sub(t) < sqsRecreateDelay {
-		return nil, errf("AWS.SimpleQueueService.QueueDeletedRecently", "You must wait 60 seconds after deleting a queue before you can create another with the same name.")
+		return nil, awsproto.Errorf("AWS.SimpleQueueService.QueueDeletedRecently", "You must wait 60 seconds after deleting a queue before you can create another with the same name.")
 	}
 	q := &sqsQueue{name: in.QueueName, attrs: map[string]string{}, tags: map[string]string{}, created: now, modified: now,
 		notify: make(chan struct{})}
@@ -540,48 +574,48 @@ func (r *Region) sqsCreateQueue(c *call) (any, *APIError) {
 		q.attrs[k] = v
 	}
 	if len(in.Tags) > 50 {
-		return nil, errf(CodeInvalidParameter, "Too many tags: a queue can have up to 50 tags.")
+		return nil, awsproto.Errorf(awsproto.CodeInvalidParameter, "Too many tags: a queue can have up to 50 tags.")
 	}
 	for k, v := range in.Tags {
 		q.tags[k] = v
 	}
 	st.queues[q.name] = q
-	return map[string]string{"QueueUrl": r.queueURL(c, q.name)}, nil
+	return map[string]string{"QueueUrl": svc.queueURL(c, q.name)}, nil
 }
 
-func (r *Region) sqsGetQueueURL(c *call) (any, *APIError) {
+func (svc *Service) sqsGetQueueURL(c *awsproto.Call) (any, *awsproto.APIError) {
 	var in struct{ QueueName, QueueOwnerAWSAccountId string }
 	if err := sqsDecode(c, &in); err != nil {
 		return nil, err
 	}
 	if in.QueueName == "" {
-		return nil, errf(CodeMissingParameter, "The request must contain the parameter QueueName.")
+		return nil, awsproto.Errorf(awsproto.CodeMissingParameter, "The request must contain the parameter QueueName.")
 	}
-	q := r.sqs().queues[in.QueueName]
-	if q == nil || (in.QueueOwnerAWSAccountId != "" && in.QueueOwnerAWSAccountId != r.opts.AccountID) {
+	q := svc.queues[in.QueueName]
+	if q == nil || (in.QueueOwnerAWSAccountId != "" && in.QueueOwnerAWSAccountId != svc.region.AccountID()) {
 		return nil, sqsQueueMissing()
 	}
-	return map[string]string{"QueueUrl": r.queueURL(c, q.name)}, nil
+	return map[string]string{"QueueUrl": svc.queueURL(c, q.name)}, nil
 }
 
-func (r *Region) sqsDeleteQueue(c *call) (any, *APIError) {
+func (svc *Service) sqsDeleteQueue(c *awsproto.Call) (any, *awsproto.APIError) {
 	var in struct{ QueueUrl string }
 	if err := sqsDecode(c, &in); err != nil {
 		return nil, err
 	}
-	q, err := r.queueByURL(in.QueueUrl)
+	q, err := svc.queueByURL(in.QueueUrl)
 	if err != nil {
 		return nil, err
 	}
-	st := r.sqs()
+	st := svc
 	delete(st.queues, q.name)
-	st.deleted[q.name] = r.now()
+	st.deleted[q.name] = svc.region.Now()
 	q.gone = true
 	q.signal() // long polls on the queue end
 	return nil, nil
 }
 
-func (r *Region) sqsListQueues(c *call) (any, *APIError) {
+func (svc *Service) sqsListQueues(c *awsproto.Call) (any, *awsproto.APIError) {
 	var in struct {
 		QueueNamePrefix string
 		NextToken       string
@@ -591,10 +625,10 @@ func (r *Region) sqsListQueues(c *call) (any, *APIError) {
 		return nil, err
 	}
 	if in.MaxResults != nil && (*in.MaxResults < 1 || *in.MaxResults > 1000) {
-		return nil, errf(CodeInvalidParameter, "Value %d for parameter MaxResults is invalid. Reason: MaxResults must be an integer between 1 and 1000.", *in.MaxResults)
+		return nil, awsproto.Errorf(awsproto.CodeInvalidParameter, "Value %d for parameter MaxResults is invalid. Reason: MaxResults must be an integer between 1 and 1000.", *in.MaxResults)
 	}
 	var names []string
-	for n := range r.sqs().queues {
+	for n := range svc.queues {
 		if strings.HasPrefix(n, in.QueueNamePrefix) {
 			names = append(names, n)
 		}
@@ -609,19 +643,19 @@ func (r *Region) sqsListQueues(c *call) (any, *APIError) {
 		// Without MaxResults, SQS returns up to 1,000 queues and no token.
 		names = names[:min(len(names), 1000)]
 	} else {
-		from, to, next, err := page(len(names), *in.MaxResults, in.NextToken, 1000, 1000)
+		from, to, next, err := awsproto.Page(len(names), *in.MaxResults, in.NextToken, 1000, 1000)
 		if err != nil {
 			return nil, err
 		}
 		names, out.NextToken = names[from:to], next
 	}
 	for _, n := range names {
-		out.QueueUrls = append(out.QueueUrls, r.queueURL(c, n))
+		out.QueueUrls = append(out.QueueUrls, svc.queueURL(c, n))
 	}
 	return out, nil
 }
 
-func (r *Region) sqsGetQueueAttributes(c *call) (any, *APIError) {
+func (svc *Service) sqsGetQueueAttributes(c *awsproto.Call) (any, *awsproto.APIError) {
 	var in struct {
 		QueueUrl       string
 		AttributeNames []string
@@ -629,7 +663,7 @@ func (r *Region) sqsGetQueueAttributes(c *call) (any, *APIError) {
 	if err := sqsDecode(c, &in); err != nil {
 		return nil, err
 	}
-	q, err := r.queueByURL(in.QueueUrl)
+	q, err := svc.queueByURL(in.QueueUrl)
 	if err != nil {
 		return nil, err
 	}
@@ -637,7 +671,7 @@ func (r *Region) sqsGetQueueAttributes(c *call) (any, *APIError) {
 	for k, v := range q.attrs {
 		all[k] = v
 	}
-	now := r.now()
+	now := svc.region.Now()
 	var visible, inflight, delayed int
 	for _, m := range q.msgs {
 		switch {
@@ -649,7 +683,7 @@ func (r *Region) sqsGetQueueAttributes(c *call) (any, *APIError) {
 			delayed++
 		}
 	}
-	all["QueueArn"] = r.sqsARN(q.name)
+	all["QueueArn"] = svc.sqsARN(q.name)
 	all["ApproximateNumberOfMessages"] = strconv.Itoa(visible)
 	all["ApproximateNumberOfMessagesNotVisible"] = strconv.Itoa(inflight)
 	all["ApproximateNumberOfMessagesDelayed"] = strconv.Itoa(delayed)
@@ -664,7 +698,7 @@ func (r *Region) sqsGetQueueAttributes(c *call) (any, *APIError) {
 		v, ok := all[n]
 		if !ok {
 			if _, known := sqsIntAttrs[n]; !known && !sqsOtherAttrs[n] && n != "FifoQueue" && n != "ContentBasedDeduplication" {
-				return nil, errf("InvalidAttributeName", "Unknown Attribute %s.", n)
+				return nil, awsproto.Errorf("InvalidAttributeName", "Unknown Attribute %s.", n)
 			}
 			continue
 		}
@@ -676,7 +710,7 @@ func (r *Region) sqsGetQueueAttributes(c *call) (any, *APIError) {
 	return map[string]any{"Attributes": out}, nil
 }
 
-func (r *Region) sqsSetQueueAttributes(c *call) (any, *APIError) {
+func (svc *Service) sqsSetQueueAttributes(c *awsproto.Call) (any, *awsproto.APIError) {
 	var in struct {
 		QueueUrl   string
 		Attributes map[string]string
@@ -684,14 +718,14 @@ func (r *Region) sqsSetQueueAttributes(c *call) (any, *APIError) {
 	if err := sqsDecode(c, &in); err != nil {
 		return nil, err
 	}
-	q, err := r.queueByURL(in.QueueUrl)
+	q, err := svc.queueByURL(in.QueueUrl)
 	if err != nil {
 		return nil, err
 	}
 	if len(in.Attributes) == 0 {
-		return nil, errf(CodeMissingParameter, "The request must contain the parameter Attributes.")
+		return nil, awsproto.Errorf(awsproto.CodeMissingParameter, "The request must contain the parameter Attributes.")
 	}
-	if err := r.sqsCheckAttrs(q.name, in.Attributes); err != nil {
+	if err := svc.sqsCheckAttrs(q.name, in.Attributes); err != nil {
 		return nil, err
 	}
 	for k, v := range in.Attributes {
@@ -701,22 +735,22 @@ func (r *Region) sqsSetQueueAttributes(c *call) (any, *APIError) {
 		}
 		q.attrs[k] = v
 	}
-	q.modified = r.now()
+	q.modified = svc.region.Now()
 	return nil, nil
 }
 
-func (r *Region) sqsPurgeQueue(c *call) (any, *APIError) {
+func (svc *Service) sqsPurgeQueue(c *awsproto.Call) (any, *awsproto.APIError) {
 	var in struct{ QueueUrl string }
 	if err := sqsDecode(c, &in); err != nil {
 		return nil, err
 	}
-	q, err := r.queueByURL(in.QueueUrl)
+	q, err := svc.queueByURL(in.QueueUrl)
 	if err != nil {
 		return nil, err
 	}
-	now := r.now()
+	now := svc.region.Now()
 	if !q.lastPurge.IsZero() && now.Sub(q.lastPurge) < sqsPurgeInterval {
-		return nil, errf("AWS.SimpleQueueService.PurgeQueueInProgress", "Only one PurgeQueue operation on %s is allowed every 60 seconds.", q.name)
+		return nil, awsproto.Errorf("AWS.SimpleQueueService.PurgeQueueInProgress", "Only one PurgeQueue operation on %s is allowed every 60 seconds.", q.name)
 	}
 	q.lastPurge = now
 	q.msgs = nil
@@ -742,11 +776,11 @@ type sqsSendOutput struct {
 	MD5OfMessageAttributes string `json:",omitempty"`
 }
 
-func (r *Region) sqsSendOne(c *call, q *sqsQueue, in sqsSendInput) (*sqsSendOutput, *APIError) {
+func (svc *Service) sqsSendOne(c *awsproto.Call, q *sqsQueue, in sqsSendInput) (*sqsSendOutput, *awsproto.APIError) {
 	delay := q.intAttr("DelaySeconds")
 	if in.DelaySeconds != nil {
 		if *in.DelaySeconds < 0 || *in.DelaySeconds > 900 {
-			return nil, errf(CodeInvalidParameter, "Value %d for parameter DelaySeconds is invalid. Reason: DelaySeconds must be >= 0 and <= 900.", *in.DelaySeconds)
+			return nil, awsproto.Errorf(awsproto.CodeInvalidParameter, "Value %d for parameter DelaySeconds is invalid. Reason: DelaySeconds must be >= 0 and <= 900.", *in.DelaySeconds)
 		}
 		delay = *in.DelaySeconds
 	}
@@ -759,13 +793,13 @@ func (r *Region) sqsSendOne(c *call, q *sqsQueue, in sqsSendInput) (*sqsSendOutp
 	}
 	sender := c.AccessKey
 	if sender == "" {
-		sender = r.opts.AccountID
+		sender = svc.region.AccountID()
 	}
-	m := r.sqsSend(q, in.MessageBody, in.MessageAttributes, delay, sender)
+	m := svc.sqsSend(q, in.MessageBody, in.MessageAttributes, delay, sender)
 	return &sqsSendOutput{Id: in.Id, MessageId: m.id, MD5OfMessageBody: m.md5Body, MD5OfMessageAttributes: m.md5Attrs}, nil
 }
 
-func (r *Region) sqsSendMessage(c *call) (any, *APIError) {
+func (svc *Service) sqsSendMessage(c *awsproto.Call) (any, *awsproto.APIError) {
 	var in struct {
 		QueueUrl string
 		sqsSendInput
@@ -773,12 +807,12 @@ func (r *Region) sqsSendMessage(c *call) (any, *APIError) {
 	if err := sqsDecode(c, &in); err != nil {
 		return nil, err
 	}
-	q, err := r.queueByURL(in.QueueUrl)
+	q, err := svc.queueByURL(in.QueueUrl)
 	if err != nil {
 		return nil, err
 	}
 	in.Id = ""
-	return r.sqsSendOne(c, q, in.sqsSendInput)
+	return svc.sqsSendOne(c, q, in.sqsSendInput)
 }
 
 // sqsBatchError is a failed entry of a batch action.
@@ -789,30 +823,30 @@ type sqsBatchError struct {
 	Message     string
 }
 
-var sqsBatchID = lazyRegexp(`^[A-Za-z0-9_-]{1,80}$`)
+var sqsBatchID = awsproto.LazyRegexp(`^[A-Za-z0-9_-]{1,80}$`)
 
 // sqsCheckBatch applies the rules every batch action shares to the entries' ids.
-func sqsCheckBatch(ids []string) *APIError {
+func sqsCheckBatch(ids []string) *awsproto.APIError {
 	if len(ids) == 0 {
-		return errf("AWS.SimpleQueueService.EmptyBatchRequest", "There should be at least one SendMessageBatchRequestEntry in the request.")
+		return awsproto.Errorf("AWS.SimpleQueueService.EmptyBatchRequest", "There should be at least one SendMessageBatchRequestEntry in the request.")
 	}
 	if len(ids) > sqsMaxBatch {
-		return errf("AWS.SimpleQueueService.TooManyEntriesInBatchRequest", "Maximum number of entries per request are %d. You have sent %d.", sqsMaxBatch, len(ids))
+		return awsproto.Errorf("AWS.SimpleQueueService.TooManyEntriesInBatchRequest", "Maximum number of entries per request are %d. You have sent %d.", sqsMaxBatch, len(ids))
 	}
 	seen := map[string]bool{}
 	for _, id := range ids {
 		if !sqsBatchID().MatchString(id) {
-			return errf("AWS.SimpleQueueService.InvalidBatchEntryId", "A batch entry id can only contain alphanumeric characters, hyphens and underscores. It can be at most 80 letters long.")
+			return awsproto.Errorf("AWS.SimpleQueueService.InvalidBatchEntryId", "A batch entry id can only contain alphanumeric characters, hyphens and underscores. It can be at most 80 letters long.")
 		}
 		if seen[id] {
-			return errf("AWS.SimpleQueueService.BatchEntryIdsNotDistinct", "Id %s repeated.", id)
+			return awsproto.Errorf("AWS.SimpleQueueService.BatchEntryIdsNotDistinct", "Id %s repeated.", id)
 		}
 		seen[id] = true
 	}
 	return nil
 }
 
-func (r *Region) sqsSendMessageBatch(c *call) (any, *APIError) {
+func (svc *Service) sqsSendMessageBatch(c *awsproto.Call) (any, *awsproto.APIError) {
 	var in struct {
 		QueueUrl string
 		Entries  []sqsSendInput
@@ -820,7 +854,7 @@ func (r *Region) sqsSendMessageBatch(c *call) (any, *APIError) {
 	if err := sqsDecode(c, &in); err != nil {
 		return nil, err
 	}
-	q, err := r.queueByURL(in.QueueUrl)
+	q, err := svc.queueByURL(in.QueueUrl)
 	if err != nil {
 		return nil, err
 	}
@@ -834,14 +868,14 @@ func (r *Region) sqsSendMessageBatch(c *call) (any, *APIError) {
 		return nil, err
 	}
 	if limit := q.intAttr("MaximumMessageSize"); total > limit {
-		return nil, errf("AWS.SimpleQueueService.BatchRequestTooLong", "Batch requests cannot be longer than %d bytes. You have sent %d bytes.", limit, total)
+		return nil, awsproto.Errorf("AWS.SimpleQueueService.BatchRequestTooLong", "Batch requests cannot be longer than %d bytes. You have sent %d bytes.", limit, total)
 	}
 	out := struct {
 		Successful []*sqsSendOutput
 		Failed     []sqsBatchError
 	}{Successful: []*sqsSendOutput{}, Failed: []sqsBatchError{}}
 	for _, e := range in.Entries {
-		res, err := r.sqsSendOne(c, q, e)
+		res, err := svc.sqsSendOne(c, q, e)
 		if err != nil {
 			out.Failed = append(out.Failed, sqsBatchError{Id: e.Id, SenderFault: true, Code: err.Code, Message: err.Message})
 			continue
@@ -852,19 +886,19 @@ func (r *Region) sqsSendMessageBatch(c *call) (any, *APIError) {
 }
 
 // receiptHandle encodes the queue, the message and the receive it came from.
-func (r *Region) receiptHandle(q *sqsQueue, m *sqsMessage) string {
+func (svc *Service) receiptHandle(q *sqsQueue, m *sqsMessage) string {
 	nonce := make([]byte, 12)
-	r.rng.Read(nonce)
+	svc.region.Rand(nonce)
 	raw := fmt.Sprintf("%s\x00%s\x00%d\x00%s", q.name, m.id, m.receives, base64.RawStdEncoding.EncodeToString(nonce))
 	return base64.StdEncoding.EncodeToString([]byte(raw))
 }
 
 // parseReceipt returns the message id a receipt handle of queue q names. Any handle the queue
 // ever gave out is valid, also after the message was received again or deleted, as on AWS.
-func parseReceipt(q *sqsQueue, handle string) (string, *APIError) {
-	invalid := errf("ReceiptHandleIsInvalid", "The input receipt handle \"%s\" is not a valid receipt handle.", handle)
+func parseReceipt(q *sqsQueue, handle string) (string, *awsproto.APIError) {
+	invalid := awsproto.Errorf("ReceiptHandleIsInvalid", "The input receipt handle \"%s\" is not a valid receipt handle.", handle)
 	if handle == "" {
-		return "", errf(CodeMissingParameter, "The request must contain the parameter ReceiptHandle.")
+		return "", awsproto.Errorf(awsproto.CodeMissingParameter, "The request must contain the parameter ReceiptHandle.")
 	}
 	raw, err := base64.StdEncoding.DecodeString(handle)
 	if err != nil {
@@ -886,7 +920,7 @@ func (q *sqsQueue) find(id string) (int, *sqsMessage) {
 	return -1, nil
 }
 
-func (r *Region) sqsDeleteOne(q *sqsQueue, handle string) *APIError {
+func (svc *Service) sqsDeleteOne(q *sqsQueue, handle string) *awsproto.APIError {
 	id, err := parseReceipt(q, handle)
 	if err != nil {
 		return err
@@ -897,16 +931,16 @@ func (r *Region) sqsDeleteOne(q *sqsQueue, handle string) *APIError {
 	return nil
 }
 
-func (r *Region) sqsDeleteMessage(c *call) (any, *APIError) {
+func (svc *Service) sqsDeleteMessage(c *awsproto.Call) (any, *awsproto.APIError) {
 	var in struct{ QueueUrl, ReceiptHandle string }
 	if err := sqsDecode(c, &in); err != nil {
 		return nil, err
 	}
-	q, err := r.queueByURL(in.QueueUrl)
+	q, err := svc.queueByURL(in.QueueUrl)
 	if err != nil {
 		return nil, err
 	}
-	return nil, r.sqsDeleteOne(q, in.ReceiptHandle)
+	return nil, svc.sqsDeleteOne(q, in.ReceiptHandle)
 }
 
 type sqsBatchEntry struct {
@@ -920,7 +954,7 @@ type sqsBatchResult struct {
 	Failed     []sqsBatchError
 }
 
-func (r *Region) sqsBatch(c *call, fn func(q *sqsQueue, e sqsBatchEntry) *APIError) (any, *APIError) {
+func (svc *Service) sqsBatch(c *awsproto.Call, fn func(q *sqsQueue, e sqsBatchEntry) *awsproto.APIError) (any, *awsproto.APIError) {
 	var in struct {
 		QueueUrl string
 		Entries  []sqsBatchEntry
@@ -928,7 +962,7 @@ func (r *Region) sqsBatch(c *call, fn func(q *sqsQueue, e sqsBatchEntry) *APIErr
 	if err := sqsDecode(c, &in); err != nil {
 		return nil, err
 	}
-	q, err := r.queueByURL(in.QueueUrl)
+	q, err := svc.queueByURL(in.QueueUrl)
 	if err != nil {
 		return nil, err
 	}
@@ -950,36 +984,36 @@ func (r *Region) sqsBatch(c *call, fn func(q *sqsQueue, e sqsBatchEntry) *APIErr
 	return out, nil
 }
 
-func (r *Region) sqsDeleteMessageBatch(c *call) (any, *APIError) {
-	return r.sqsBatch(c, func(q *sqsQueue, e sqsBatchEntry) *APIError { return r.sqsDeleteOne(q, e.ReceiptHandle) })
+func (svc *Service) sqsDeleteMessageBatch(c *awsproto.Call) (any, *awsproto.APIError) {
+	return svc.sqsBatch(c, func(q *sqsQueue, e sqsBatchEntry) *awsproto.APIError { return svc.sqsDeleteOne(q, e.ReceiptHandle) })
 }
 
-func (r *Region) sqsChangeVisibility(q *sqsQueue, handle string, timeout int64) *APIError {
+func (svc *Service) sqsChangeVisibility(q *sqsQueue, handle string, timeout int64) *awsproto.APIError {
 	id, err := parseReceipt(q, handle)
 	if err != nil {
 		return err
 	}
 	if timeout < 0 || timeout > sqsMaxVisibility {
-		return errf(CodeInvalidParameter, "Value %d for parameter VisibilityTimeout is invalid. Reason: Must be between 0 and 43200, if provided.", timeout)
+		return awsproto.Errorf(awsproto.CodeInvalidParameter, "Value %d for parameter VisibilityTimeout is invalid. Reason: Must be between 0 and 43200, if provided.", timeout)
 	}
 	_, m := q.find(id)
-	now := r.now()
+	now := svc.region.Now()
 	if m == nil || m.handle != handle {
-		return errf(CodeInvalidParameter, "Value %s for parameter ReceiptHandle is invalid. Reason: Message does not exist or is not available for visibility timeout change.", handle)
+		return awsproto.Errorf(awsproto.CodeInvalidParameter, "Value %s for parameter ReceiptHandle is invalid. Reason: Message does not exist or is not available for visibility timeout change.", handle)
 	}
 	if !m.visibleAt.After(now) {
-		return errf("AWS.SimpleQueueService.MessageNotInflight", "Message not inflight.")
+		return awsproto.Errorf("AWS.SimpleQueueService.MessageNotInflight", "Message not inflight.")
 	}
 	m.visibleAt = now.Add(time.Duration(timeout) * time.Second)
 	if timeout == 0 {
 		q.signal()
 	} else {
-		r.after(time.Duration(timeout)*time.Second, q.signal)
+		svc.region.After(time.Duration(timeout)*time.Second, q.signal)
 	}
 	return nil
 }
 
-func (r *Region) sqsChangeMessageVisibility(c *call) (any, *APIError) {
+func (svc *Service) sqsChangeMessageVisibility(c *awsproto.Call) (any, *awsproto.APIError) {
 	var in struct {
 		QueueUrl, ReceiptHandle string
 		VisibilityTimeout       *int64
@@ -987,23 +1021,23 @@ func (r *Region) sqsChangeMessageVisibility(c *call) (any, *APIError) {
 	if err := sqsDecode(c, &in); err != nil {
 		return nil, err
 	}
-	q, err := r.queueByURL(in.QueueUrl)
+	q, err := svc.queueByURL(in.QueueUrl)
 	if err != nil {
 		return nil, err
 	}
 	if in.VisibilityTimeout == nil {
-		return nil, errf(CodeMissingParameter, "The request must contain the parameter VisibilityTimeout.")
+		return nil, awsproto.Errorf(awsproto.CodeMissingParameter, "The request must contain the parameter VisibilityTimeout.")
 	}
-	return nil, r.sqsChangeVisibility(q, in.ReceiptHandle, *in.VisibilityTimeout)
+	return nil, svc.sqsChangeVisibility(q, in.ReceiptHandle, *in.VisibilityTimeout)
 }
 
-func (r *Region) sqsChangeMessageVisibilityBatch(c *call) (any, *APIError) {
-	return r.sqsBatch(c, func(q *sqsQueue, e sqsBatchEntry) *APIError {
-		return r.sqsChangeVisibility(q, e.ReceiptHandle, e.VisibilityTimeout)
+func (svc *Service) sqsChangeMessageVisibilityBatch(c *awsproto.Call) (any, *awsproto.APIError) {
+	return svc.sqsBatch(c, func(q *sqsQueue, e sqsBatchEntry) *awsproto.APIError {
+		return svc.sqsChangeVisibility(q, e.ReceiptHandle, e.VisibilityTimeout)
 	})
 }
 
-func (r *Region) sqsTagQueue(c *call) (any, *APIError) {
+func (svc *Service) sqsTagQueue(c *awsproto.Call) (any, *awsproto.APIError) {
 	var in struct {
 		QueueUrl string
 		Tags     map[string]string
@@ -1011,23 +1045,23 @@ func (r *Region) sqsTagQueue(c *call) (any, *APIError) {
 	if err := sqsDecode(c, &in); err != nil {
 		return nil, err
 	}
-	q, err := r.queueByURL(in.QueueUrl)
+	q, err := svc.queueByURL(in.QueueUrl)
 	if err != nil {
 		return nil, err
 	}
 	if len(in.Tags) == 0 {
-		return nil, errf(CodeMissingParameter, "The request must contain the parameter Tags.")
+		return nil, awsproto.Errorf(awsproto.CodeMissingParameter, "The request must contain the parameter Tags.")
 	}
 	for k, v := range in.Tags {
 		q.tags[k] = v
 	}
 	if len(q.tags) > 50 {
-		return nil, errf(CodeInvalidParameter, "Too many tags: a queue can have up to 50 tags.")
+		return nil, awsproto.Errorf(awsproto.CodeInvalidParameter, "Too many tags: a queue can have up to 50 tags.")
 	}
 	return nil, nil
 }
 
-func (r *Region) sqsUntagQueue(c *call) (any, *APIError) {
+func (svc *Service) sqsUntagQueue(c *awsproto.Call) (any, *awsproto.APIError) {
 	var in struct {
 		QueueUrl string
 		TagKeys  []string
@@ -1035,7 +1069,7 @@ func (r *Region) sqsUntagQueue(c *call) (any, *APIError) {
 	if err := sqsDecode(c, &in); err != nil {
 		return nil, err
 	}
-	q, err := r.queueByURL(in.QueueUrl)
+	q, err := svc.queueByURL(in.QueueUrl)
 	if err != nil {
 		return nil, err
 	}
@@ -1045,12 +1079,12 @@ func (r *Region) sqsUntagQueue(c *call) (any, *APIError) {
 	return nil, nil
 }
 
-func (r *Region) sqsListQueueTags(c *call) (any, *APIError) {
+func (svc *Service) sqsListQueueTags(c *awsproto.Call) (any, *awsproto.APIError) {
 	var in struct{ QueueUrl string }
 	if err := sqsDecode(c, &in); err != nil {
 		return nil, err
 	}
-	q, err := r.queueByURL(in.QueueUrl)
+	q, err := svc.queueByURL(in.QueueUrl)
 	if err != nil {
 		return nil, err
 	}
@@ -1084,35 +1118,35 @@ type sqsReceiveInput struct {
 
 // sqsReceiveMessage serves ReceiveMessage. A long poll waits, without the region's lock, until a
 // message can be received, the wait time passes in real time, or the request ends.
-func (r *Region) sqsReceiveMessage(c *call) {
+func (svc *Service) sqsReceiveMessage(c *awsproto.Call) {
 	var in sqsReceiveInput
 	if err := sqsDecode(c, &in); err != nil {
-		c.fail(err)
+		c.Fail(err)
 		return
 	}
 	limit := int64(1)
 	if in.MaxNumberOfMessages != nil {
 		limit = *in.MaxNumberOfMessages
 		if limit < 1 || limit > sqsMaxBatch {
-			c.fail(errf(CodeInvalidParameter, "Value %d for parameter MaxNumberOfMessages is invalid. Reason: Must be between 1 and 10, if provided.", limit))
+			c.Fail(awsproto.Errorf(awsproto.CodeInvalidParameter, "Value %d for parameter MaxNumberOfMessages is invalid. Reason: Must be between 1 and 10, if provided.", limit))
 			return
 		}
 	}
 	if v := in.VisibilityTimeout; v != nil && (*v < 0 || *v > sqsMaxVisibility) {
-		c.fail(errf(CodeInvalidParameter, "Value %d for parameter VisibilityTimeout is invalid. Reason: Must be between 0 and 43200, if provided.", *v))
+		c.Fail(awsproto.Errorf(awsproto.CodeInvalidParameter, "Value %d for parameter VisibilityTimeout is invalid. Reason: Must be between 0 and 43200, if provided.", *v))
 		return
 	}
 	if w := in.WaitTimeSeconds; w != nil && (*w < 0 || *w > int64(sqsMaxWait/time.Second)) {
-		c.fail(errf(CodeInvalidParameter, "Value %d for parameter WaitTimeSeconds is invalid. Reason: Must be >= 0 and <= 20, if provided.", *w))
+		c.Fail(awsproto.Errorf(awsproto.CodeInvalidParameter, "Value %d for parameter WaitTimeSeconds is invalid. Reason: Must be >= 0 and <= 20, if provided.", *w))
 		return
 	}
-	r.mu.Lock()
-	q, err := r.queueByURL(in.QueueUrl)
+	svc.region.Lock()
+	q, err := svc.queueByURL(in.QueueUrl)
 	var wait int64
 	if err == nil {
 		wait = q.intAttr("ReceiveMessageWaitTimeSeconds")
 	}
-	r.mu.Unlock()
+	svc.region.Unlock()
 	if err != nil {
 		sqsFail(c, err)
 		return
@@ -1122,16 +1156,16 @@ func (r *Region) sqsReceiveMessage(c *call) {
 	}
 	deadline := time.Now().Add(time.Duration(wait) * time.Second)
 	for {
-		r.mu.Lock()
-		r.sched.runDue(r.clock.Now())
+		svc.region.Lock()
+		svc.region.RunDue()
 		if q.gone {
-			r.mu.Unlock()
+			svc.region.Unlock()
 			sqsFail(c, sqsQueueMissing())
 			return
 		}
-		msgs := r.sqsTake(q, in, int(limit))
+		msgs := svc.sqsTake(q, in, int(limit))
 		notify := q.notify
-		r.mu.Unlock()
+		svc.region.Unlock()
 		left := time.Until(deadline)
 		if len(msgs) > 0 || left <= 0 {
 			sqsWrite(c, struct {
@@ -1154,14 +1188,14 @@ func (r *Region) sqsReceiveMessage(c *call) {
 
 // sqsTake receives up to max visible messages, oldest first, with the lock held. Messages that
 // were received maxReceiveCount times move to the dead-letter queue instead.
-func (r *Region) sqsTake(q *sqsQueue, in sqsReceiveInput, limit int) []sqsReceived {
-	now := r.now()
+func (svc *Service) sqsTake(q *sqsQueue, in sqsReceiveInput, limit int) []sqsReceived {
+	now := svc.region.Now()
 	q.expire(now)
 	vt := q.intAttr("VisibilityTimeout")
 	if in.VisibilityTimeout != nil {
 		vt = *in.VisibilityTimeout
 	}
-	dlq, maxReceives := r.redrive(q)
+	dlq, maxReceives := svc.redrive(q)
 	sysAttrs := append(append([]string(nil), in.AttributeNames...), in.MessageSystemAttributeNames...)
 	var out []sqsReceived
 	kept := q.msgs[:0]
@@ -1183,7 +1217,7 @@ func (r *Region) sqsTake(q *sqsQueue, in sqsReceiveInput, limit int) []sqsReceiv
 			m.firstReceive = now
 		}
 		m.visibleAt = now.Add(time.Duration(vt) * time.Second)
-		m.handle = r.receiptHandle(q, m)
+		m.handle = svc.receiptHandle(q, m)
 		out = append(out, sqsMessageOut(m, sysAttrs, in.MessageAttributeNames))
 	}
 	clear(q.msgs[len(kept):])
@@ -1193,7 +1227,7 @@ func (r *Region) sqsTake(q *sqsQueue, in sqsReceiveInput, limit int) []sqsReceiv
 	}
 	if len(out) > 0 {
 		if vt > 0 {
-			r.after(time.Duration(vt)*time.Second, q.signal)
+			svc.region.After(time.Duration(vt)*time.Second, q.signal)
 		} else {
 			q.signal()
 		}
@@ -1236,4 +1270,19 @@ func sqsMessageOut(m *sqsMessage, sysAttrs, msgAttrs []string) sqsReceived {
 	// The digest covers the attributes returned.
 	out.MD5OfMessageAttributes = sqsAttrsMD5(out.MessageAttributes)
 	return out
+}
+
+// Access reports, with the region's lock held, whether the queue arn names exists in this region
+// and account, and why its access policy refuses principal sending on behalf of sourceARN ("" when
+// it allows it), as SQS decides for a service such as EventBridge.
+func (svc *Service) Access(arn, principal, sourceARN string) (exists bool, refused string) {
+	parts := strings.SplitN(arn, ":", 6)
+	if len(parts) != 6 || parts[2] != "sqs" || parts[3] != svc.region.Name() || parts[4] != svc.region.AccountID() {
+		return false, ""
+	}
+	q := svc.queues[parts[5]]
+	if q == nil {
+		return false, ""
+	}
+	return true, PolicyAllows(q.attrs["Policy"], principal, svc.sqsARN(q.name), sourceARN, svc.region.AccountID())
 }
