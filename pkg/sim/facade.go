@@ -2,6 +2,7 @@ package sim
 
 import (
 	"github.com/spotmax/spotmax/pkg/sim/cloudwatch"
+	"github.com/spotmax/spotmax/pkg/sim/eventbridge"
 	"github.com/spotmax/spotmax/pkg/sim/logs"
 	"github.com/spotmax/spotmax/pkg/sim/sqs"
 )
@@ -38,3 +39,15 @@ func (r *Region) SendQueueMessage(queueName, body string) error { return r.sqs.S
 // sqsDeliver sends a message to a queue given by name or ARN, with the lock held (lifecycle hook
 // notifications).
 func (r *Region) sqsDeliver(queue, body string) (string, error) { return r.sqs.Deliver(queue, body) }
+
+// EventDelivery is one attempt of the simulated EventBridge to deliver an event to a rule's
+// target.
+type EventDelivery = eventbridge.Delivery
+
+// EventDeliveries returns the latest delivery attempts of EventBridge rules (up to 1000), oldest
+// first, including failed ones with the reason.
+func (r *Region) EventDeliveries() []EventDelivery { return r.eventbridge.Deliveries() }
+
+// RuleARN returns the ARN of the EventBridge rule name on the default event bus, whether or not
+// it exists yet (for queue policies written before the rule).
+func (r *Region) RuleARN(name string) string { return r.eventbridge.RuleARN(name) }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"github.com/spotmax/spotmax/pkg/sim/awsproto"
 	"github.com/spotmax/spotmax/pkg/sim/cloudwatch"
+	"github.com/spotmax/spotmax/pkg/sim/eventbridge"
 	"github.com/spotmax/spotmax/pkg/sim/logs"
 	"github.com/spotmax/spotmax/pkg/sim/sqs"
 	"math/rand"
@@ -129,10 +130,11 @@ type Region struct {
 
 	mux *awsproto.Mux // routes API requests to the services
 	// The services in packages of their own (pkg/sim/<service>), each owning its state.
-	logs       *logs.Service
-	cloudwatch *cloudwatch.Service
-	sqs        *sqs.Service
-	svc        map[string]any // per-service state owned by the service files (CloudWatch, SQS, ...)
+	logs        *logs.Service
+	cloudwatch  *cloudwatch.Service
+	sqs         *sqs.Service
+	eventbridge *eventbridge.Service
+	svc         map[string]any // per-service state owned by the service files (CloudWatch, SQS, ...)
 	// closers stop endpoints that the region opened (IMDS listeners) when the server closes.
 	closers []func()
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spotmax/spotmax/pkg/sim/awsproto"
 	"github.com/spotmax/spotmax/pkg/sim/cloudwatch"
+	"github.com/spotmax/spotmax/pkg/sim/eventbridge"
 	"github.com/spotmax/spotmax/pkg/sim/logs"
 	"github.com/spotmax/spotmax/pkg/sim/pricing"
 	"github.com/spotmax/spotmax/pkg/sim/sqs"
@@ -42,7 +43,6 @@ var serviceRoutes = map[string]awsproto.Service{
 	"ec2":                  {QueryProtocol: protoEC2, QueryVersions: []string{"2016-11-15"}},
 	"autoscaling":          {QueryVersions: []string{"2011-01-01"}},
 	"elasticloadbalancing": {QueryVersions: []string{elbv2Version, elbv1Version}},
-	"events":               {JSONTargets: []string{"AWSEvents"}, JSONNamespace: "com.amazonaws.eventbridge#"},
 	"logs":                 {JSONTargets: []string{"Logs_20140328"}},
 }
 
@@ -68,6 +68,13 @@ func (r *Region) setupServices() {
 	r.cloudwatch = cloudwatch.New(host)
 	r.sqs = sqs.New(host)
 	r.mux.Register(r.sqs.Spec())
+	r.eventbridge = eventbridge.New(host, r.sqs)
+	r.mux.Register(r.eventbridge.Spec())
+	// EventBridge sees every region event, with the lock held, in event order.
+	x := r.ext()
+	x.subs = append(x.subs, func(e Event) {
+		r.eventbridge.Dispatch(e.ID, e.DetailType, e.JSON(r.opts.AccountID, r.opts.Region))
+	})
 	r.mux.Register(r.cloudwatch.Spec())
 	r.mux.Register(r.logs.Spec())
 	r.mux.Register(pricing.New(r.opts.Region, priceCatalog()).Spec())

@@ -1,4 +1,4 @@
-package sim
+package eventbridge
 
 import (
 	"encoding/json"

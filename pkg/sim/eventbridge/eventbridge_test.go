@@ -1,8 +1,7 @@
-package sim_test
+package eventbridge_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -16,74 +15,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	"github.com/aws/smithy-go"
 
 	"github.com/spotmax/spotmax/pkg/sim"
 	"github.com/spotmax/spotmax/pkg/sim/simtest"
 )
 
-// eventsEnv is a simulated region with an EventBridge and an SQS client.
-type eventsEnv struct {
-	*simtest.Env
-	eb  *eventbridge.Client
-	sqs *sqs.Client
-}
-
-func startEvents(t *testing.T) *eventsEnv {
-	t.Helper()
-	env := simtest.Start(t, sim.Options{})
-	return &eventsEnv{Env: env, eb: eventbridge.NewFromConfig(env.Config), sqs: sqs.NewFromConfig(env.Config)}
-}
-
-// queue creates a queue and, unless policy is "", sets its access policy; it returns the URL and
-// the ARN.
-func (e *eventsEnv) queue(t *testing.T, name, policy string) (string, string) {
-	t.Helper()
-	url := simtest.CreateQueue(t, e.sqs, name, nil)
-	arn := simtest.QueueAttributes(t, e.sqs, url)["QueueArn"]
-	if policy != "" {
-		_, err := e.sqs.SetQueueAttributes(context.Background(), &sqs.SetQueueAttributesInput{QueueUrl: aws.String(url),
-			Attributes: map[string]string{"Policy": policy}})
-		if err != nil {
-			t.Fatalf("SetQueueAttributes Policy: %v", err)
-		}
-	}
-	return url, arn
-}
-
-// eventsPolicy allows EventBridge to send to queueARN from the rules given.
-func eventsPolicy(queueARN string, ruleARNs ...string) string {
-	b, _ := json.Marshal(map[string]any{
-		"Version": "2012-10-17",
-		"Statement": []any{map[string]any{
-			"Sid": "events", "Effect": "Allow",
-			"Principal": map[string]any{"Service": "events.amazonaws.com"},
-			"Action":    "sqs:SendMessage", "Resource": queueARN,
-			"Condition": map[string]any{"ArnEquals": map[string]any{"aws:SourceArn": ruleARNs}},
-		}},
-	})
-	return string(b)
-}
-
-func (e *eventsEnv) rule(t *testing.T, name, pattern, queueARN string) string {
-	t.Helper()
-	ctx := context.Background()
-	out, err := e.eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String(name), EventPattern: aws.String(pattern)})
-	if err != nil {
-		t.Fatalf("PutRule %s: %v", name, err)
-	}
-	if queueARN != "" {
-		tout, err := e.eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String(name),
-			Targets: []ebtypes.Target{{Id: aws.String("queue"), Arn: aws.String(queueARN)}}})
-		if err != nil || tout.FailedEntryCount != 0 {
-			t.Fatalf("PutTargets %s: %v %+v", name, err, tout)
-		}
-	}
-	return *out.RuleArn
-}
-
 // launchSpot runs a spot instance through the EC2 API and returns its id.
-func (e *eventsEnv) launchSpot(t *testing.T) string {
+func launchSpot(t *testing.T, e *simtest.Events) string {
 	t.Helper()
 	out, err := ec2.NewFromConfig(e.Config).RunInstances(context.Background(), &ec2.RunInstancesInput{
 		ImageId: aws.String("ami-12345678"), InstanceType: ec2types.InstanceTypeM5Large, MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
@@ -95,58 +33,11 @@ func (e *eventsEnv) launchSpot(t *testing.T) string {
 	return aws.ToString(out.Instances[0].InstanceId)
 }
 
-func errorCode(err error) string {
-	var api smithy.APIError
-	if errors.As(err, &api) {
-		return api.ErrorCode()
-	}
-	return ""
-}
-
-// receive long-polls a queue for up to wait and returns the bodies it got, deleting the messages.
-func (e *eventsEnv) receive(t *testing.T, url string, wait int32) []string {
-	t.Helper()
-	out, err := e.sqs.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: aws.String(url),
-		MaxNumberOfMessages: 10, WaitTimeSeconds: wait})
-	if err != nil {
-		t.Fatalf("ReceiveMessage: %v", err)
-	}
-	var bodies []string
-	for _, m := range out.Messages {
-		bodies = append(bodies, *m.Body)
-		if _, err := e.sqs.DeleteMessage(context.Background(), &sqs.DeleteMessageInput{QueueUrl: aws.String(url), ReceiptHandle: m.ReceiptHandle}); err != nil {
-			t.Fatalf("DeleteMessage: %v", err)
-		}
-	}
-	return bodies
-}
-
-type envelope struct {
-	Version    string         `json:"version"`
-	ID         string         `json:"id"`
-	DetailType string         `json:"detail-type"`
-	Source     string         `json:"source"`
-	Account    string         `json:"account"`
-	Time       string         `json:"time"`
-	Region     string         `json:"region"`
-	Resources  []string       `json:"resources"`
-	Detail     map[string]any `json:"detail"`
-}
-
-func decodeEnvelope(t *testing.T, body string) envelope {
-	t.Helper()
-	var e envelope
-	if err := json.Unmarshal([]byte(body), &e); err != nil {
-		t.Fatalf("message body is not an EventBridge event: %v\n%s", err, body)
-	}
-	return e
-}
-
 func TestEventsRuleLifecycle(t *testing.T) {
-	e := startEvents(t)
+	e := simtest.StartEvents(t, sim.Options{})
 	ctx := context.Background()
 	pattern := `{"source":["aws.ec2"],"detail-type":["EC2 Spot Instance Interruption Warning"]}`
-	out, err := e.eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String("spot"), EventPattern: aws.String(pattern),
+	out, err := e.EventBridge.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String("spot"), EventPattern: aws.String(pattern),
 		Description: aws.String("spot warnings")})
 	if err != nil {
 		t.Fatal(err)
@@ -154,7 +45,7 @@ func TestEventsRuleLifecycle(t *testing.T) {
 	if want := "arn:aws:events:us-east-1:123456789012:rule/spot"; aws.ToString(out.RuleArn) != want {
 		t.Errorf("RuleArn = %s, want %s", aws.ToString(out.RuleArn), want)
 	}
-	d, err := e.eb.DescribeRule(ctx, &eventbridge.DescribeRuleInput{Name: aws.String("spot")})
+	d, err := e.EventBridge.DescribeRule(ctx, &eventbridge.DescribeRuleInput{Name: aws.String("spot")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,24 +55,24 @@ func TestEventsRuleLifecycle(t *testing.T) {
 	}
 
 	// PutRule again updates the rule in place: same ARN, new definition.
-	again, err := e.eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String("spot"), EventPattern: aws.String(pattern),
+	again, err := e.EventBridge.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String("spot"), EventPattern: aws.String(pattern),
 		State: ebtypes.RuleStateDisabled})
 	if err != nil || aws.ToString(again.RuleArn) != aws.ToString(out.RuleArn) {
 		t.Fatalf("second PutRule = %v, %v", again, err)
 	}
-	d, _ = e.eb.DescribeRule(ctx, &eventbridge.DescribeRuleInput{Name: aws.String("spot")})
+	d, _ = e.EventBridge.DescribeRule(ctx, &eventbridge.DescribeRuleInput{Name: aws.String("spot")})
 	if d.State != ebtypes.RuleStateDisabled || d.Description != nil {
 		t.Errorf("after update: state %s, description %v; want DISABLED and none", d.State, d.Description)
 	}
 
 	for _, n := range []string{"spot-2", "spot-3", "other"} {
-		e.rule(t, n, pattern, "")
+		e.Rule(t, n, pattern, "")
 	}
 	var names []string
 	var pages int
 	input := &eventbridge.ListRulesInput{NamePrefix: aws.String("spot"), Limit: aws.Int32(2)}
 	for {
-		page, err := e.eb.ListRules(ctx, input)
+		page, err := e.EventBridge.ListRules(ctx, input)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -199,16 +90,16 @@ func TestEventsRuleLifecycle(t *testing.T) {
 	}
 
 	// Targets: add, replace by id, list, the per-rule limit, remove.
-	_, qarn := e.queue(t, "q", "")
-	if _, err := e.eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String("spot"), Targets: []ebtypes.Target{
+	_, qarn := e.Queue(t, "q", "")
+	if _, err := e.EventBridge.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String("spot"), Targets: []ebtypes.Target{
 		{Id: aws.String("a"), Arn: aws.String(qarn)}, {Id: aws.String("b"), Arn: aws.String(qarn + "-other")}}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String("spot"), Targets: []ebtypes.Target{
+	if _, err := e.EventBridge.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String("spot"), Targets: []ebtypes.Target{
 		{Id: aws.String("b"), Arn: aws.String(qarn), Input: aws.String(`{"fixed":true}`)}}}); err != nil {
 		t.Fatal(err)
 	}
-	lt, err := e.eb.ListTargetsByRule(ctx, &eventbridge.ListTargetsByRuleInput{Rule: aws.String("spot")})
+	lt, err := e.EventBridge.ListTargetsByRule(ctx, &eventbridge.ListTargetsByRuleInput{Rule: aws.String("spot")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,38 +112,38 @@ func TestEventsRuleLifecycle(t *testing.T) {
 		many = append(many, ebtypes.Target{Id: aws.String(fmt.Sprintf("x%d", i)), Arn: aws.String(qarn)})
 	}
 	// The SDK treats LimitExceededException as throttling and retries it; once is enough here.
-	_, err = e.eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String("spot"), Targets: many},
+	_, err = e.EventBridge.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String("spot"), Targets: many},
 		func(o *eventbridge.Options) { o.RetryMaxAttempts = 1 })
 	var limit *ebtypes.LimitExceededException
 	if !errors.As(err, &limit) {
 		t.Errorf("a sixth target: err = %v, want LimitExceededException", err)
 	}
-	_, err = e.eb.DeleteRule(ctx, &eventbridge.DeleteRuleInput{Name: aws.String("spot")})
-	if errorCode(err) != "ValidationException" || !strings.Contains(err.Error(), "has targets") {
+	_, err = e.EventBridge.DeleteRule(ctx, &eventbridge.DeleteRuleInput{Name: aws.String("spot")})
+	if simtest.ErrorCode(err) != "ValidationException" || !strings.Contains(err.Error(), "has targets") {
 		t.Errorf("DeleteRule with targets: err = %v, want ValidationException", err)
 	}
-	if _, err := e.eb.RemoveTargets(ctx, &eventbridge.RemoveTargetsInput{Rule: aws.String("spot"), Ids: []string{"a", "b", "nope"}}); err != nil {
+	if _, err := e.EventBridge.RemoveTargets(ctx, &eventbridge.RemoveTargetsInput{Rule: aws.String("spot"), Ids: []string{"a", "b", "nope"}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.eb.DeleteRule(ctx, &eventbridge.DeleteRuleInput{Name: aws.String("spot")}); err != nil {
+	if _, err := e.EventBridge.DeleteRule(ctx, &eventbridge.DeleteRuleInput{Name: aws.String("spot")}); err != nil {
 		t.Fatalf("DeleteRule: %v", err)
 	}
-	if _, err := e.eb.DeleteRule(ctx, &eventbridge.DeleteRuleInput{Name: aws.String("spot")}); err != nil {
+	if _, err := e.EventBridge.DeleteRule(ctx, &eventbridge.DeleteRuleInput{Name: aws.String("spot")}); err != nil {
 		t.Errorf("deleting a deleted rule: %v, want success", err)
 	}
-	_, err = e.eb.DescribeRule(ctx, &eventbridge.DescribeRuleInput{Name: aws.String("spot")})
+	_, err = e.EventBridge.DescribeRule(ctx, &eventbridge.DescribeRuleInput{Name: aws.String("spot")})
 	var nf *ebtypes.ResourceNotFoundException
 	if !errors.As(err, &nf) || !strings.Contains(err.Error(), "Rule spot does not exist") {
 		t.Errorf("DescribeRule of a deleted rule: err = %v, want ResourceNotFoundException", err)
 	}
-	_, err = e.eb.ListTargetsByRule(ctx, &eventbridge.ListTargetsByRuleInput{Rule: aws.String("spot")})
+	_, err = e.EventBridge.ListTargetsByRule(ctx, &eventbridge.ListTargetsByRuleInput{Rule: aws.String("spot")})
 	if !errors.As(err, &nf) {
 		t.Errorf("ListTargetsByRule of a deleted rule: err = %v, want ResourceNotFoundException", err)
 	}
 }
 
 func TestEventsRuleValidation(t *testing.T) {
-	e := startEvents(t)
+	e := simtest.StartEvents(t, sim.Options{})
 	ctx := context.Background()
 	for _, c := range []struct {
 		name    string
@@ -268,12 +159,12 @@ func TestEventsRuleValidation(t *testing.T) {
 		{"unknown filter", &eventbridge.PutRuleInput{Name: aws.String("r"), EventPattern: aws.String(`{"source":[{"regex":"a.*"}]}`)}, new(*ebtypes.InvalidEventPatternException), "Unrecognized match type regex"},
 		{"other bus", &eventbridge.PutRuleInput{Name: aws.String("r"), EventBusName: aws.String("custom"), EventPattern: aws.String(`{"source":["x"]}`)}, new(*ebtypes.ResourceNotFoundException), "Event bus custom does not exist"},
 	} {
-		_, err := e.eb.PutRule(ctx, c.in)
+		_, err := e.EventBridge.PutRule(ctx, c.in)
 		var ok bool
 		switch want := c.want.(type) {
 		case string:
 			// EventBridge does not model ValidationException: the SDK reports a generic API error.
-			ok = errorCode(err) == want
+			ok = simtest.ErrorCode(err) == want
 		case **ebtypes.InvalidEventPatternException:
 			ok = errors.As(err, want)
 		case **ebtypes.ResourceNotFoundException:
@@ -283,20 +174,20 @@ func TestEventsRuleValidation(t *testing.T) {
 			t.Errorf("%s: err = %v, want %T with %q", c.name, err, c.want, c.message)
 		}
 	}
-	_, err := e.eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String("missing"),
+	_, err := e.EventBridge.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String("missing"),
 		Targets: []ebtypes.Target{{Id: aws.String("q"), Arn: aws.String("arn:aws:sqs:us-east-1:123456789012:q")}}})
 	var nf *ebtypes.ResourceNotFoundException
 	if !errors.As(err, &nf) {
 		t.Errorf("PutTargets on a missing rule: err = %v, want ResourceNotFoundException", err)
 	}
-	e.rule(t, "r", `{"source":["aws.ec2"]}`, "")
-	_, err = e.eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String("r"),
+	e.Rule(t, "r", `{"source":["aws.ec2"]}`, "")
+	_, err = e.EventBridge.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String("r"),
 		Targets: []ebtypes.Target{{Id: aws.String("q"), Arn: aws.String("not-an-arn")}}})
-	if errorCode(err) != "ValidationException" {
+	if simtest.ErrorCode(err) != "ValidationException" {
 		t.Errorf("PutTargets with a bad ARN: err = %v, want ValidationException", err)
 	}
 	e.Region().ThrottleNext("events", 1)
-	_, err = e.eb.DescribeRule(ctx, &eventbridge.DescribeRuleInput{Name: aws.String("r")}, func(o *eventbridge.Options) { o.RetryMaxAttempts = 1 })
+	_, err = e.EventBridge.DescribeRule(ctx, &eventbridge.DescribeRuleInput{Name: aws.String("r")}, func(o *eventbridge.Options) { o.RetryMaxAttempts = 1 })
 	var throttled *ebtypes.ThrottlingException
 	if !errors.As(err, &throttled) {
 		t.Errorf("throttled DescribeRule: err = %v, want ThrottlingException", err)
@@ -304,35 +195,35 @@ func TestEventsRuleValidation(t *testing.T) {
 }
 
 func TestEventsDeliversInterruptionToQueue(t *testing.T) {
-	e := startEvents(t)
+	e := simtest.StartEvents(t, sim.Options{})
 	r := e.Region()
-	spot, other := e.launchSpot(t), e.launchSpot(t)
-	url, arn := e.queue(t, "spotmax-events", "")
+	spot, other := launchSpot(t, e), launchSpot(t, e)
+	url, arn := e.Queue(t, "spotmax-events", "")
 	spotRule := r.RuleARN("spot")
 	stateRule := r.RuleARN("stopping")
-	if _, err := e.sqs.SetQueueAttributes(context.Background(), &sqs.SetQueueAttributesInput{QueueUrl: aws.String(url),
-		Attributes: map[string]string{"Policy": eventsPolicy(arn, spotRule, stateRule)}}); err != nil {
+	if _, err := e.SQS.SetQueueAttributes(context.Background(), &sqs.SetQueueAttributesInput{QueueUrl: aws.String(url),
+		Attributes: map[string]string{"Policy": simtest.EventsPolicy(arn, spotRule, stateRule)}}); err != nil {
 		t.Fatal(err)
 	}
-	e.rule(t, "spot", `{"source":["aws.ec2"],"detail-type":["EC2 Spot Instance Interruption Warning"]}`, arn)
+	e.Rule(t, "spot", `{"source":["aws.ec2"],"detail-type":["EC2 Spot Instance Interruption Warning"]}`, arn)
 	// Only the states that matter: a detail.* filter with a list and a prefix.
-	e.rule(t, "stopping", `{"source":["aws.ec2"],"detail-type":["EC2 Instance State-change Notification"],
+	e.Rule(t, "stopping", `{"source":["aws.ec2"],"detail-type":["EC2 Instance State-change Notification"],
 		"detail":{"state":["stopping","stopped",{"prefix":"shutting"}]}}`, arn)
 	// A disabled rule and a rule for another source deliver nothing.
-	e.rule(t, "off", `{"source":["aws.ec2"]}`, arn)
-	if _, err := e.eb.DisableRule(context.Background(), &eventbridge.DisableRuleInput{Name: aws.String("off")}); err != nil {
+	e.Rule(t, "off", `{"source":["aws.ec2"]}`, arn)
+	if _, err := e.EventBridge.DisableRule(context.Background(), &eventbridge.DisableRuleInput{Name: aws.String("off")}); err != nil {
 		t.Fatal(err)
 	}
-	e.rule(t, "asg", `{"source":["aws.autoscaling"]}`, arn)
+	e.Rule(t, "asg", `{"source":["aws.autoscaling"]}`, arn)
 
 	if err := r.Interrupt(spot, "stop"); err != nil {
 		t.Fatal(err)
 	}
-	bodies := e.receive(t, url, 1)
+	bodies := e.Receive(t, url, 1)
 	if len(bodies) != 1 {
 		t.Fatalf("after the interruption the queue holds %d messages, want 1: %v", len(bodies), bodies)
 	}
-	ev := decodeEnvelope(t, bodies[0])
+	ev := simtest.DecodeEnvelope(t, bodies[0])
 	notice, _ := r.Instance(spot)
 	if ev.Version != "0" || ev.Source != "aws.ec2" || ev.DetailType != "EC2 Spot Instance Interruption Warning" ||
 		ev.Account != "123456789012" || ev.Region != "us-east-1" || ev.ID == "" ||
@@ -347,8 +238,8 @@ func TestEventsDeliversInterruptionToQueue(t *testing.T) {
 	r.Advance(2*time.Minute + time.Second)
 	r.Advance(r.Latencies().Stopping + time.Second)
 	var states []string
-	for _, b := range e.receive(t, url, 1) {
-		ev := decodeEnvelope(t, b)
+	for _, b := range e.Receive(t, url, 1) {
+		ev := simtest.DecodeEnvelope(t, b)
 		if ev.DetailType != "EC2 Instance State-change Notification" || ev.Detail["instance-id"] != spot {
 			t.Errorf("unexpected message %s", b)
 			continue
@@ -372,13 +263,13 @@ func TestEventsDeliversInterruptionToQueue(t *testing.T) {
 }
 
 func TestEventsQueuePolicyGuardsDelivery(t *testing.T) {
-	e := startEvents(t)
+	e := simtest.StartEvents(t, sim.Options{})
 	r := e.Region()
 	ctx := context.Background()
-	url, arn := e.queue(t, "q", "")
-	e.rule(t, "spot", `{"detail-type":["EC2 Spot Instance Interruption Warning"]}`, arn)
+	url, arn := e.Queue(t, "q", "")
+	e.Rule(t, "spot", `{"detail-type":["EC2 Spot Instance Interruption Warning"]}`, arn)
 	launch := func() string {
-		id := e.launchSpot(t)
+		id := launchSpot(t, e)
 		if err := r.Interrupt(id, ""); err != nil {
 			t.Fatal(err)
 		}
@@ -388,17 +279,17 @@ func TestEventsQueuePolicyGuardsDelivery(t *testing.T) {
 		name, policy, reason string
 	}{
 		{"no policy", "", "has no access policy"},
-		{"another rule", eventsPolicy(arn, r.RuleARN("other")), "condition ArnEquals aws:SourceArn"},
-		{"another principal", strings.Replace(eventsPolicy(arn, r.RuleARN("spot")), "events.amazonaws.com", "sns.amazonaws.com", 1), "principal is not events.amazonaws.com"},
+		{"another rule", simtest.EventsPolicy(arn, r.RuleARN("other")), "condition ArnEquals aws:SourceArn"},
+		{"another principal", strings.Replace(simtest.EventsPolicy(arn, r.RuleARN("spot")), "events.amazonaws.com", "sns.amazonaws.com", 1), "principal is not events.amazonaws.com"},
 	} {
 		if c.policy != "" {
-			if _, err := e.sqs.SetQueueAttributes(ctx, &sqs.SetQueueAttributesInput{QueueUrl: aws.String(url),
+			if _, err := e.SQS.SetQueueAttributes(ctx, &sqs.SetQueueAttributesInput{QueueUrl: aws.String(url),
 				Attributes: map[string]string{"Policy": c.policy}}); err != nil {
 				t.Fatal(err)
 			}
 		}
 		launch()
-		if got := e.receive(t, url, 0); len(got) != 0 {
+		if got := e.Receive(t, url, 0); len(got) != 0 {
 			t.Errorf("%s: the queue received %v", c.name, got)
 		}
 		ds := r.EventDeliveries()
@@ -406,25 +297,25 @@ func TestEventsQueuePolicyGuardsDelivery(t *testing.T) {
 			t.Errorf("%s: last delivery %+v, want a failure with %q", c.name, ds, c.reason)
 		}
 	}
-	if _, err := e.sqs.SetQueueAttributes(ctx, &sqs.SetQueueAttributesInput{QueueUrl: aws.String(url),
-		Attributes: map[string]string{"Policy": eventsPolicy(arn, r.RuleARN("spot"))}}); err != nil {
+	if _, err := e.SQS.SetQueueAttributes(ctx, &sqs.SetQueueAttributesInput{QueueUrl: aws.String(url),
+		Attributes: map[string]string{"Policy": simtest.EventsPolicy(arn, r.RuleARN("spot"))}}); err != nil {
 		t.Fatal(err)
 	}
 	id := launch()
-	got := e.receive(t, url, 1)
-	if len(got) != 1 || decodeEnvelope(t, got[0]).Detail["instance-id"] != id {
+	got := e.Receive(t, url, 1)
+	if len(got) != 1 || simtest.DecodeEnvelope(t, got[0]).Detail["instance-id"] != id {
 		t.Errorf("with the right policy the queue received %v, want the interruption of %s", got, id)
 	}
 }
 
 func TestEventsLaunchUnsuccessful(t *testing.T) {
-	e := startEvents(t)
+	e := simtest.StartEvents(t, sim.Options{})
 	r := e.Region()
 	ctx := context.Background()
-	url, arn := e.queue(t, "q", "")
-	ruleARN := e.rule(t, "asg", `{"source":["aws.autoscaling"],"detail-type":["EC2 Instance Launch Unsuccessful"]}`, arn)
-	if _, err := e.sqs.SetQueueAttributes(ctx, &sqs.SetQueueAttributesInput{QueueUrl: aws.String(url),
-		Attributes: map[string]string{"Policy": eventsPolicy(arn, ruleARN)}}); err != nil {
+	url, arn := e.Queue(t, "q", "")
+	ruleARN := e.Rule(t, "asg", `{"source":["aws.autoscaling"],"detail-type":["EC2 Instance Launch Unsuccessful"]}`, arn)
+	if _, err := e.SQS.SetQueueAttributes(ctx, &sqs.SetQueueAttributesInput{QueueUrl: aws.String(url),
+		Attributes: map[string]string{"Policy": simtest.EventsPolicy(arn, ruleARN)}}); err != nil {
 		t.Fatal(err)
 	}
 	e.CreateGroup(t, simtest.GroupSpec{Name: "web", Spot: true, Desired: 0, AZs: []string{"us-east-1a"}})
@@ -435,11 +326,11 @@ func TestEventsLaunchUnsuccessful(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.Advance(time.Second)
-	bodies := e.receive(t, url, 2)
+	bodies := e.Receive(t, url, 2)
 	if len(bodies) == 0 {
 		t.Fatalf("no launch failure message; deliveries %+v", r.EventDeliveries())
 	}
-	ev := decodeEnvelope(t, bodies[0])
+	ev := simtest.DecodeEnvelope(t, bodies[0])
 	g, _ := r.Group("web")
 	if ev.Source != "aws.autoscaling" || ev.DetailType != "EC2 Instance Launch Unsuccessful" ||
 		len(ev.Resources) != 1 || ev.Resources[0] != g.ARN ||
@@ -464,24 +355,25 @@ func TestEventsLaunchUnsuccessful(t *testing.T) {
 // TestEventsAWSCLI checks the EventBridge wire shapes with a second real client, the AWS CLI
 // (botocore).
 func TestEventsAWSCLI(t *testing.T) {
-	e := startCLI(t)
+	kind := sim.KindBehaviors()
+	e := simtest.StartCLI(t, sim.Options{Behaviors: &kind})
 	var put struct{ RuleArn string }
-	e.run(&put, "events", "put-rule", "--name", "spot", "--event-pattern", `{"source":["aws.ec2"],"detail":{"state":[{"prefix":"stop"}]}}`)
+	e.Run(&put, "events", "put-rule", "--name", "spot", "--event-pattern", `{"source":["aws.ec2"],"detail":{"state":[{"prefix":"stop"}]}}`)
 	if put.RuleArn != "arn:aws:events:us-east-1:123456789012:rule/spot" {
 		t.Errorf("put-rule RuleArn = %q", put.RuleArn)
 	}
 	var targets struct {
 		FailedEntryCount int
 	}
-	e.run(&targets, "events", "put-targets", "--rule", "spot", "--targets", "Id=q,Arn=arn:aws:sqs:us-east-1:123456789012:q")
+	e.Run(&targets, "events", "put-targets", "--rule", "spot", "--targets", "Id=q,Arn=arn:aws:sqs:us-east-1:123456789012:q")
 	var list struct {
 		Targets []struct{ Id, Arn string }
 	}
-	e.run(&list, "events", "list-targets-by-rule", "--rule", "spot")
+	e.Run(&list, "events", "list-targets-by-rule", "--rule", "spot")
 	if targets.FailedEntryCount != 0 || len(list.Targets) != 1 || list.Targets[0].Id != "q" || list.Targets[0].Arn != "arn:aws:sqs:us-east-1:123456789012:q" {
 		t.Errorf("put-targets %+v, list-targets-by-rule %+v", targets, list)
 	}
-	if out := e.fail("events", "describe-rule", "--name", "missing"); !strings.Contains(out, "ResourceNotFoundException") || !strings.Contains(out, "Rule missing does not exist") {
+	if out := e.Fail("events", "describe-rule", "--name", "missing"); !strings.Contains(out, "ResourceNotFoundException") || !strings.Contains(out, "Rule missing does not exist") {
 		t.Errorf("describe-rule of a missing rule: %s", out)
 	}
 }
