@@ -134,7 +134,7 @@ type Region struct {
 	cloudwatch  *cloudwatch.Service
 	sqs         *sqs.Service
 	eventbridge *eventbridge.Service
-	svc         map[string]any // per-service state owned by the service files (CloudWatch, SQS, ...)
+	svc         map[string]any // EC2, Auto Scaling and ELB state owned by their files (ec2State, asgState, ...)
 	// closers stop endpoints that the region opened (IMDS listeners) when the server closes.
 	closers []func()
 }

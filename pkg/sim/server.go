@@ -16,8 +16,9 @@ import (
 	"github.com/spotmax/spotmax/pkg/sim/sqs"
 )
 
-// service is one AWS service of this package (EC2, Auto Scaling, load balancing, and the services
-// not yet in packages of their own); New registers it with the region's awsproto.Mux.
+// service is one AWS service of this package: EC2, Auto Scaling and Elastic Load Balancing,
+// which share one model of instances and groups. New registers each with the region's
+// awsproto.Mux.
 type service struct {
 	// name is the SigV4 signing name: ec2, autoscaling, elasticloadbalancing.
 	name string
@@ -27,9 +28,6 @@ type service struct {
 	setup func(r *Region)
 	// handle serves one call.
 	handle func(r *Region, c *call)
-	// errorShapes maps query error codes to the structures JSON and CBOR errors name
-	// (awsproto.Service.ErrorShapes).
-	errorShapes map[string]string
 }
 
 var services = map[string]*service{}
@@ -38,15 +36,16 @@ var services = map[string]*service{}
 func registerService(s *service) { services[s.name] = s }
 
 // serviceRoutes are the routing keys of this package's services for requests that carry no
-// SigV4 credential scope, and the namespaces of their JSON and CBOR error structures.
+// SigV4 credential scope.
 var serviceRoutes = map[string]awsproto.Service{
 	"ec2":                  {QueryProtocol: protoEC2, QueryVersions: []string{"2016-11-15"}},
 	"autoscaling":          {QueryVersions: []string{"2011-01-01"}},
 	"elasticloadbalancing": {QueryVersions: []string{elbv2Version, elbv1Version}},
-	"logs":                 {JSONTargets: []string{"Logs_20140328"}},
 }
 
-// setupServices runs each service's setup and registers it with the region's mux, in name order.
+// setupServices sets up the region's services and registers them with its mux: this package's
+// (in name order, as their setups add state-change hooks), then the services in packages of
+// their own, each given the region's view it needs (serviceRegion).
 func (r *Region) setupServices() {
 	names := make([]string, 0, len(services))
 	for n := range services {
@@ -59,25 +58,24 @@ func (r *Region) setupServices() {
 			s.setup(r)
 		}
 		spec := serviceRoutes[n]
-		spec.Name, spec.XMLNS, spec.ErrorShapes = s.name, s.xmlns, s.errorShapes
+		spec.Name, spec.XMLNS = s.name, s.xmlns
 		spec.Handle = func(c *awsproto.Call) { s.handle(r, &call{c}) }
 		r.mux.Register(&spec)
 	}
 	host := serviceRegion{r}
-	r.logs = logs.New(host)
 	r.cloudwatch = cloudwatch.New(host)
+	r.logs = logs.New(host)
 	r.sqs = sqs.New(host)
-	r.mux.Register(r.sqs.Spec())
 	r.eventbridge = eventbridge.New(host, r.sqs)
-	r.mux.Register(r.eventbridge.Spec())
 	// EventBridge sees every region event, with the lock held, in event order.
 	x := r.ext()
 	x.subs = append(x.subs, func(e Event) {
 		r.eventbridge.Dispatch(e.ID, e.DetailType, e.JSON(r.opts.AccountID, r.opts.Region))
 	})
-	r.mux.Register(r.cloudwatch.Spec())
-	r.mux.Register(r.logs.Spec())
-	r.mux.Register(pricing.New(r.opts.Region, priceCatalog()).Spec())
+	for _, spec := range []*awsproto.Service{r.cloudwatch.Spec(), r.logs.Spec(), r.sqs.Spec(), r.eventbridge.Spec(),
+		pricing.New(r.opts.Region, priceCatalog()).Spec()} {
+		r.mux.Register(spec)
+	}
 }
 
 // Server serves a Region over HTTP on a loopback port.

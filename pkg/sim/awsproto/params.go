@@ -12,9 +12,6 @@ import (
 // Name.1, Name.2 (EC2) or Name.member.1 (other query services) and structures as Name.1.Field.
 type Params struct{ v url.Values }
 
-// NewParams wraps a parsed form.
-func NewParams(v url.Values) Params { return Params{v} }
-
 // Get returns a parameter's value or "".
 func (p Params) Get(k string) string { return p.v.Get(k) }
 

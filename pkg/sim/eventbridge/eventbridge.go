@@ -142,13 +142,8 @@ func (svc *Service) ruleARN(name string) string {
 var ebActions = awsproto.JSONActions[*Service]{
 	"PutRule":           (*Service).ebPutRule,
 	"DescribeRule":      (*Service).ebDescribeRule,
-	"ListRules":         (*Service).ebListRules,
-	"DeleteRule":        (*Service).ebDeleteRule,
-	"EnableRule":        (*Service).ebEnableRule,
-	"DisableRule":       (*Service).ebDisableRule,
 	"PutTargets":        (*Service).ebPutTargets,
 	"ListTargetsByRule": (*Service).ebListTargetsByRule,
-	"RemoveTargets":     (*Service).ebRemoveTargets,
 }
 
 func (svc *Service) serve(c *awsproto.Call) {
@@ -267,7 +262,7 @@ func (svc *Service) ebPutRule(c *awsproto.Call) (any, *awsproto.APIError) {
 	return map[string]string{"RuleArn": svc.ruleARN(rule.name)}, nil
 }
 
-// ebRuleOut is a rule as DescribeRule and ListRules return it.
+// ebRuleOut is a rule as DescribeRule returns it.
 type ebRuleOut struct {
 	Name               string
 	Arn                string
@@ -299,93 +294,7 @@ func (svc *Service) ebDescribeRule(c *awsproto.Call) (any, *awsproto.APIError) {
 	return out, nil
 }
 
-func (svc *Service) ebListRules(c *awsproto.Call) (any, *awsproto.APIError) {
-	var in struct {
-		NamePrefix, EventBusName, NextToken string
-		Limit                               *int64
-	}
-	if err := ebDecode(c, &in); err != nil {
-		return nil, err
-	}
-	if err := svc.ebBus(in.EventBusName); err != nil {
-		return nil, err
-	}
-	if in.Limit != nil && (*in.Limit < 1 || *in.Limit > 100) {
-		return nil, awsproto.Errorf(ebValidation, "1 validation error detected: Value '%d' at 'limit' failed to satisfy constraint: Member must have value between 1 and 100", *in.Limit)
-	}
-	var names []string
-	for n := range svc.rules {
-		if strings.HasPrefix(n, in.NamePrefix) {
-			names = append(names, n)
-		}
-	}
-	sort.Strings(names)
-	var limit int64
-	if in.Limit != nil {
-		limit = *in.Limit
-	}
-	from, to, next, err := awsproto.Page(len(names), limit, in.NextToken, 100, 100)
-	if err != nil {
-		return nil, err
-	}
-	out := struct {
-		Rules     []ebRuleOut
-		NextToken string `json:",omitempty"`
-	}{Rules: []ebRuleOut{}, NextToken: next}
-	for _, n := range names[from:to] {
-		out.Rules = append(out.Rules, svc.ebRuleOut(svc.rules[n]))
-	}
-	return out, nil
-}
-
-func (svc *Service) ebDeleteRule(c *awsproto.Call) (any, *awsproto.APIError) {
-	var in struct {
-		Name, EventBusName string
-		Force              bool
-	}
-	if err := ebDecode(c, &in); err != nil {
-		return nil, err
-	}
-	if err := svc.ebBus(in.EventBusName); err != nil {
-		return nil, err
-	}
-	if err := ebCheckName("name", in.Name); err != nil {
-		return nil, err
-	}
-	st := svc
-	rule := st.rules[in.Name]
-	if rule == nil {
-		// Deleting a rule that does not exist succeeds, so that deletes can be repeated.
-		return nil, nil
-	}
-	if len(rule.targets) > 0 {
-		return nil, awsproto.Errorf(ebValidation, "Rule can't be deleted since it has targets.")
-	}
-	delete(st.rules, in.Name)
-	return nil, nil
-}
-
-func (svc *Service) ebSetState(c *awsproto.Call, state string) (any, *awsproto.APIError) {
-	var in struct{ Name, EventBusName string }
-	if err := ebDecode(c, &in); err != nil {
-		return nil, err
-	}
-	rule, err := svc.ebRule(in.EventBusName, in.Name)
-	if err != nil {
-		return nil, err
-	}
-	rule.state = state
-	return nil, nil
-}
-
-func (svc *Service) ebEnableRule(c *awsproto.Call) (any, *awsproto.APIError) {
-	return svc.ebSetState(c, "ENABLED")
-}
-func (svc *Service) ebDisableRule(c *awsproto.Call) (any, *awsproto.APIError) {
-	return svc.ebSetState(c, "DISABLED")
-}
-
-// ebFailedEntry is an entry that PutTargets or RemoveTargets could not apply.
+// ebFailedEntry is an entry that PutTargets could not apply.
 type ebFailedEntry struct {
 	TargetId, ErrorCode, ErrorMessage string
 }
@@ -497,44 +406,6 @@ func (svc *Service) ebListTargetsByRule(c *awsproto.Call) (any, *awsproto.APIErr
 		out.Targets = append(out.Targets, *t)
 	}
 	return out, nil
-}
-
-func (svc *Service) ebRemoveTargets(c *awsproto.Call) (any, *awsproto.APIError) {
-	var in struct {
-		Rule, EventBusName string
-		Ids                []string
-		Force              bool
-	}
-	if err := ebDecode(c, &in); err != nil {
-		return nil, err
-	}
-	if err := ebCheckName("rule", in.Rule); err != nil {
-		return nil, err
-	}
-	if len(in.Ids) == 0 || len(in.Ids) > 100 {
-		return nil, awsproto.Errorf(ebValidation, "1 validation error detected: Value at 'ids' failed to satisfy constraint: Member must have length less than or equal to 100 and greater than or equal to 1")
-	}
-	rule, err := svc.ebRule(in.EventBusName, in.Rule)
-	if err != nil {
-		return nil, err
-	}
-	drop := map[string]bool{}
-	for _, id := range in.Ids {
-		drop[id] = true
-	}
-	keep := rule.targets[:0]
-	for _, t := range rule.targets {
-		if !drop[t.ID] {
-			keep = append(keep, t)
-		}
-	}
-	clear(rule.targets[len(keep):])
-	rule.targets = keep
-	// Ids that name no target are not failures on AWS either.
-	return struct {
-		FailedEntryCount int
-		FailedEntries    []ebFailedEntry
-	}{0, []ebFailedEntry{}}, nil
 }
 
 // Dispatch delivers one region event, body in EventBridge's envelope, to the targets of every

@@ -14,12 +14,6 @@ import (
 	"github.com/spotmax/spotmax/pkg/sim/awsproto"
 )
 
-// Package logs is the simulated CloudWatch Logs: log groups, log streams, PutLogEvents with AWS's batch rules
-// (chronological order, 24-hour span, 10,000 events, 1,048,576 bytes, events more than 14 days
-// old or 2 hours ahead rejected but reported), and FilterLogEvents with a subset of the filter
-// pattern syntax (terms, and JSON equality such as { $.group = "web" && $.result = "succeeded" }).
-// It speaks AWS JSON 1.1 (X-Amz-Target: Logs_20140328.*), as the SDK does.
-
 // Region is what CloudWatch Logs needs of the simulated region: its lock (which guards the
 // service's state as well), the due state changes every call runs first, the simulated time and
 // the names in ARNs.
@@ -132,11 +126,10 @@ func (s *Service) Events(group string) []Event {
 }
 
 var actions = awsproto.JSONActions[*Service]{
-	"CreateLogGroup":    (*Service).logsCreateLogGroup,
-	"CreateLogStream":   (*Service).logsCreateLogStream,
-	"DescribeLogGroups": (*Service).logsDescribeLogGroups,
-	"PutLogEvents":      (*Service).logsPutLogEvents,
-	"FilterLogEvents":   (*Service).logsFilterLogEvents,
+	"CreateLogGroup":  (*Service).logsCreateLogGroup,
+	"CreateLogStream": (*Service).logsCreateLogStream,
+	"PutLogEvents":    (*Service).logsPutLogEvents,
+	"FilterLogEvents": (*Service).logsFilterLogEvents,
 }
 
 func (s *Service) serve(c *awsproto.Call) {
@@ -187,10 +180,6 @@ func (s *Service) logGroup(name string) (*logGroup, *awsproto.APIError) {
 	return g, nil
 }
 
-func (s *Service) logGroupARN(name string) string {
-	return fmt.Sprintf("arn:aws:logs:%s:%s:log-group:%s:*", s.region.Name(), s.region.AccountID(), name)
-}
-
 func (s *Service) logsCreateLogGroup(c *awsproto.Call) (any, *awsproto.APIError) {
 	var in struct {
 		LogGroupName string `json:"logGroupName"`
@@ -229,61 +218,6 @@ func (s *Service) logsCreateLogStream(c *awsproto.Call) (any, *awsproto.APIError
 	}
 	g.streams[in.LogStreamName] = &logStream{name: in.LogStreamName, created: s.region.Now()}
 	return nil, nil
-}
-
-type logGroupOut struct {
-	LogGroupName      string `json:"logGroupName"`
-	CreationTime      int64  `json:"creationTime"`
-	Arn               string `json:"arn"`
-	LogGroupArn       string `json:"logGroupArn"`
-	StoredBytes       int64  `json:"storedBytes"`
-	MetricFilterCount int    `json:"metricFilterCount"`
-	LogGroupClass     string `json:"logGroupClass"`
-}
-
-func (s *Service) logsDescribeLogGroups(c *awsproto.Call) (any, *awsproto.APIError) {
-	var in struct {
-		LogGroupNamePrefix string `json:"logGroupNamePrefix"`
-		Limit              *int   `json:"limit"`
-		NextToken          string `json:"nextToken"`
-	}
-	if err := logsDecode(c, &in); err != nil {
-		return nil, err
-	}
-	limit := 50
-	if in.Limit != nil {
-		if *in.Limit < 1 || *in.Limit > 50 {
-			return nil, awsproto.Errorf(invalidParameter, "1 validation error detected: Value '%d' at 'limit' failed to satisfy constraint: Member must have value less than or equal to 50", *in.Limit)
-		}
-		limit = *in.Limit
-	}
-	var names []string
-	for n := range s.groups {
-		if strings.HasPrefix(n, in.LogGroupNamePrefix) {
-			names = append(names, n)
-		}
-	}
-	sort.Strings(names)
-	start, end, next, err := awsproto.Page(len(names), int64(limit), in.NextToken, 50, 50)
-	if err != nil {
-		return nil, err
-	}
-	out := struct {
-		LogGroups []logGroupOut `json:"logGroups"`
-		NextToken string        `json:"nextToken,omitempty"`
-	}{LogGroups: []logGroupOut{}, NextToken: next}
-	for _, n := range names[start:end] {
-		g := s.groups[n]
-		var bytes int64
-		for _, ls := range g.streams {
-			for _, e := range ls.events {
-				bytes += int64(len(e.Message))
-			}
-		}
-		out.LogGroups = append(out.LogGroups, logGroupOut{LogGroupName: n, CreationTime: g.created.UnixMilli(),
-			Arn: s.logGroupARN(n), LogGroupArn: strings.TrimSuffix(s.logGroupARN(n), ":*"), StoredBytes: bytes, LogGroupClass: "STANDARD"})
-	}
-	return out, nil
 }
 
 func (s *Service) logsPutLogEvents(c *awsproto.Call) (any, *awsproto.APIError) {

@@ -139,8 +139,8 @@ func sqsQueryObject(v map[string]string, action string) (map[string]any, *awspro
 }
 
 // sqsQueryElements names the flattened elements that JSON members become in query responses.
-var sqsQueryElements = map[string]string{"QueueUrls": "QueueUrl", "queueUrls": "QueueUrl", "Attributes": "Attribute",
-	"Tags": "Tag", "Messages": "Message", "Failed": "BatchResultErrorEntry", "MessageAttributes": "MessageAttribute"}
+var sqsQueryElements = map[string]string{"Attributes": "Attribute", "Messages": "Message", "Failed": "BatchResultErrorEntry",
+	"MessageAttributes": "MessageAttribute"}
 
 // sqsWriteQuery writes a JSON handler's result as the query protocol's XML.
 func sqsWriteQuery(c *awsproto.Call, out any) {

@@ -92,14 +92,6 @@ func TestSQSQueryProtocol(t *testing.T) {
 	if got["VisibilityTimeout"] != "5" || got["QueueArn"] != "arn:aws:sqs:us-east-1:123456789012:work" {
 		t.Errorf("GetQueueAttributes = %v", got)
 	}
-	var tags struct {
-		Tags []struct{ Key, Value string } `xml:"ListQueueTagsResult>Tag"`
-	}
-	sqsQueryOK(t, env, &tags, "Action", "ListQueueTags", "QueueUrl", created.QueueURL)
-	if len(tags.Tags) != 1 || tags.Tags[0].Key != "team" || tags.Tags[0].Value != "ops" {
-		t.Errorf("ListQueueTags = %+v", tags.Tags)
-	}
-
 	var sent struct {
 		MessageID string `xml:"SendMessageResult>MessageId"`
 		MD5       string `xml:"SendMessageResult>MD5OfMessageBody"`
@@ -109,16 +101,8 @@ func TestSQSQueryProtocol(t *testing.T) {
 	if sum := md5.Sum([]byte("hello <world>")); sent.MD5 != hex.EncodeToString(sum[:]) || sent.MessageID == "" {
 		t.Errorf("SendMessage = %+v", sent)
 	}
-	var batch struct {
-		OK []struct {
-			ID string `xml:"Id"`
-		} `xml:"SendMessageBatchResult>SendMessageBatchResultEntry"`
-	}
-	sqsQueryOK(t, env, &batch, "Action", "SendMessageBatch", "QueueUrl", created.QueueURL,
-		"SendMessageBatchRequestEntry.1.Id", "a", "SendMessageBatchRequestEntry.1.MessageBody", "one",
-		"SendMessageBatchRequestEntry.2.Id", "b", "SendMessageBatchRequestEntry.2.MessageBody", "two", "SendMessageBatchRequestEntry.2.DelaySeconds", "0")
-	if len(batch.OK) != 2 || batch.OK[0].ID != "a" || batch.OK[1].ID != "b" {
-		t.Errorf("SendMessageBatch = %+v", batch)
+	for _, body := range []string{"one", "two"} {
+		sqsQueryOK(t, env, nil, "Action", "SendMessage", "QueueUrl", created.QueueURL, "MessageBody", body, "DelaySeconds", "0")
 	}
 
 	var recv struct {

@@ -35,14 +35,13 @@ type Region interface {
 
 // Service is the SQS of one simulated region.
 type Service struct {
-	region  Region
-	queues  map[string]*sqsQueue // by name
-	deleted map[string]time.Time // when a queue name was last deleted
+	region Region
+	queues map[string]*sqsQueue // by name
 }
 
 // New returns the SQS of region, without queues.
 func New(region Region) *Service {
-	return &Service{region: region, queues: map[string]*sqsQueue{}, deleted: map[string]time.Time{}}
+	return &Service{region: region, queues: map[string]*sqsQueue{}}
 }
 
 // Spec is how the region's mux reaches the service: signing name sqs, AWS JSON 1.0 and the
@@ -59,14 +58,10 @@ func (svc *Service) Spec() *awsproto.Service {
 		ErrorShapes: map[string]string{
 			sqsNonExistentQueue:                                   "QueueDoesNotExist",
 			"QueueAlreadyExists":                                  "QueueNameExists",
-			"AWS.SimpleQueueService.MessageNotInflight":           "MessageNotInflight",
-			"AWS.SimpleQueueService.PurgeQueueInProgress":         "PurgeQueueInProgress",
-			"AWS.SimpleQueueService.QueueDeletedRecently":         "QueueDeletedRecently",
 			"AWS.SimpleQueueService.EmptyBatchRequest":            "EmptyBatchRequest",
 			"AWS.SimpleQueueService.TooManyEntriesInBatchRequest": "TooManyEntriesInBatchRequest",
 			"AWS.SimpleQueueService.BatchEntryIdsNotDistinct":     "BatchEntryIdsNotDistinct",
 			"AWS.SimpleQueueService.InvalidBatchEntryId":          "InvalidBatchEntryId",
-			"AWS.SimpleQueueService.BatchRequestTooLong":          "BatchRequestTooLong",
 			"AWS.SimpleQueueService.UnsupportedOperation":         "UnsupportedOperation",
 		},
 		Handle: svc.serve,
@@ -87,8 +82,6 @@ const (
 	sqsMaxVisibility     = 43200
 	sqsMaxBatch          = 10
 	sqsMaxAttributes     = 10
-	sqsRecreateDelay     = 60 * time.Second // after DeleteQueue, before the name can be reused
-	sqsPurgeInterval     = 60 * time.Second
 	sqsMaxMessageSizeMax = 1048576
 )
 
@@ -119,14 +112,12 @@ var sqsOtherAttrs = map[string]bool{
 }
 
 type sqsQueue struct {
-	name      string
-	attrs     map[string]string
-	tags      map[string]string
-	created   time.Time
-	modified  time.Time
-	lastPurge time.Time
-	msgs      []*sqsMessage // in send order
-	gone      bool
+	name     string
+	attrs    map[string]string
+	tags     map[string]string
+	created  time.Time
+	modified time.Time
+	msgs     []*sqsMessage // in send order
 	// notify is closed, and replaced, when a message may have become receivable; long polls wait
 	// on it without holding the region's lock.
 	notify chan struct{}
@@ -440,22 +431,13 @@ func (svc *Service) redrive(q *sqsQueue) (*sqsQueue, int) {
 }
 
 var sqsActions = awsproto.JSONActions[*Service]{
-	"CreateQueue":                  (*Service).sqsCreateQueue,
-	"GetQueueUrl":                  (*Service).sqsGetQueueURL,
-	"DeleteQueue":                  (*Service).sqsDeleteQueue,
-	"ListQueues":                   (*Service).sqsListQueues,
-	"GetQueueAttributes":           (*Service).sqsGetQueueAttributes,
-	"SetQueueAttributes":           (*Service).sqsSetQueueAttributes,
-	"PurgeQueue":                   (*Service).sqsPurgeQueue,
-	"SendMessage":                  (*Service).sqsSendMessage,
-	"SendMessageBatch":             (*Service).sqsSendMessageBatch,
-	"DeleteMessage":                (*Service).sqsDeleteMessage,
-	"DeleteMessageBatch":           (*Service).sqsDeleteMessageBatch,
-	"ChangeMessageVisibility":      (*Service).sqsChangeMessageVisibility,
-	"ChangeMessageVisibilityBatch": (*Service).sqsChangeMessageVisibilityBatch,
-	"TagQueue":                     (*Service).sqsTagQueue,
-	"UntagQueue":                   (*Service).sqsUntagQueue,
-	"ListQueueTags":                (*Service).sqsListQueueTags,
+	"CreateQueue":        (*Service).sqsCreateQueue,
+	"GetQueueUrl":        (*Service).sqsGetQueueURL,
+	"GetQueueAttributes": (*Service).sqsGetQueueAttributes,
+	"SetQueueAttributes": (*Service).sqsSetQueueAttributes,
+	"SendMessage":        (*Service).sqsSendMessage,
+	"DeleteMessage":      (*Service).sqsDeleteMessage,
+	"DeleteMessageBatch": (*Service).sqsDeleteMessageBatch,
 }
 
 func (svc *Service) serve(c *awsproto.Call) {
@@ -562,9 +544,6 @@ func (svc *Service) sqsCreateQueue(c *awsproto.Call) (any, *awsproto.APIError) {
 		}
 		return map[string]string{"QueueUrl": svc.queueURL(c, q.name)}, nil
 	}
-	if t, ok := st.deleted[in.QueueName]; ok && now.Sub(t) < sqsRecreateDelay {
-		return nil, awsproto.Errorf("AWS.SimpleQueueService.QueueDeletedRecently", "You must wait 60 seconds after deleting a queue before you can create another with the same name.")
-	}
 	q := &sqsQueue{name: in.QueueName, attrs: map[string]string{}, tags: map[string]string{}, created: now, modified: now,
 		notify: make(chan struct{})}
 	for k, v := range sqsDefaults {
@@ -596,63 +575,6 @@ func (svc *Service) sqsGetQueueURL(c *awsproto.Call) (any, *awsproto.APIError) {
 		return nil, sqsQueueMissing()
 	}
 	return map[string]string{"QueueUrl": svc.queueURL(c, q.name)}, nil
-}
-
-func (svc *Service) sqsDeleteQueue(c *awsproto.Call) (any, *awsproto.APIError) {
-	var in struct{ QueueUrl string }
-	if err := sqsDecode(c, &in); err != nil {
-		return nil, err
-	}
-	q, err := svc.queueByURL(in.QueueUrl)
-	if err != nil {
-		return nil, err
-	}
-	st := svc
-	delete(st.queues, q.name)
-	st.deleted[q.name] = svc.region.Now()
-	q.gone = true
-	q.signal() // long polls on the queue end
-	return nil, nil
-}
-
-func (svc *Service) sqsListQueues(c *awsproto.Call) (any, *awsproto.APIError) {
-	var in struct {
-		QueueNamePrefix string
-		NextToken       string
-		MaxResults      *int64
-	}
-	if err := sqsDecode(c, &in); err != nil {
-		return nil, err
-	}
-	if in.MaxResults != nil && (*in.MaxResults < 1 || *in.MaxResults > 1000) {
-		return nil, awsproto.Errorf(awsproto.CodeInvalidParameter, "Value %d for parameter MaxResults is invalid. Reason: MaxResults must be an integer between 1 and 1000.", *in.MaxResults)
-	}
-	var names []string
-	for n := range svc.queues {
-		if strings.HasPrefix(n, in.QueueNamePrefix) {
-			names = append(names, n)
-		}
-	}
-	sort.Strings(names)
-	type output struct {
-		QueueUrls []string `json:",omitempty"`
-		NextToken string   `json:",omitempty"`
-	}
-	var out output
-	if in.MaxResults == nil {
-		// Without MaxResults, SQS returns up to 1,000 queues and no token.
-		names = names[:min(len(names), 1000)]
-	} else {
-		from, to, next, err := awsproto.Page(len(names), *in.MaxResults, in.NextToken, 1000, 1000)
-		if err != nil {
-			return nil, err
-		}
-		names, out.NextToken = names[from:to], next
-	}
-	for _, n := range names {
-		out.QueueUrls = append(out.QueueUrls, svc.queueURL(c, n))
-	}
-	return out, nil
 }
 
 func (svc *Service) sqsGetQueueAttributes(c *awsproto.Call) (any, *awsproto.APIError) {
@@ -739,25 +661,7 @@ func (svc *Service) sqsSetQueueAttributes(c *awsproto.Call) (any, *awsproto.APIE
 	return nil, nil
 }
 
-func (svc *Service) sqsPurgeQueue(c *awsproto.Call) (any, *awsproto.APIError) {
-	var in struct{ QueueUrl string }
-	if err := sqsDecode(c, &in); err != nil {
-		return nil, err
-	}
-	q, err := svc.queueByURL(in.QueueUrl)
-	if err != nil {
-		return nil, err
-	}
-	now := svc.region.Now()
-	if !q.lastPurge.IsZero() && now.Sub(q.lastPurge) < sqsPurgeInterval {
-		return nil, awsproto.Errorf("AWS.SimpleQueueService.PurgeQueueInProgress", "Only one PurgeQueue operation on %s is allowed every 60 seconds.", q.name)
-	}
-	q.lastPurge = now
-	q.msgs = nil
-	return nil, nil
-}
-
-// sqsSendInput is one message of SendMessage or SendMessageBatch.
+// sqsSendInput is SendMessage's request.
 type sqsSendInput struct {
 	Id                      string
 	MessageBody             string
@@ -768,7 +672,7 @@ type sqsSendInput struct {
 	MessageDeduplicationId  string
 }
 
-// sqsSendOutput is SendMessage's result and one successful entry of SendMessageBatch.
+// sqsSendOutput is SendMessage's result.
 type sqsSendOutput struct {
 	Id                     string `json:",omitempty"`
 	MessageId              string
@@ -828,7 +732,7 @@ var sqsBatchID = awsproto.LazyRegexp(`^[A-Za-z0-9_-]{1,80}$`)
 // sqsCheckBatch applies the rules every batch action shares to the entries' ids.
 func sqsCheckBatch(ids []string) *awsproto.APIError {
 	if len(ids) == 0 {
-		return awsproto.Errorf("AWS.SimpleQueueService.EmptyBatchRequest", "There should be at least one SendMessageBatchRequestEntry in the request.")
+		return awsproto.Errorf("AWS.SimpleQueueService.EmptyBatchRequest", "There should be at least one DeleteMessageBatchRequestEntry in the request.")
 	}
 	if len(ids) > sqsMaxBatch {
 		return awsproto.Errorf("AWS.SimpleQueueService.TooManyEntriesInBatchRequest", "Maximum number of entries per request are %d. You have sent %d.", sqsMaxBatch, len(ids))
@@ -844,45 +748,6 @@ func sqsCheckBatch(ids []string) *awsproto.APIError {
 		seen[id] = true
 	}
 	return nil
-}
-
-func (svc *Service) sqsSendMessageBatch(c *awsproto.Call) (any, *awsproto.APIError) {
-	var in struct {
-		QueueUrl string
-		Entries  []sqsSendInput
-	}
-	if err := sqsDecode(c, &in); err != nil {
-		return nil, err
-	}
-	q, err := svc.queueByURL(in.QueueUrl)
-	if err != nil {
-		return nil, err
-	}
-	ids := make([]string, len(in.Entries))
-	var total int64
-	for i, e := range in.Entries {
-		ids[i] = e.Id
-		total += int64(len(e.MessageBody))
-	}
-	if err := sqsCheckBatch(ids); err != nil {
-		return nil, err
-	}
-	if limit := q.intAttr("MaximumMessageSize"); total > limit {
-		return nil, awsproto.Errorf("AWS.SimpleQueueService.BatchRequestTooLong", "Batch requests cannot be longer than %d bytes. You have sent %d bytes.", limit, total)
-	}
-	out := struct {
-		Successful []*sqsSendOutput
-		Failed     []sqsBatchError
-	}{Successful: []*sqsSendOutput{}, Failed: []sqsBatchError{}}
-	for _, e := range in.Entries {
-		res, err := svc.sqsSendOne(c, q, e)
-		if err != nil {
-			out.Failed = append(out.Failed, sqsBatchError{Id: e.Id, SenderFault: true, Code: err.Code, Message: err.Message})
-			continue
-		}
-		out.Successful = append(out.Successful, res)
-	}
-	return out, nil
 }
 
 // receiptHandle encodes the queue, the message and the receive it came from.
@@ -988,112 +853,6 @@ func (svc *Service) sqsDeleteMessageBatch(c *awsproto.Call) (any, *awsproto.APIE
 	return svc.sqsBatch(c, func(q *sqsQueue, e sqsBatchEntry) *awsproto.APIError { return svc.sqsDeleteOne(q, e.ReceiptHandle) })
 }
 
-func (svc *Service) sqsChangeVisibility(q *sqsQueue, handle string, timeout int64) *awsproto.APIError {
-	id, err := parseReceipt(q, handle)
-	if err != nil {
-		return err
-	}
-	if timeout < 0 || timeout > sqsMaxVisibility {
-		return awsproto.Errorf(awsproto.CodeInvalidParameter, "Value %d for parameter VisibilityTimeout is invalid. Reason: Must be between 0 and 43200, if provided.", timeout)
-	}
-	_, m := q.find(id)
-	now := svc.region.Now()
-	if m == nil || m.handle != handle {
-		return awsproto.Errorf(awsproto.CodeInvalidParameter, "Value %s for parameter ReceiptHandle is invalid. Reason: Message does not exist or is not available for visibility timeout change.", handle)
-	}
-	if !m.visibleAt.After(now) {
-		return awsproto.Errorf("AWS.SimpleQueueService.MessageNotInflight", "Message not inflight.")
-	}
-	m.visibleAt = now.Add(time.Duration(timeout) * time.Second)
-	if timeout == 0 {
-		q.signal()
-	} else {
-		svc.region.After(time.Duration(timeout)*time.Second, q.signal)
-	}
-	return nil
-}
-
-func (svc *Service) sqsChangeMessageVisibility(c *awsproto.Call) (any, *awsproto.APIError) {
-	var in struct {
-		QueueUrl, ReceiptHandle string
-		VisibilityTimeout       *int64
-	}
-	if err := sqsDecode(c, &in); err != nil {
-		return nil, err
-	}
-	q, err := svc.queueByURL(in.QueueUrl)
-	if err != nil {
-		return nil, err
-	}
-	if in.VisibilityTimeout == nil {
-		return nil, awsproto.Errorf(awsproto.CodeMissingParameter, "The request must contain the parameter VisibilityTimeout.")
-	}
-	return nil, svc.sqsChangeVisibility(q, in.ReceiptHandle, *in.VisibilityTimeout)
-}
-
-func (svc *Service) sqsChangeMessageVisibilityBatch(c *awsproto.Call) (any, *awsproto.APIError) {
-	return svc.sqsBatch(c, func(q *sqsQueue, e sqsBatchEntry) *awsproto.APIError {
-		return svc.sqsChangeVisibility(q, e.ReceiptHandle, e.VisibilityTimeout)
-	})
-}
-
-func (svc *Service) sqsTagQueue(c *awsproto.Call) (any, *awsproto.APIError) {
-	var in struct {
-		QueueUrl string
-		Tags     map[string]string
-	}
-	if err := sqsDecode(c, &in); err != nil {
-		return nil, err
-	}
-	q, err := svc.queueByURL(in.QueueUrl)
-	if err != nil {
-		return nil, err
-	}
-	if len(in.Tags) == 0 {
-		return nil, awsproto.Errorf(awsproto.CodeMissingParameter, "The request must contain the parameter Tags.")
-	}
-	for k, v := range in.Tags {
-		q.tags[k] = v
-	}
-	if len(q.tags) > 50 {
-		return nil, awsproto.Errorf(awsproto.CodeInvalidParameter, "Too many tags: a queue can have up to 50 tags.")
-	}
-	return nil, nil
-}
-
-func (svc *Service) sqsUntagQueue(c *awsproto.Call) (any, *awsproto.APIError) {
-	var in struct {
-		QueueUrl string
-		TagKeys  []string
-	}
-	if err := sqsDecode(c, &in); err != nil {
-		return nil, err
-	}
-	q, err := svc.queueByURL(in.QueueUrl)
-	if err != nil {
-		return nil, err
-	}
-	for _, k := range in.TagKeys {
-		delete(q.tags, k)
-	}
-	return nil, nil
-}
-
-func (svc *Service) sqsListQueueTags(c *awsproto.Call) (any, *awsproto.APIError) {
-	var in struct{ QueueUrl string }
-	if err := sqsDecode(c, &in); err != nil {
-		return nil, err
-	}
-	q, err := svc.queueByURL(in.QueueUrl)
-	if err != nil {
-		return nil, err
-	}
-	if len(q.tags) == 0 {
-		return struct{}{}, nil
-	}
-	return map[string]any{"Tags": q.tags}, nil
-}
-
 // sqsReceived is a message as ReceiveMessage returns it.
 type sqsReceived struct {
 	MessageId              string
@@ -1158,11 +917,6 @@ func (svc *Service) sqsReceiveMessage(c *awsproto.Call) {
 	for {
 		svc.region.Lock()
 		svc.region.RunDue()
-		if q.gone {
-			svc.region.Unlock()
-			sqsFail(c, sqsQueueMissing())
-			return
-		}
 		msgs := svc.sqsTake(q, in, int(limit))
 		notify := q.notify
 		svc.region.Unlock()
