@@ -134,7 +134,9 @@ type Region struct {
 	cloudwatch  *cloudwatch.Service
 	sqs         *sqs.Service
 	eventbridge *eventbridge.Service
-	svc         map[string]any // EC2, Auto Scaling and ELB state owned by their files (ec2State, asgState, ...)
+	// svc is the state of this package's services and features by key (ec2State, asgState, the
+	// IMDS extras, ...), owned by their files.
+	svc map[string]any
 	// closers stop endpoints that the region opened (IMDS listeners) when the server closes.
 	closers []func()
 }
