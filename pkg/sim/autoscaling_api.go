@@ -205,7 +205,7 @@ func asLaunchTemplateParam(p params, prefix string) (LaunchTemplateRef, bool) {
 // asMixedParam reads a MixedInstancesPolicy.
 func asMixedParam(p params) (*MixedInstancesPolicy, LaunchTemplateRef, bool, *APIError) {
 	s := p.Sub("MixedInstancesPolicy")
-	if len(s.v) == 0 {
+	if len(s.Values()) == 0 {
 		return nil, LaunchTemplateRef{}, false, nil
 	}
 	ref, _ := asLaunchTemplateParam(s, "LaunchTemplate.LaunchTemplateSpecification")

@@ -337,12 +337,12 @@ func TestLifecycleHooksSkippedByForceDelete(t *testing.T) {
 
 // The terminate lifecycle action reaches an EventBridge rule's queue as AWS's event.
 func TestLifecycleActionEventReachesRule(t *testing.T) {
-	e := startEvents(t)
+	e := simtest.StartEvents(t, sim.Options{})
 	ctx := context.Background()
-	url, arn := e.queue(t, "q", "")
-	ruleARN := e.rule(t, "hooks", `{"source":["aws.autoscaling"],"detail-type":["EC2 Instance-terminate Lifecycle Action"]}`, arn)
-	if _, err := e.sqs.SetQueueAttributes(ctx, &sqs.SetQueueAttributesInput{QueueUrl: aws.String(url),
-		Attributes: map[string]string{"Policy": eventsPolicy(arn, ruleARN)}}); err != nil {
+	url, arn := e.Queue(t, "q", "")
+	ruleARN := e.Rule(t, "hooks", `{"source":["aws.autoscaling"],"detail-type":["EC2 Instance-terminate Lifecycle Action"]}`, arn)
+	if _, err := e.SQS.SetQueueAttributes(ctx, &sqs.SetQueueAttributesInput{QueueUrl: aws.String(url),
+		Attributes: map[string]string{"Policy": simtest.EventsPolicy(arn, ruleARN)}}); err != nil {
 		t.Fatal(err)
 	}
 	c := autoscaling.NewFromConfig(e.Config, func(o *autoscaling.Options) { o.RetryMaxAttempts = 1 })
@@ -354,11 +354,11 @@ func TestLifecycleActionEventReachesRule(t *testing.T) {
 		ShouldDecrementDesiredCapacity: aws.Bool(true)}); err != nil {
 		t.Fatal(err)
 	}
-	bodies := e.receive(t, url, 2)
+	bodies := e.Receive(t, url, 2)
 	if len(bodies) != 1 {
 		t.Fatalf("queue got %d messages, want the terminate lifecycle action; deliveries %+v", len(bodies), e.Region().EventDeliveries())
 	}
-	ev := decodeEnvelope(t, bodies[0])
+	ev := simtest.DecodeEnvelope(t, bodies[0])
 	grp, _ := e.Region().Group("web")
 	if ev.Source != "aws.autoscaling" || ev.DetailType != sim.DetailTerminateLifecycleAction || len(ev.Resources) != 1 || ev.Resources[0] != grp.ARN ||
 		ev.Detail["EC2InstanceId"] != id || ev.Detail["LifecycleHookName"] != "down" || ev.Detail["AutoScalingGroupName"] != "web" ||

@@ -1,14 +1,9 @@
 package sim_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/md5"
 	"encoding/hex"
-	"encoding/json"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -22,95 +17,17 @@ import (
 	"github.com/spotmax/spotmax/pkg/sim/simtest"
 )
 
-// awsCLI returns the aws command to run: $SPOTMAX_AWS_CLI, else aws on PATH. Without one the
-// test skips, unless SPOTMAX_REQUIRE_ASSETS=1 (CI) makes the missing CLI a failure.
-func awsCLI(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("SPOTMAX_AWS_CLI"); p != "" {
-		return p
-	}
-	p, err := exec.LookPath("aws")
-	if err != nil {
-		if os.Getenv("SPOTMAX_REQUIRE_ASSETS") == "1" {
-			t.Fatal("the AWS CLI (aws) is not on PATH and SPOTMAX_REQUIRE_ASSETS=1: install the Debian package awscli")
-		}
-		t.Skip("the AWS CLI (aws) is not on PATH; install the Debian package awscli to run the AWS CLI conformance tests")
-	}
-	return p
-}
-
-// cliEnv is a simulated region with an aws command pointed at it.
-type cliEnv struct {
-	*simtest.Env
-	t   *testing.T
-	bin string
-	env []string
-}
-
+// startCLI is the AWS CLI against a region in the kind world: these tests check each action's
+// shapes through the CLI; AWS's harder behaviours have their own CLI tests
+// (awscli_ec2_behaviors_test.go and the Auto Scaling ones).
 func startCLI(t *testing.T) *cliEnv {
-	t.Helper()
-	if testing.Short() && os.Getenv("SPOTMAX_REQUIRE_ASSETS") != "1" {
-		t.Skip("the AWS CLI takes about two seconds per call; skipped in -short mode")
-	}
-	bin := awsCLI(t)
-	t.Parallel()
-	// These tests check each action's shapes through the CLI in the kind world; AWS's harder
-	// behaviours have their own CLI tests (awscli_ec2_behaviors_test.go and the Auto Scaling ones).
-	env := simtest.Start(t, sim.Options{Behaviors: kindWorld()})
-	dir := t.TempDir()
-	// Keep the caller's PATH and HOME (pyenv shims need them) but none of their AWS settings.
-	var vars []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "AWS_") {
-			vars = append(vars, kv)
-		}
-	}
-	vars = append(vars,
-		"AWS_ACCESS_KEY_ID=AKIDSIMCLI",
-		"AWS_SECRET_ACCESS_KEY=secret",
-		"AWS_DEFAULT_REGION="+env.Region().Name(),
-		"AWS_CONFIG_FILE="+filepath.Join(dir, "config"),
-		"AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(dir, "credentials"),
-		"AWS_EC2_METADATA_DISABLED=true",
-		"AWS_PAGER=",
-	)
-	return &cliEnv{Env: env, t: t, bin: bin, env: vars}
+	return &cliEnv{CLI: simtest.StartCLI(t, sim.Options{Behaviors: kindWorld()}), t: t}
 }
 
-// run runs one aws command against the region; with out set it decodes the JSON output.
-func (e *cliEnv) run(out any, args ...string) {
-	e.t.Helper()
-	stdout, stderr, err := e.exec(args...)
-	if err != nil {
-		e.t.Fatalf("aws %s: %v\n%s", strings.Join(args, " "), err, stderr)
-	}
-	if out != nil {
-		if err := json.Unmarshal(stdout, out); err != nil {
-			e.t.Fatalf("aws %s: decoding output: %v\n%s", strings.Join(args, " "), err, stdout)
-		}
-	}
-}
-
-// fail runs an aws command that must fail and returns its error output.
-func (e *cliEnv) fail(args ...string) string {
-	e.t.Helper()
-	_, stderr, err := e.exec(args...)
-	if err == nil {
-		e.t.Fatalf("aws %s succeeded, want an error", strings.Join(args, " "))
-	}
-	return string(stderr)
-}
-
-func (e *cliEnv) exec(args ...string) (stdout, stderr []byte, err error) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	full := append([]string{"--endpoint-url", e.URL(), "--output", "json"}, args...)
-	cmd := exec.CommandContext(ctx, e.bin, full...)
-	cmd.Env = e.env
-	var o, se bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &se
-	err = cmd.Run()
-	return o.Bytes(), se.Bytes(), err
+// cliEnv is the AWS CLI against a region, with this package's helpers.
+type cliEnv struct {
+	*simtest.CLI
+	t *testing.T
 }
 
 // cliInstances is the part of run-instances and describe-instances output the tests read.
@@ -128,7 +45,7 @@ func TestAWSCLIDescribeAvailabilityZones(t *testing.T) {
 	var out struct {
 		AvailabilityZones []struct{ ZoneName, ZoneId, State string }
 	}
-	e.run(&out, "ec2", "describe-availability-zones")
+	e.Run(&out, "ec2", "describe-availability-zones")
 	var got []string
 	for _, z := range out.AvailabilityZones {
 		got = append(got, z.ZoneName+"/"+z.ZoneId+"/"+z.State)
@@ -146,7 +63,7 @@ func TestAWSCLIRunAndDescribeInstances(t *testing.T) {
 			LatestVersionNumber int64
 		}
 	}
-	e.run(&lt, "ec2", "create-launch-template", "--launch-template-name", "web",
+	e.Run(&lt, "ec2", "create-launch-template", "--launch-template-name", "web",
 		"--launch-template-data", `{"ImageId":"ami-0123456789abcdef0","InstanceType":"m5.large",`+
 			`"BlockDeviceMappings":[{"DeviceName":"/dev/sdf","Ebs":{"VolumeSize":20,"VolumeType":"gp3","DeleteOnTermination":false}}],`+
 			`"InstanceMarketOptions":{"MarketType":"spot"},`+
@@ -158,7 +75,7 @@ func TestAWSCLIRunAndDescribeInstances(t *testing.T) {
 	}
 
 	var run struct{ Instances []cliInstance }
-	e.run(&run, "ec2", "run-instances", "--launch-template", "LaunchTemplateName=web,Version=$Latest", "--count", "2",
+	e.Run(&run, "ec2", "run-instances", "--launch-template", "LaunchTemplateName=web,Version=$Latest", "--count", "2",
 		"--placement", "AvailabilityZone=us-east-1b",
 		"--tag-specifications", "ResourceType=instance,Tags=[{Key=Name,Value=web-1}]")
 	if len(run.Instances) != 2 {
@@ -187,7 +104,7 @@ func TestAWSCLIRunAndDescribeInstances(t *testing.T) {
 	var out struct {
 		Reservations []struct{ Instances []cliInstance }
 	}
-	e.run(&out, "ec2", "describe-instances", "--filters", "Name=tag:spotmax:group,Values=web", "Name=instance-lifecycle,Values=spot")
+	e.Run(&out, "ec2", "describe-instances", "--filters", "Name=tag:spotmax:group,Values=web", "Name=instance-lifecycle,Values=spot")
 	var got, want []string
 	for _, r := range out.Reservations {
 		for _, in := range r.Instances {
@@ -212,7 +129,7 @@ func TestAWSCLICreateAndDescribeVolumes(t *testing.T) {
 		State            string
 		AvailabilityZone string
 	}
-	e.run(&vol, "ec2", "create-volume", "--availability-zone", "us-east-1c", "--size", "10", "--volume-type", "gp3",
+	e.Run(&vol, "ec2", "create-volume", "--availability-zone", "us-east-1c", "--size", "10", "--volume-type", "gp3",
 		"--tag-specifications", "ResourceType=volume,Tags=[{Key=Name,Value=data}]")
 	if vol.VolumeID == "" || vol.Size != 10 || vol.State != "creating" || vol.AvailabilityZone != "us-east-1c" {
 		t.Fatalf("create-volume = %+v", vol)
@@ -226,13 +143,13 @@ func TestAWSCLICreateAndDescribeVolumes(t *testing.T) {
 			Tags     []struct{ Key, Value string }
 		}
 	}
-	e.run(&out, "ec2", "describe-volumes", "--filters", "Name=tag:Name,Values=data", "Name=status,Values=available")
+	e.Run(&out, "ec2", "describe-volumes", "--filters", "Name=tag:Name,Values=data", "Name=status,Values=available")
 	if len(out.Volumes) != 1 || out.Volumes[0].VolumeID != vol.VolumeID || len(out.Volumes[0].Tags) != 1 || out.Volumes[0].Tags[0].Value != "data" {
 		t.Errorf("describe-volumes with filters = %+v", out)
 	}
 
 	// Errors reach the CLI in EC2's error shape.
-	stderr := e.fail("ec2", "describe-volumes", "--volume-ids", "vol-0123456789abcdef0")
+	stderr := e.Fail("ec2", "describe-volumes", "--volume-ids", "vol-0123456789abcdef0")
 	if !strings.Contains(stderr, "InvalidVolume.NotFound") || !strings.Contains(stderr, "vol-0123456789abcdef0") {
 		t.Errorf("describe-volumes of a missing volume: %s", stderr)
 	}
@@ -264,7 +181,7 @@ func (e *cliEnv) memberState(group, id string) string {
 			LifecycleState string
 		}
 	}
-	e.run(&out, "autoscaling", "describe-auto-scaling-instances", "--instance-ids", id)
+	e.Run(&out, "autoscaling", "describe-auto-scaling-instances", "--instance-ids", id)
 	if len(out.AutoScalingInstances) != 1 {
 		return ""
 	}
@@ -274,7 +191,7 @@ func (e *cliEnv) memberState(group, id string) string {
 func TestAWSCLILifecycleHooks(t *testing.T) {
 	e := startCLI(t)
 	e.Region().PutLaunchTemplate("web", sim.LaunchTemplateData{ImageID: testAMI, InstanceType: "m5.large"})
-	e.run(nil, "autoscaling", "create-auto-scaling-group", "--auto-scaling-group-name", "web",
+	e.Run(nil, "autoscaling", "create-auto-scaling-group", "--auto-scaling-group-name", "web",
 		"--launch-template", "LaunchTemplateName=web", "--min-size", "0", "--max-size", "2", "--desired-capacity", "1",
 		"--availability-zones", "us-east-1a", "--lifecycle-hook-specification-list",
 		"LifecycleHookName=warm,LifecycleTransition=autoscaling:EC2_INSTANCE_LAUNCHING,HeartbeatTimeout=900,DefaultResult=CONTINUE")
@@ -284,7 +201,7 @@ func TestAWSCLILifecycleHooks(t *testing.T) {
 			HeartbeatTimeout, GlobalTimeout                       int
 		}
 	}
-	e.run(&hooks, "autoscaling", "describe-lifecycle-hooks", "--auto-scaling-group-name", "web")
+	e.Run(&hooks, "autoscaling", "describe-lifecycle-hooks", "--auto-scaling-group-name", "web")
 	// The clock also runs in real time and each aws call takes seconds: the heartbeat timeout is
 	// long enough that no hook times out between the calls.
 	if len(hooks.LifecycleHooks) != 1 || hooks.LifecycleHooks[0].LifecycleHookName != "warm" || hooks.LifecycleHooks[0].HeartbeatTimeout != 900 ||
@@ -295,20 +212,20 @@ func TestAWSCLILifecycleHooks(t *testing.T) {
 	if st := e.memberState("web", id); st != "Pending:Wait" {
 		t.Errorf("describe-auto-scaling-instances: %s, want Pending:Wait", st)
 	}
-	stderr := e.fail("autoscaling", "complete-lifecycle-action", "--auto-scaling-group-name", "web", "--lifecycle-hook-name", "warm",
+	stderr := e.Fail("autoscaling", "complete-lifecycle-action", "--auto-scaling-group-name", "web", "--lifecycle-hook-name", "warm",
 		"--lifecycle-action-result", "CONTINUE", "--instance-id", "i-0000000000000000f")
 	if !strings.Contains(stderr, "ValidationError") || !strings.Contains(stderr, "No active Lifecycle Action found with instance ID i-0000000000000000f") {
 		t.Errorf("complete-lifecycle-action for another instance: %s", stderr)
 	}
-	e.run(nil, "autoscaling", "record-lifecycle-action-heartbeat", "--auto-scaling-group-name", "web", "--lifecycle-hook-name", "warm",
+	e.Run(nil, "autoscaling", "record-lifecycle-action-heartbeat", "--auto-scaling-group-name", "web", "--lifecycle-hook-name", "warm",
 		"--instance-id", id)
-	e.run(nil, "autoscaling", "complete-lifecycle-action", "--auto-scaling-group-name", "web", "--lifecycle-hook-name", "warm",
+	e.Run(nil, "autoscaling", "complete-lifecycle-action", "--auto-scaling-group-name", "web", "--lifecycle-hook-name", "warm",
 		"--lifecycle-action-result", "CONTINUE", "--instance-id", id)
 	e.waitMember("web", sim.LifecycleInService)
 
-	e.run(nil, "autoscaling", "put-lifecycle-hook", "--auto-scaling-group-name", "web", "--lifecycle-hook-name", "drain",
+	e.Run(nil, "autoscaling", "put-lifecycle-hook", "--auto-scaling-group-name", "web", "--lifecycle-hook-name", "drain",
 		"--lifecycle-transition", "autoscaling:EC2_INSTANCE_TERMINATING", "--heartbeat-timeout", "300")
-	e.run(nil, "autoscaling", "terminate-instance-in-auto-scaling-group", "--instance-id", id, "--should-decrement-desired-capacity")
+	e.Run(nil, "autoscaling", "terminate-instance-in-auto-scaling-group", "--instance-id", id, "--should-decrement-desired-capacity")
 	if st := e.memberState("web", id); st != "Terminating:Wait" {
 		t.Errorf("after terminate-instance-in-auto-scaling-group: %s, want Terminating:Wait", st)
 	}
@@ -320,7 +237,7 @@ func TestAWSCLILoadBalancerDraining(t *testing.T) {
 	var tg struct {
 		TargetGroups []struct{ TargetGroupArn string }
 	}
-	e.run(&tg, "elbv2", "create-target-group", "--name", "web", "--protocol", "HTTP", "--port", "80")
+	e.Run(&tg, "elbv2", "create-target-group", "--name", "web", "--protocol", "HTTP", "--port", "80")
 	if len(tg.TargetGroups) != 1 {
 		t.Fatalf("create-target-group = %+v", tg)
 	}
@@ -328,7 +245,7 @@ func TestAWSCLILoadBalancerDraining(t *testing.T) {
 	var attrs struct {
 		Attributes []struct{ Key, Value string }
 	}
-	e.run(&attrs, "elbv2", "describe-target-group-attributes", "--target-group-arn", arn)
+	e.Run(&attrs, "elbv2", "describe-target-group-attributes", "--target-group-arn", arn)
 	delay := ""
 	for _, a := range attrs.Attributes {
 		if a.Key == "deregistration_delay.timeout_seconds" {
@@ -338,7 +255,7 @@ func TestAWSCLILoadBalancerDraining(t *testing.T) {
 	if delay != "300" {
 		t.Errorf("deregistration_delay.timeout_seconds = %q, want 300", delay)
 	}
-	e.run(nil, "elb", "create-load-balancer", "--load-balancer-name", "web", "--listeners",
+	e.Run(nil, "elb", "create-load-balancer", "--load-balancer-name", "web", "--listeners",
 		"Protocol=HTTP,LoadBalancerPort=80,InstanceProtocol=HTTP,InstancePort=80", "--availability-zones", "us-east-1a")
 	var lbAttrs struct {
 		LoadBalancerAttributes struct {
@@ -348,21 +265,21 @@ func TestAWSCLILoadBalancerDraining(t *testing.T) {
 			}
 		}
 	}
-	e.run(&lbAttrs, "elb", "modify-load-balancer-attributes", "--load-balancer-name", "web", "--load-balancer-attributes",
+	e.Run(&lbAttrs, "elb", "modify-load-balancer-attributes", "--load-balancer-name", "web", "--load-balancer-attributes",
 		`{"ConnectionDraining":{"Enabled":true,"Timeout":60}}`)
 	if d := lbAttrs.LoadBalancerAttributes.ConnectionDraining; !d.Enabled || d.Timeout != 60 {
 		t.Errorf("modify-load-balancer-attributes = %+v", d)
 	}
-	if stderr := e.fail("elb", "describe-load-balancers", "--load-balancer-names", "nope"); !strings.Contains(stderr, "LoadBalancerNotFound") ||
+	if stderr := e.Fail("elb", "describe-load-balancers", "--load-balancer-names", "nope"); !strings.Contains(stderr, "LoadBalancerNotFound") ||
 		!strings.Contains(stderr, "There is no ACTIVE Load Balancer named 'nope'") {
 		t.Errorf("describe-load-balancers of a missing one: %s", stderr)
 	}
 
-	e.run(nil, "autoscaling", "create-auto-scaling-group", "--auto-scaling-group-name", "web",
+	e.Run(nil, "autoscaling", "create-auto-scaling-group", "--auto-scaling-group-name", "web",
 		"--launch-template", "LaunchTemplateName=web", "--min-size", "0", "--max-size", "2", "--desired-capacity", "1",
 		"--availability-zones", "us-east-1a", "--target-group-arns", arn, "--load-balancer-names", "web")
 	id := e.waitMember("web", sim.LifecycleInService)
-	e.run(nil, "autoscaling", "detach-instances", "--auto-scaling-group-name", "web", "--instance-ids", id,
+	e.Run(nil, "autoscaling", "detach-instances", "--auto-scaling-group-name", "web", "--instance-ids", id,
 		"--should-decrement-desired-capacity")
 	var health struct {
 		TargetHealthDescriptions []struct {
@@ -370,7 +287,7 @@ func TestAWSCLILoadBalancerDraining(t *testing.T) {
 			TargetHealth struct{ State, Reason string }
 		}
 	}
-	e.run(&health, "elbv2", "describe-target-health", "--target-group-arn", arn)
+	e.Run(&health, "elbv2", "describe-target-health", "--target-group-arn", arn)
 	if len(health.TargetHealthDescriptions) != 1 || health.TargetHealthDescriptions[0].TargetHealth.State != "draining" ||
 		health.TargetHealthDescriptions[0].TargetHealth.Reason != "Target.DeregistrationInProgress" {
 		t.Errorf("describe-target-health while detaching = %+v", health)
@@ -378,7 +295,7 @@ func TestAWSCLILoadBalancerDraining(t *testing.T) {
 	var ih struct {
 		InstanceStates []struct{ InstanceId, State, Description string }
 	}
-	e.run(&ih, "elb", "describe-instance-health", "--load-balancer-name", "web")
+	e.Run(&ih, "elb", "describe-instance-health", "--load-balancer-name", "web")
 	if len(ih.InstanceStates) != 1 || ih.InstanceStates[0].Description != "Instance deregistration currently in progress." {
 		t.Errorf("describe-instance-health while detaching = %+v", ih)
 	}
@@ -399,17 +316,17 @@ func TestAWSCLILoadBalancerDraining(t *testing.T) {
 func TestAWSCLISQS(t *testing.T) {
 	e := startCLI(t)
 	var q struct{ QueueUrl string }
-	e.run(&q, "sqs", "create-queue", "--queue-name", "work", "--attributes", "VisibilityTimeout=5", "--tags", "team=ops")
+	e.Run(&q, "sqs", "create-queue", "--queue-name", "work", "--attributes", "VisibilityTimeout=5", "--tags", "team=ops")
 	if !strings.HasSuffix(q.QueueUrl, "/123456789012/work") {
 		t.Fatalf("create-queue = %+v", q)
 	}
 	var attrs struct{ Attributes map[string]string }
-	e.run(&attrs, "sqs", "get-queue-attributes", "--queue-url", q.QueueUrl, "--attribute-names", "All")
+	e.Run(&attrs, "sqs", "get-queue-attributes", "--queue-url", q.QueueUrl, "--attribute-names", "All")
 	if attrs.Attributes["VisibilityTimeout"] != "5" || attrs.Attributes["QueueArn"] != "arn:aws:sqs:us-east-1:123456789012:work" {
 		t.Errorf("get-queue-attributes = %v", attrs.Attributes)
 	}
 	var sent struct{ MessageId, MD5OfMessageBody string }
-	e.run(&sent, "sqs", "send-message", "--queue-url", q.QueueUrl, "--message-body", "hello <world>",
+	e.Run(&sent, "sqs", "send-message", "--queue-url", q.QueueUrl, "--message-body", "hello <world>",
 		"--message-attributes", `{"kind":{"DataType":"String","StringValue":"greeting"}}`)
 	if sum := md5.Sum([]byte("hello <world>")); sent.MD5OfMessageBody != hex.EncodeToString(sum[:]) || sent.MessageId == "" {
 		t.Errorf("send-message = %+v", sent)
@@ -420,16 +337,16 @@ func TestAWSCLISQS(t *testing.T) {
 			MessageAttributes              map[string]struct{ StringValue, DataType string }
 		}
 	}
-	e.run(&recv, "sqs", "receive-message", "--queue-url", q.QueueUrl, "--message-attribute-names", "All")
+	e.Run(&recv, "sqs", "receive-message", "--queue-url", q.QueueUrl, "--message-attribute-names", "All")
 	if len(recv.Messages) != 1 || recv.Messages[0].MessageId != sent.MessageId || recv.Messages[0].Body != "hello <world>" ||
 		recv.Messages[0].MessageAttributes["kind"].StringValue != "greeting" {
 		t.Fatalf("receive-message = %+v", recv)
 	}
-	e.run(nil, "sqs", "delete-message", "--queue-url", q.QueueUrl, "--receipt-handle", recv.Messages[0].ReceiptHandle)
+	e.Run(nil, "sqs", "delete-message", "--queue-url", q.QueueUrl, "--receipt-handle", recv.Messages[0].ReceiptHandle)
 	if msgs := e.Region().QueueMessages("work"); len(msgs) != 0 {
 		t.Errorf("after delete-message the queue holds %d messages", len(msgs))
 	}
-	if stderr := e.fail("sqs", "get-queue-url", "--queue-name", "missing"); !strings.Contains(stderr, "NonExistentQueue") {
+	if stderr := e.Fail("sqs", "get-queue-url", "--queue-name", "missing"); !strings.Contains(stderr, "NonExistentQueue") {
 		t.Errorf("get-queue-url of a missing queue: %s", stderr)
 	}
 }
@@ -461,7 +378,7 @@ func (e *cliEnv) groupAZs(name string) (members int, perAZ map[string]int) {
 			Instances []struct{ AvailabilityZone, LifecycleState string }
 		}
 	}
-	e.run(&out, "autoscaling", "describe-auto-scaling-groups", "--auto-scaling-group-names", name)
+	e.Run(&out, "autoscaling", "describe-auto-scaling-groups", "--auto-scaling-group-names", name)
 	perAZ = map[string]int{}
 	if len(out.AutoScalingGroups) != 1 {
 		e.t.Fatalf("describe-auto-scaling-groups %s = %+v", name, out)
@@ -478,10 +395,10 @@ func TestAWSCLIAutoScalingEventualConsistencyAndAZRebalance(t *testing.T) {
 	// keeps the assertion about "not yet listed" away from that race.
 	e.Region().SetBehaviors(sim.Behaviors{AutoScaling: sim.AutoScalingBehaviors{AttachVisibility: time.Minute, AZRebalance: true}})
 	e.Region().PutLaunchTemplate("web", sim.LaunchTemplateData{ImageID: testAMI, InstanceType: "m5.large"})
-	e.run(nil, "autoscaling", "create-auto-scaling-group", "--auto-scaling-group-name", "web",
+	e.Run(nil, "autoscaling", "create-auto-scaling-group", "--auto-scaling-group-name", "web",
 		"--launch-template", "LaunchTemplateName=web", "--min-size", "0", "--max-size", "4", "--desired-capacity", "2",
 		"--availability-zones", "us-east-1a", "us-east-1b")
-	e.run(nil, "autoscaling", "suspend-processes", "--auto-scaling-group-name", "web", "--scaling-processes", "AZRebalance")
+	e.Run(nil, "autoscaling", "suspend-processes", "--auto-scaling-group-name", "web", "--scaling-processes", "AZRebalance")
 	for i := 0; i < 60; i++ {
 		if g, _ := e.Region().Group("web"); len(g.Members) == 2 && g.Members[0].LifecycleState == sim.LifecycleInService &&
 			g.Members[1].LifecycleState == sim.LifecycleInService {
@@ -490,9 +407,9 @@ func TestAWSCLIAutoScalingEventualConsistencyAndAZRebalance(t *testing.T) {
 		e.Region().Advance(time.Second)
 	}
 	ids := e.runIn("us-east-1a", 2)
-	e.run(nil, append([]string{"autoscaling", "attach-instances", "--auto-scaling-group-name", "web", "--instance-ids"}, ids...)...)
+	e.Run(nil, append([]string{"autoscaling", "attach-instances", "--auto-scaling-group-name", "web", "--instance-ids"}, ids...)...)
 	var inst struct{ AutoScalingInstances []any }
-	e.run(&inst, append([]string{"autoscaling", "describe-auto-scaling-instances", "--instance-ids"}, ids...)...)
+	e.Run(&inst, append([]string{"autoscaling", "describe-auto-scaling-instances", "--instance-ids"}, ids...)...)
 	if len(inst.AutoScalingInstances) != 0 {
 		t.Errorf("describe-auto-scaling-instances right after attach-instances = %+v, want none yet", inst.AutoScalingInstances)
 	}
@@ -500,7 +417,7 @@ func TestAWSCLIAutoScalingEventualConsistencyAndAZRebalance(t *testing.T) {
 	if n, perAZ := e.groupAZs("web"); n != 4 || perAZ["us-east-1a"] != 3 || perAZ["us-east-1b"] != 1 {
 		t.Fatalf("with AZRebalance suspended, after the window: %d members %v, want 3 + 1 listed", n, perAZ)
 	}
-	e.run(nil, "autoscaling", "resume-processes", "--auto-scaling-group-name", "web", "--scaling-processes", "AZRebalance")
+	e.Run(nil, "autoscaling", "resume-processes", "--auto-scaling-group-name", "web", "--scaling-processes", "AZRebalance")
 	for i := 0; i < 120; i++ {
 		e.Region().Advance(time.Second)
 	}
@@ -508,7 +425,7 @@ func TestAWSCLIAutoScalingEventualConsistencyAndAZRebalance(t *testing.T) {
 		t.Errorf("after resume-processes AZRebalance: %d members %v, want 2 + 2", n, perAZ)
 	}
 	var acts struct{ Activities []struct{ Cause string } }
-	e.run(&acts, "autoscaling", "describe-scaling-activities", "--auto-scaling-group-name", "web")
+	e.Run(&acts, "autoscaling", "describe-scaling-activities", "--auto-scaling-group-name", "web")
 	found := false
 	for _, a := range acts.Activities {
 		found = found || strings.Contains(a.Cause, "instances were launched to balance instances in zones us-east-1b")

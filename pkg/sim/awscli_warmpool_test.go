@@ -15,10 +15,10 @@ func TestAWSCLIWarmPoolAndMixedOverrides(t *testing.T) {
 	e := startCLI(t)
 	e.Region().PutLaunchTemplate("web", sim.LaunchTemplateData{ImageID: testAMI, InstanceType: "m5.large"})
 	e.Region().PutLaunchTemplate("arm", sim.LaunchTemplateData{ImageID: testAMI, InstanceType: "m6g.large"})
-	e.run(nil, "autoscaling", "create-auto-scaling-group", "--auto-scaling-group-name", "web",
+	e.Run(nil, "autoscaling", "create-auto-scaling-group", "--auto-scaling-group-name", "web",
 		"--launch-template", "LaunchTemplateName=web", "--min-size", "0", "--max-size", "3", "--desired-capacity", "1",
 		"--availability-zones", "us-east-1a")
-	e.run(nil, "autoscaling", "put-warm-pool", "--auto-scaling-group-name", "web", "--min-size", "1",
+	e.Run(nil, "autoscaling", "put-warm-pool", "--auto-scaling-group-name", "web", "--min-size", "1",
 		"--pool-state", "Stopped", "--instance-reuse-policy", "ReuseOnScaleIn=true")
 	type pool struct {
 		WarmPoolConfiguration *struct {
@@ -32,7 +32,7 @@ func TestAWSCLIWarmPoolAndMixedOverrides(t *testing.T) {
 	}
 	var p pool
 	for i := 0; i < 120; i++ {
-		e.run(&p, "autoscaling", "describe-warm-pool", "--auto-scaling-group-name", "web")
+		e.Run(&p, "autoscaling", "describe-warm-pool", "--auto-scaling-group-name", "web")
 		stopped := 0
 		for _, in := range p.Instances {
 			if in.LifecycleState == "Warmed:Stopped" {
@@ -56,21 +56,21 @@ func TestAWSCLIWarmPoolAndMixedOverrides(t *testing.T) {
 			WarmPoolConfiguration *struct{ PoolState string }
 		}
 	}
-	e.run(&groups, "autoscaling", "describe-auto-scaling-groups", "--auto-scaling-group-names", "web")
+	e.Run(&groups, "autoscaling", "describe-auto-scaling-groups", "--auto-scaling-group-names", "web")
 	if g := groups.AutoScalingGroups; len(g) != 1 || g[0].WarmPoolSize != 2 || g[0].WarmPoolConfiguration == nil {
 		t.Errorf("describe-auto-scaling-groups = %+v", g)
 	}
-	if msg := e.fail("autoscaling", "put-warm-pool", "--auto-scaling-group-name", "web", "--pool-state", "Frozen"); !strings.Contains(msg, "Frozen") {
+	if msg := e.Fail("autoscaling", "put-warm-pool", "--auto-scaling-group-name", "web", "--pool-state", "Frozen"); !strings.Contains(msg, "Frozen") {
 		t.Errorf("put-warm-pool --pool-state Frozen: %s", msg)
 	}
-	e.run(nil, "autoscaling", "delete-warm-pool", "--auto-scaling-group-name", "web", "--force-delete")
+	e.Run(nil, "autoscaling", "delete-warm-pool", "--auto-scaling-group-name", "web", "--force-delete")
 	p = pool{}
-	e.run(&p, "autoscaling", "describe-warm-pool", "--auto-scaling-group-name", "web")
+	e.Run(&p, "autoscaling", "describe-warm-pool", "--auto-scaling-group-name", "web")
 	if p.WarmPoolConfiguration != nil || len(p.Instances) != 0 {
 		t.Errorf("after delete-warm-pool --force-delete: %+v", p)
 	}
 
-	e.run(nil, "autoscaling", "create-auto-scaling-group", "--auto-scaling-group-name", "mixed", "--min-size", "0", "--max-size", "2",
+	e.Run(nil, "autoscaling", "create-auto-scaling-group", "--auto-scaling-group-name", "mixed", "--min-size", "0", "--max-size", "2",
 		"--availability-zones", "us-east-1a", "--mixed-instances-policy",
 		`{"LaunchTemplate":{"LaunchTemplateSpecification":{"LaunchTemplateName":"web"},"Overrides":[`+
 			`{"InstanceType":"m5.large","WeightedCapacity":"1"},`+
@@ -89,7 +89,7 @@ func TestAWSCLIWarmPoolAndMixedOverrides(t *testing.T) {
 			}
 		}
 	}
-	e.run(&mixed, "autoscaling", "describe-auto-scaling-groups", "--auto-scaling-group-names", "mixed")
+	e.Run(&mixed, "autoscaling", "describe-auto-scaling-groups", "--auto-scaling-group-names", "mixed")
 	if len(mixed.AutoScalingGroups) != 1 {
 		t.Fatalf("describe-auto-scaling-groups mixed = %+v", mixed)
 	}
@@ -98,7 +98,7 @@ func TestAWSCLIWarmPoolAndMixedOverrides(t *testing.T) {
 		ovs[1].LaunchTemplateSpecification.LaunchTemplateName != "arm" {
 		t.Errorf("overrides = %+v", ovs)
 	}
-	msg := e.fail("autoscaling", "put-warm-pool", "--auto-scaling-group-name", "mixed")
+	msg := e.Fail("autoscaling", "put-warm-pool", "--auto-scaling-group-name", "mixed")
 	if !strings.Contains(msg, "ValidationError") || !strings.Contains(msg, "mixed instances policy") {
 		t.Errorf("put-warm-pool on a mixed instances group: %s", msg)
 	}

@@ -533,12 +533,12 @@ func parseNetworkInterfaces(p params, prefix string) ([]NetworkInterfaceSpec, *A
 // for IdempotentParameterMismatch.
 func launchFingerprint(p params) string {
 	var b strings.Builder
-	for _, k := range sortedKeys(p.v) {
+	for _, k := range sortedKeys(p.Values()) {
 		switch k {
 		case "ClientToken", "Action", "Version", "DryRun":
 			continue
 		}
-		b.WriteString(k + "=" + strings.Join(p.v[k], ",") + "&")
+		b.WriteString(k + "=" + strings.Join(p.Values()[k], ",") + "&")
 	}
 	return b.String()
 }
@@ -886,7 +886,7 @@ func (r *Region) ec2ModifyInstanceAttribute(c *call) *APIError {
 }
 
 func hasAnyPrefix(p params, names ...string) bool {
-	for k := range p.v {
+	for k := range p.Values() {
 		for _, n := range names {
 			if k == n || strings.HasPrefix(k, n+".") {
 				return true

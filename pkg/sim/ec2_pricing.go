@@ -2,6 +2,7 @@ package sim
 
 import (
 	"encoding/xml"
+	"github.com/spotmax/spotmax/pkg/sim/pricing"
 	"hash/fnv"
 	"math"
 	"sort"
@@ -420,4 +421,14 @@ func (r *Region) ec2DescribeInstanceTypes(c *call) *APIError {
 		NextToken string                `xml:"nextToken,omitempty"`
 	}{Types: infos[start:end], NextToken: next})
 	return nil
+}
+
+// priceCatalog is the instance type catalog as the Price List API (pkg/sim/pricing) lists it.
+func priceCatalog() []pricing.InstanceType {
+	out := make([]pricing.InstanceType, 0, len(instanceTypes))
+	for _, t := range InstanceTypes() {
+		s := instanceTypes[t]
+		out = append(out, pricing.InstanceType{Name: t, OnDemandUSD: s.onDemand, VCPUs: s.vcpus, MemoryMiB: s.memMiB})
+	}
+	return out
 }

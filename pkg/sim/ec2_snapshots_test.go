@@ -209,19 +209,19 @@ func TestAWSCLISnapshots(t *testing.T) {
 		VolumeID string `json:"VolumeId"`
 	}
 	// 1000 GiB: the snapshot stays pending for minutes while the CLI's calls take seconds each.
-	e.run(&vol, "ec2", "create-volume", "--availability-zone", "us-east-1a", "--size", "1000", "--volume-type", "gp3")
+	e.Run(&vol, "ec2", "create-volume", "--availability-zone", "us-east-1a", "--size", "1000", "--volume-type", "gp3")
 	e.Region().Advance(sim.FastLatencies().CreateVolume)
 	var snap struct {
 		SnapshotID string `json:"SnapshotId"`
 		State      string
 		VolumeID   string `json:"VolumeId"`
 	}
-	e.run(&snap, "ec2", "create-snapshot", "--volume-id", vol.VolumeID, "--description", "cross-az",
+	e.Run(&snap, "ec2", "create-snapshot", "--volume-id", vol.VolumeID, "--description", "cross-az",
 		"--tag-specifications", "ResourceType=snapshot,Tags=[{Key=spotmax:state:xaz_token,Value=tok-1}]")
 	if snap.SnapshotID == "" || snap.State != "pending" || snap.VolumeID != vol.VolumeID {
 		t.Fatalf("create-snapshot = %+v", snap)
 	}
-	wantCLIError(t, e.fail("ec2", "create-volume", "--availability-zone", "us-east-1c", "--snapshot-id", snap.SnapshotID),
+	wantCLIError(t, e.Fail("ec2", "create-volume", "--availability-zone", "us-east-1c", "--snapshot-id", snap.SnapshotID),
 		"IncorrectState", "pending")
 	e.Region().Advance(5 * time.Minute)
 	var list struct {
@@ -231,7 +231,7 @@ func TestAWSCLISnapshots(t *testing.T) {
 			Progress   string
 		}
 	}
-	e.run(&list, "ec2", "describe-snapshots", "--owner-ids", "self", "--filters", "Name=tag:spotmax:state:xaz_token,Values=tok-1")
+	e.Run(&list, "ec2", "describe-snapshots", "--owner-ids", "self", "--filters", "Name=tag:spotmax:state:xaz_token,Values=tok-1")
 	if len(list.Snapshots) != 1 || list.Snapshots[0].SnapshotID != snap.SnapshotID || list.Snapshots[0].State != "completed" || list.Snapshots[0].Progress != "100%" {
 		t.Fatalf("describe-snapshots by tag = %+v", list)
 	}
@@ -241,7 +241,7 @@ func TestAWSCLISnapshots(t *testing.T) {
 		AvailabilityZone string
 		Size             int32
 	}
-	e.run(&restored, "ec2", "create-volume", "--availability-zone", "us-east-1c", "--snapshot-id", snap.SnapshotID)
+	e.Run(&restored, "ec2", "create-volume", "--availability-zone", "us-east-1c", "--snapshot-id", snap.SnapshotID)
 	if restored.SnapshotID != snap.SnapshotID || restored.AvailabilityZone != "us-east-1c" || restored.Size != 1000 {
 		t.Fatalf("create-volume from the snapshot = %+v", restored)
 	}
@@ -249,6 +249,6 @@ func TestAWSCLISnapshots(t *testing.T) {
 	if got, _ := e.Region().Volume(restored.VolumeID); got.Marker != src.Marker {
 		t.Errorf("restored volume's marker %q, want the source's %q", got.Marker, src.Marker)
 	}
-	e.run(nil, "ec2", "delete-snapshot", "--snapshot-id", snap.SnapshotID)
-	wantCLIError(t, e.fail("ec2", "describe-snapshots", "--snapshot-ids", snap.SnapshotID), "InvalidSnapshot.NotFound", snap.SnapshotID)
+	e.Run(nil, "ec2", "delete-snapshot", "--snapshot-id", snap.SnapshotID)
+	wantCLIError(t, e.Fail("ec2", "describe-snapshots", "--snapshot-ids", snap.SnapshotID), "InvalidSnapshot.NotFound", snap.SnapshotID)
 }

@@ -184,7 +184,7 @@ func parseLaunchTemplateData(p params, base LaunchTemplateData) (LaunchTemplateD
 		}
 		d.BlockDevices = bds
 	}
-	if mo := p.Sub("InstanceMarketOptions"); len(mo.v) > 0 {
+	if mo := p.Sub("InstanceMarketOptions"); len(mo.Values()) > 0 {
 		switch mt := mo.Get("MarketType"); mt {
 		case MarketSpot:
 			so := mo.Sub("SpotOptions")
@@ -227,7 +227,7 @@ func parseLaunchTemplateData(p params, base LaunchTemplateData) (LaunchTemplateD
 		}
 		d.NetworkInterfaces = nis
 	}
-	if iam := p.Sub("IamInstanceProfile"); len(iam.v) > 0 {
+	if iam := p.Sub("IamInstanceProfile"); len(iam.Values()) > 0 {
 		d.IAMInstanceProfile = iam.Get("Arn")
 		if d.IAMInstanceProfile == "" {
 			d.IAMInstanceProfile = iam.Get("Name")

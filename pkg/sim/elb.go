@@ -49,7 +49,7 @@ func serveELB(r *Region, c *call) {
 	case elbv2Version:
 		actions = elbv2Actions
 	case elbv1Version:
-		c.xmlns = elbv1XMLNS
+		c.XMLNS = elbv1XMLNS
 		actions = elbv1Actions
 	default:
 		c.fail(errf("InvalidAction", "Version %q is not a version of Elastic Load Balancing (want %s or %s).", c.Form.Get("Version"), elbv2Version, elbv1Version))

@@ -40,14 +40,11 @@ type clbInstance struct {
 var clbNamePattern = lazyRegexp(`^[A-Za-z0-9]([A-Za-z0-9-]{0,30}[A-Za-z0-9])?$`)
 
 var elbv1Actions = map[string]func(r *Region, c *call) *APIError{
-	"CreateLoadBalancer":                  (*Region).clbCreate,
-	"DescribeLoadBalancers":               (*Region).clbDescribe,
-	"DeleteLoadBalancer":                  (*Region).clbDelete,
-	"DescribeLoadBalancerAttributes":      (*Region).clbDescribeAttributes,
-	"ModifyLoadBalancerAttributes":        (*Region).clbModifyAttributes,
-	"RegisterInstancesWithLoadBalancer":   (*Region).clbRegisterInstances,
-	"DeregisterInstancesFromLoadBalancer": (*Region).clbDeregisterInstances,
-	"DescribeInstanceHealth":              (*Region).clbDescribeInstanceHealth,
+	"CreateLoadBalancer":             (*Region).clbCreate,
+	"DescribeLoadBalancers":          (*Region).clbDescribe,
+	"DescribeLoadBalancerAttributes": (*Region).clbDescribeAttributes,
+	"ModifyLoadBalancerAttributes":   (*Region).clbModifyAttributes,
+	"DescribeInstanceHealth":         (*Region).clbDescribeInstanceHealth,
 }
 
 func clbNotFound(name string) *APIError {
@@ -262,16 +259,6 @@ func (r *Region) clbDescribe(c *call) *APIError {
 	return nil
 }
 
-func (r *Region) clbDelete(c *call) *APIError {
-	name := c.Form.Get("LoadBalancerName")
-	if name == "" {
-		return nullMember(CodeValidationError, "loadBalancerName")
-	}
-	delete(r.elb().clbs, name)
-	c.writeQuery(struct{}{})
-	return nil
-}
-
 type clbAttrs struct {
 	AccessLog struct {
 		Enabled bool `xml:"Enabled"`
@@ -314,7 +301,7 @@ func (r *Region) clbModifyAttributes(c *call) *APIError {
 		return err
 	}
 	p := c.Form.Sub("LoadBalancerAttributes")
-	if len(p.v) == 0 {
+	if len(p.Values()) == 0 {
 		return nullMember(CodeValidationError, "loadBalancerAttributes")
 	}
 	drain := p.Sub("ConnectionDraining")
@@ -322,7 +309,7 @@ func (r *Region) clbModifyAttributes(c *call) *APIError {
 	if berr != nil {
 		return berr
 	}
-	if len(drain.v) > 0 && !hasEnabled {
+	if len(drain.Values()) > 0 && !hasEnabled {
 		return nullMember(CodeValidationError, "loadBalancerAttributes.connectionDraining.enabled")
 	}
 	timeout, hasTimeout, err := asInt32(drain, "Timeout")
@@ -366,63 +353,6 @@ func clbInstancesParam(p params) []string {
 		}
 	}
 	return ids
-}
-
-// clbInstancesOut lists the instances registered with a load balancer.
-func (r *Region) clbInstancesOut(lb *classicLB) any {
-	type inst struct {
-		InstanceID string `xml:"InstanceId"`
-	}
-	ids := make([]string, 0, len(lb.instances))
-	for id, i := range lb.instances {
-		if i.drainUntil.IsZero() {
-			ids = append(ids, id)
-		}
-	}
-	sort.Strings(ids)
-	out := asList[inst]{Items: []inst{}}
-	for _, id := range ids {
-		out.Items = append(out.Items, inst{id})
-	}
-	return struct {
-		Instances asList[inst] `xml:"Instances"`
-	}{out}
-}
-
-func (r *Region) clbRegisterInstances(c *call) *APIError {
-	lb, err := r.clbByName(c.Form.Get("LoadBalancerName"))
-	if err != nil {
-		return err
-	}
-	ids := clbInstancesParam(c.Form)
-	for _, id := range ids {
-		if in := r.instances[id]; in == nil || in.State == StateTerminated {
-			return errf("InvalidInstance", "EC2 instance %s is not in running state.", id)
-		}
-	}
-	for _, id := range ids {
-		r.clbRegister(lb, id)
-	}
-	c.writeQuery(r.clbInstancesOut(lb))
-	return nil
-}
-
-func (r *Region) clbDeregisterInstances(c *call) *APIError {
-	lb, err := r.clbByName(c.Form.Get("LoadBalancerName"))
-	if err != nil {
-		return err
-	}
-	ids := clbInstancesParam(c.Form)
-	for _, id := range ids {
-		if lb.instances[id] == nil {
-			return errf("InvalidInstance", "The specified EC2 Instance(s) [%s] are not registered with the load balancer %s.", id, lb.name)
-		}
-	}
-	for _, id := range ids {
-		r.clbDeregister(lb, id)
-	}
-	c.writeQuery(r.clbInstancesOut(lb))
-	return nil
 }
 
 func (r *Region) clbDescribeInstanceHealth(c *call) *APIError {

@@ -59,11 +59,8 @@ var tgDefaultAttrs = map[string]string{
 var elbv2Actions = map[string]func(r *Region, c *call) *APIError{
 	"CreateTargetGroup":             (*Region).tgCreate,
 	"DescribeTargetGroups":          (*Region).tgDescribe,
-	"DeleteTargetGroup":             (*Region).tgDelete,
 	"DescribeTargetGroupAttributes": (*Region).tgDescribeAttributes,
 	"ModifyTargetGroupAttributes":   (*Region).tgModifyAttributes,
-	"RegisterTargets":               (*Region).tgRegisterTargets,
-	"DeregisterTargets":             (*Region).tgDeregisterTargets,
 	"DescribeTargetHealth":          (*Region).tgDescribeTargetHealth,
 }
 
@@ -350,16 +347,6 @@ func (r *Region) tgByARN(arn string) (*targetGroup, *APIError) {
 	return tg, nil
 }
 
-func (r *Region) tgDelete(c *call) *APIError {
-	tg, err := r.tgByARN(c.Form.Get("TargetGroupArn"))
-	if err != nil {
-		return err
-	}
-	delete(r.elb().tgs, tg.arn)
-	c.writeQuery(struct{}{})
-	return nil
-}
-
 type tgAttr struct {
 	Key   string `xml:"Key"`
 	Value string `xml:"Value"`
@@ -441,78 +428,6 @@ func (r *Region) tgTargetsParam(p params) ([]tgTargetParam, *APIError) {
 		out = append(out, tgTargetParam{id, port})
 	}
 	return out, nil
-}
-
-func (r *Region) tgRegisterTargets(c *call) *APIError {
-	tg, err := r.tgByARN(c.Form.Get("TargetGroupArn"))
-	if err != nil {
-		return err
-	}
-	targets, err := r.tgTargetsParam(c.Form)
-	if err != nil {
-		return err
-	}
-	if len(targets) == 0 {
-		return nullMember(CodeValidationError, "targets")
-	}
-	var bad []string
-	for _, t := range targets {
-		in := r.instances[t.id]
-		if in == nil || in.State != StateRunning {
-			bad = append(bad, "'"+t.id+"'")
-			continue
-		}
-		if in.VPCID != tg.vpc {
-			return errf("InvalidTarget", "The following targets are not in the target group VPC '%s': '%s'", tg.vpc, t.id)
-		}
-	}
-	if len(bad) > 0 {
-		return errf("InvalidTarget", "The following targets are not in a running state and can't be registered: %s", joinComma(bad))
-	}
-	for _, t := range targets {
-		port := t.port
-		if port == 0 {
-			port = tg.port
-		}
-		r.tgRegister(tg, t.id, port)
-	}
-	c.writeQuery(struct{}{})
-	return nil
-}
-
-func joinComma(items []string) string {
-	s := ""
-	for i, it := range items {
-		if i > 0 {
-			s += ", "
-		}
-		s += it
-	}
-	return s
-}
-
-func (r *Region) tgDeregisterTargets(c *call) *APIError {
-	tg, err := r.tgByARN(c.Form.Get("TargetGroupArn"))
-	if err != nil {
-		return err
-	}
-	targets, err := r.tgTargetsParam(c.Form)
-	if err != nil {
-		return err
-	}
-	if len(targets) == 0 {
-		return nullMember(CodeValidationError, "targets")
-	}
-	for _, t := range targets {
-		if r.instances[t.id] == nil {
-			return errf("InvalidTarget", "The following targets are not valid instances: '%s'", t.id)
-		}
-	}
-	for _, t := range targets {
-		r.tgDeregister(tg, t.id)
-	}
-	c.writeQuery(struct{}{})
-	return nil
 }
 
 func (r *Region) tgDescribeTargetHealth(c *call) *APIError {

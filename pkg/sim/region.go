@@ -3,6 +3,11 @@ package sim
 import (
 	"context"
 	"fmt"
+	"github.com/spotmax/spotmax/pkg/sim/awsproto"
+	"github.com/spotmax/spotmax/pkg/sim/cloudwatch"
+	"github.com/spotmax/spotmax/pkg/sim/eventbridge"
+	"github.com/spotmax/spotmax/pkg/sim/logs"
+	"github.com/spotmax/spotmax/pkg/sim/sqs"
 	"math/rand"
 	"net/netip"
 	"sort"
@@ -123,7 +128,15 @@ type Region struct {
 	// hooks run after an instance changes state, with the lock held (IMDS, ASG bookkeeping).
 	stateHooks []func(*Instance)
 
-	svc map[string]any // per-service state owned by the service files (CloudWatch, SQS, ...)
+	mux *awsproto.Mux // routes API requests to the services
+	// The services in packages of their own (pkg/sim/<service>), each owning its state.
+	logs        *logs.Service
+	cloudwatch  *cloudwatch.Service
+	sqs         *sqs.Service
+	eventbridge *eventbridge.Service
+	// svc is the state of this package's services and features by key (ec2State, asgState, the
+	// IMDS extras, ...), owned by their files.
+	svc map[string]any
 	// closers stop endpoints that the region opened (IMDS listeners) when the server closes.
 	closers []func()
 }
@@ -168,6 +181,7 @@ func New(opts Options) *Region {
 		calls:     map[string]int{},
 		callsBy:   map[string]map[string]bool{},
 		svc:       map[string]any{},
+		mux:       &awsproto.Mux{},
 	}
 	for i, suffix := range []string{"a", "b", "c"} {
 		r.azs = append(r.azs, AZ{Name: opts.Region + suffix, ID: fmt.Sprintf("%s-az%d", shortRegion(opts.Region), i+1)})
@@ -181,16 +195,7 @@ func New(opts Options) *Region {
 			r.subnets[sn.ID] = sn
 		}
 	}
-	names := make([]string, 0, len(services))
-	for n := range services {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		if s := services[n]; s.setup != nil {
-			s.setup(r)
-		}
-	}
+	r.setupServices()
 	for _, fn := range regionSetups {
 		fn(r)
 	}

@@ -1,35 +1,26 @@
 package sim
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
-	"encoding/json"
-	"encoding/xml"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"net/url"
-	"strconv"
-	"strings"
+	"sort"
 	"time"
 
-	"github.com/aws/smithy-go/encoding/cbor"
+	"github.com/spotmax/spotmax/pkg/sim/awsproto"
+	"github.com/spotmax/spotmax/pkg/sim/cloudwatch"
+	"github.com/spotmax/spotmax/pkg/sim/eventbridge"
+	"github.com/spotmax/spotmax/pkg/sim/logs"
+	"github.com/spotmax/spotmax/pkg/sim/pricing"
+	"github.com/spotmax/spotmax/pkg/sim/sqs"
 )
 
-// Wire protocols.
-const (
-	protoEC2   = "ec2"   // EC2 query: form in, XML out, EC2 error shape
-	protoQuery = "query" // AWS query: form in, XML out, ErrorResponse shape
-	protoJSON  = "json"  // AWS JSON 1.0 (X-Amz-Target)
-	protoCBOR  = "cbor"  // Smithy RPC v2 CBOR
-)
-
-// service is one AWS service of the simulated region.
+// service is one AWS service of this package: EC2, Auto Scaling and Elastic Load Balancing,
+// which share one model of instances and groups. New registers each with the region's
+// awsproto.Mux.
 type service struct {
-	// name is the SigV4 signing name: ec2, autoscaling, monitoring, sqs, events.
+	// name is the SigV4 signing name: ec2, autoscaling, elasticloadbalancing.
 	name string
 	// xmlns is the namespace of XML responses.
 	xmlns string
@@ -37,10 +28,6 @@ type service struct {
 	setup func(r *Region)
 	// handle serves one call.
 	handle func(r *Region, c *call)
-	// errorShapes maps the error codes that APIError carries (the query protocol's codes) to the
-	// error structures that JSON and CBOR responses name in __type, where the two differ
-	// (sqs: AWS.SimpleQueueService.NonExistentQueue → QueueDoesNotExist).
-	errorShapes map[string]string
 }
 
 var services = map[string]*service{}
@@ -48,19 +35,47 @@ var services = map[string]*service{}
 // registerService adds a service; service files call it from init.
 func registerService(s *service) { services[s.name] = s }
 
-// call is one API request being served.
-type call struct {
-	w         http.ResponseWriter
-	req       *http.Request
-	Service   string
-	Action    string
-	Protocol  string
-	Form      params // query protocols
-	Body      []byte // JSON and CBOR protocols (decompressed)
-	RequestID string
-	AccessKey string
-	xmlns     string
-	written   bool
+// serviceRoutes are the routing keys of this package's services for requests that carry no
+// SigV4 credential scope.
+var serviceRoutes = map[string]awsproto.Service{
+	"ec2":                  {QueryProtocol: protoEC2, QueryVersions: []string{"2016-11-15"}},
+	"autoscaling":          {QueryVersions: []string{"2011-01-01"}},
+	"elasticloadbalancing": {QueryVersions: []string{elbv2Version, elbv1Version}},
+}
+
+// setupServices sets up the region's services and registers them with its mux: this package's
+// (in name order, as their setups add state-change hooks), then the services in packages of
+// their own, each given the region's view it needs (serviceRegion).
+func (r *Region) setupServices() {
+	names := make([]string, 0, len(services))
+	for n := range services {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		s := services[n]
+		if s.setup != nil {
+			s.setup(r)
+		}
+		spec := serviceRoutes[n]
+		spec.Name, spec.XMLNS = s.name, s.xmlns
+		spec.Handle = func(c *awsproto.Call) { s.handle(r, &call{c}) }
+		r.mux.Register(&spec)
+	}
+	host := serviceRegion{r}
+	r.cloudwatch = cloudwatch.New(host)
+	r.logs = logs.New(host)
+	r.sqs = sqs.New(host)
+	r.eventbridge = eventbridge.New(host, r.sqs)
+	// EventBridge sees every region event, with the lock held, in event order.
+	x := r.ext()
+	x.subs = append(x.subs, func(e Event) {
+		r.eventbridge.Dispatch(e.ID, e.DetailType, e.JSON(r.opts.AccountID, r.opts.Region))
+	})
+	for _, spec := range []*awsproto.Service{r.cloudwatch.Spec(), r.logs.Spec(), r.sqs.Spec(), r.eventbridge.Spec(),
+		pricing.New(r.opts.Region, priceCatalog()).Spec()} {
+		r.mux.Register(spec)
+	}
 }
 
 // Server serves a Region over HTTP on a loopback port.
@@ -140,97 +155,17 @@ func (r *Region) Handler() http.Handler {
 }
 
 func (r *Region) serveAPI(w http.ResponseWriter, req *http.Request) {
-	body, err := readBody(req)
-	if err != nil {
-		http.Error(w, "reading request body: "+err.Error(), http.StatusBadRequest)
-		return
-	}
-	c := &call{w: w, req: req, RequestID: r.newRequestID()}
-	scopeSvc, akid := credentialScope(req.Header.Get("Authorization"))
-	c.AccessKey = akid
-	switch {
-	case strings.EqualFold(req.Header.Get("Smithy-Protocol"), "rpc-v2-cbor"):
-		c.Protocol = protoCBOR
-		c.Body = body
-		// /service/{ServiceName}/operation/{Operation}
-		parts := strings.Split(strings.Trim(req.URL.Path, "/"), "/")
-		if len(parts) == 4 && parts[0] == "service" && parts[2] == "operation" {
-			c.Action = parts[3]
-			if scopeSvc == "" && parts[1] == "GraniteServiceVersion20100801" {
-				scopeSvc = "monitoring"
-			}
-		}
-	case strings.HasPrefix(req.Header.Get("Content-Type"), "application/x-amz-json"):
-		c.Protocol = protoJSON
-		c.Body = body
-		target := req.Header.Get("X-Amz-Target")
-		if i := strings.LastIndexByte(target, '.'); i >= 0 {
-			c.Action = target[i+1:]
-			if scopeSvc == "" {
-				switch target[:i] {
-				case "AmazonSQS":
-					scopeSvc = "sqs"
-				case "AWSEvents":
-					scopeSvc = "events"
-				case "GraniteServiceVersion20100801":
-					scopeSvc = "monitoring"
-				case "Logs_20140328":
-					scopeSvc = "logs"
-				case "AWSPriceListService":
-					scopeSvc = "pricing"
-				}
-			}
-		}
-	default:
-		form, err := url.ParseQuery(string(body))
-		if err != nil {
-			http.Error(w, "parsing form: "+err.Error(), http.StatusBadRequest)
-			return
-		}
-		for k, v := range req.URL.Query() {
-			form[k] = append(form[k], v...)
-		}
-		c.Form = params{form}
-		c.Action = form.Get("Action")
-		c.Protocol = protoQuery
-		if scopeSvc == "" {
-			switch form.Get("Version") {
-			case "2016-11-15":
-				scopeSvc = "ec2"
-			case "2011-01-01":
-				scopeSvc = "autoscaling"
-			case "2010-08-01":
-				scopeSvc = "monitoring"
-			case sqsQueryVersion:
-				scopeSvc = "sqs"
-			case elbv2Version, elbv1Version:
-				scopeSvc = "elasticloadbalancing"
-			}
-		}
-		if scopeSvc == "ec2" {
-			c.Protocol = protoEC2
-		}
-	}
-	svc := services[scopeSvc]
-	c.Service = scopeSvc
-	if svc == nil {
-		c.Protocol = protoQuery
-		c.fail(&APIError{Status: http.StatusBadRequest, Code: "UnrecognizedClientException",
-			Message: fmt.Sprintf("the simulated region does not serve service %q", scopeSvc)})
-		return
-	}
-	c.xmlns = svc.xmlns
-	if c.Action == "" {
-		c.fail(errf(CodeMissingParameter, "The request must contain the parameter Action"))
+	c := r.mux.Route(w, req, r.newRequestID())
+	if c == nil {
 		return
 	}
 	r.mu.Lock()
 	r.calls[c.Service+":"+c.Action]++
-	if akid != "" {
-		if r.callsBy[akid] == nil {
-			r.callsBy[akid] = map[string]bool{}
+	if c.AccessKey != "" {
+		if r.callsBy[c.AccessKey] == nil {
+			r.callsBy[c.AccessKey] = map[string]bool{}
 		}
-		r.callsBy[akid][c.Service+":"+c.Action] = true
+		r.callsBy[c.AccessKey][c.Service+":"+c.Action] = true
 	}
 	fault, delay := r.injected(c.Service, c.Action)
 	r.mu.Unlock()
@@ -242,224 +177,8 @@ func (r *Region) serveAPI(w http.ResponseWriter, req *http.Request) {
 		}
 	}
 	if fault != nil {
-		c.fail(fault)
+		c.Fail(fault)
 		return
 	}
-	svc.handle(r, c)
-	if !c.written {
-		c.fail(&APIError{Status: http.StatusInternalServerError, Code: "InternalError", Message: "no response written"})
-	}
+	c.Dispatch()
 }
-
-// credentialScope returns the service and access key id from a SigV4 Authorization header:
-// "AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/ec2/aws4_request, SignedHeaders=..., ...".
-func credentialScope(auth string) (service, akid string) {
-	i := strings.Index(auth, "Credential=")
-	if i < 0 {
-		return "", ""
-	}
-	cred := auth[i+len("Credential="):]
-	if j := strings.IndexAny(cred, ", "); j >= 0 {
-		cred = cred[:j]
-	}
-	parts := strings.Split(cred, "/")
-	if len(parts) != 5 {
-		return "", ""
-	}
-	return parts[3], parts[0]
-}
-
-func readBody(req *http.Request) ([]byte, error) {
-	var rd io.Reader = http.MaxBytesReader(nil, req.Body, 64<<20)
-	if strings.EqualFold(req.Header.Get("Content-Encoding"), "gzip") {
-		zr, err := gzip.NewReader(rd)
-		if err != nil {
-			return nil, fmt.Errorf("gzip body: %w", err)
-		}
-		defer zr.Close()
-		rd = zr
-	}
-	return io.ReadAll(rd)
-}
-
-// fail writes err in the error format of the call's protocol.
-func (c *call) fail(err *APIError) {
-	c.written = true
-	h := c.w.Header()
-	h.Set("x-amzn-RequestId", c.RequestID)
-	switch c.Protocol {
-	case protoEC2:
-		h.Set("Content-Type", "text/xml;charset=UTF-8")
-		c.w.WriteHeader(err.Status)
-		var b bytes.Buffer
-		b.WriteString(xml.Header)
-		b.WriteString("<Response><Errors><Error><Code>")
-		xml.EscapeText(&b, []byte(err.Code))
-		b.WriteString("</Code><Message>")
-		xml.EscapeText(&b, []byte(err.Message))
-		b.WriteString("</Message></Error></Errors><RequestID>")
-		b.WriteString(c.RequestID)
-		b.WriteString("</RequestID></Response>")
-		_, _ = c.w.Write(b.Bytes())
-	case protoJSON:
-		h.Set("Content-Type", c.jsonContentType())
-		fault := "Sender"
-		if !err.Sender() {
-			fault = "Receiver"
-		}
-		h.Set("x-amzn-query-error", err.Code+";"+fault)
-		c.w.WriteHeader(err.Status)
-		_ = json.NewEncoder(c.w).Encode(map[string]string{"__type": jsonErrorNamespace(c.Service) + c.errorShape(err.Code), "message": err.Message})
-	case protoCBOR:
-		h.Set("Content-Type", "application/cbor")
-		h.Set("Smithy-Protocol", "rpc-v2-cbor")
-		fault := "Sender"
-		if !err.Sender() {
-			fault = "Receiver"
-		}
-		// awsQueryCompatible clients take the error code from this header.
-		h.Set("x-amzn-query-error", err.Code+";"+fault)
-		c.w.WriteHeader(err.Status)
-		_, _ = c.w.Write(cbor.Encode(cbor.Map{
-			"__type":  cbor.String(cborErrorNamespace(c.Service) + c.errorShape(err.Code)),
-			"message": cbor.String(err.Message),
-		}))
-	default:
-		h.Set("Content-Type", "text/xml")
-		c.w.WriteHeader(err.Status)
-		typ := "Sender"
-		if !err.Sender() {
-			typ = "Receiver"
-		}
-		var b bytes.Buffer
-		b.WriteString(xml.Header)
-		fmt.Fprintf(&b, `<ErrorResponse xmlns=%q><Error><Type>%s</Type><Code>`, c.xmlns, typ)
-		xml.EscapeText(&b, []byte(err.Code))
-		b.WriteString("</Code><Message>")
-		xml.EscapeText(&b, []byte(err.Message))
-		b.WriteString("</Message></Error><RequestId>")
-		b.WriteString(c.RequestID)
-		b.WriteString("</RequestId></ErrorResponse>")
-		_, _ = c.w.Write(b.Bytes())
-	}
-}
-
-func jsonErrorNamespace(svc string) string {
-	switch svc {
-	case "sqs":
-		return "com.amazonaws.sqs#"
-	case "events":
-		return "com.amazonaws.eventbridge#"
-	case "monitoring":
-		return "com.amazonaws.cloudwatch#"
-	}
-	return ""
-}
-
-// errorShape returns the name of the error structure for an error code of the call's service.
-func (c *call) errorShape(code string) string {
-	if s := services[c.Service]; s != nil {
-		if shape, ok := s.errorShapes[code]; ok {
-			return shape
-		}
-	}
-	return code
-}
-
-func cborErrorNamespace(svc string) string {
-	if svc == "monitoring" {
-		return "com.amazonaws.cloudwatch#"
-	}
-	return ""
-}
-
-// writeEC2 writes an EC2 query response: body is marshalled as <{Action}Response> with a
-// requestId element first. body's fields are the response's children.
-func (c *call) writeEC2(body any) {
-	var inner bytes.Buffer
-	if body != nil {
-		enc := xml.NewEncoder(&inner)
-		if err := enc.EncodeElement(body, xml.StartElement{Name: xml.Name{Local: "x"}}); err != nil {
-			c.fail(&APIError{Status: 500, Code: "InternalError", Message: err.Error()})
-			return
-		}
-	}
-	// Strip the placeholder element <x>...</x> and keep its children.
-	s := inner.String()
-	s = strings.TrimPrefix(s, "<x>")
-	s = strings.TrimSuffix(s, "</x>")
-	if s == "<x></x>" {
-		s = ""
-	}
-	var b bytes.Buffer
-	b.WriteString(xml.Header)
-	fmt.Fprintf(&b, `<%sResponse xmlns=%q><requestId>%s</requestId>`, c.Action, c.xmlns, c.RequestID)
-	b.WriteString(s)
-	fmt.Fprintf(&b, `</%sResponse>`, c.Action)
-	c.writeRaw("text/xml;charset=UTF-8", b.Bytes())
-}
-
-// writeQuery writes an AWS query response: <{Action}Response><{Action}Result>result
-// </{Action}Result><ResponseMetadata/></{Action}Response>. A nil result writes no Result element.
-func (c *call) writeQuery(result any) {
-	var b bytes.Buffer
-	b.WriteString(xml.Header)
-	fmt.Fprintf(&b, `<%sResponse xmlns=%q>`, c.Action, c.xmlns)
-	if result != nil {
-		enc := xml.NewEncoder(&b)
-		if err := enc.EncodeElement(result, xml.StartElement{Name: xml.Name{Local: c.Action + "Result"}}); err != nil {
-			c.fail(&APIError{Status: 500, Code: "InternalError", Message: err.Error()})
-			return
-		}
-		_ = enc.Flush()
-	}
-	fmt.Fprintf(&b, `<ResponseMetadata><RequestId>%s</RequestId></ResponseMetadata></%sResponse>`, c.RequestID, c.Action)
-	c.writeRaw("text/xml", b.Bytes())
-}
-
-// writeJSON writes an AWS JSON response.
-func (c *call) writeJSON(v any) {
-	if v == nil {
-		v = struct{}{}
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		c.fail(&APIError{Status: 500, Code: "InternalError", Message: err.Error()})
-		return
-	}
-	c.writeRaw(c.jsonContentType(), b)
-}
-
-// jsonContentType answers in the AWS JSON version of the request: 1.0 (SQS) or 1.1 (EventBridge).
-func (c *call) jsonContentType() string {
-	if strings.HasPrefix(c.req.Header.Get("Content-Type"), "application/x-amz-json-1.1") {
-		return "application/x-amz-json-1.1"
-	}
-	return "application/x-amz-json-1.0"
-}
-
-// writeCBOR writes a Smithy RPC v2 CBOR response.
-func (c *call) writeCBOR(v cbor.Value) {
-	c.w.Header().Set("Smithy-Protocol", "rpc-v2-cbor")
-	if v == nil {
-		v = cbor.Map{}
-	}
-	c.writeRaw("application/cbor", cbor.Encode(v))
-}
-
-func (c *call) writeRaw(contentType string, b []byte) {
-	c.written = true
-	c.w.Header().Set("Content-Type", contentType)
-	c.w.Header().Set("x-amzn-RequestId", c.RequestID)
-	c.w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-	c.w.WriteHeader(http.StatusOK)
-	_, _ = c.w.Write(b)
-}
-
-// errNotServed is returned for actions a service does not simulate.
-func notServed(c *call) *APIError {
-	return &APIError{Status: http.StatusBadRequest, Code: CodeInvalidAction,
-		Message: fmt.Sprintf("The action %s is not valid for this web service (the simulated region does not serve it).", c.Action)}
-}
-
-var _ = errors.New
