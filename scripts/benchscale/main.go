@@ -66,9 +66,21 @@ func serve(args []string) error {
 	groups := fs.Int("groups", 1000, "spotmax groups")
 	per := fs.Int("per", 10, "instances per group")
 	addr := fs.String("addr", "127.0.0.1:0", "listen address (loopback)")
+	profile := fs.String("cpuprofile", "", "write a CPU profile of populating the region to this file")
 	_ = fs.Parse(args)
+	if *profile != "" {
+		f, err := os.Create(*profile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile() // on an error; stopped below once the fleet runs
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	start := time.Now()
 	lat := sim.FastLatencies()
 	lat.Pending, lat.ASGCheck = time.Millisecond, time.Hour
 	// The fleet has been running for an hour: the simulated clock starts an hour behind the real
@@ -109,6 +121,10 @@ func serve(args []string) error {
 		time.Sleep(time.Second)
 	}
 	r.Advance(time.Minute) // past EC2's visibility windows
+	if *profile != "" {
+		pprof.StopCPUProfile()
+	}
+	fmt.Fprintf(os.Stderr, "benchscale: %d instances running after %s\n", *groups**per, time.Since(start).Round(time.Millisecond))
 	fmt.Printf("export AWS_ENDPOINT_URL=%s AWS_REGION=%s AWS_ACCESS_KEY_ID=sim AWS_SECRET_ACCESS_KEY=sim\n", srv.URL(), r.Name())
 	_ = os.Stdout.Sync()
 	<-ctx.Done()
