@@ -156,6 +156,9 @@ func reconcile(args []string) error {
 	if endpoint == "" || region == "" {
 		return fmt.Errorf("set AWS_ENDPOINT_URL and AWS_REGION (from benchscale serve)")
 	}
+	if *memprofile != "" {
+		runtime.MemProfileRate = 4096 // the default 512 kB sampling cannot tell 1 MB parts apart
+	}
 	cfg := simtest.Config(endpoint, region)
 	ec2c, asg := ec2.NewFromConfig(cfg), autoscaling.NewFromConfig(cfg)
 	lister := &inventory.Lister{ASG: asg, EC2: ec2c}
