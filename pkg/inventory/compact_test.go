@@ -1,10 +1,14 @@
 package inventory
 
 import (
+	"context"
 	"reflect"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 )
 
@@ -41,5 +45,54 @@ func TestFillInstanceShares(t *testing.T) {
 	if got := expandMembers(compactMembers([]Instance{{ID: "i-a", Type: "t3.micro", AZ: "us-east-1b", LifecycleState: "InService", Health: "Healthy"}})); !reflect.DeepEqual(got,
 		[]Instance{{ID: "i-a", Type: "t3.micro", AZ: "us-east-1b", LifecycleState: "InService", Health: "Healthy"}}) {
 		t.Errorf("Auto Scaling view through the page cache = %+v", got)
+	}
+}
+
+type fakeASG struct{ groups []astypes.AutoScalingGroup }
+
+func (f fakeASG) DescribeAutoScalingGroups(context.Context, *autoscaling.DescribeAutoScalingGroupsInput, ...func(*autoscaling.Options)) (*autoscaling.DescribeAutoScalingGroupsOutput, error) {
+	return &autoscaling.DescribeAutoScalingGroupsOutput{AutoScalingGroups: f.groups}, nil
+}
+
+type fakeEC2 struct{ instances []ec2types.Instance }
+
+func (f fakeEC2) DescribeInstances(context.Context, *ec2.DescribeInstancesInput, ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error) {
+	return &ec2.DescribeInstancesOutput{Reservations: []ec2types.Reservation{{Instances: f.instances}}}, nil
+}
+
+// TestListFillsMembersInPlace checks the full listing that writes each described instance into
+// its member: an instance two groups list (Auto Scaling moving it) gets EC2's view in both, a
+// member EC2 does not show keeps its Auto Scaling view, and an instance no group lists is left
+// out.
+func TestListFillsMembersInPlace(t *testing.T) {
+	member := func(id string) astypes.Instance {
+		return astypes.Instance{InstanceId: aws.String(id), InstanceType: aws.String("m5.large"), AvailabilityZone: aws.String("us-east-1a"),
+			LifecycleState: astypes.LifecycleStateInService, HealthStatus: aws.String("Healthy")}
+	}
+	running := func(id string) ec2types.Instance {
+		return ec2types.Instance{InstanceId: aws.String(id), InstanceType: "m5.large", State: &ec2types.InstanceState{Name: "running"},
+			Placement: &ec2types.Placement{AvailabilityZone: aws.String("us-east-1a")}, Tags: []ec2types.Tag{{Key: aws.String("k"), Value: aws.String("v")}}}
+	}
+	l := &Lister{
+		ASG: fakeASG{[]astypes.AutoScalingGroup{
+			{AutoScalingGroupName: aws.String("a"), Instances: []astypes.Instance{member("i-1"), member("i-2")}},
+			{AutoScalingGroupName: aws.String("b"), Instances: []astypes.Instance{member("i-1")}},
+		}},
+		EC2: fakeEC2{[]ec2types.Instance{running("i-1"), running("i-9")}},
+	}
+	gs, err := l.List(context.Background(), Options{Members: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(gs) != 2 || len(gs[0].Members) != 2 || len(gs[1].Members) != 1 {
+		t.Fatalf("groups = %+v", gs)
+	}
+	for _, m := range []Instance{gs[0].Members[0], gs[1].Members[0]} {
+		if m.ID != "i-1" || m.State != "running" || m.Tags["k"] != "v" || m.LifecycleState != "InService" {
+			t.Errorf("i-1 in a group: %+v", m)
+		}
+	}
+	if m := gs[0].Members[1]; m.ID != "i-2" || m.State != "" || m.Type != "m5.large" || m.Health != "Healthy" {
+		t.Errorf("member EC2 does not show: %+v", m)
 	}
 }

@@ -280,9 +280,25 @@ func (l *Lister) members(ctx context.Context, groups []*Group) error {
 		byGroup[g.Name] = g
 		names = append(names, g.Name)
 	}
-	// Each page is turned into compact Instances as it arrives: the SDK's structs of 10,000
-	// instances held at once were most of a full listing's memory.
-	found := map[string]*Instance{}
+	// Each page is written into the members as it arrives: the SDK's structs of 10,000
+	// instances held at once were most of a full listing's memory, and a copy of every instance
+	// on the side (then copied into its member) the next largest part of its peak.
+	slot := map[string]*Instance{}
+	var dups []*Instance // an instance listed by two groups: filled from its first slot
+	for _, g := range byGroup {
+		for i := range g.Members {
+			m := &g.Members[i]
+			if _, ok := slot[m.ID]; ok {
+				dups = append(dups, m)
+				continue
+			}
+			slot[m.ID] = m
+		}
+	}
+	var described map[string]bool
+	if len(dups) > 0 {
+		described = map[string]bool{}
+	}
 	s := newStrs()
 	for start := 0; start < len(names); start += namesPerFilter {
 		end := min(start+namesPerFilter, len(names))
@@ -301,19 +317,23 @@ func (l *Lister) members(ctx context.Context, groups []*Group) error {
 			}
 			for _, r := range page.Reservations {
 				for _, in := range r.Instances {
-					m := &Instance{}
-					fillInstance(m, in, s)
-					found[aws.ToString(in.InstanceId)] = m
+					id := aws.ToString(in.InstanceId)
+					if m := slot[id]; m != nil {
+						fillInstance(m, in, s)
+						if described != nil {
+							described[id] = true
+						}
+					}
 				}
 			}
 		}
 	}
-	for _, g := range byGroup {
-		for i := range g.Members {
-			if in, ok := found[g.Members[i].ID]; ok {
-				in.copyEC2To(&g.Members[i])
-			}
+	for _, m := range dups {
+		if described[m.ID] {
+			slot[m.ID].copyEC2To(m)
 		}
+	}
+	for _, g := range byGroup {
 		sortMembers(g)
 	}
 	return nil
@@ -354,6 +374,7 @@ func MarketOf(in ec2types.Instance) string {
 // are shared through s with the other instances of the listing.
 func fillInstance(m *Instance, in ec2types.Instance, s *strs) {
 	m.Type = s.str(string(in.InstanceType))
+	m.AZ = ""
 	if in.Placement != nil {
 		m.AZ = s.of(in.Placement.AvailabilityZone)
 	}
