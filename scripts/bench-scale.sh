@@ -4,13 +4,16 @@
 # in other processes, reconciles with today's full listing and with the incremental inventory
 # (API calls by service, CPU user+sys, RSS, wall time per reconcile), then a long-running
 # `spotmax run --interval 10s` for RUN_FOR: this tree's, and with BASELINE_REV set the spotmax of
-# that commit (today's full listing) first.
-#   [BASELINE_REV=<commit>] [RECONCILES=6] [RUN_FOR=65s] scripts/bench-scale.sh [GROUPS] [PER]  (defaults 1000 10)
+# that commit (today's full listing) first. INTERVALS runs this tree's `spotmax run` once per
+# INTERVAL:DURATION pair instead (e.g. INTERVALS="10s:65s 2m:250s" at 10,000 groups, where the
+# API budget asks for 2 minutes); each line reports the call rate per second.
+#   [BASELINE_REV=<commit>] [RECONCILES=6] [RUN_FOR=65s] [INTERVALS="10s:65s ..."] scripts/bench-scale.sh [GROUPS] [PER]  (defaults 1000 10)
 set -euo pipefail
 GROUPS_N=${1:-1000}
 PER=${2:-10}
 RECONCILES=${RECONCILES:-6}
 RUN_FOR=${RUN_FOR:-65s}
+INTERVALS=${INTERVALS:-10s:$RUN_FOR}
 cd "$(dirname "$0")/.."
 tmp=$(mktemp -d)
 simpid=
@@ -35,13 +38,16 @@ echo "# reconciles in a separate process (first of each mode is the full listing
 "$tmp/benchscale" reconcile -mode incremental -n "$RECONCILES"
 pages=$(((GROUPS_N + 99) / 100))
 if [ "${RUN_FOR}" != "0" ]; then
-	echo "# long-running spotmax run --interval 10s for $RUN_FOR"
 	if [ -n "${BASELINE_REV:-}" ]; then
+		echo "# long-running spotmax run --interval 10s of $BASELINE_REV for $RUN_FOR"
 		# Today's full listing: the spotmax of BASELINE_REV (e.g. the commit before the Tracker).
 		mkdir "$tmp/base"
 		git archive "$BASELINE_REV" | tar -x -C "$tmp/base"
 		(cd "$tmp/base" && go build -o "$tmp/spotmax-base" ./cmd/spotmax)
 		"$tmp/benchscale" run -spotmax "$tmp/spotmax-base" -for "$RUN_FOR" -pages "$pages" -label "full ($BASELINE_REV)"
 	fi
-	"$tmp/benchscale" run -spotmax "$tmp/spotmax" -for "$RUN_FOR" -pages "$pages" -label incremental
+	for iv in $INTERVALS; do
+		echo "# long-running spotmax run --interval ${iv%%:*} for ${iv#*:}"
+		"$tmp/benchscale" run -spotmax "$tmp/spotmax" -interval "${iv%%:*}" -for "${iv#*:}" -pages "$pages" -label incremental
+	done
 fi

@@ -196,7 +196,7 @@ func (t *Tracker) List(ctx context.Context) ([]*Group, error) {
 		return nil, err
 	}
 	t.stats.Described += len(need)
-	t.fill(groups, fresh, needed)
+	t.fill(groups, fresh, needed, newStrs())
 	t.remember(groups, volatile, now())
 	t.since++
 	return groups, nil
@@ -278,13 +278,13 @@ func (t *Tracker) describe(ctx context.Context, ids []string, fresh map[string]*
 
 // fill gives each member its EC2 view: fresh when described now, else the one kept unless it
 // had to be described again (needed) and EC2 did not show it.
-func (t *Tracker) fill(groups []*Group, fresh map[string]*ec2types.Instance, needed map[string]bool) {
+func (t *Tracker) fill(groups []*Group, fresh map[string]*ec2types.Instance, needed map[string]bool, s *strs) {
 	for _, g := range groups {
 		for i := range g.Members {
 			m := &g.Members[i]
 			if in, ok := fresh[m.ID]; ok {
 				if in != nil {
-					fillInstance(m, *in)
+					fillInstance(m, *in, s)
 				}
 				continue
 			}
@@ -333,7 +333,7 @@ func (t *Tracker) remember(groups []*Group, volatile map[string]bool, now time.T
 			}
 			k := &known{group: g.Name}
 			m.copyEC2To(&k.inst)
-			k.inst.Tags = m.Tags // never modified in place: fillInstance makes a new map
+			k.inst.Tags = m.Tags // never modified in place: fillInstance makes a new map (shared by same-tag instances)
 			next[m.ID] = k
 		}
 	}

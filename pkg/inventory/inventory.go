@@ -7,7 +7,6 @@ package inventory
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -184,36 +183,40 @@ func (l *Lister) groups(ctx context.Context, names []string, optFns ...func(*aut
 		in.Filters = []astypes.Filter{{Name: aws.String("tag-key"), Values: []string{groupconfig.TagGroup}}}
 	}
 	var out []*Group
+	s := newStrs()
 	p := autoscaling.NewDescribeAutoScalingGroupsPaginator(l.ASG, in)
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx, optFns...)
 		if err != nil {
 			return nil, fmt.Errorf("describing Auto Scaling groups: %w", err)
 		}
-		if cached, ok := page.ResultMetadata.Get(pageGroups{}).([]*Group); ok {
-			for _, g := range cached { // shared with later listings: the members are filled in place
+		if cached, ok := page.ResultMetadata.Get(pageGroups{}).(*cachedPage); ok {
+			for i, g := range cached.groups { // shared with later listings: the members are filled in place
 				c := *g
-				c.Members = slices.Clone(g.Members)
+				c.Members = expandMembers(cached.members[i])
 				out = append(out, &c)
 			}
 			continue
 		}
 		for _, g := range page.AutoScalingGroups {
-			out = append(out, fromASG(g))
+			out = append(out, fromASG(g, s))
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
 }
 
-func fromASG(g astypes.AutoScalingGroup) *Group {
+// fromASG makes a Group of an Auto Scaling group, its repeating strings shared through s.
+func fromASG(g astypes.AutoScalingGroup, s *strs) *Group {
 	out := &Group{
 		Name:              aws.ToString(g.AutoScalingGroupName),
 		Min:               aws.ToInt32(g.MinSize),
 		Desired:           aws.ToInt32(g.DesiredCapacity),
 		Max:               aws.ToInt32(g.MaxSize),
 		CapacityRebalance: aws.ToBool(g.CapacityRebalance),
-		AZs:               g.AvailabilityZones,
+	}
+	for _, az := range g.AvailabilityZones {
+		out.AZs = append(out.AZs, s.str(az))
 	}
 	lt := g.LaunchTemplate
 	if lt == nil && g.MixedInstancesPolicy != nil && g.MixedInstancesPolicy.LaunchTemplate != nil {
@@ -246,10 +249,10 @@ func fromASG(g astypes.AutoScalingGroup) *Group {
 	for _, m := range g.Instances {
 		out.Members = append(out.Members, Instance{
 			ID:             aws.ToString(m.InstanceId),
-			Type:           aws.ToString(m.InstanceType),
-			AZ:             aws.ToString(m.AvailabilityZone),
-			LifecycleState: string(m.LifecycleState),
-			Health:         aws.ToString(m.HealthStatus),
+			Type:           s.of(m.InstanceType),
+			AZ:             s.of(m.AvailabilityZone),
+			LifecycleState: s.str(string(m.LifecycleState)),
+			Health:         s.of(m.HealthStatus),
 		})
 	}
 	return out
@@ -277,9 +280,26 @@ func (l *Lister) members(ctx context.Context, groups []*Group) error {
 		byGroup[g.Name] = g
 		names = append(names, g.Name)
 	}
-	// Each page is turned into compact Instances as it arrives: the SDK's structs of 10,000
-	// instances held at once were most of a full listing's memory.
-	found := map[string]*Instance{}
+	// Each page is written into the members as it arrives: the SDK's structs of 10,000
+	// instances held at once were most of a full listing's memory, and a copy of every instance
+	// on the side (then copied into its member) the next largest part of its peak.
+	slot := map[string]*Instance{}
+	var dups []*Instance // an instance listed by two groups: filled from its first slot
+	for _, g := range byGroup {
+		for i := range g.Members {
+			m := &g.Members[i]
+			if _, ok := slot[m.ID]; ok {
+				dups = append(dups, m)
+				continue
+			}
+			slot[m.ID] = m
+		}
+	}
+	var described map[string]bool
+	if len(dups) > 0 {
+		described = map[string]bool{}
+	}
+	s := newStrs()
 	for start := 0; start < len(names); start += namesPerFilter {
 		end := min(start+namesPerFilter, len(names))
 		in := &ec2.DescribeInstancesInput{
@@ -297,19 +317,23 @@ func (l *Lister) members(ctx context.Context, groups []*Group) error {
 			}
 			for _, r := range page.Reservations {
 				for _, in := range r.Instances {
-					m := &Instance{}
-					fillInstance(m, in)
-					found[aws.ToString(in.InstanceId)] = m
+					id := aws.ToString(in.InstanceId)
+					if m := slot[id]; m != nil {
+						fillInstance(m, in, s)
+						if described != nil {
+							described[id] = true
+						}
+					}
 				}
 			}
 		}
 	}
-	for _, g := range byGroup {
-		for i := range g.Members {
-			if in, ok := found[g.Members[i].ID]; ok {
-				in.copyEC2To(&g.Members[i])
-			}
+	for _, m := range dups {
+		if described[m.ID] {
+			slot[m.ID].copyEC2To(m)
 		}
+	}
+	for _, g := range byGroup {
 		sortMembers(g)
 	}
 	return nil
@@ -346,29 +370,38 @@ func MarketOf(in ec2types.Instance) string {
 	return MarketOnDemand
 }
 
-func fillInstance(m *Instance, in ec2types.Instance) {
-	m.Type = string(in.InstanceType)
+// fillInstance copies EC2's view of an instance into m; its repeating strings and its tag map
+// are shared through s with the other instances of the listing.
+func fillInstance(m *Instance, in ec2types.Instance, s *strs) {
+	m.Type = s.str(string(in.InstanceType))
+	m.AZ = ""
 	if in.Placement != nil {
-		m.AZ = aws.ToString(in.Placement.AvailabilityZone)
+		m.AZ = s.of(in.Placement.AvailabilityZone)
 	}
-	m.SubnetID = aws.ToString(in.SubnetId)
+	m.SubnetID = s.of(in.SubnetId)
 	m.PrivateIP = aws.ToString(in.PrivateIpAddress)
-	m.RootDevice = aws.ToString(in.RootDeviceName)
+	m.RootDevice = s.of(in.RootDeviceName)
 	if in.State != nil {
-		m.State = string(in.State.Name)
+		m.State = s.str(string(in.State.Name))
 	}
 	m.Market = MarketOf(in)
 	m.LaunchTime = aws.ToTime(in.LaunchTime)
-	m.Tags = map[string]string{}
-	for _, t := range in.Tags {
-		m.Tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
-	}
+	m.Tags = s.tagMap(in.Tags)
 	m.Volumes = nil
+	n := 0
+	for _, bd := range in.BlockDeviceMappings {
+		if bd.Ebs != nil {
+			n++
+		}
+	}
+	if n > 0 {
+		m.Volumes = make([]Volume, 0, n)
+	}
 	for _, bd := range in.BlockDeviceMappings {
 		if bd.Ebs == nil {
 			continue
 		}
-		m.Volumes = append(m.Volumes, Volume{ID: aws.ToString(bd.Ebs.VolumeId), Device: aws.ToString(bd.DeviceName),
+		m.Volumes = append(m.Volumes, Volume{ID: aws.ToString(bd.Ebs.VolumeId), Device: s.of(bd.DeviceName),
 			DeleteOnTermination: aws.ToBool(bd.Ebs.DeleteOnTermination)})
 	}
 }

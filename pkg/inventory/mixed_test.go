@@ -20,7 +20,7 @@ func TestMixedPolicyFromDescribe(t *testing.T) {
 					{InstanceType: aws.String("m6g.large"), WeightedCapacity: aws.String("1"),
 						LaunchTemplateSpecification: &astypes.LaunchTemplateSpecification{LaunchTemplateId: aws.String("lt-arm")}}},
 			},
-		}})
+		}}, newStrs())
 	m := g.Mixed
 	if m == nil || m.OnDemandBase != 2 || m.OnDemandPercent != 100 || m.SpotAllocationStrategy != "capacity-optimized" || len(m.Overrides) != 2 {
 		t.Fatalf("Mixed = %+v", m)

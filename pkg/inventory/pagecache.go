@@ -17,7 +17,7 @@ import (
 // of their bytes (without the request id): a page that comes back byte for byte the same is
 // not decoded again. Decoding the groups' XML — mostly their member lists — is most of a
 // steady-state listing's CPU, and at a steady state nearly every page is unchanged. A page is
-// kept as the Groups it makes (fromASG: configuration parsed, members as compact Instances) and
+// kept as the Groups it makes (fromASG: configuration parsed; members as asgMember) and
 // not as the SDK's output, whose pointer-per-field structs were half the controller's live heap
 // at 10,000 instances; the listing receives them in the output's metadata (pageGroups) and
 // copies them. Pages not seen in a listing are dropped at the next one.
@@ -34,22 +34,24 @@ func (c *pageCache) rotate() {
 	c.prev, c.cur = c.cur, map[[32]byte]*cachedPage{}
 }
 
-// cachedPage is one page: its groups, as fromASG made them (never modified: listings copy
-// them), and the token of the next page.
+// cachedPage is one page: its groups, as fromASG made them but without members (never
+// modified: listings copy them), each group's members in their compact form, and the token of
+// the next page.
 type cachedPage struct {
-	groups []*Group
-	next   *string
+	groups  []*Group
+	members [][]asgMember
+	next    *string
 }
 
-// pageGroups is the key of a page's groups in the middleware metadata, which the SDK hands to
-// the caller as the output's ResultMetadata.
+// pageGroups is the key of a page in the middleware metadata, which the SDK hands to the caller
+// as the output's ResultMetadata.
 type pageGroups struct{}
 
 // answer makes the operation's result the page: no SDK groups, the next page's token, and the
-// groups in the metadata.
+// page in the metadata.
 func (p *cachedPage) answer(out *middleware.DeserializeOutput, md *middleware.Metadata) {
 	out.Result = &autoscaling.DescribeAutoScalingGroupsOutput{NextToken: p.next}
-	md.Set(pageGroups{}, p.groups)
+	md.Set(pageGroups{}, p)
 }
 
 func (c *pageCache) get(k [32]byte) *cachedPage {
@@ -131,8 +133,12 @@ func (d *cachingDeserializer) HandleDeserialize(ctx context.Context, in middlewa
 	out, md, err = d.orig.HandleDeserialize(ctx, in, replay{out, md, nil})
 	if sdk, ok := out.Result.(*autoscaling.DescribeAutoScalingGroupsOutput); ok && err == nil {
 		p := &cachedPage{next: sdk.NextToken}
+		s := newStrs()
 		for _, g := range sdk.AutoScalingGroups {
-			p.groups = append(p.groups, fromASG(g))
+			grp := fromASG(g, s)
+			p.members = append(p.members, compactMembers(grp.Members))
+			grp.Members = nil
+			p.groups = append(p.groups, grp)
 		}
 		d.cache.put(key, p)
 		p.answer(&out, &md)

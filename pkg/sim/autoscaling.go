@@ -128,6 +128,14 @@ type asgState struct {
 	groups     map[string]*asgExtra // by group name
 	byInstance map[string]string    // member instance id → group name
 	deleted    []*Activity          // activities of deleted groups, for IncludeDeletedGroups
+	// indexed counts the groups made by createGroup, whose members are all in byInstance: while
+	// it equals len(r.asgs), an instance missing from byInstance is in no group, and asgGroupOf
+	// need not scan every group (which made each launch cost O(instances) at fleet scale).
+	indexed int
+	// warmGroups names the groups that got a warm pool (a superset: entries of groups whose pool
+	// or group is gone are dropped when asgWarmOf meets them), so that asgWarmOf, which runs on
+	// every instance state change, looks at those groups only.
+	warmGroups map[string]bool
 }
 
 // asgExtra is per-group bookkeeping that the shared model does not carry.
@@ -149,10 +157,11 @@ type asgExtra struct {
 	hidden        map[string]time.Time // attached instance → when Auto Scaling's describes list it
 	azMoves       map[string]bool      // old member being replaced by AZRebalance
 	warm          *warmPool            // the group's warm pool (autoscaling_warmpool.go); nil = none
+	indexed       bool                 // made by createGroup: every member is in asgState.byInstance
 }
 
 func setupAutoScaling(r *Region) {
-	r.svc["autoscaling"] = &asgState{groups: map[string]*asgExtra{}, byInstance: map[string]string{}}
+	r.svc["autoscaling"] = &asgState{groups: map[string]*asgExtra{}, byInstance: map[string]string{}, warmGroups: map[string]bool{}}
 	r.onStateChange(r.asgInstanceChanged)
 	r.onStateChange(r.asgWarmInstanceChanged)
 	r.after(r.asgInterval(), r.asgTick)
@@ -316,6 +325,8 @@ func (r *Region) createGroup(spec GroupSpec) *APIError {
 	}
 	r.asgs[g.Name] = g
 	x := r.asgExtraOf(g)
+	x.indexed = true
+	r.asg().indexed++
 	for _, h := range spec.LifecycleHooks {
 		_ = r.asgPutHook(g, h, false) // checked above
 	}
@@ -906,6 +917,9 @@ func (r *Region) asgDrop(g *ASG) {
 			}
 		}
 	}
+	if x := st.groups[g.Name]; x != nil && x.indexed {
+		st.indexed--
+	}
 	delete(st.groups, g.Name)
 	delete(r.asgs, g.Name)
 }
@@ -967,7 +981,7 @@ func (r *Region) asgAttaching(g *ASG, id string) bool {
 }
 
 // asgGroupOf returns the group and membership of an instance, or nil. Groups put into the state
-// directly (tests, scenarios) are found too.
+// directly (tests) are found too, by a scan of their members.
 func (r *Region) asgGroupOf(id string) (*ASG, *ASGMember) {
 	st := r.asg()
 	if name, ok := st.byInstance[id]; ok {
@@ -978,7 +992,13 @@ func (r *Region) asgGroupOf(id string) (*ASG, *ASGMember) {
 		}
 		delete(st.byInstance, id)
 	}
+	if st.indexed == len(r.asgs) {
+		return nil, nil
+	}
 	for _, g := range r.asgs {
+		if r.asgExtraOf(g).indexed {
+			continue
+		}
 		if m, ok := g.Member(id); ok {
 			st.byInstance[id] = g.Name
 			return g, m

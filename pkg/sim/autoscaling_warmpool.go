@@ -133,6 +133,7 @@ func (r *Region) putWarmPool(group string, cfg WarmPool) *APIError {
 	}
 	if x.warm == nil {
 		x.warm = &warmPool{}
+		r.asg().warmGroups[g.Name] = true
 	}
 	x.warm.cfg = cfg
 	r.asgKick(g)
@@ -217,12 +218,16 @@ func (r *Region) asgWarmRemove(g *ASG, id string) {
 
 // asgWarmOf returns the group and pool membership of a warm pool instance.
 func (r *Region) asgWarmOf(id string) (*ASG, *ASGMember) {
-	for _, g := range r.asgs {
-		if wp := r.asgExtraOf(g).warm; wp != nil {
-			for _, m := range wp.members {
-				if m.InstanceID == id {
-					return g, m
-				}
+	st := r.asg()
+	for name := range st.warmGroups {
+		g, x := r.asgs[name], st.groups[name]
+		if g == nil || x == nil || x.warm == nil {
+			delete(st.warmGroups, name) // pool or group gone
+			continue
+		}
+		for _, m := range x.warm.members {
+			if m.InstanceID == id {
+				return g, m
 			}
 		}
 	}

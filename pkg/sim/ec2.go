@@ -308,14 +308,21 @@ func applyFilters[T any](items []T, fs []filter, fields filterFields[T], tags fu
 		}
 		return nil, errf(CodeInvalidParameter, "The filter '%s' is invalid", f.Name)
 	}
+	// A filter of exact values (no wildcard) is matched through a set: a listing filtered on
+	// 200 group names otherwise compared each instance of the region with each name, on every
+	// page.
+	sets := make([]map[string]bool, len(fs))
+	for i, f := range fs {
+		sets[i] = exactValues(f)
+	}
 	var out []T
 	for _, it := range items {
 		ok := true
-		for _, f := range fs {
+		for i, f := range fs {
 			if fn := fields[f.Name]; fn != nil {
-				ok = f.match(fn(it)...)
+				ok = matchSet(f, sets[i], fn(it)...)
 			} else {
-				ok = matchTagFilter(f, tags(it))
+				ok = matchTagFilter(f, sets[i], tags(it))
 			}
 			if !ok {
 				break
@@ -328,20 +335,54 @@ func applyFilters[T any](items []T, fs []filter, fields filterFields[T], tags fu
 	return out, nil
 }
 
-func matchTagFilter(f filter, t Tags) bool {
+func matchTagFilter(f filter, set map[string]bool, t Tags) bool {
 	switch {
 	case strings.HasPrefix(f.Name, "tag:"):
 		v, ok := t[strings.TrimPrefix(f.Name, "tag:")]
-		return ok && f.match(v)
+		return ok && matchSet(f, set, v)
 	case f.Name == "tag-key":
+		if set != nil {
+			for k := range t {
+				if set[k] {
+					return true
+				}
+			}
+			return false
+		}
 		return f.match(t.Sorted()...)
 	default: // tag-value
 		var vals []string
 		for _, v := range t {
 			vals = append(vals, v)
 		}
-		return f.match(vals...)
+		return matchSet(f, set, vals...)
 	}
+}
+
+// exactValues returns the filter's values as a set when none has a wildcard (or an escape),
+// else nil.
+func exactValues(f filter) map[string]bool {
+	set := make(map[string]bool, len(f.Values))
+	for _, v := range f.Values {
+		if strings.ContainsAny(v, `*?\`) {
+			return nil
+		}
+		set[v] = true
+	}
+	return set
+}
+
+// matchSet is f.match through the set of exactValues when there is one.
+func matchSet(f filter, set map[string]bool, got ...string) bool {
+	if set == nil {
+		return f.match(got...)
+	}
+	for _, g := range got {
+		if set[g] {
+			return true
+		}
+	}
+	return false
 }
 
 // xmlTag is one item of a tagSet.

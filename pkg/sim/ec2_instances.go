@@ -644,6 +644,12 @@ func (r *Region) ec2DescribeInstances(c *call) *APIError {
 			}
 		}
 	}
+	// Filtered first, then ordered: the same page, without sorting the region's every instance
+	// for each page of a filtered listing.
+	ins, err = applyFilters(ins, parseFilters(p), instanceFilters(r), func(in *Instance) Tags { return r.filterTags(in.ID, in.Tags) })
+	if err != nil {
+		return err
+	}
 	sort.Slice(ins, func(i, j int) bool {
 		a, b := ins[i], ins[j]
 		if !a.LaunchTime.Equal(b.LaunchTime) {
@@ -654,10 +660,6 @@ func (r *Region) ec2DescribeInstances(c *call) *APIError {
 		}
 		return a.ID < b.ID
 	})
-	ins, err = applyFilters(ins, parseFilters(p), instanceFilters(r), func(in *Instance) Tags { return r.filterTags(in.ID, in.Tags) })
-	if err != nil {
-		return err
-	}
 	start, end, next, err := page(len(ins), maxN, p.Get("NextToken"), 1000, 1000)
 	if err != nil {
 		return err
