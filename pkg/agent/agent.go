@@ -163,7 +163,7 @@ func (a *agent) membership(ctx context.Context) error {
 	var tags map[string]string
 	var err error
 	for attempt := 0; ; attempt++ {
-		it := &imdsTags{c: a.imds, every: a.cfg.TagInterval}
+		it := newIMDSTags(a.imds, a.cfg.TagInterval)
 		tags, err = it.All(ctx)
 		if err == nil {
 			a.tags = it

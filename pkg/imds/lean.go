@@ -130,6 +130,11 @@ func (l *lean) do(ctx context.Context, method, path, header, value string) (int,
 			return status, body, nil
 		}
 	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, requestTimeout)
+		defer cancel()
+	}
 	req, err := http.NewRequestWithContext(ctx, method, l.base+path, nil)
 	if err != nil {
 		return 0, "", err

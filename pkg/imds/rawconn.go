@@ -1,15 +1,14 @@
 package imds
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"errors"
-	"io"
 	"net"
 	"net/url"
 	"strconv"
-	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -19,14 +18,33 @@ import (
 // agent's CPU. Anything it does not expect — an https or non-IP endpoint, a broken connection, a
 // response without Content-Length — makes the caller use net/http for that request (get's ok is
 // false), so it is an optimisation and never the only way.
+//
+// It also keeps the poll off the Go scheduler where it can: the request is written and the
+// answer read with direct system calls on the socket (syscall.RawConn), and the wait for the
+// answer is first a short blocking ppoll on the calling thread (fastWait, fastwait_linux.go)
+// rather than parking the goroutine in the runtime's network poller. IMDS answers in well under
+// a millisecond; parking and being woken by the poller cost an idle agent more CPU than the
+// request itself (docs/benchmarks.md, issue 16). An answer slower than fastWait is waited for
+// in the poller as before, under the request's deadline.
 type rawConn struct {
 	hdr string // "Host: ...\r\n"
 
 	mu   sync.Mutex
 	host string // host:port; "" when the endpoint is not plain http or answered unexpectedly
-	conn net.Conn
-	br   *bufio.Reader
+	conn *net.TCPConn
+	rc   syscall.RawConn
+	req  []byte // the request being written, reused
+	// armed: the connection's deadlines are set (a wait in the runtime's poller).
+	armed bool
+	buf   []byte // the answer being read, reused
 }
+
+// fastWait bounds the wait for an answer on the calling thread, outside the scheduler: the
+// thread keeps its P meanwhile, so it is kept short.
+const fastWait = 2 * time.Millisecond
+
+// maxAnswer bounds an answer read this way (headers and body); a longer one goes to net/http.
+const maxAnswer = 64 << 10
 
 func newRawConn(base string) *rawConn {
 	u, err := url.Parse(base)
@@ -37,7 +55,7 @@ func newRawConn(base string) *rawConn {
 	if u.Port() == "" {
 		host = net.JoinHostPort(u.Hostname(), "80")
 	}
-	return &rawConn{host: host, hdr: "Host: " + u.Host + "\r\n"}
+	return &rawConn{host: host, hdr: "Host: " + u.Host + "\r\n", buf: make([]byte, 0, 1024)}
 }
 
 // get sends GET path with one extra header and returns the status and body; ok is false when
@@ -56,14 +74,19 @@ func (r *rawConn) get(ctx context.Context, path, header, value string) (status i
 			if err != nil {
 				return 0, "", false
 			}
-			r.conn, r.br, fresh = c, bufio.NewReaderSize(c, 4096), true
+			tc, ok := c.(*net.TCPConn)
+			var rc syscall.RawConn
+			if ok {
+				rc, err = tc.SyscallConn()
+			}
+			if !ok || err != nil {
+				_ = c.Close()
+				r.host = ""
+				return 0, "", false
+			}
+			r.conn, r.rc, fresh = tc, rc, true
 		}
-		deadline, has := ctx.Deadline()
-		if !has {
-			deadline = time.Now().Add(requestTimeout)
-		}
-		_ = r.conn.SetDeadline(deadline)
-		status, body, keep, err := r.roundTrip(path, header, value)
+		status, body, keep, err := r.roundTrip(ctx, path, header, value)
 		if !keep || err != nil {
 			r.close()
 		}
@@ -85,58 +108,175 @@ func (r *rawConn) get(ctx context.Context, path, header, value string) (status i
 func (r *rawConn) close() {
 	if r.conn != nil {
 		_ = r.conn.Close()
-		r.conn, r.br = nil, nil
+		r.conn, r.rc = nil, nil
 	}
 }
 
-func (r *rawConn) roundTrip(path, header, value string) (status int, body string, keep bool, err error) {
-	req := "GET " + path + " HTTP/1.1\r\n" + r.hdr + header + ": " + value + "\r\nUser-Agent: spotmax-agent\r\n\r\n"
-	if _, err := io.WriteString(r.conn, req); err != nil {
+// deadline arms the connection's deadlines for a wait in the runtime's poller: ctx's deadline,
+// else requestTimeout from now. They are only armed when a wait is needed, and cleared after
+// (see roundTrip): the poller's deadline timers, moved at every poll, wake the idle process.
+func (r *rawConn) deadline(ctx context.Context) {
+	d, ok := ctx.Deadline()
+	if !ok {
+		d = time.Now().Add(requestTimeout)
+	}
+	_ = r.conn.SetDeadline(d)
+	r.armed = true
+}
+
+func (r *rawConn) roundTrip(ctx context.Context, path, header, value string) (status int, body string, keep bool, err error) {
+	defer func() {
+		if r.armed && r.conn != nil {
+			_ = r.conn.SetDeadline(time.Time{})
+			r.armed = false
+		}
+	}()
+	r.req = append(r.req[:0], "GET "...)
+	r.req = append(r.req, path...)
+	r.req = append(r.req, " HTTP/1.1\r\n"...)
+	r.req = append(r.req, r.hdr...)
+	r.req = append(r.req, header...)
+	r.req = append(r.req, ": "...)
+	r.req = append(r.req, value...)
+	r.req = append(r.req, "\r\nUser-Agent: spotmax-agent\r\n\r\n"...)
+	if err := r.write(ctx); err != nil {
 		return 0, "", false, err
 	}
-	line, err := r.br.ReadString('\n')
+	r.buf = r.buf[:0]
+	var a answer
+	waited := false
+	var rerr error
+	err = r.rc.Read(func(fd uintptr) bool {
+		if !waited {
+			// The request was just written: the answer is not there yet.
+			waited = true
+			fastWaitReadable(int(fd), fastWait)
+		}
+		for {
+			if len(r.buf) == cap(r.buf) {
+				if cap(r.buf) >= maxAnswer {
+					rerr = errProtocol
+					return true
+				}
+				r.buf = append(r.buf, make([]byte, cap(r.buf))...)[:len(r.buf)]
+			}
+			n, errno := rawRead(int(fd), r.buf[len(r.buf):cap(r.buf)])
+			switch {
+			case errno == syscall.EINTR:
+				continue
+			case errno == syscall.EAGAIN:
+				r.deadline(ctx)
+				return false // slower than fastWait: the runtime's poller waits, under the deadline
+			case errno != 0:
+				rerr = errno
+				return true
+			case n == 0:
+				rerr = errClosed
+				return true
+			}
+			r.buf = r.buf[:len(r.buf)+n]
+			var done bool
+			if done, rerr = a.parse(r.buf); done || rerr != nil {
+				return true
+			}
+		}
+	})
+	if err == nil {
+		err = rerr
+	}
 	if err != nil {
 		return 0, "", false, err
 	}
-	// HTTP/1.1 404 Not Found
-	f := strings.SplitN(strings.TrimRight(line, "\r\n"), " ", 3)
-	if len(f) < 2 || !strings.HasPrefix(f[0], "HTTP/1.") {
-		return 0, "", false, errProtocol
+	if len(r.buf) != a.end {
+		return 0, "", false, errProtocol // more than one answer: not a conversation IMDS has
 	}
-	if status, err = strconv.Atoi(f[1]); err != nil {
-		return 0, "", false, errProtocol
+	if a.status == 200 {
+		body = string(r.buf[a.start:a.end])
 	}
-	length, keep := -1, f[0] == "HTTP/1.1"
-	for {
-		h, err := r.br.ReadString('\n')
-		if err != nil {
-			return 0, "", false, err
-		}
-		h = strings.TrimRight(h, "\r\n")
-		if h == "" {
-			break
-		}
-		k, v, _ := strings.Cut(h, ":")
-		v = strings.TrimSpace(v)
-		switch {
-		case strings.EqualFold(k, "Content-Length"):
-			if length, err = strconv.Atoi(v); err != nil || length < 0 || length > 1<<20 {
-				return 0, "", false, errProtocol
+	if cap(r.buf) > 4096 {
+		r.buf = make([]byte, 0, 1024) // a large answer once is not kept for every poll
+	}
+	return a.status, body, a.keep, nil
+}
+
+// write writes r.req to the socket.
+func (r *rawConn) write(ctx context.Context) error {
+	var werr error
+	off := 0
+	err := r.rc.Write(func(fd uintptr) bool {
+		for off < len(r.req) {
+			n, errno := rawWrite(int(fd), r.req[off:])
+			switch {
+			case errno == syscall.EINTR:
+				continue
+			case errno == syscall.EAGAIN:
+				r.deadline(ctx)
+				return false
+			case errno != 0:
+				werr = errno
+				return true
 			}
-		case strings.EqualFold(k, "Transfer-Encoding"):
-			return 0, "", false, errProtocol // chunked: let net/http read it
-		case strings.EqualFold(k, "Connection"):
-			keep = keep && !strings.EqualFold(v, "close")
+			off += n
+		}
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	return werr
+}
+
+// answer is what parse found of an HTTP/1.x answer.
+type answer struct {
+	status     int
+	keep       bool
+	start, end int // body
+}
+
+// parse parses the answer read so far: done once all of it is there. Only what IMDS sends is
+// accepted: a status line, headers with a Content-Length, no chunked encoding.
+func (a *answer) parse(b []byte) (done bool, err error) {
+	if a.end > 0 {
+		return len(b) >= a.end, nil
+	}
+	head := bytes.Index(b, []byte("\r\n\r\n"))
+	if head < 0 {
+		return false, nil
+	}
+	lines := b[:head]
+	line, rest, _ := bytes.Cut(lines, []byte("\r\n"))
+	// HTTP/1.1 404 Not Found
+	proto, st, _ := bytes.Cut(line, []byte(" "))
+	code, _, _ := bytes.Cut(st, []byte(" "))
+	if !bytes.HasPrefix(proto, []byte("HTTP/1.")) || len(code) != 3 {
+		return false, errProtocol
+	}
+	status, err := strconv.Atoi(string(code))
+	if err != nil {
+		return false, errProtocol
+	}
+	length, keep := -1, string(proto) == "HTTP/1.1"
+	for len(rest) > 0 {
+		var h []byte
+		h, rest, _ = bytes.Cut(rest, []byte("\r\n"))
+		k, v, _ := bytes.Cut(h, []byte(":"))
+		v = bytes.TrimSpace(v)
+		switch {
+		case bytes.EqualFold(k, []byte("Content-Length")):
+			if length, err = strconv.Atoi(string(v)); err != nil || length < 0 || length > maxAnswer {
+				return false, errProtocol
+			}
+		case bytes.EqualFold(k, []byte("Transfer-Encoding")):
+			return false, errProtocol // chunked: let net/http read it
+		case bytes.EqualFold(k, []byte("Connection")):
+			keep = keep && !bytes.EqualFold(v, []byte("close"))
 		}
 	}
 	if length < 0 {
-		return 0, "", false, errProtocol
+		return false, errProtocol
 	}
-	b := make([]byte, length)
-	if _, err := io.ReadFull(r.br, b); err != nil {
-		return 0, "", false, err
-	}
-	return status, string(b), keep, nil
+	a.status, a.keep, a.start, a.end = status, keep, head+4, head+4+length
+	return len(b) >= a.end, nil
 }
 
 type protocolError struct{}
@@ -144,3 +284,6 @@ type protocolError struct{}
 func (protocolError) Error() string { return "unexpected HTTP response from IMDS" }
 
 var errProtocol error = protocolError{}
+
+// errClosed: IMDS closed the kept connection (an idle timeout between polls).
+var errClosed = errors.New("IMDS closed the connection")
