@@ -102,7 +102,7 @@ func Run(ctx context.Context, cfg Config) error {
 	wg.Add(4)
 	go func() {
 		defer wg.Done()
-		w := &imds.Watcher{Sources: a.sources(), Log: a.log}
+		w := &imds.Watcher{Sources: a.sources(), Log: a.log, Prefetch: a.imds.Prefetch}
 		_ = w.Run(ctx, notices)
 	}()
 	go func() {

@@ -229,8 +229,12 @@ const ec2TagPollTimeout = 2 * time.Second
 
 // tagSource turns a tag read by r into a watcher source.
 func tagSource(r tagReader, key string, kind imds.Kind) imds.Source {
-	return imds.Source{Name: r.Source() + " tag " + key, Every: r.Every(), Check: func(ctx context.Context) (*imds.Notice, error) {
-		if _, viaIMDS := r.(*imdsTags); !viaIMDS {
+	path := ""
+	if _, viaIMDS := r.(*imdsTags); viaIMDS {
+		path = "tags/instance/" // what it reads first (the listing), for the watcher's prefetch
+	}
+	return imds.Source{Name: r.Source() + " tag " + key, Path: path, Every: r.Every(), Check: func(ctx context.Context) (*imds.Notice, error) {
+		if path == "" {
 			var cancel context.CancelFunc
 			ctx, cancel = context.WithTimeout(ctx, ec2TagPollTimeout)
 			defer cancel()

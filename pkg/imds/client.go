@@ -94,6 +94,16 @@ func (c *Client) Get(ctx context.Context, path string) (string, error) {
 	return v, nil
 }
 
+// Prefetch reads the documents at paths (below /latest/meta-data/) together, pipelined on the
+// lean path's connection, and keeps each answer for the next Get of its path until done is
+// called, which drops those not taken. The Watcher calls it for the sources due on the same
+// tick: their answers then wake the agent once instead of once each. It never fails: anything
+// not prefetched is read by Get as usual.
+func (c *Client) Prefetch(ctx context.Context, paths []string) (done func()) {
+	c.lean.prefetch(ctx, paths)
+	return c.lean.forget
+}
+
 // Identity is what the agent needs to know about its instance.
 type Identity struct {
 	InstanceID   string

@@ -33,7 +33,11 @@ type rawConn struct {
 	host string // host:port; "" when the endpoint is not plain http or answered unexpectedly
 	conn *net.TCPConn
 	rc   syscall.RawConn
-	req  []byte // the request being written, reused
+	req  []byte // the requests being written, reused
+	// pre are prefetched answers by path, each taken by one get; noPipeline: the endpoint did
+	// not answer pipelined requests.
+	pre        map[string]preAnswer
+	noPipeline bool
 	// armed: the connection's deadlines are set (a wait in the runtime's poller).
 	armed bool
 	buf   []byte // the answer being read, reused
@@ -59,43 +63,30 @@ func newRawConn(base string) *rawConn {
 }
 
 // get sends GET path with one extra header and returns the status and body; ok is false when
-// the request could not be made this way (the caller then uses net/http).
+// the request could not be made this way (the caller then uses net/http). An answer prefetched
+// for path (prefetch) is taken instead, once.
 func (r *rawConn) get(ctx context.Context, path, header, value string) (status int, body string, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if a, ok := r.pre[path]; ok {
+		delete(r.pre, path)
+		return a.status, a.body, true
+	}
 	if r.host == "" {
 		return 0, "", false
 	}
 	for attempt := 0; attempt < 2; attempt++ {
-		fresh := false
-		if r.conn == nil {
-			d := net.Dialer{Timeout: time.Second}
-			c, err := d.DialContext(ctx, "tcp", r.host)
-			if err != nil {
-				return 0, "", false
-			}
-			tc, ok := c.(*net.TCPConn)
-			var rc syscall.RawConn
-			if ok {
-				rc, err = tc.SyscallConn()
-			}
-			if !ok || err != nil {
-				_ = c.Close()
-				r.host = ""
-				return 0, "", false
-			}
-			r.conn, r.rc, fresh = tc, rc, true
+		fresh, err := r.connect(ctx)
+		if err != nil {
+			return 0, "", false
 		}
-		status, body, keep, err := r.roundTrip(ctx, path, header, value)
-		if !keep || err != nil {
-			r.close()
-		}
+		got, err := r.exchange(ctx, []string{path}, header, value)
 		if errors.Is(err, errProtocol) {
 			r.host = "" // an endpoint that answers otherwise than IMDS does: net/http from now on
 			return 0, "", false
 		}
 		if err == nil {
-			return status, body, true
+			return got[0].status, got[0].body, true
 		}
 		if fresh || ctx.Err() != nil {
 			return 0, "", false
@@ -103,6 +94,74 @@ func (r *rawConn) get(ctx context.Context, path, header, value string) (status i
 		// A kept connection the server closed meanwhile: once more on a new one.
 	}
 	return 0, "", false
+}
+
+// prefetch sends GET for each of paths at once, one after the other on the connection (HTTP/1.1
+// pipelining), and keeps the answers for the gets that follow (forget drops those not taken).
+// The watcher does this on the ticks where several sources are due: their answers then wake the
+// agent once rather than once each. An endpoint that does not answer pipelined requests in
+// order on the connection is not asked that way again; its gets go one by one.
+func (r *rawConn) prefetch(ctx context.Context, paths []string, header, value string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.host == "" || r.noPipeline || len(paths) == 0 {
+		return
+	}
+	for attempt := 0; attempt < 2; attempt++ {
+		fresh, err := r.connect(ctx)
+		if err != nil {
+			return
+		}
+		got, err := r.exchange(ctx, paths, header, value)
+		// The answers read completely are this tick's, even when the rest did not come.
+		if len(got) > 0 && r.pre == nil {
+			r.pre = make(map[string]preAnswer, len(paths))
+		}
+		for i, a := range got {
+			r.pre[paths[i]] = a
+		}
+		if err == nil {
+			return
+		}
+		if len(got) == 0 && !fresh && errors.Is(err, errClosed) && ctx.Err() == nil {
+			continue // a kept connection the server closed meanwhile
+		}
+		if ctx.Err() == nil {
+			r.noPipeline = true
+		}
+		return
+	}
+}
+
+// forget drops the prefetched answers that no get took.
+func (r *rawConn) forget() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	clear(r.pre)
+}
+
+// connect makes sure there is a connection; fresh when it was made now.
+func (r *rawConn) connect(ctx context.Context) (fresh bool, err error) {
+	if r.conn != nil {
+		return false, nil
+	}
+	d := net.Dialer{Timeout: time.Second}
+	c, err := d.DialContext(ctx, "tcp", r.host)
+	if err != nil {
+		return false, err
+	}
+	tc, ok := c.(*net.TCPConn)
+	var rc syscall.RawConn
+	if ok {
+		rc, err = tc.SyscallConn()
+	}
+	if !ok || err != nil {
+		_ = c.Close()
+		r.host = ""
+		return false, errProtocol
+	}
+	r.conn, r.rc = tc, rc
+	return true, nil
 }
 
 func (r *rawConn) close() {
@@ -114,7 +173,7 @@ func (r *rawConn) close() {
 
 // deadline arms the connection's deadlines for a wait in the runtime's poller: ctx's deadline,
 // else requestTimeout from now. They are only armed when a wait is needed, and cleared after
-// (see roundTrip): the poller's deadline timers, moved at every poll, wake the idle process.
+// (see exchange): the poller's deadline timers, moved at every poll, wake the idle process.
 func (r *rawConn) deadline(ctx context.Context) {
 	d, ok := ctx.Deadline()
 	if !ok {
@@ -124,29 +183,77 @@ func (r *rawConn) deadline(ctx context.Context) {
 	r.armed = true
 }
 
-func (r *rawConn) roundTrip(ctx context.Context, path, header, value string) (status int, body string, keep bool, err error) {
+// preAnswer is one answer read: its status, and its body when the status is 200.
+type preAnswer struct {
+	status int
+	body   string
+}
+
+// exchange writes GET for each of paths and reads their answers, in order. It returns the
+// answers it read completely (all of them when err is nil), and closes the connection when it
+// failed or the server said it closes it.
+func (r *rawConn) exchange(ctx context.Context, paths []string, header, value string) (got []preAnswer, err error) {
 	defer func() {
 		if r.armed && r.conn != nil {
 			_ = r.conn.SetDeadline(time.Time{})
 			r.armed = false
 		}
 	}()
-	r.req = append(r.req[:0], "GET "...)
-	r.req = append(r.req, path...)
-	r.req = append(r.req, " HTTP/1.1\r\n"...)
-	r.req = append(r.req, r.hdr...)
-	r.req = append(r.req, header...)
-	r.req = append(r.req, ": "...)
-	r.req = append(r.req, value...)
-	r.req = append(r.req, "\r\nUser-Agent: spotmax-agent\r\n\r\n"...)
+	r.req = r.req[:0]
+	for _, p := range paths {
+		r.req = append(r.req, "GET "...)
+		r.req = append(r.req, p...)
+		r.req = append(r.req, " HTTP/1.1\r\n"...)
+		r.req = append(r.req, r.hdr...)
+		r.req = append(r.req, header...)
+		r.req = append(r.req, ": "...)
+		r.req = append(r.req, value...)
+		r.req = append(r.req, "\r\nUser-Agent: spotmax-agent\r\n\r\n"...)
+	}
 	if err := r.write(ctx); err != nil {
-		return 0, "", false, err
+		r.close()
+		return nil, err
 	}
 	r.buf = r.buf[:0]
+	keep := true
+	for len(got) < len(paths) && err == nil {
+		if !keep {
+			err = errClosed // the server closes the connection after this answer
+			break
+		}
+		var a answer
+		if a, err = r.readAnswer(ctx); err == nil {
+			pa := preAnswer{status: a.status}
+			if a.status == 200 {
+				pa.body = string(r.buf[a.start:a.end])
+			}
+			got = append(got, pa)
+			keep = a.keep
+			r.buf = r.buf[:copy(r.buf, r.buf[a.end:])]
+		}
+	}
+	if err == nil && len(r.buf) > 0 {
+		err = errProtocol // more answers than requests: not a conversation IMDS has
+	}
+	if cap(r.buf) > 4096 {
+		r.buf = make([]byte, 0, 1024) // a large answer once is not kept for every poll
+	}
+	if err != nil || !keep {
+		r.close()
+	}
+	return got, err
+}
+
+// readAnswer reads one answer into r.buf (which may hold the start of it already, and may end
+// up holding the start of the next one).
+func (r *rawConn) readAnswer(ctx context.Context) (answer, error) {
 	var a answer
+	if done, err := a.parse(r.buf); done || err != nil {
+		return a, err
+	}
 	waited := false
 	var rerr error
-	err = r.rc.Read(func(fd uintptr) bool {
+	err := r.rc.Read(func(fd uintptr) bool {
 		if !waited {
 			// The request was just written: the answer is not there yet.
 			waited = true
@@ -184,19 +291,7 @@ func (r *rawConn) roundTrip(ctx context.Context, path, header, value string) (st
 	if err == nil {
 		err = rerr
 	}
-	if err != nil {
-		return 0, "", false, err
-	}
-	if len(r.buf) != a.end {
-		return 0, "", false, errProtocol // more than one answer: not a conversation IMDS has
-	}
-	if a.status == 200 {
-		body = string(r.buf[a.start:a.end])
-	}
-	if cap(r.buf) > 4096 {
-		r.buf = make([]byte, 0, 1024) // a large answer once is not kept for every poll
-	}
-	return a.status, body, a.keep, nil
+	return a, err
 }
 
 // write writes r.req to the socket.

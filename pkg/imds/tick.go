@@ -26,6 +26,10 @@ func newRuntimeTicker(_ context.Context, period time.Duration) *runtimeTicker {
 }
 
 func (t *runtimeTicker) wait(ctx context.Context) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		t.timer.Stop()
+		return 0, err
+	}
 	select {
 	case <-ctx.Done():
 		t.timer.Stop()

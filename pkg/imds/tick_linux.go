@@ -55,6 +55,9 @@ func newTicker(ctx context.Context, period time.Duration) (ticker, error) {
 // wait returns the number of periods that ended since the last wait (more than one when polls
 // overran), or an error once ctx ended.
 func (t *kernelTicker) wait(ctx context.Context) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
 	var n int64
 	var rerr error
 	err := t.rc.Read(func(fd uintptr) bool {

@@ -14,6 +14,9 @@ type Source struct {
 	Name  string
 	Every time.Duration
 	Check func(ctx context.Context) (*Notice, error)
+	// Path is the document below /latest/meta-data/ that Check reads first, if it reads one: the
+	// Watcher prefetches the paths of the sources due on the same tick together.
+	Path string
 }
 
 // Default poll intervals. IMDS is a local link with sub-millisecond answers and no rate limit
@@ -25,7 +28,7 @@ const (
 
 // SpotSource watches spot/instance-action.
 func (c *Client) SpotSource(every time.Duration) Source {
-	return Source{Name: "spot/instance-action", Every: every, Check: func(ctx context.Context) (*Notice, error) {
+	return Source{Name: "spot/instance-action", Path: "spot/instance-action", Every: every, Check: func(ctx context.Context) (*Notice, error) {
 		doc, err := c.Get(ctx, "spot/instance-action")
 		if errors.Is(err, ErrNotFound) {
 			return nil, nil
@@ -43,7 +46,7 @@ func (c *Client) SpotSource(every time.Duration) Source {
 
 // RebalanceSource watches events/recommendations/rebalance.
 func (c *Client) RebalanceSource(every time.Duration) Source {
-	return Source{Name: "events/recommendations/rebalance", Every: every, Check: func(ctx context.Context) (*Notice, error) {
+	return Source{Name: "events/recommendations/rebalance", Path: "events/recommendations/rebalance", Every: every, Check: func(ctx context.Context) (*Notice, error) {
 		doc, err := c.Get(ctx, "events/recommendations/rebalance")
 		if errors.Is(err, ErrNotFound) {
 			return nil, nil
@@ -62,7 +65,7 @@ func (c *Client) RebalanceSource(every time.Duration) Source {
 // LifecycleSource watches autoscaling/target-lifecycle-state for Terminated. An instance that
 // is in no group has no such document, which is not an error.
 func (c *Client) LifecycleSource(every time.Duration) Source {
-	return Source{Name: "autoscaling/target-lifecycle-state", Every: every, Check: func(ctx context.Context) (*Notice, error) {
+	return Source{Name: "autoscaling/target-lifecycle-state", Path: "autoscaling/target-lifecycle-state", Every: every, Check: func(ctx context.Context) (*Notice, error) {
 		doc, err := c.Get(ctx, "autoscaling/target-lifecycle-state")
 		if errors.Is(err, ErrNotFound) {
 			return nil, nil
@@ -81,7 +84,7 @@ func (c *Client) LifecycleSource(every time.Duration) Source {
 // TagSource turns the presence of an instance tag, read from IMDS, into a notice of kind; the
 // tag's value is the notice's action.
 func (c *Client) TagSource(key string, kind Kind, every time.Duration) Source {
-	return Source{Name: "tags/instance/" + key, Every: every, Check: func(ctx context.Context) (*Notice, error) {
+	return Source{Name: "tags/instance/" + key, Path: tagsPath + key, Every: every, Check: func(ctx context.Context) (*Notice, error) {
 		v, err := c.Get(ctx, tagsPath+key)
 		if errors.Is(err, ErrNotFound) {
 			return nil, nil
@@ -101,6 +104,9 @@ type Watcher struct {
 	Now func() time.Time
 	// ErrorEvery is how often a source that keeps failing is logged again (default 30 s).
 	ErrorEvery time.Duration
+	// Prefetch, when set, is given the Paths of the sources due on the same tick (two or more)
+	// before they are polled, and done after (Client.Prefetch).
+	Prefetch func(ctx context.Context, paths []string) (done func())
 }
 
 // Run polls until ctx ends and sends each new notice on out (a notice whose Key changed since
@@ -134,15 +140,28 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Notice) error {
 	if err != nil {
 		return fmt.Errorf("watching instance metadata: %w", err)
 	}
+	var paths []string
 	for n := int64(0); ; {
+		paths = paths[:0]
+		for _, st := range states {
+			if st.due <= n && st.src.Path != "" {
+				paths = append(paths, st.src.Path)
+			}
+		}
+		done := func() {}
+		if len(paths) > 1 && w.Prefetch != nil {
+			done = w.Prefetch(ctx, paths)
+		}
 		for _, st := range states {
 			if st.due <= n {
 				if !w.poll(ctx, st, out) {
+					done()
 					return ctx.Err()
 				}
 				st.due = n + st.delay
 			}
 		}
+		done()
 		// Ticks a poll overran (or a suspended machine slept through) are skipped rather than
 		// polled back to back.
 		ended, err := tk.wait(ctx)
