@@ -89,10 +89,20 @@ func (c *Client) Endpoint() string { return c.endpoint }
 func (c *Client) Get(ctx context.Context, path string) (string, error) {
 	v, err := c.lean.get(ctx, path)
 	if err != nil {
-		return "", fmt.Errorf("reading %s from IMDS: %w", path, err)
+		return "", &getError{path: path, err: err}
 	}
 	return v, nil
 }
+
+// getError is Get's error: "reading <path> from IMDS: <err>", formatted only when read (the
+// notice poll's 404 is an error several times a second).
+type getError struct {
+	path string
+	err  error
+}
+
+func (e *getError) Error() string { return "reading " + e.path + " from IMDS: " + e.err.Error() }
+func (e *getError) Unwrap() error { return e.err }
 
 // Prefetch reads the documents at paths (below /latest/meta-data/) together, pipelined on the
 // lean path's connection, and keeps each answer for the next Get of its path until done is

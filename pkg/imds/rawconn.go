@@ -38,6 +38,11 @@ type rawConn struct {
 	// not answer pipelined requests.
 	pre        map[string]preAnswer
 	noPipeline bool
+	// io is the state of the read or write in progress; readFn and writeFn its callbacks.
+	io              ioState
+	readFn, writeFn func(fd uintptr) bool
+	one             [1]string   // get's one path
+	got             []preAnswer // exchange's answers, reused
 	// armed: the connection's deadlines are set (a wait in the runtime's poller).
 	armed bool
 	buf   []byte // the answer being read, reused
@@ -80,7 +85,8 @@ func (r *rawConn) get(ctx context.Context, path, header, value string) (status i
 		if err != nil {
 			return 0, "", false
 		}
-		got, err := r.exchange(ctx, []string{path}, header, value)
+		r.one[0] = path
+		got, err := r.exchange(ctx, r.one[:], header, value)
 		if errors.Is(err, errProtocol) {
 			r.host = "" // an endpoint that answers otherwise than IMDS does: net/http from now on
 			return 0, "", false
@@ -215,6 +221,8 @@ func (r *rawConn) exchange(ctx context.Context, paths []string, header, value st
 		return nil, err
 	}
 	r.buf = r.buf[:0]
+	got = r.got[:0]
+	defer func() { r.got = got[:0] }()
 	keep := true
 	for len(got) < len(paths) && err == nil {
 		if !keep {
@@ -247,78 +255,97 @@ func (r *rawConn) exchange(ctx context.Context, paths []string, header, value st
 // readAnswer reads one answer into r.buf (which may hold the start of it already, and may end
 // up holding the start of the next one).
 func (r *rawConn) readAnswer(ctx context.Context) (answer, error) {
-	var a answer
-	if done, err := a.parse(r.buf); done || err != nil {
-		return a, err
+	r.io = ioState{ctx: ctx}
+	if done, err := r.io.a.parse(r.buf); done || err != nil {
+		return r.io.a, err
 	}
-	waited := false
-	var rerr error
-	err := r.rc.Read(func(fd uintptr) bool {
-		if !waited {
-			// The request was just written: the answer is not there yet.
-			waited = true
-			fastWaitReadable(int(fd), fastWait)
-		}
-		for {
-			if len(r.buf) == cap(r.buf) {
-				if cap(r.buf) >= maxAnswer {
-					rerr = errProtocol
-					return true
-				}
-				r.buf = append(r.buf, make([]byte, cap(r.buf))...)[:len(r.buf)]
-			}
-			n, errno := rawRead(int(fd), r.buf[len(r.buf):cap(r.buf)])
-			switch {
-			case errno == syscall.EINTR:
-				continue
-			case errno == syscall.EAGAIN:
-				r.deadline(ctx)
-				return false // slower than fastWait: the runtime's poller waits, under the deadline
-			case errno != 0:
-				rerr = errno
-				return true
-			case n == 0:
-				rerr = errClosed
-				return true
-			}
-			r.buf = r.buf[:len(r.buf)+n]
-			var done bool
-			if done, rerr = a.parse(r.buf); done || rerr != nil {
-				return true
-			}
-		}
-	})
+	if r.readFn == nil {
+		r.readFn = r.readSome
+	}
+	err := r.rc.Read(r.readFn)
 	if err == nil {
-		err = rerr
+		err = r.io.err
 	}
-	return a, err
+	return r.io.a, err
+}
+
+// readSome is readAnswer's syscall.RawConn callback: true once the answer is complete or
+// reading failed (r.io.err), false to wait in the runtime's poller.
+func (r *rawConn) readSome(fd uintptr) bool {
+	if !r.io.waited {
+		// The request was just written: the answer is not there yet.
+		r.io.waited = true
+		fastWaitReadable(int(fd), fastWait)
+	}
+	for {
+		if len(r.buf) == cap(r.buf) {
+			if cap(r.buf) >= maxAnswer {
+				r.io.err = errProtocol
+				return true
+			}
+			r.buf = append(r.buf, make([]byte, cap(r.buf))...)[:len(r.buf)]
+		}
+		n, errno := rawRead(int(fd), r.buf[len(r.buf):cap(r.buf)])
+		switch {
+		case errno == syscall.EINTR:
+			continue
+		case errno == syscall.EAGAIN:
+			r.deadline(r.io.ctx)
+			return false // slower than fastWait: the runtime's poller waits, under the deadline
+		case errno != 0:
+			r.io.err = errno
+			return true
+		case n == 0:
+			r.io.err = errClosed
+			return true
+		}
+		r.buf = r.buf[:len(r.buf)+n]
+		var done bool
+		if done, r.io.err = r.io.a.parse(r.buf); done || r.io.err != nil {
+			return true
+		}
+	}
 }
 
 // write writes r.req to the socket.
 func (r *rawConn) write(ctx context.Context) error {
-	var werr error
-	off := 0
-	err := r.rc.Write(func(fd uintptr) bool {
-		for off < len(r.req) {
-			n, errno := rawWrite(int(fd), r.req[off:])
-			switch {
-			case errno == syscall.EINTR:
-				continue
-			case errno == syscall.EAGAIN:
-				r.deadline(ctx)
-				return false
-			case errno != 0:
-				werr = errno
-				return true
-			}
-			off += n
-		}
-		return true
-	})
-	if err != nil {
+	r.io = ioState{ctx: ctx}
+	if r.writeFn == nil {
+		r.writeFn = r.writeSome
+	}
+	if err := r.rc.Write(r.writeFn); err != nil {
 		return err
 	}
-	return werr
+	return r.io.err
+}
+
+// writeSome is write's syscall.RawConn callback (a method value made once: a closure per poll
+// would be allocated at every poll).
+func (r *rawConn) writeSome(fd uintptr) bool {
+	for r.io.off < len(r.req) {
+		n, errno := rawWrite(int(fd), r.req[r.io.off:])
+		switch {
+		case errno == syscall.EINTR:
+			continue
+		case errno == syscall.EAGAIN:
+			r.deadline(r.io.ctx)
+			return false
+		case errno != 0:
+			r.io.err = errno
+			return true
+		}
+		r.io.off += n
+	}
+	return true
+}
+
+// ioState is the state of the write or read in progress (under mu).
+type ioState struct {
+	ctx    context.Context
+	off    int
+	waited bool
+	a      answer
+	err    error
 }
 
 // answer is what parse found of an HTTP/1.x answer.
