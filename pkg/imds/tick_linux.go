@@ -16,9 +16,12 @@ import (
 // timer also wakes the runtime's monitor thread (sysmon) at every expiry, which on this kind of
 // virtual machine cost twice as much as the wake-up itself (docs/benchmarks.md, issue 16).
 type kernelTicker struct {
-	f   *os.File
-	rc  syscall.RawConn
-	buf [8]byte
+	f      *os.File
+	rc     syscall.RawConn
+	buf    [8]byte
+	n      int64 // expirations read by the last wait
+	err    error
+	readFn func(fd uintptr) bool
 }
 
 // newTicker returns a ticker firing at start + n × period; it is closed when ctx ends.
@@ -58,32 +61,37 @@ func (t *kernelTicker) wait(ctx context.Context) (int64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	var n int64
-	var rerr error
-	err := t.rc.Read(func(fd uintptr) bool {
-		for {
-			_, _, e := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&t.buf[0])), uintptr(len(t.buf)))
-			switch e {
-			case 0:
-				n = int64(*(*uint64)(unsafe.Pointer(&t.buf[0])))
-				return true
-			case unix.EINTR:
-				continue
-			case unix.EAGAIN:
-				return false
-			}
-			rerr = e
-			return true
-		}
-	})
+	t.n, t.err = 0, nil
+	if t.readFn == nil {
+		t.readFn = t.read // once: a closure per wait would be allocated at every tick
+	}
+	err := t.rc.Read(t.readFn)
 	if ctx.Err() != nil {
 		return 0, ctx.Err()
 	}
 	if err == nil {
-		err = rerr
+		err = t.err
 	}
 	if err != nil {
 		return 0, fmt.Errorf("waiting for the poll timer: %w", err)
 	}
-	return n, nil
+	return t.n, nil
+}
+
+// read is wait's syscall.RawConn callback: false (wait in the poller) until the timer expired.
+func (t *kernelTicker) read(fd uintptr) bool {
+	for {
+		_, _, e := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&t.buf[0])), uintptr(len(t.buf)))
+		switch e {
+		case 0:
+			t.n = int64(*(*uint64)(unsafe.Pointer(&t.buf[0])))
+			return true
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false
+		}
+		t.err = e
+		return true
+	}
 }
