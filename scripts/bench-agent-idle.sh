@@ -122,6 +122,7 @@ s1=$(date +%s.%N); load1=$(cut -d' ' -f1 /proc/loadavg)
 pct() { echo "${t0[$1]} ${cpu[$1]} $s0 $s1" | awk '{printf "%.3f", 100*($2-$1)/1e9/($4-$3)}'; }
 ratio() { echo "$1 $2" | awk '{if ($2 > 0) printf "%.2f", $1/$2; else print "-"}'; }
 echo "window: ${secs} s; load average $load0 at the start, $load1 at the end; GOMAXPROCS=${GOMAXPROCS:-1} for all"
+echo "(CPU: time on a CPU over the window, all threads, from /proc/PID/task/*/schedstat; all processes ran side by side)"
 echo "(defaults: spot notice polled every 180 ms; rebalance, lifecycle state and tags every 2 s)"
 fl=$(pct "${floor[floor]}")
 kfl=$(pct "${floor[kfloor]}")
