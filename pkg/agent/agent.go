@@ -102,7 +102,7 @@ func Run(ctx context.Context, cfg Config) error {
 	wg.Add(4)
 	go func() {
 		defer wg.Done()
-		w := &imds.Watcher{Sources: a.sources(), Log: a.log}
+		w := &imds.Watcher{Sources: a.sources(), Log: a.log, Prefetch: a.imds.Prefetch}
 		_ = w.Run(ctx, notices)
 	}()
 	go func() {
@@ -163,7 +163,7 @@ func (a *agent) membership(ctx context.Context) error {
 	var tags map[string]string
 	var err error
 	for attempt := 0; ; attempt++ {
-		it := &imdsTags{c: a.imds, every: a.cfg.TagInterval}
+		it := newIMDSTags(a.imds, a.cfg.TagInterval)
 		tags, err = it.All(ctx)
 		if err == nil {
 			a.tags = it

@@ -99,7 +99,17 @@ type imdsTags struct {
 	mu    sync.Mutex
 	keys  map[string]bool
 	at    time.Time
+	// fresh gets a value (if it has none) each time the listing was read from IMDS: the volume
+	// assignment is read then, from the same listing, instead of on a timer of its own.
+	fresh chan struct{}
 }
+
+func newIMDSTags(c *imds.Client, every time.Duration) *imdsTags {
+	return &imdsTags{c: c, every: every, fresh: make(chan struct{}, 1)}
+}
+
+// refreshed returns the channel that tells a listing was read from IMDS.
+func (t *imdsTags) refreshed() <-chan struct{} { return t.fresh }
 
 func (t *imdsTags) listing(ctx context.Context) (map[string]bool, error) {
 	t.mu.Lock()
@@ -116,6 +126,10 @@ func (t *imdsTags) listing(ctx context.Context) (map[string]bool, error) {
 		keys[k] = true
 	}
 	t.keys, t.at = keys, time.Now()
+	select {
+	case t.fresh <- struct{}{}:
+	default:
+	}
 	return keys, nil
 }
 
@@ -209,9 +223,22 @@ func (a *agent) setTags(ctx context.Context, tags map[string]string) error {
 	return nil
 }
 
-// tagSource turns a tag read by r into a watcher source (used when IMDS shows no tags).
+// ec2TagPollTimeout bounds one poll of a tag through EC2, as the watcher bounded every poll.
+// (Reads through IMDS bound themselves.)
+const ec2TagPollTimeout = 2 * time.Second
+
+// tagSource turns a tag read by r into a watcher source.
 func tagSource(r tagReader, key string, kind imds.Kind) imds.Source {
-	return imds.Source{Name: r.Source() + " tag " + key, Every: r.Every(), Check: func(ctx context.Context) (*imds.Notice, error) {
+	path := ""
+	if _, viaIMDS := r.(*imdsTags); viaIMDS {
+		path = "tags/instance/" // what it reads first (the listing), for the watcher's prefetch
+	}
+	return imds.Source{Name: r.Source() + " tag " + key, Path: path, Every: r.Every(), Check: func(ctx context.Context) (*imds.Notice, error) {
+		if path == "" {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, ec2TagPollTimeout)
+			defer cancel()
+		}
 		v, ok, err := r.Tag(ctx, key)
 		if err != nil || !ok {
 			return nil, err

@@ -41,8 +41,17 @@ func (a *agent) remountLoop(ctx context.Context) {
 	mounted := map[string]bool{}
 	errs := &mountWait{}
 	var assigned []assignedVolume
+	// With the tags in IMDS, the assignment is read each time the watcher lists the tags (for
+	// the retiring mark), from that listing, and this loop has no timer of its own unless a
+	// volume is awaited: an idle agent wakes on the watcher's tick only (a Go timer, even one
+	// stopped before it fires, wakes the process; docs/benchmarks.md, issue 16).
+	var fresh <-chan struct{}
+	it, _ := a.tags.(*imdsTags)
+	if it != nil {
+		fresh = it.refreshed()
+	}
 	nextTags := time.Now()
-	woke := false
+	woke, listed := false, false
 	for {
 		now := time.Now()
 		pending := false
@@ -51,8 +60,8 @@ func (a *agent) remountLoop(ctx context.Context) {
 				pending = true
 			}
 		}
-		if !now.Before(nextTags) || (woke && (pending || len(assigned) == 0) && a.tags.Source() == "imds") {
-			if it, ok := a.tags.(*imdsTags); ok && woke {
+		if listed || !now.Before(nextTags) || (woke && (pending || len(assigned) == 0) && it != nil) {
+			if it != nil && woke {
 				it.invalidate() // a device appeared: the assignment may have come with it
 			}
 			v, err := a.assignment(ctx)
@@ -62,6 +71,10 @@ func (a *agent) remountLoop(ctx context.Context) {
 				assigned = v
 			}
 			nextTags = time.Now().Add(a.tags.Every())
+			select {
+			case <-fresh: // this read's own listing, if it made one
+			default:
+			}
 		}
 		pending = false
 		for _, av := range assigned {
@@ -82,21 +95,31 @@ func (a *agent) remountLoop(ctx context.Context) {
 		if a.isLeaving() {
 			return
 		}
-		wait := time.Until(nextTags)
-		if pending && devPoll < wait {
-			wait = devPoll
+		var timeout <-chan time.Time
+		var timer *time.Timer
+		if fresh == nil || pending {
+			wait := time.Until(nextTags)
+			if fresh != nil || pending && devPoll < wait {
+				wait = devPoll
+			}
+			timer = time.NewTimer(max(wait, time.Millisecond))
+			timeout = timer.C
 		}
-		timer := time.NewTimer(max(wait, time.Millisecond))
-		woke = false
+		woke, listed = false, false
 		select {
 		case <-ctx.Done():
-			timer.Stop()
-			return
 		case <-watch.C():
 			woke = true
-		case <-timer.C:
+		case <-fresh:
+			listed = true
+		case <-timeout:
 		}
-		timer.Stop()
+		if timer != nil {
+			timer.Stop()
+		}
+		if ctx.Err() != nil {
+			return
+		}
 	}
 }
 

@@ -89,9 +89,29 @@ func (c *Client) Endpoint() string { return c.endpoint }
 func (c *Client) Get(ctx context.Context, path string) (string, error) {
 	v, err := c.lean.get(ctx, path)
 	if err != nil {
-		return "", fmt.Errorf("reading %s from IMDS: %w", path, err)
+		return "", &getError{path: path, err: err}
 	}
 	return v, nil
+}
+
+// getError is Get's error: "reading <path> from IMDS: <err>", formatted only when read (the
+// notice poll's 404 is an error several times a second).
+type getError struct {
+	path string
+	err  error
+}
+
+func (e *getError) Error() string { return "reading " + e.path + " from IMDS: " + e.err.Error() }
+func (e *getError) Unwrap() error { return e.err }
+
+// Prefetch reads the documents at paths (below /latest/meta-data/) together, pipelined on the
+// lean path's connection, and keeps each answer for the next Get of its path until done is
+// called, which drops those not taken. The Watcher calls it for the sources due on the same
+// tick: their answers then wake the agent once instead of once each. It never fails: anything
+// not prefetched is read by Get as usual.
+func (c *Client) Prefetch(ctx context.Context, paths []string) (done func()) {
+	c.lean.prefetch(ctx, paths)
+	return c.lean.forget
 }
 
 // Identity is what the agent needs to know about its instance.

@@ -308,3 +308,41 @@ func TestWatchSurvivesIMDSDown(t *testing.T) {
 		t.Errorf("the outage was logged %d times, want once (rate-limited):\n%s", n, logs)
 	}
 }
+
+// TestWatchPrefetchesSourcesDueTogether: on a tick where several sources with a Path are due,
+// the watcher prefetches exactly those paths before polling them; on the others, nothing.
+func TestWatchPrefetchesSourcesDueTogether(t *testing.T) {
+	m := imdstest.Start(t, never(imdstest.Options{V2Only: true}))
+	c := imds.New(imds.Options{Endpoint: m.URL})
+	var mu sync.Mutex
+	var calls [][]string
+	checks := 0
+	pathless := imds.Source{Name: "no path", Every: 150 * time.Millisecond, Check: func(context.Context) (*imds.Notice, error) {
+		mu.Lock()
+		checks++
+		mu.Unlock()
+		return nil, nil
+	}}
+	w := &imds.Watcher{Sources: []imds.Source{c.SpotSource(50 * time.Millisecond), c.RebalanceSource(150 * time.Millisecond), pathless},
+		Prefetch: func(ctx context.Context, paths []string) func() {
+			mu.Lock()
+			calls = append(calls, append([]string(nil), paths...))
+			mu.Unlock()
+			return c.Prefetch(ctx, paths)
+		}}
+	ctx, cancel := context.WithTimeout(context.Background(), 1200*time.Millisecond)
+	defer cancel()
+	if err := w.Run(ctx, make(chan imds.Notice)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Run: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(calls) < 3 || len(calls) != checks {
+		t.Fatalf("%d prefetches for %d polls of the 150 ms sources, want one each (and at least 3)", len(calls), checks)
+	}
+	for _, p := range calls {
+		if strings.Join(p, ",") != "spot/instance-action,events/recommendations/rebalance" {
+			t.Errorf("prefetched %v, want the spot and rebalance paths (the sources due, with a path)", p)
+		}
+	}
+}

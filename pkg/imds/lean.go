@@ -96,6 +96,29 @@ func (l *lean) get(ctx context.Context, path string) (string, error) {
 	}
 }
 
+// prefetch reads the documents at paths (below /latest/meta-data/) at once on the raw
+// connection and keeps their answers for the gets that follow; forget drops the rest.
+func (l *lean) prefetch(ctx context.Context, paths []string) {
+	if l.raw == nil || len(paths) < 2 {
+		return
+	}
+	tok, err := l.sessionToken(ctx)
+	if err != nil {
+		return // the gets will say why
+	}
+	full := make([]string, len(paths))
+	for i, p := range paths {
+		full[i] = "/latest/meta-data/" + p
+	}
+	l.raw.prefetch(ctx, full, "X-aws-ec2-metadata-token", tok)
+}
+
+func (l *lean) forget() {
+	if l.raw != nil {
+		l.raw.forget()
+	}
+}
+
 // sessionToken returns the cached token, fetching a new one when there is none or it is near its
 // end.
 func (l *lean) sessionToken(ctx context.Context) (string, error) {
@@ -129,6 +152,11 @@ func (l *lean) do(ctx context.Context, method, path, header, value string) (int,
 		if status, body, ok := l.raw.get(ctx, path, header, value); ok {
 			return status, body, nil
 		}
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, requestTimeout)
+		defer cancel()
 	}
 	req, err := http.NewRequestWithContext(ctx, method, l.base+path, nil)
 	if err != nil {

@@ -80,3 +80,107 @@ func TestLeanPathChunkedFallsBack(t *testing.T) {
 		}
 	}
 }
+
+// countingIMDS is an IMDSv2-only endpoint that counts the GETs of each path and the TCP
+// connections; keepAlive false makes it close every connection after one answer, as a server
+// that does not take pipelined requests does.
+func countingIMDS(t *testing.T, keepAlive bool) (*httptest.Server, func(path string) int, func() int) {
+	t.Helper()
+	var mu sync.Mutex
+	gets, conns := map[string]int{}, 0
+	docs := map[string]string{"/latest/meta-data/instance-type": "m5.large", "/latest/meta-data/placement/region": "us-east-1"}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut && r.URL.Path == "/latest/api/token" {
+			_, _ = w.Write([]byte("tok"))
+			return
+		}
+		if r.Header.Get("X-aws-ec2-metadata-token") != "tok" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		mu.Lock()
+		gets[r.URL.Path]++
+		mu.Unlock()
+		if d, ok := docs[r.URL.Path]; ok {
+			_, _ = w.Write([]byte(d))
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	srv.Config.SetKeepAlivesEnabled(keepAlive)
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			mu.Lock()
+			conns++
+			mu.Unlock()
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv, func(p string) int { mu.Lock(); defer mu.Unlock(); return gets["/latest/meta-data/"+p] },
+		func() int { mu.Lock(); defer mu.Unlock(); return conns }
+}
+
+// TestPrefetchServesGetsFromOneExchange: the documents prefetched together are each read from
+// IMDS once, the Gets that follow take those answers (404s included), and what no Get took is
+// dropped by done: a later Get asks IMDS again.
+func TestPrefetchServesGetsFromOneExchange(t *testing.T) {
+	srv, gets, conns := countingIMDS(t, true)
+	c := imds.New(imds.Options{Endpoint: srv.URL})
+	ctx := context.Background()
+	paths := []string{"spot/instance-action", "instance-type", "placement/region"}
+	for round := 1; round <= 3; round++ {
+		done := c.Prefetch(ctx, paths)
+		if _, err := c.Get(ctx, "spot/instance-action"); !errors.Is(err, imds.ErrNotFound) {
+			t.Fatalf("round %d: spot/instance-action: %v, want ErrNotFound", round, err)
+		}
+		if v, err := c.Get(ctx, "instance-type"); err != nil || v != "m5.large" {
+			t.Fatalf("round %d: instance-type = %q, %v", round, v, err)
+		}
+		done() // placement/region was not taken
+		for _, p := range paths {
+			if n := gets(p); n != round {
+				t.Errorf("round %d: %s read %d times from IMDS, want %d (once a round)", round, p, n, round)
+			}
+		}
+	}
+	if v, err := c.Get(ctx, "placement/region"); err != nil || v != "us-east-1" {
+		t.Fatalf("placement/region after done = %q, %v", v, err)
+	}
+	if n := gets("placement/region"); n != 4 {
+		t.Errorf("placement/region read %d times, want 4: a dropped prefetch must not answer a later Get", n)
+	}
+	// The token's connection (net/http) and one kept for the pipelined GETs.
+	if n := conns(); n > 2 {
+		t.Errorf("%d connections, want ≤ 2", n)
+	}
+}
+
+// TestPrefetchWithoutPipeliningFallsBack: an endpoint that closes the connection after each
+// answer gets the documents one by one, with the same answers, and is not asked pipelined again.
+func TestPrefetchWithoutPipeliningFallsBack(t *testing.T) {
+	srv, gets, conns := countingIMDS(t, false)
+	c := imds.New(imds.Options{Endpoint: srv.URL})
+	ctx := context.Background()
+	paths := []string{"instance-type", "placement/region"}
+	for round := range 3 {
+		done := c.Prefetch(ctx, paths)
+		if v, err := c.Get(ctx, "instance-type"); err != nil || v != "m5.large" {
+			t.Fatalf("round %d: instance-type = %q, %v", round, v, err)
+		}
+		if v, err := c.Get(ctx, "placement/region"); err != nil || v != "us-east-1" {
+			t.Fatalf("round %d: placement/region = %q, %v", round, v, err)
+		}
+		done()
+	}
+	// Round 0's prefetch got the first answer, which its Get took, then the connection closed:
+	// the second Get asked on a new one. Rounds 1 and 2 did not pipeline: one GET per Get.
+	if a, b := gets("instance-type"), gets("placement/region"); a != 3 || b != 3 {
+		t.Errorf("instance-type read %d times and placement/region %d, want 3 each", a, b)
+	}
+	// One connection per answer, plus the token's: a closed connection was not written to and
+	// retried behind the test's back.
+	if n := conns(); n != 1+6 {
+		t.Errorf("%d connections, want %d", n, 1+6)
+	}
+}
