@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,6 +26,7 @@ import (
 	"k8s.io/client-go/restmapper"
 	"sigs.k8s.io/yaml"
 
+	"github.com/spotmax/spotmax/pkg/kube"
 	"github.com/spotmax/spotmax/pkg/kube/kubetest"
 	"github.com/spotmax/spotmax/pkg/leader"
 )
@@ -340,12 +342,19 @@ func TestChartRBACIsTheLeaseOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// spotmax's own client, as the controller makes it, with the same impersonation.
+	sa := use1.serviceAccount(t)
+	kc, err := kube.Connect(ctx, kube.Source{Path: s.Kubeconfig, From: "test"}, kube.ConnectOptions{RequestTimeout: 5 * time.Second,
+		WrapTransport: func(rt http.RoundTripper) http.RoundTripper { return impersonate{rt: rt, user: sa, ns: ns} }})
+	if err != nil {
+		t.Fatal(err)
+	}
 	elCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	led := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		done <- (&leader.KubeLease{Client: cs, Namespace: ns, Name: lease(use1), Identity: "pod-a",
+		done <- (&leader.KubeLease{Client: kc, Namespace: ns, Name: lease(use1), Identity: "pod-a",
 			LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 500 * time.Millisecond,
 		}).Run(elCtx, func(ctx context.Context) {
 			close(led)
@@ -375,4 +384,20 @@ func TestChartRBACIsTheLeaseOnly(t *testing.T) {
 	if err := cs.CoreV1().Pods(ns).Delete(ctx, "any", metav1.DeleteOptions{}); !errors.As(err, &status) || !apierrors.IsForbidden(err) {
 		t.Errorf("deleting a pod as %s: %v, want forbidden", use1.serviceAccount(t), err)
 	}
+}
+
+// impersonate makes every request as a ServiceAccount of namespace ns (the API server's
+// Impersonate-User and Impersonate-Group headers; the test's admin may impersonate).
+type impersonate struct {
+	rt       http.RoundTripper
+	user, ns string
+}
+
+func (i impersonate) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	req.Header.Set("Impersonate-User", i.user)
+	for _, g := range []string{"system:serviceaccounts", "system:serviceaccounts:" + i.ns, "system:authenticated"} {
+		req.Header.Add("Impersonate-Group", g)
+	}
+	return i.rt.RoundTrip(req)
 }
