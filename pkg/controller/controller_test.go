@@ -206,21 +206,7 @@ func TestControllerActsOnRelayedInterruptionAndResumesJournals(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A crashed replacement of ids[1] left a journal.
-	c0 := e.controller(&recorder{})
-	crash := c0.Workflow
-	crash.AfterPhase = func(_ string, p replace.Phase) error {
-		if p == replace.PhaseJoined {
-			return context.Canceled
-		}
-		return nil
-	}
-	g, err := c0.Lister.Group(context.Background(), "web")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := crash.Replace(context.Background(), g, replace.Request{InstanceID: ids[1], Reason: replace.ReasonManual}); err == nil {
-		t.Fatal("crash did not happen")
-	}
+	crashAfterJoin(t, e, "web", ids[1])
 
 	rec := &recorder{}
 	c := e.controller(rec)
@@ -317,6 +303,27 @@ func TestControllerLeavesInvalidAndIgnoredGroupsAlone(t *testing.T) {
 	}
 	if rec.count(metrics.InvalidConfiguration) < 1 {
 		t.Error("invalid configuration not reported")
+	}
+}
+
+// crashAfterJoin runs a manual replacement of id in group that stops (as a crash would) once
+// its replacement has joined, leaving the journal for a resume.
+func crashAfterJoin(t *testing.T, e *env, group, id string) {
+	t.Helper()
+	c0 := e.controller(&recorder{})
+	crash := c0.Workflow
+	crash.AfterPhase = func(_ string, p replace.Phase) error {
+		if p == replace.PhaseJoined {
+			return context.Canceled
+		}
+		return nil
+	}
+	g, err := c0.Lister.Group(context.Background(), group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := crash.Replace(context.Background(), g, replace.Request{InstanceID: id, Reason: replace.ReasonManual}); err == nil {
+		t.Fatal("crash did not happen")
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/spotmax/spotmax/pkg/controller"
-	"github.com/spotmax/spotmax/pkg/replace"
 	"github.com/spotmax/spotmax/pkg/sim/simtest"
 	"github.com/spotmax/spotmax/pkg/source"
 )
@@ -41,21 +40,7 @@ func TestFailedResumeIsRetried(t *testing.T) {
 	ids := e.CreateGroup(t, simtest.GroupSpec{Name: "web", Spot: true, DataDevice: "/dev/sdf", Desired: 2, Max: 3, Tags: tags("web", nil)})
 	r := e.Region()
 	// A crashed replacement of ids[1] left a journal after the join.
-	c0 := e.controller(&recorder{})
-	crash := c0.Workflow
-	crash.AfterPhase = func(_ string, p replace.Phase) error {
-		if p == replace.PhaseJoined {
-			return context.Canceled
-		}
-		return nil
-	}
-	g, err := c0.Lister.Group(context.Background(), "web")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := crash.Replace(context.Background(), g, replace.Request{InstanceID: ids[1], Reason: replace.ReasonManual}); err == nil {
-		t.Fatal("crash did not happen")
-	}
+	crashAfterJoin(t, e, "web", ids[1])
 	// The resumes meet a throttled detach and fail with the journal kept.
 	r.ThrottleNext("autoscaling:DetachInstances", 1000)
 	c := e.controller(&recorder{})
