@@ -339,9 +339,21 @@ func (w *Workflow) waitMember(ctx context.Context, group, id string, timeout tim
 // one group race for the same headroom: an attach refused for the group's size is retried with
 // fresh numbers.
 func (w *Workflow) attachToGroup(ctx context.Context, group, id string) error {
+	return w.attach(ctx, group, id, true)
+}
+
+// attachToGroupHeld is attachToGroup for a caller that holds the group's size lock
+// (lockGroupSize) around more than the attach.
+func (w *Workflow) attachToGroupHeld(ctx context.Context, group, id string) error {
+	return w.attach(ctx, group, id, false)
+}
+
+func (w *Workflow) attach(ctx context.Context, group, id string, lock bool) error {
 	return w.poll(ctx, "room in group "+group+" for "+id, w.timeouts().InService, func(ctx context.Context) (bool, error) {
-		unlock := w.lockGroupSize(group)
-		defer unlock()
+		if lock {
+			unlock := w.lockGroupSize(group)
+			defer unlock()
+		}
 		g, err := w.describeGroup(ctx, group)
 		if err != nil {
 			return false, err

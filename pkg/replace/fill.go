@@ -130,6 +130,24 @@ func (s *standIn) join(ctx context.Context, id string) (*Result, error) {
 // back only the attach's own increment and restores MaxSize, as the first fill would have.
 func (s *standIn) joinKeepingDesired(ctx context.Context, id string, tags map[string]string) error {
 	w, group := s.w, s.g.Name
+	// The desired capacity is read, raised by the attach and set back under the group's size
+	// lock: a replacement of this process attaching in the same group in between would otherwise
+	// have its own increment undone, and the group would end one short.
+	if err := s.attachKeepingDesired(ctx, id, tags); err != nil {
+		return err
+	}
+	if err := w.waitInService(ctx, group, id, "stand-in"); err != nil {
+		return err
+	}
+	return w.RestoreMaxSize(ctx, group)
+}
+
+// attachKeepingDesired is joinKeepingDesired's attach and set-back, with the group's size lock
+// held.
+func (s *standIn) attachKeepingDesired(ctx context.Context, id string, tags map[string]string) error {
+	w, group := s.w, s.g.Name
+	unlock := w.lockGroupSize(group)
+	defer unlock()
 	g, err := w.describeGroup(ctx, group)
 	if err != nil {
 		return err
@@ -151,22 +169,15 @@ func (s *standIn) joinKeepingDesired(ctx context.Context, id string, tags map[st
 				return fmt.Errorf("journaling the desired capacity %d of group %s on stand-in %s: %w", before, group, id, err)
 			}
 		}
-		if err := w.attachToGroup(ctx, group, id); err != nil {
+		if err := w.attachToGroupHeld(ctx, group, id); err != nil {
 			return err
 		}
-		if err := s.setDesired(ctx, before); err != nil {
-			return err
-		}
+		return s.setDesired(ctx, before)
 	case before >= 0 && desired == before+1:
 		// Attached before a crash that came before the desired capacity was set back.
-		if err := s.setDesired(ctx, before); err != nil {
-			return err
-		}
+		return s.setDesired(ctx, before)
 	}
-	if err := w.waitInService(ctx, group, id, "stand-in"); err != nil {
-		return err
-	}
-	return w.RestoreMaxSize(ctx, group)
+	return nil
 }
 
 // setDesired sets the group's desired capacity to n without waiting out its cooldown.
