@@ -33,6 +33,21 @@ func (a JSONActions[S]) Run(s S, c *Call, do func(func())) (any, *APIError) {
 	return out, err
 }
 
+// Serve answers a call of a service spoken over AWS JSON only: refused unless it is AWS JSON
+// (RequireJSON), its action run through do (Run), the result or the error written.
+func (a JSONActions[S]) Serve(s S, c *Call, service, target string, do func(func())) {
+	if err := RequireJSON(c, service, target); err != nil {
+		c.Fail(err)
+		return
+	}
+	out, err := a.Run(s, c, do)
+	if err != nil {
+		c.Fail(err)
+		return
+	}
+	c.WriteJSON(out)
+}
+
 // DecodeJSON decodes the call's JSON body into v; an empty body is an empty request, as AWS
 // takes it. A malformed body is the service's error code (SerializationException for most;
 // EventBridge answers ValidationException).

@@ -483,23 +483,32 @@ var cwIDPattern = awsproto.LazyRegexp(`^[a-z][a-zA-Z0-9_]*$`)
 // of query ids or of METRICS().
 var cwExpr = awsproto.LazyRegexp(`^\s*(SUM|AVG|MIN|MAX)\s*\(\s*(?:\[([a-zA-Z0-9_,\s]*)\]|METRICS\(\s*\))\s*\)\s*$`)
 
-func (svc *Service) cwGetMetricData(in awsproto.Document) (awsproto.Document, *awsproto.APIError) {
+// cwTimeRange reads a query's required StartTime and EndTime, the first before the second.
+func cwTimeRange(in awsproto.Document) (start, end time.Time, _ *awsproto.APIError) {
 	start, ok, err := awsproto.DocTime(in, "StartTime", "StartTime")
 	if err != nil {
-		return nil, err
+		return start, end, err
 	}
 	if !ok {
-		return nil, cwMissing("StartTime")
+		return start, end, cwMissing("StartTime")
 	}
-	end, ok, err := awsproto.DocTime(in, "EndTime", "EndTime")
+	end, ok, err = awsproto.DocTime(in, "EndTime", "EndTime")
 	if err != nil {
-		return nil, err
+		return start, end, err
 	}
 	if !ok {
-		return nil, cwMissing("EndTime")
+		return start, end, cwMissing("EndTime")
 	}
 	if !start.Before(end) {
-		return nil, awsproto.Errorf(awsproto.CodeInvalidParameter, "The parameter StartTime must be less than the parameter EndTime.")
+		return start, end, awsproto.Errorf(awsproto.CodeInvalidParameter, "The parameter StartTime must be less than the parameter EndTime.")
+	}
+	return start, end, nil
+}
+
+func (svc *Service) cwGetMetricData(in awsproto.Document) (awsproto.Document, *awsproto.APIError) {
+	start, end, err := cwTimeRange(in)
+	if err != nil {
+		return nil, err
 	}
 	scanBy := awsproto.DocStr(in, "ScanBy")
 	if scanBy == "" {
@@ -750,22 +759,9 @@ func (svc *Service) cwGetMetricStatistics(in awsproto.Document) (awsproto.Docume
 	if err != nil {
 		return nil, err
 	}
-	start, ok, err := awsproto.DocTime(in, "StartTime", "StartTime")
+	start, end, err := cwTimeRange(in)
 	if err != nil {
 		return nil, err
-	}
-	if !ok {
-		return nil, cwMissing("StartTime")
-	}
-	end, ok, err := awsproto.DocTime(in, "EndTime", "EndTime")
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		return nil, cwMissing("EndTime")
-	}
-	if !start.Before(end) {
-		return nil, awsproto.Errorf(awsproto.CodeInvalidParameter, "The parameter StartTime must be less than the parameter EndTime.")
 	}
 	period, ok, err := awsproto.DocInt(in, "Period", "Period")
 	if err != nil {

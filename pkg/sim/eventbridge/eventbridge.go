@@ -147,16 +147,7 @@ var ebActions = awsproto.JSONActions[*Service]{
 }
 
 func (svc *Service) serve(c *awsproto.Call) {
-	if err := awsproto.RequireJSON(c, "EventBridge", "AWSEvents"); err != nil {
-		c.Fail(err)
-		return
-	}
-	out, err := ebActions.Run(svc, c, svc.do)
-	if err != nil {
-		c.Fail(err)
-		return
-	}
-	c.WriteJSON(out)
+	ebActions.Serve(svc, c, "EventBridge", "AWSEvents", svc.do)
 }
 
 // do runs fn with the region locked after its due state changes.

@@ -133,16 +133,7 @@ var actions = awsproto.JSONActions[*Service]{
 }
 
 func (s *Service) serve(c *awsproto.Call) {
-	if err := awsproto.RequireJSON(c, "CloudWatch Logs", "Logs_20140328"); err != nil {
-		c.Fail(err)
-		return
-	}
-	out, err := actions.Run(s, c, s.do)
-	if err != nil {
-		c.Fail(err)
-		return
-	}
-	c.WriteJSON(out)
+	actions.Serve(s, c, "CloudWatch Logs", "Logs_20140328", s.do)
 }
 
 func logsDecode(c *awsproto.Call, v any) *awsproto.APIError {

@@ -72,16 +72,7 @@ var regionLocations = map[string]string{
 var actions = awsproto.JSONActions[*Service]{"GetProducts": (*Service).getProducts}
 
 func (s *Service) serve(c *awsproto.Call) {
-	if err := awsproto.RequireJSON(c, "the Price List API", "AWSPriceListService"); err != nil {
-		c.Fail(err)
-		return
-	}
-	out, err := actions.Run(s, c, func(fn func()) { fn() })
-	if err != nil {
-		c.Fail(err)
-		return
-	}
-	c.WriteJSON(out)
+	actions.Serve(s, c, "the Price List API", "AWSPriceListService", func(fn func()) { fn() })
 }
 
 type priceFilter struct {
