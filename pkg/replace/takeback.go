@@ -39,11 +39,14 @@ func (r *run) takeBackExtraMember(ctx context.Context) error {
 		return nil // not journaled: the replacement never joined, so nothing was added
 	}
 	var exit *astypes.Activity
+	var callErr error
 	err := w.poll(ctx, "the scaling activity of "+r.req.InstanceID+"'s exit from group "+r.g.Name, w.timeouts().Visible, func(ctx context.Context) (bool, error) {
-		var err error
-		exit, err = w.exitActivity(ctx, r.g.Name, r.req.InstanceID)
-		return exit != nil, err
+		exit, callErr = w.exitActivity(ctx, r.g.Name, r.req.InstanceID)
+		return exit != nil, callErr
 	})
+	if exit == nil && (callErr != nil || ctx.Err() != nil) {
+		return err // a failed call or a stop: the journal stays, a resume asks again
+	}
 	if exit == nil {
 		// Activities are eventually consistent too, and kept for six weeks. Without one, whether
 		// the desired capacity went down is unknown: decrementing it again could take a serving

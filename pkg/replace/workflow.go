@@ -81,7 +81,7 @@ type Workflow struct {
 	LeaseSettle time.Duration
 
 	sizeLocks sync.Map // group name → *sync.Mutex, see lockGroupSize
-	takeBacks sync.Map // member taken back → the lost instance it makes up for (takeback.go)
+	takeBacks sync.Map // member taken back → the lost instance it makes up for (takeback.go); one small entry per lost instance, kept for the process's life
 	ownerOnce sync.Once
 	ownerID   string
 }
