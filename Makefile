@@ -14,9 +14,9 @@ PKGS     := ./...
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-build: ## build bin/spotmax and bin/spotmax-agent
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/spotmax ./cmd/spotmax
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/spotmax-agent ./cmd/spotmax-agent
+build: ## build bin/spotmax and bin/spotmax-agent (static, no cgo, as the release builds them)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/spotmax ./cmd/spotmax
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/spotmax-agent ./cmd/spotmax-agent
 
 test: lint test-assets ## run every test (what CI runs)
 	$(GO) test -count=1 -timeout 15m $(PKGS)

@@ -29,11 +29,11 @@ cleanup() { for p in "${pids[@]+"${pids[@]}"}"; do kill "$p" 2>/dev/null || true
 trap cleanup EXIT
 
 labels=(this-tree)
-go build -trimpath -ldflags '-s -w' -o "$work/this-tree/spotmax-agent" ./cmd/spotmax-agent
+CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$work/this-tree/spotmax-agent" ./cmd/spotmax-agent
 if [ -n "${BASELINE_REV:-}" ]; then
 	mkdir -p "$work/base-src"
 	git archive "$BASELINE_REV" | tar -x -C "$work/base-src"
-	(cd "$work/base-src" && go build -trimpath -ldflags '-s -w' -o "$work/$BASELINE_REV/spotmax-agent" ./cmd/spotmax-agent)
+	(cd "$work/base-src" && CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$work/$BASELINE_REV/spotmax-agent" ./cmd/spotmax-agent)
 	labels+=("$BASELINE_REV")
 fi
 

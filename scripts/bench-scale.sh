@@ -23,7 +23,7 @@ cleanup() {
 }
 trap cleanup EXIT
 go build -o "$tmp/benchscale" ./scripts/benchscale
-go build -o "$tmp/spotmax" ./cmd/spotmax
+CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$tmp/spotmax" ./cmd/spotmax
 "$tmp/benchscale" serve -groups "$GROUPS_N" -per "$PER" >"$tmp/env" &
 simpid=$!
 until [ -s "$tmp/env" ]; do
@@ -43,7 +43,7 @@ if [ "${RUN_FOR}" != "0" ]; then
 		# Today's full listing: the spotmax of BASELINE_REV (e.g. the commit before the Tracker).
 		mkdir "$tmp/base"
 		git archive "$BASELINE_REV" | tar -x -C "$tmp/base"
-		(cd "$tmp/base" && go build -o "$tmp/spotmax-base" ./cmd/spotmax)
+		(cd "$tmp/base" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$tmp/spotmax-base" ./cmd/spotmax)
 		"$tmp/benchscale" run -spotmax "$tmp/spotmax-base" -for "$RUN_FOR" -pages "$pages" -label "full ($BASELINE_REV)"
 	fi
 	for iv in $INTERVALS; do

@@ -72,7 +72,10 @@ lease), 8 untrusted journal (nothing done), 130 cancelled.`,
 			return validOutput(f.Output)
 		},
 	}
-	cmd.SetVersionTemplate("spotmax {{.Version}}\n")
+	// No SetVersionTemplate: a template makes text/template reachable, whose MethodByName stops
+	// the linker from dropping any unused exported method (all of the AWS SDK clients' operations),
+	// which made every command start slower and larger. `spotmax --version` prints cobra's
+	// "spotmax version X"; `spotmax version` prints the commit and date too.
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &FlagError{err: err} })
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&f.Region, "region", "", "AWS region (default: from AWS_REGION or the profile)")
