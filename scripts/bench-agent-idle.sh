@@ -97,7 +97,9 @@ for _ in $(seq 100); do curl -sf -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds
 declare -A agent
 for l in "${labels[@]}"; do
 	# GOMAXPROCS=1 as the systemd unit sets it (override with GOMAXPROCS=N in the environment).
-	GOMAXPROCS=${GOMAXPROCS:-1} "$work/$l/spotmax-agent" --imds-endpoint "http://127.0.0.1:$port" --consul-mode off \
+	# AWS_ENDPOINT_URL: its EC2 calls (announcing itself) go to a closed loopback port, not AWS.
+	AWS_ENDPOINT_URL=http://127.0.0.1:9 AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench \
+		GOMAXPROCS=${GOMAXPROCS:-1} "$work/$l/spotmax-agent" --imds-endpoint "http://127.0.0.1:$port" --consul-mode off \
 		--state-dir "$work/$l/state" --by-id-dir "$work/$l/by-id" --log-format json ${AGENT_ARGS:-} 2>"$work/$l/agent.log" &
 	agent[$l]=$!
 	pids+=($!)

@@ -337,7 +337,9 @@ func TestWatchPrefetchesSourcesDueTogether(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(calls) < 3 || len(calls) != checks {
+	// The deadline can end Run between a tick's prefetch and its last source's poll: that tick
+	// has a prefetch without the poll.
+	if len(calls) < 3 || len(calls) != checks && len(calls) != checks+1 {
 		t.Fatalf("%d prefetches for %d polls of the 150 ms sources, want one each (and at least 3)", len(calls), checks)
 	}
 	for _, p := range calls {

@@ -7,7 +7,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/spotmax/spotmax/pkg/imds"
 )
@@ -182,5 +184,74 @@ func TestPrefetchWithoutPipeliningFallsBack(t *testing.T) {
 	// retried behind the test's back.
 	if n := conns(); n != 1+6 {
 		t.Errorf("%d connections, want %d", n, 1+6)
+	}
+}
+
+// TestLeanPathSlowAndStalledAnswers: an answer slower than the quick wait on the polling thread
+// is still read, on the same kept connection; an IMDS that does not answer ends the Get at the
+// caller's deadline, and meanwhile the rest of the program runs (the wait does not hold the
+// runtime).
+func TestLeanPathSlowAndStalledAnswers(t *testing.T) {
+	var mu sync.Mutex
+	delay := 30 * time.Millisecond
+	conns := 0
+	stall := make(chan struct{})
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut {
+			_, _ = w.Write([]byte("tok"))
+			return
+		}
+		mu.Lock()
+		d := delay
+		mu.Unlock()
+		if d < 0 {
+			<-stall
+		}
+		time.Sleep(d)
+		_, _ = w.Write([]byte("m5.large"))
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			mu.Lock()
+			conns++
+			mu.Unlock()
+		}
+	}
+	srv.Start()
+	t.Cleanup(func() { close(stall); srv.Close() })
+	c := imds.New(imds.Options{Endpoint: srv.URL})
+	ctx := context.Background()
+	for i := range 3 {
+		if v, err := c.Get(ctx, "instance-type"); err != nil || v != "m5.large" {
+			t.Fatalf("slow answer %d: %q, %v", i, v, err)
+		}
+	}
+	mu.Lock()
+	if conns > 2 {
+		t.Errorf("%d connections for a token and three slow answers, want ≤ 2", conns)
+	}
+	delay = -1
+	mu.Unlock()
+
+	var ticks atomic.Int32
+	go func() {
+		for range 10 {
+			time.Sleep(10 * time.Millisecond)
+			ticks.Add(1)
+		}
+	}()
+	dctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := c.Get(dctx, "instance-type")
+	took, ticked := time.Since(start), ticks.Load()
+	if err == nil {
+		t.Fatal("a stalled IMDS answered")
+	}
+	if took > 1500*time.Millisecond {
+		t.Errorf("a stalled Get took %v, want about its 300 ms deadline", took)
+	}
+	if ticked < 5 {
+		t.Errorf("another goroutine ticked %d times of 10 (every 10 ms) while the Get waited 300 ms: the wait held up the program", ticked)
 	}
 }

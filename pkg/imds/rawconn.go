@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -19,37 +18,28 @@ import (
 // response without Content-Length — makes the caller use net/http for that request (get's ok is
 // false), so it is an optimisation and never the only way.
 //
-// It also keeps the poll off the Go scheduler where it can: the request is written and the
-// answer read with direct system calls on the socket (syscall.RawConn), and the wait for the
-// answer is first a short blocking ppoll on the calling thread (fastWait, fastwait_linux.go)
-// rather than parking the goroutine in the runtime's network poller. IMDS answers in well under
-// a millisecond; parking and being woken by the poller cost an idle agent more CPU than the
-// request itself (docs/benchmarks.md, issue 16). An answer slower than fastWait is waited for
-// in the poller as before, under the request's deadline.
+// The connection is a sock (sock_linux.go): on Linux a blocking socket outside the runtime's
+// network poller whose read waits for IMDS's answer in the kernel for up to fastWait, so a poll
+// is one write and one read; IMDS answers in well under a millisecond. A slower answer is waited
+// for under the request's deadline without holding up the rest of the agent.
 type rawConn struct {
 	hdr string // "Host: ...\r\n"
 
 	mu   sync.Mutex
 	host string // host:port; "" when the endpoint is not plain http or answered unexpectedly
-	conn *net.TCPConn
-	rc   syscall.RawConn
+	s    *sock
 	req  []byte // the requests being written, reused
 	// pre are prefetched answers by path, each taken by one get; noPipeline: the endpoint did
 	// not answer pipelined requests.
 	pre        map[string]preAnswer
 	noPipeline bool
-	// io is the state of the read or write in progress; readFn and writeFn its callbacks.
-	io              ioState
-	readFn, writeFn func(fd uintptr) bool
-	one             [1]string   // get's one path
-	got             []preAnswer // exchange's answers, reused
-	// armed: the connection's deadlines are set (a wait in the runtime's poller).
-	armed bool
-	buf   []byte // the answer being read, reused
+	one        [1]string   // get's one path
+	got        []preAnswer // exchange's answers, reused
+	buf        []byte      // the answer being read, reused
 }
 
-// fastWait bounds the wait for an answer on the calling thread, outside the scheduler: the
-// thread keeps its P meanwhile, so it is kept short.
+// fastWait bounds a wait for an answer (or for room to write) on the calling thread, outside the
+// scheduler: the thread keeps its P meanwhile, so it is kept short.
 const fastWait = 2 * time.Millisecond
 
 // maxAnswer bounds an answer read this way (headers and body); a longer one goes to net/http.
@@ -148,45 +138,24 @@ func (r *rawConn) forget() {
 
 // connect makes sure there is a connection; fresh when it was made now.
 func (r *rawConn) connect(ctx context.Context) (fresh bool, err error) {
-	if r.conn != nil {
+	if r.s != nil {
 		return false, nil
 	}
-	d := net.Dialer{Timeout: time.Second}
-	c, err := d.DialContext(ctx, "tcp", r.host)
+	s, ok, err := dialSock(ctx, r.host)
+	if !ok {
+		r.host = "" // not an IP address: net/http from now on
+		return false, errProtocol
+	}
 	if err != nil {
 		return false, err
 	}
-	tc, ok := c.(*net.TCPConn)
-	var rc syscall.RawConn
-	if ok {
-		rc, err = tc.SyscallConn()
-	}
-	if !ok || err != nil {
-		_ = c.Close()
-		r.host = ""
-		return false, errProtocol
-	}
-	r.conn, r.rc = tc, rc
+	r.s = s
 	return true, nil
 }
 
 func (r *rawConn) close() {
-	if r.conn != nil {
-		_ = r.conn.Close()
-		r.conn, r.rc = nil, nil
-	}
-}
-
-// deadline arms the connection's deadlines for a wait in the runtime's poller: ctx's deadline,
-// else requestTimeout from now. They are only armed when a wait is needed, and cleared after
-// (see exchange): the poller's deadline timers, moved at every poll, wake the idle process.
-func (r *rawConn) deadline(ctx context.Context) {
-	d, ok := ctx.Deadline()
-	if !ok {
-		d = time.Now().Add(requestTimeout)
-	}
-	_ = r.conn.SetDeadline(d)
-	r.armed = true
+	r.s.close()
+	r.s = nil
 }
 
 // preAnswer is one answer read: its status, and its body when the status is 200.
@@ -199,12 +168,6 @@ type preAnswer struct {
 // answers it read completely (all of them when err is nil), and closes the connection when it
 // failed or the server said it closes it.
 func (r *rawConn) exchange(ctx context.Context, paths []string, header, value string) (got []preAnswer, err error) {
-	defer func() {
-		if r.armed && r.conn != nil {
-			_ = r.conn.SetDeadline(time.Time{})
-			r.armed = false
-		}
-	}()
 	r.req = r.req[:0]
 	for _, p := range paths {
 		r.req = append(r.req, "GET "...)
@@ -216,7 +179,11 @@ func (r *rawConn) exchange(ctx context.Context, paths []string, header, value st
 		r.req = append(r.req, value...)
 		r.req = append(r.req, "\r\nUser-Agent: spotmax-agent\r\n\r\n"...)
 	}
-	if err := r.write(ctx); err != nil {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(requestTimeout)
+	}
+	if err := r.s.write(ctx, r.req, deadline); err != nil {
 		r.close()
 		return nil, err
 	}
@@ -230,7 +197,7 @@ func (r *rawConn) exchange(ctx context.Context, paths []string, header, value st
 			break
 		}
 		var a answer
-		if a, err = r.readAnswer(ctx); err == nil {
+		if a, err = r.readAnswer(ctx, deadline); err == nil {
 			pa := preAnswer{status: a.status}
 			if a.status == 200 {
 				pa.body = string(r.buf[a.start:a.end])
@@ -254,98 +221,27 @@ func (r *rawConn) exchange(ctx context.Context, paths []string, header, value st
 
 // readAnswer reads one answer into r.buf (which may hold the start of it already, and may end
 // up holding the start of the next one).
-func (r *rawConn) readAnswer(ctx context.Context) (answer, error) {
-	r.io = ioState{ctx: ctx}
-	if done, err := r.io.a.parse(r.buf); done || err != nil {
-		return r.io.a, err
-	}
-	if r.readFn == nil {
-		r.readFn = r.readSome
-	}
-	err := r.rc.Read(r.readFn)
-	if err == nil {
-		err = r.io.err
-	}
-	return r.io.a, err
-}
-
-// readSome is readAnswer's syscall.RawConn callback: true once the answer is complete or
-// reading failed (r.io.err), false to wait in the runtime's poller.
-func (r *rawConn) readSome(fd uintptr) bool {
-	if !r.io.waited {
-		// The request was just written: the answer is not there yet.
-		r.io.waited = true
-		fastWaitReadable(int(fd), fastWait)
-	}
+func (r *rawConn) readAnswer(ctx context.Context, deadline time.Time) (answer, error) {
+	var a answer
 	for {
+		if done, err := a.parse(r.buf); done || err != nil {
+			return a, err
+		}
 		if len(r.buf) == cap(r.buf) {
 			if cap(r.buf) >= maxAnswer {
-				r.io.err = errProtocol
-				return true
+				return a, errProtocol
 			}
 			r.buf = append(r.buf, make([]byte, cap(r.buf))...)[:len(r.buf)]
 		}
-		n, errno := rawRead(int(fd), r.buf[len(r.buf):cap(r.buf)])
-		switch {
-		case errno == syscall.EINTR:
-			continue
-		case errno == syscall.EAGAIN:
-			r.deadline(r.io.ctx)
-			return false // slower than fastWait: the runtime's poller waits, under the deadline
-		case errno != 0:
-			r.io.err = errno
-			return true
-		case n == 0:
-			r.io.err = errClosed
-			return true
+		n, closed, err := r.s.read(ctx, r.buf[len(r.buf):cap(r.buf)], deadline)
+		if err != nil {
+			return a, err
+		}
+		if closed {
+			return a, errClosed
 		}
 		r.buf = r.buf[:len(r.buf)+n]
-		var done bool
-		if done, r.io.err = r.io.a.parse(r.buf); done || r.io.err != nil {
-			return true
-		}
 	}
-}
-
-// write writes r.req to the socket.
-func (r *rawConn) write(ctx context.Context) error {
-	r.io = ioState{ctx: ctx}
-	if r.writeFn == nil {
-		r.writeFn = r.writeSome
-	}
-	if err := r.rc.Write(r.writeFn); err != nil {
-		return err
-	}
-	return r.io.err
-}
-
-// writeSome is write's syscall.RawConn callback (a method value made once: a closure per poll
-// would be allocated at every poll).
-func (r *rawConn) writeSome(fd uintptr) bool {
-	for r.io.off < len(r.req) {
-		n, errno := rawWrite(int(fd), r.req[r.io.off:])
-		switch {
-		case errno == syscall.EINTR:
-			continue
-		case errno == syscall.EAGAIN:
-			r.deadline(r.io.ctx)
-			return false
-		case errno != 0:
-			r.io.err = errno
-			return true
-		}
-		r.io.off += n
-	}
-	return true
-}
-
-// ioState is the state of the write or read in progress (under mu).
-type ioState struct {
-	ctx    context.Context
-	off    int
-	waited bool
-	a      answer
-	err    error
 }
 
 // answer is what parse found of an HTTP/1.x answer.

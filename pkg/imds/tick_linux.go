@@ -22,6 +22,13 @@ type kernelTicker struct {
 	n      int64 // expirations read by the last wait
 	err    error
 	readFn func(fd uintptr) bool
+	// start is when the timer was armed, read just after the clock it was armed from (so
+	// start + (ended+1) × period is at most microseconds after the next expiry); ended counts
+	// the expirations read so far. waiting is true within one wait after its first callback.
+	start   time.Time
+	period  time.Duration
+	ended   int64
+	waiting bool
 }
 
 // newTicker returns a ticker firing at start + n × period; it is closed when ctx ends.
@@ -43,7 +50,7 @@ func newTicker(ctx context.Context, period time.Duration) (ticker, error) {
 	}
 	// A non-blocking descriptor given to os.NewFile is served by the runtime's poller, so Close
 	// unblocks the wait.
-	t := &kernelTicker{f: os.NewFile(uintptr(fd), "timerfd")}
+	t := &kernelTicker{f: os.NewFile(uintptr(fd), "timerfd"), start: time.Now(), period: period}
 	if t.rc, err = t.f.SyscallConn(); err != nil {
 		_ = t.f.Close()
 		return nil, fmt.Errorf("polling the poll timer: %w", err)
@@ -61,7 +68,7 @@ func (t *kernelTicker) wait(ctx context.Context) (int64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	t.n, t.err = 0, nil
+	t.n, t.err, t.waiting = 0, nil, false
 	if t.readFn == nil {
 		t.readFn = t.read // once: a closure per wait would be allocated at every tick
 	}
@@ -79,12 +86,25 @@ func (t *kernelTicker) wait(ctx context.Context) (int64, error) {
 }
 
 // read is wait's syscall.RawConn callback: false (wait in the poller) until the timer expired.
+//
+// Its first call in a wait reads nothing when the next expiry is more than earlyMargin away:
+// the timer cannot have expired, and the read would only say EAGAIN, one system call in six
+// of an idle agent's tick. The runtime calls it after it has reset the descriptor's readiness,
+// so an expiry after this check still wakes the wait; one before it makes the clock say so and
+// the read happens.
 func (t *kernelTicker) read(fd uintptr) bool {
+	if !t.waiting {
+		t.waiting = true
+		if time.Since(t.start)+earlyMargin < time.Duration(t.ended+1)*t.period {
+			return false
+		}
+	}
 	for {
 		_, _, e := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&t.buf[0])), uintptr(len(t.buf)))
 		switch e {
 		case 0:
 			t.n = int64(*(*uint64)(unsafe.Pointer(&t.buf[0])))
+			t.ended += t.n
 			return true
 		case unix.EINTR:
 			continue
@@ -95,3 +115,7 @@ func (t *kernelTicker) read(fd uintptr) bool {
 		return true
 	}
 }
+
+// earlyMargin is how far before the next expiry the ticker still reads the timer rather than
+// trusting the clock (time.Since reads CLOCK_MONOTONIC, the timerfd's clock, through the vDSO).
+const earlyMargin = time.Millisecond
