@@ -15,7 +15,7 @@ import (
 // (text/template's field evaluation is the usual one, e.g. through cobra's SetVersionTemplate).
 // Then the linker keeps every exported method of every reachable type: all of the AWS SDK
 // clients' operations, which made spotmax 60 MB instead of 22 MB and every command's start-up
-// 27 MB of memory instead of 20 (docs/benchmarks.md, "Start-up cost, fourth pass").
+// 27 MB of memory instead of 20 (docs/benchmarks.md, "Issue 16, fourth pass").
 func TestLinkerDropsUnusedMethods(t *testing.T) {
 	if testing.Short() {
 		t.Skip("links two binaries")
