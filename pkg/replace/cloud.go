@@ -404,12 +404,18 @@ func (w *Workflow) attach(ctx context.Context, group, id string, lock bool) erro
 // does not launch an instance of its own, and with wait, waits until it is gone from the group:
 // a member of a group with load balancers stays Detaching for their deregistration delay or
 // connection-draining timeout (300 s by default), which a proactive replacement honours.
+//
+// The call holds the group's size lock: it lowers the desired capacity, and a stand-in that read
+// the capacity before it and sets it back after its own attach would otherwise undo this
+// decrement (TestFillAndReplacementInOneGroupAtOnce).
 func (w *Workflow) detachFromGroup(ctx context.Context, group, id string, wait bool) error {
+	unlock := w.lockGroupSize(group)
 	err := w.call(ctx, func(ctx context.Context) error {
 		_, err := w.ASG.DetachInstances(ctx, &autoscaling.DetachInstancesInput{AutoScalingGroupName: aws.String(group),
 			InstanceIds: []string{id}, ShouldDecrementDesiredCapacity: aws.Bool(true)})
 		return err
 	})
+	unlock()
 	if err != nil {
 		return fmt.Errorf("detaching %s from group %s: %w", id, group, err)
 	}
@@ -458,9 +464,11 @@ func (w *Workflow) RestoreMaxSize(ctx context.Context, group string) error {
 	})
 }
 
-// lockGroupSize serialises the read-modify-write of a group's MaxSize among the replacements of
-// this process: lowering MaxSize from a stale read could push it below a desired capacity that
-// another replacement just raised, and AWS would then scale the group in. (Two processes never act
+// lockGroupSize serialises the changes of a group's size among the runs of this process (every
+// attach, detach with a decrement, MaxSize restore, take-back and stand-in): lowering MaxSize
+// from a stale read could push it below a desired capacity that another replacement just
+// raised, and AWS would then scale the group in; a desired capacity set back from a stale read
+// would undo another run's change. (Two processes never act
 // on one region at once: the controller runs with leader election.)
 func (w *Workflow) lockGroupSize(group string) func() {
 	v, _ := w.sizeLocks.LoadOrStore(group, &sync.Mutex{})

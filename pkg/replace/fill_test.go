@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 
 	"github.com/spotmax/spotmax/pkg/groupconfig"
 	"github.com/spotmax/spotmax/pkg/replace"
@@ -101,4 +105,89 @@ func TestFillOnlyOnDemand(t *testing.T) {
 	}
 	r.Advance(time.Minute)
 	f.checkInvariants(t)
+}
+
+// TestFillAndReplacementInOneGroupAtOnce: a stand-in for a member the group failed to launch and
+// a replacement of another member run at the same time in one process (as `spotmax run` does
+// them), each raising and setting back the group's desired capacity around its attach. Each
+// holds the group's size lock for it, so neither undoes the other's increment: the group ends
+// at its size with the stand-in and the replacement, MaxSize restored, the old member gone.
+func TestFillAndReplacementInOneGroupAtOnce(t *testing.T) {
+	for round := range 16 {
+		t.Run(fmt.Sprintf("round%d", round), func(t *testing.T) {
+			f := newFixture(t, fixtureOpts{desired: 1, max: 2, noVolume: true, seed: int64(40 + round),
+				tags: map[string]string{"spotmax:alt1": "m5a.large"}})
+			r := f.env.Region()
+			for _, az := range r.AZs() {
+				r.SetCapacity(sim.PoolKey{InstanceType: "m5.large", AZ: az.Name, Market: sim.MarketSpot}, 0)
+			}
+			if err := r.SetGroupDesired("web", 2); err != nil {
+				t.Fatal(err)
+			}
+			f.desired = 2
+			old := f.members[0]
+			w := f.workflow() // one process
+			// Random delays on the group's size calls shuffle how the two runs' reads and writes
+			// of the desired capacity interleave from round to round.
+			w.ASG = &jitterASG{ASGAPI: f.asg, rnd: rand.New(rand.NewPCG(uint64(round), 7))}
+			ctx := context.Background()
+			var fillRes *replace.Result
+			var fillErr, repErr error
+			var rep *replace.Result
+			var wg sync.WaitGroup
+			wg.Add(2)
+			go func() { defer wg.Done(); fillRes, fillErr = w.Fill(ctx, f.inventory(t)) }()
+			go func() {
+				defer wg.Done()
+				rep, repErr = w.Replace(ctx, f.inventory(t), replace.Request{InstanceID: old, Reason: replace.ReasonManual})
+			}()
+			wg.Wait()
+			if fillErr != nil || fillRes == nil || fillRes.New == "" {
+				t.Fatalf("Fill: %+v, %v", fillRes, fillErr)
+			}
+			if repErr != nil || rep == nil || rep.New == "" {
+				t.Fatalf("Replace of %s: %+v, %v", old, rep, repErr)
+			}
+			r.Advance(time.Minute)
+			f.checkInvariants(t)
+			g, _ := r.Group("web")
+			got := map[string]bool{}
+			for _, m := range g.Members {
+				got[m.InstanceID] = true
+			}
+			if len(g.Members) != 2 || !got[fillRes.New] || !got[rep.New] || got[old] {
+				t.Errorf("members %v, want the stand-in %s and the replacement %s (not %s)", got, fillRes.New, rep.New, old)
+			}
+		})
+	}
+}
+
+// jitterASG delays the Auto Scaling calls that read or change a group's size: 0–15 ms, an attach
+// 0–60 ms (it is the call a size read before it must not outlive).
+type jitterASG struct {
+	replace.ASGAPI
+	mu  sync.Mutex
+	rnd *rand.Rand
+}
+
+func (j *jitterASG) pause(upTo int) {
+	j.mu.Lock()
+	d := time.Duration(j.rnd.IntN(upTo)) * time.Millisecond
+	j.mu.Unlock()
+	time.Sleep(d)
+}
+
+func (j *jitterASG) DescribeAutoScalingGroups(ctx context.Context, in *autoscaling.DescribeAutoScalingGroupsInput, o ...func(*autoscaling.Options)) (*autoscaling.DescribeAutoScalingGroupsOutput, error) {
+	j.pause(15)
+	return j.ASGAPI.DescribeAutoScalingGroups(ctx, in, o...)
+}
+
+func (j *jitterASG) AttachInstances(ctx context.Context, in *autoscaling.AttachInstancesInput, o ...func(*autoscaling.Options)) (*autoscaling.AttachInstancesOutput, error) {
+	j.pause(60)
+	return j.ASGAPI.AttachInstances(ctx, in, o...)
+}
+
+func (j *jitterASG) SetDesiredCapacity(ctx context.Context, in *autoscaling.SetDesiredCapacityInput, o ...func(*autoscaling.Options)) (*autoscaling.SetDesiredCapacityOutput, error) {
+	j.pause(15)
+	return j.ASGAPI.SetDesiredCapacity(ctx, in, o...)
 }
