@@ -25,15 +25,8 @@ func TestFillCrashAtEveryCall(t *testing.T) {
 		for at := 1; ; at++ {
 			done := false
 			t.Run(fmt.Sprintf("call%d/after=%v", at, after), func(t *testing.T) {
-				f := newFixture(t, fixtureOpts{desired: 1, max: 2, noVolume: true, tags: map[string]string{"spotmax:alt1": "m5a.large"}})
+				f := memberShort(t, fixtureOpts{tags: map[string]string{"spotmax:alt1": "m5a.large"}})
 				r := f.env.Region()
-				for _, az := range r.AZs() {
-					r.SetCapacity(sim.PoolKey{InstanceType: "m5.large", AZ: az.Name, Market: sim.MarketSpot}, 0)
-				}
-				if err := r.SetGroupDesired("web", 2); err != nil {
-					t.Fatal(err)
-				}
-				f.desired = 2
 				c := &crasher{at: at, after: after}
 				crashing := f.workflow()
 				crashing.EC2 = crashEC2{EC2API: f.ec2, c: c}
@@ -87,15 +80,8 @@ func TestFillCrashAtEveryCall(t *testing.T) {
 // TestFillOnlyOnDemand: with is_only_od_rep the stand-in is on-demand of the group's own type
 // (only spot of that type is what the group failed to launch).
 func TestFillOnlyOnDemand(t *testing.T) {
-	f := newFixture(t, fixtureOpts{desired: 1, max: 2, noVolume: true, tags: map[string]string{groupconfig.TagOnlyODRep: "true"}})
+	f := memberShort(t, fixtureOpts{tags: map[string]string{groupconfig.TagOnlyODRep: "true"}})
 	r := f.env.Region()
-	for _, az := range r.AZs() {
-		r.SetCapacity(sim.PoolKey{InstanceType: "m5.large", AZ: az.Name, Market: sim.MarketSpot}, 0)
-	}
-	if err := r.SetGroupDesired("web", 2); err != nil {
-		t.Fatal(err)
-	}
-	f.desired = 2
 	res, err := f.workflow().Fill(context.Background(), f.inventory(t))
 	if err != nil || res == nil {
 		t.Fatalf("Fill: %+v, %v", res, err)
@@ -115,16 +101,8 @@ func TestFillOnlyOnDemand(t *testing.T) {
 func TestFillAndReplacementInOneGroupAtOnce(t *testing.T) {
 	for round := range 16 {
 		t.Run(fmt.Sprintf("round%d", round), func(t *testing.T) {
-			f := newFixture(t, fixtureOpts{desired: 1, max: 2, noVolume: true, seed: int64(40 + round),
-				tags: map[string]string{"spotmax:alt1": "m5a.large"}})
+			f := memberShort(t, fixtureOpts{seed: int64(40 + round), tags: map[string]string{"spotmax:alt1": "m5a.large"}})
 			r := f.env.Region()
-			for _, az := range r.AZs() {
-				r.SetCapacity(sim.PoolKey{InstanceType: "m5.large", AZ: az.Name, Market: sim.MarketSpot}, 0)
-			}
-			if err := r.SetGroupDesired("web", 2); err != nil {
-				t.Fatal(err)
-			}
-			f.desired = 2
 			old := f.members[0]
 			w := f.workflow() // one process
 			// Random delays on the group's size calls shuffle how the two runs' reads and writes
@@ -190,4 +168,22 @@ func (j *jitterASG) AttachInstances(ctx context.Context, in *autoscaling.AttachI
 func (j *jitterASG) SetDesiredCapacity(ctx context.Context, in *autoscaling.SetDesiredCapacityInput, o ...func(*autoscaling.Options)) (*autoscaling.SetDesiredCapacityOutput, error) {
 	j.pause(15)
 	return j.ASGAPI.SetDesiredCapacity(ctx, in, o...)
+}
+
+// memberShort is a group "web" of one member without a data volume and MaxSize 2 whose desired
+// capacity was just raised to 2 while spot m5.large has no capacity in any AZ: one member short,
+// what a fill stands in for. opts gives the seed and the group's tags.
+func memberShort(t *testing.T, opts fixtureOpts) *fixture {
+	t.Helper()
+	opts.desired, opts.max, opts.noVolume = 1, 2, true
+	f := newFixture(t, opts)
+	r := f.env.Region()
+	for _, az := range r.AZs() {
+		r.SetCapacity(sim.PoolKey{InstanceType: "m5.large", AZ: az.Name, Market: sim.MarketSpot}, 0)
+	}
+	if err := r.SetGroupDesired("web", 2); err != nil {
+		t.Fatal(err)
+	}
+	f.desired = 2
+	return f
 }
