@@ -59,13 +59,9 @@ func dialSock(ctx context.Context, hostport string) (s *sock, ok bool, err error
 		s.close()
 		return nil, true, err
 	}
-	for {
-		err = unix.Connect(fd, sa)
-		if err != unix.EINTR {
-			break
-		}
-	}
-	if err != nil {
+	// A connect interrupted by a signal is not retried (it would say EALREADY): the request goes
+	// through net/http this once, and the next poll connects again.
+	if err = unix.Connect(fd, sa); err != nil {
 		s.close()
 		if err == unix.EINPROGRESS || err == unix.EAGAIN {
 			err = fmt.Errorf("connecting to IMDS at %s: timed out after %v", hostport, connectTimeout)
@@ -104,7 +100,8 @@ func (s *sock) close() {
 
 // write writes all of b before deadline.
 func (s *sock) write(ctx context.Context, b []byte, deadline time.Time) error {
-	return s.io(ctx, unix.SYS_WRITE, unix.SO_SNDTIMEO, b, deadline, true)
+	_, _, err := s.ioN(ctx, unix.SYS_WRITE, unix.SO_SNDTIMEO, b, deadline, true)
+	return err
 }
 
 // read reads what is there of the answer into b, waiting for some until deadline; n > 0 when
@@ -115,11 +112,6 @@ func (s *sock) read(ctx context.Context, b []byte, deadline time.Time) (n int, c
 	}
 	n, _, err = s.ioN(ctx, unix.SYS_READ, unix.SO_RCVTIMEO, b, deadline, false)
 	return n, err == nil && n == 0, err
-}
-
-func (s *sock) io(ctx context.Context, call uintptr, opt int, b []byte, deadline time.Time, all bool) error {
-	_, _, err := s.ioN(ctx, call, opt, b, deadline, all)
-	return err
 }
 
 // ioN reads or writes b (all of it when all), first with fast calls, then, once one timed out,
