@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -233,6 +234,8 @@ func TestLeanPathSlowAndStalledAnswers(t *testing.T) {
 	delay = -1
 	mu.Unlock()
 
+	// One P, as the agent's unit runs it: a wait that held it would stop the other goroutine.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	var ticks atomic.Int32
 	go func() {
 		for range 10 {
