@@ -122,16 +122,18 @@ func (r *Region) notify(x *extras, in *Instance) {
 }
 
 func (r *Region) emit(x *extras, detailType string, t time.Time, instanceID string, detail map[string]any) {
+	r.publish(x, Event{Source: "aws.ec2", DetailType: detailType, Time: t,
+		Resources: []string{eventInstanceARN(r.opts.Region, r.opts.AccountID, instanceID)}, Detail: detail})
+}
+
+// publish gives e an ID and records it with the region's recent events, then hands it to the
+// subscribers; e.Time is kept to the second, as EventBridge's events are. It runs with the lock
+// held.
+func (r *Region) publish(x *extras, e Event) {
 	b := make([]byte, 16)
 	r.rng.Read(b)
-	e := Event{
-		ID:         fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16]),
-		Source:     "aws.ec2",
-		DetailType: detailType,
-		Time:       t.UTC().Truncate(time.Second),
-		Resources:  []string{eventInstanceARN(r.opts.Region, r.opts.AccountID, instanceID)},
-		Detail:     detail,
-	}
+	e.ID = fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+	e.Time = e.Time.UTC().Truncate(time.Second)
 	x.recent = append(x.recent, e)
 	if len(x.recent) > eventsKept {
 		x.recent = append([]Event(nil), x.recent[len(x.recent)-eventsKept:]...)

@@ -2,8 +2,6 @@ package sim
 
 import (
 	"encoding/json"
-	"fmt"
-	"time"
 )
 
 // Events that Auto Scaling publishes to the region's event stream (and so to EventBridge rules):
@@ -41,24 +39,14 @@ func (r *Region) eventsLaunchFailed(g *ASG, act *Activity, instanceID string) {
 		"Cause":                act.Cause,
 		"Description":          act.Description,
 	}
-	b := make([]byte, 16)
-	r.rng.Read(b)
 	e := Event{
-		ID:         fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16]),
 		Source:     "aws.autoscaling",
 		DetailType: DetailLaunchUnsuccessful,
-		Time:       r.now().UTC().Truncate(time.Second),
+		Time:       r.now(),
 		Resources:  resources,
 		Detail:     detail,
 	}
-	x := r.ext()
-	x.recent = append(x.recent, e)
-	if len(x.recent) > eventsKept {
-		x.recent = append([]Event(nil), x.recent[len(x.recent)-eventsKept:]...)
-	}
-	for _, fn := range x.subs {
-		fn(e)
-	}
+	r.publish(r.ext(), e)
 }
 
 // Detail types of the Auto Scaling lifecycle action events.
@@ -83,22 +71,12 @@ func (r *Region) eventsLifecycleAction(g *ASG, h *LifecycleHook, a *lifecycleAct
 	if a.transition == TransitionTerminating {
 		dt = DetailTerminateLifecycleAction
 	}
-	b := make([]byte, 16)
-	r.rng.Read(b)
 	e := Event{
-		ID:         fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16]),
 		Source:     "aws.autoscaling",
 		DetailType: dt,
-		Time:       r.now().UTC().Truncate(time.Second),
+		Time:       r.now(),
 		Resources:  []string{g.ARN},
 		Detail:     detail,
 	}
-	x := r.ext()
-	x.recent = append(x.recent, e)
-	if len(x.recent) > eventsKept {
-		x.recent = append([]Event(nil), x.recent[len(x.recent)-eventsKept:]...)
-	}
-	for _, fn := range x.subs {
-		fn(e)
-	}
+	r.publish(r.ext(), e)
 }

@@ -16,6 +16,7 @@ import (
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/spotmax/spotmax/pkg/awsapi"
 	"github.com/spotmax/spotmax/pkg/sim"
 	"github.com/spotmax/spotmax/pkg/sim/simtest"
 )
@@ -118,7 +119,7 @@ func TestEventsRuleValidation(t *testing.T) {
 		switch want := c.want.(type) {
 		case string:
 			// EventBridge does not model ValidationException: the SDK reports a generic API error.
-			ok = simtest.ErrorCode(err) == want
+			ok = awsapi.Code(err) == want
 		case **ebtypes.InvalidEventPatternException:
 			ok = errors.As(err, want)
 		case **ebtypes.ResourceNotFoundException:
@@ -137,7 +138,7 @@ func TestEventsRuleValidation(t *testing.T) {
 	e.Rule(t, "r", `{"source":["aws.ec2"]}`, "")
 	_, err = e.EventBridge.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String("r"),
 		Targets: []ebtypes.Target{{Id: aws.String("q"), Arn: aws.String("not-an-arn")}}})
-	if simtest.ErrorCode(err) != "ValidationException" {
+	if awsapi.Code(err) != "ValidationException" {
 		t.Errorf("PutTargets with a bad ARN: err = %v, want ValidationException", err)
 	}
 	e.Region().ThrottleNext("events", 1)

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	logtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs/types"
 
+	"github.com/spotmax/spotmax/pkg/awsapi"
 	"github.com/spotmax/spotmax/pkg/sim"
 	"github.com/spotmax/spotmax/pkg/sim/simtest"
 )
@@ -24,7 +25,7 @@ func TestLogsPutAndFilter(t *testing.T) {
 	g, s := aws.String("/spotmax/actions"), aws.String("host/1/2")
 
 	if _, err := c.PutLogEvents(ctx, &cloudwatchlogs.PutLogEventsInput{LogGroupName: g, LogStreamName: s,
-		LogEvents: []logtypes.InputLogEvent{{Timestamp: aws.Int64(1), Message: aws.String("x")}}}); simtest.ErrorCode(err) != "ResourceNotFoundException" {
+		LogEvents: []logtypes.InputLogEvent{{Timestamp: aws.Int64(1), Message: aws.String("x")}}}); awsapi.Code(err) != "ResourceNotFoundException" {
 		t.Errorf("put into a missing log group: %v", err)
 	}
 	if _, err := c.CreateLogGroup(ctx, &cloudwatchlogs.CreateLogGroupInput{LogGroupName: g}); err != nil {
@@ -34,11 +35,11 @@ func TestLogsPutAndFilter(t *testing.T) {
 	if _, err := c.CreateLogGroup(ctx, &cloudwatchlogs.CreateLogGroupInput{LogGroupName: g}); !errors.As(err, &exists) {
 		t.Errorf("second CreateLogGroup: %v, want ResourceAlreadyExistsException", err)
 	}
-	if _, err := c.CreateLogGroup(ctx, &cloudwatchlogs.CreateLogGroupInput{LogGroupName: aws.String("bad name!")}); simtest.ErrorCode(err) != "InvalidParameterException" ||
+	if _, err := c.CreateLogGroup(ctx, &cloudwatchlogs.CreateLogGroupInput{LogGroupName: aws.String("bad name!")}); awsapi.Code(err) != "InvalidParameterException" ||
 		!strings.Contains(err.Error(), "Value 'bad name!' at 'logGroupName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\.\\-_/#A-Za-z0-9]+") {
 		t.Errorf("invalid log group name: %v", err)
 	}
-	if _, err := c.CreateLogStream(ctx, &cloudwatchlogs.CreateLogStreamInput{LogGroupName: g, LogStreamName: aws.String("a:b")}); simtest.ErrorCode(err) != "InvalidParameterException" ||
+	if _, err := c.CreateLogStream(ctx, &cloudwatchlogs.CreateLogStreamInput{LogGroupName: g, LogStreamName: aws.String("a:b")}); awsapi.Code(err) != "InvalidParameterException" ||
 		!strings.Contains(err.Error(), "Value 'a:b' at 'logStreamName' failed to satisfy constraint: Member must satisfy regular expression pattern: [^:*]*") {
 		t.Errorf("invalid log stream name: %v", err)
 	}
@@ -111,10 +112,10 @@ func TestLogsPutAndFilter(t *testing.T) {
 	if got := filter("", aws.Int64(now.Add(-90*time.Second).UnixMilli())); len(got) != 2 {
 		t.Errorf("since 90 s ago: %q", got)
 	}
-	if _, err := c.FilterLogEvents(ctx, &cloudwatchlogs.FilterLogEventsInput{LogGroupName: g, FilterPattern: aws.String("{ $.group = ")}); simtest.ErrorCode(err) != "InvalidParameterException" {
+	if _, err := c.FilterLogEvents(ctx, &cloudwatchlogs.FilterLogEventsInput{LogGroupName: g, FilterPattern: aws.String("{ $.group = ")}); awsapi.Code(err) != "InvalidParameterException" {
 		t.Errorf("bad pattern: %v", err)
 	}
-	if _, err := c.FilterLogEvents(ctx, &cloudwatchlogs.FilterLogEventsInput{LogGroupName: aws.String("/nope")}); simtest.ErrorCode(err) != "ResourceNotFoundException" {
+	if _, err := c.FilterLogEvents(ctx, &cloudwatchlogs.FilterLogEventsInput{LogGroupName: aws.String("/nope")}); awsapi.Code(err) != "ResourceNotFoundException" {
 		t.Errorf("missing group: %v", err)
 	}
 	if evs := env.Region().LogEvents("/spotmax/actions"); len(evs) != 3 || evs[0].Stream != "host/1/2" {

@@ -9,6 +9,7 @@ import (
 	awspricing "github.com/aws/aws-sdk-go-v2/service/pricing"
 	pricingtypes "github.com/aws/aws-sdk-go-v2/service/pricing/types"
 
+	"github.com/spotmax/spotmax/pkg/awsapi"
 	"github.com/spotmax/spotmax/pkg/sim"
 	"github.com/spotmax/spotmax/pkg/sim/simtest"
 )
@@ -65,10 +66,10 @@ func TestPricingGetProducts(t *testing.T) {
 	if err != nil || len(all.PriceList) != 4 {
 		t.Errorf("m5.large, any OS: %d products, %v", len(all.PriceList), err)
 	}
-	if _, err := c.GetProducts(ctx, &awspricing.GetProductsInput{ServiceCode: aws.String("AmazonNope")}); simtest.ErrorCode(err) != "NotFoundException" {
+	if _, err := c.GetProducts(ctx, &awspricing.GetProductsInput{ServiceCode: aws.String("AmazonNope")}); awsapi.Code(err) != "NotFoundException" {
 		t.Errorf("unknown service code: %v", err)
 	}
-	if _, err := c.GetProducts(ctx, &awspricing.GetProductsInput{ServiceCode: aws.String("AmazonEC2"), MaxResults: aws.Int32(500)}); simtest.ErrorCode(err) != "InvalidParameterException" {
+	if _, err := c.GetProducts(ctx, &awspricing.GetProductsInput{ServiceCode: aws.String("AmazonEC2"), MaxResults: aws.Int32(500)}); awsapi.Code(err) != "InvalidParameterException" {
 		t.Errorf("MaxResults 500: %v", err)
 	}
 	// Paging: 100 at most per page.
