@@ -20,7 +20,7 @@ import (
 func fakeIMDS(t *testing.T, chunked bool) (*httptest.Server, func() (conns, tokens int)) {
 	t.Helper()
 	var mu sync.Mutex
-	conns, tokens := 0, 0
+	tokens := 0
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case r.Method == http.MethodPut && r.URL.Path == "/latest/api/token":
@@ -41,16 +41,8 @@ func fakeIMDS(t *testing.T, chunked bool) (*httptest.Server, func() (conns, toke
 			http.NotFound(w, r)
 		}
 	}))
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			mu.Lock()
-			conns++
-			mu.Unlock()
-		}
-	}
-	srv.Start()
-	t.Cleanup(srv.Close)
-	return srv, func() (int, int) { mu.Lock(); defer mu.Unlock(); return conns, tokens }
+	conns := startCountingConns(t, srv)
+	return srv, func() (int, int) { mu.Lock(); defer mu.Unlock(); return conns(), tokens }
 }
 
 // TestLeanPathReusesOneConnectionAndToken: a hundred polls are one TCP connection and one token.
@@ -90,7 +82,7 @@ func TestLeanPathChunkedFallsBack(t *testing.T) {
 func countingIMDS(t *testing.T, keepAlive bool) (*httptest.Server, func(path string) int, func() int) {
 	t.Helper()
 	var mu sync.Mutex
-	gets, conns := map[string]int{}, 0
+	gets := map[string]int{}
 	docs := map[string]string{"/latest/meta-data/instance-type": "m5.large", "/latest/meta-data/placement/region": "us-east-1"}
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPut && r.URL.Path == "/latest/api/token" {
@@ -111,17 +103,8 @@ func countingIMDS(t *testing.T, keepAlive bool) (*httptest.Server, func(path str
 		http.NotFound(w, r)
 	}))
 	srv.Config.SetKeepAlivesEnabled(keepAlive)
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			mu.Lock()
-			conns++
-			mu.Unlock()
-		}
-	}
-	srv.Start()
-	t.Cleanup(srv.Close)
-	return srv, func(p string) int { mu.Lock(); defer mu.Unlock(); return gets["/latest/meta-data/"+p] },
-		func() int { mu.Lock(); defer mu.Unlock(); return conns }
+	conns := startCountingConns(t, srv)
+	return srv, func(p string) int { mu.Lock(); defer mu.Unlock(); return gets["/latest/meta-data/"+p] }, conns
 }
 
 // TestPrefetchServesGetsFromOneExchange: the documents prefetched together are each read from
@@ -195,7 +178,6 @@ func TestPrefetchWithoutPipeliningFallsBack(t *testing.T) {
 func TestLeanPathSlowAndStalledAnswers(t *testing.T) {
 	var mu sync.Mutex
 	delay := 30 * time.Millisecond
-	conns := 0
 	stall := make(chan struct{})
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPut {
@@ -211,15 +193,8 @@ func TestLeanPathSlowAndStalledAnswers(t *testing.T) {
 		time.Sleep(d)
 		_, _ = w.Write([]byte("m5.large"))
 	}))
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			mu.Lock()
-			conns++
-			mu.Unlock()
-		}
-	}
-	srv.Start()
-	t.Cleanup(func() { close(stall); srv.Close() })
+	conns := startCountingConns(t, srv)
+	t.Cleanup(func() { close(stall) }) // before the server's Close (cleanups run last first)
 	c := imds.New(imds.Options{Endpoint: srv.URL})
 	ctx := context.Background()
 	for i := range 3 {
@@ -227,10 +202,10 @@ func TestLeanPathSlowAndStalledAnswers(t *testing.T) {
 			t.Fatalf("slow answer %d: %q, %v", i, v, err)
 		}
 	}
-	mu.Lock()
-	if conns > 2 {
-		t.Errorf("%d connections for a token and three slow answers, want ≤ 2", conns)
+	if n := conns(); n > 2 {
+		t.Errorf("%d connections for a token and three slow answers, want ≤ 2", n)
 	}
+	mu.Lock()
 	delay = -1
 	mu.Unlock()
 
@@ -257,4 +232,19 @@ func TestLeanPathSlowAndStalledAnswers(t *testing.T) {
 	if ticked < 5 {
 		t.Errorf("another goroutine ticked %d times of 10 (every 10 ms) while the Get waited 300 ms: the wait held up the program", ticked)
 	}
+}
+
+// startCountingConns starts srv, closed when the test ends, and returns the number of TCP
+// connections it has accepted so far.
+func startCountingConns(t *testing.T, srv *httptest.Server) func() int {
+	t.Helper()
+	var n atomic.Int32
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			n.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return func() int { return int(n.Load()) }
 }
